@@ -1,0 +1,35 @@
+# The two commands of a fresh machine: `make demo` and `make test`.
+VENV ?= .venv
+BIN := $(VENV)/bin
+TYPED := canary/model canary/engine canary/analysis
+
+.PHONY: demo test lint typecheck unit crds bench-sim clean
+
+$(VENV)/.installed: pyproject.toml scripts/bootstrap.sh
+	bash scripts/bootstrap.sh $(VENV)
+
+## demo: a rollout end to end (today: simulated; the local HAProxy demo replaces it)
+demo: $(VENV)/.installed
+	@mkdir -p out
+	$(BIN)/canary simulate examples/podinfo-istio.yaml --scenario error-regression --seed 7 --plot out/demo-error-regression.png
+	$(BIN)/canary simulate examples/podinfo-istio.yaml --scenario healthy --seed 7 --plot out/demo-healthy.png
+
+## test: lint, types, then the whole suite
+test: lint typecheck unit
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.installed
+	$(BIN)/mypy --strict $(TYPED)
+
+unit: $(VENV)/.installed
+	$(BIN)/pytest -q
+
+## crds: regenerate charts/canary/crds from the models
+crds: $(VENV)/.installed
+	$(BIN)/canary crds --output-dir charts/canary/crds
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

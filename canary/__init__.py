@@ -1,0 +1,3 @@
+"""canary: a progressive delivery controller. See docs/ and ../shared/DESIGN.md."""
+
+__version__ = "0.1.0"

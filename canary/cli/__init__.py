@@ -1,0 +1,1 @@
+"""The `canary` command (also installed as `kubectl-canary`)."""

@@ -1,0 +1,26 @@
+"""Entry point: one group, a module per command."""
+
+from __future__ import annotations
+
+import click
+
+from canary import __version__
+from canary.cli.crds import crds
+from canary.cli.simulate import simulate
+from canary.cli.validate import validate
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="canary")
+def cli() -> None:
+    """Progressive delivery: roll out a new version on a growing share of traffic, judge it
+    against the primary, promote or roll back."""
+
+
+cli.add_command(validate)
+cli.add_command(crds)
+cli.add_command(simulate)
+
+
+def main() -> None:
+    cli()

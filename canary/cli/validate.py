@@ -1,0 +1,64 @@
+"""`canary validate FILE...`: every problem of every file, as file: path.to.field: message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from canary.cli.output import OUTPUT_OPTION, console, print_json
+from canary.model.loader import KINDS, Document, LoadError, Problem, load_file
+
+
+def validate_path(path: Path) -> tuple[list[Document], list[Problem]]:
+    """Documents and problems of one file; a file without any canary resource is a problem."""
+    try:
+        documents = load_file(path)
+    except LoadError as exc:
+        return [], exc.problems
+    if not any(d.resource is not None for d in documents):
+        kinds = ", ".join(sorted({d.kind for d in documents}))
+        return documents, [
+            Problem(
+                str(path),
+                "kind",
+                f"no canary resource in the file (found {kinds}); expected one of "
+                f"{', '.join(KINDS)}",
+            )
+        ]
+    return documents, []
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@OUTPUT_OPTION
+def validate(files: tuple[Path, ...], output: str) -> None:
+    """Check Rollouts, policies and channels; exit 1 listing every problem."""
+    report = []
+    problems: list[Problem] = []
+    for path in files:
+        documents, found = validate_path(path)
+        problems.extend(found)
+        report.append(
+            {
+                "file": str(path),
+                "valid": not found,
+                "resources": [
+                    f"{d.kind}/{getattr(getattr(d.resource, 'metadata', None), 'name', '?')}"
+                    for d in documents
+                    if d.resource is not None
+                ],
+                "problems": [{"path": p.path, "message": p.message} for p in found],
+            }
+        )
+    if output == "json":
+        print_json({"valid": not problems, "files": report})
+    else:
+        err = console(stderr=True)
+        for problem in problems:
+            err.print(f"[red]{problem}[/red]", markup=True)
+        out = console()
+        for entry in report:
+            if entry["valid"]:
+                out.print(f"{entry['file']}: ok ({', '.join(entry['resources'])})")
+    raise SystemExit(1 if problems else 0)

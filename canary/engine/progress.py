@@ -1,0 +1,223 @@
+"""While the canary is judged (Progressing, Paused): checks, failure limit, steps, gates."""
+
+from __future__ import annotations
+
+from canary.engine.clock import seconds_since
+from canary.engine.finish import begin_promotion, rollback
+from canary.engine.lifecycle import restart, withdraw
+from canary.engine.plan import SUSPENDED, at_last_step, new_revision
+from canary.engine.routes import analysis_route
+from canary.engine.tick import Tick
+from canary.model.gates import ApprovalPoint, GateType
+from canary.model.notification import NotificationEvent
+from canary.model.status import MAX_CHECK_RESULTS, CheckResult, Phase, Verdict
+from canary.model.strategy import StrategyKind
+
+
+def judged(tick: Tick) -> None:
+    if _revision_changed(tick):
+        return
+    if tick.status.waiting_for == SUSPENDED:
+        tick.status.waiting_for = None
+        tick.enter(Phase.PROGRESSING, "resumed: spec.suspend is false")
+    if _rollback_requested(tick):
+        return
+    if not tick.obs.workload.canary_ready and not tick.status.pre_rollout_passed:
+        _wait_for_canary(tick)
+        return
+    if not tick.status.pre_rollout_passed:
+        _pre_rollout(tick)
+        return
+    if tick.rollout.spec.skip_analysis:
+        _advance(tick)
+        return
+    results = _tick_results(tick)
+    _record(tick, results)
+    verdict = tick_verdict(results)
+    if verdict is Verdict.FAIL:
+        _failed_tick(tick, results)
+    elif verdict is Verdict.INCONCLUSIVE:
+        _inconclusive_tick(tick, results)
+    else:
+        tick.status.inconclusive_since = None
+        _advance(tick)
+
+
+def tick_verdict(results: list[CheckResult]) -> Verdict:
+    """Fail if any check failed; pass only if every check passed; no results is no evidence."""
+    if any(r.verdict is Verdict.FAIL for r in results):
+        return Verdict.FAIL
+    if not results or any(r.verdict is Verdict.INCONCLUSIVE for r in results):
+        return Verdict.INCONCLUSIVE
+    return Verdict.PASS
+
+
+def _revision_changed(tick: Tick) -> bool:
+    workload = tick.obs.workload
+    status = tick.status
+    if workload.target_revision is None:
+        rollback(tick, f"Deployment '{tick.rollout.spec.target_ref.name}' disappeared")
+        return True
+    if workload.target_revision == status.stable_revision:
+        withdraw(tick, "the target is back on the stable revision; canary withdrawn")
+        return True
+    revision = new_revision(status, workload)
+    if revision is not None and revision != status.canary_revision:
+        restart(tick, revision)
+        return True
+    return False
+
+
+def _rollback_requested(tick: Tick) -> bool:
+    for answer in tick.answers(GateType.ROLLBACK):
+        if answer.open:
+            said = f": {answer.message}" if answer.message else ""
+            rollback(tick, f"rollback webhook '{answer.name}' asked for it{said}")
+            return True
+    return False
+
+
+def _wait_for_canary(tick: Tick) -> None:
+    waited = seconds_since(tick.status.started_at, tick.now)
+    deadline = tick.rollout.spec.progress_deadline_seconds
+    if waited > deadline:
+        rollback(tick, f"the canary was not ready within progressDeadlineSeconds ({deadline}s)")
+        return
+    tick.status.message = (
+        f"waiting for the canary (revision {tick.status.canary_revision}) to be ready"
+    )
+    tick.fast = True
+
+
+def _pre_rollout(tick: Tick) -> None:
+    """pre-rollout webhooks run once the canary is ready and before it takes any traffic."""
+    ok, why = tick.webhooks_open(GateType.PRE_ROLLOUT)
+    if ok:
+        tick.status.pre_rollout_passed = True
+        route = analysis_route(tick.rollout, 0)
+        tick.route(route)
+        tick.status.message = f"canary ready; analysis started at weight {route.canary_weight}%"
+        tick.tell("Step", tick.status.message, notification=NotificationEvent.STEP)
+        return
+    result = CheckResult(name="pre-rollout", verdict=Verdict.FAIL, time=tick.now, message=why)
+    _record(tick, [result])
+    _failed_tick(tick, [result])
+
+
+def _tick_results(tick: Tick) -> list[CheckResult]:
+    """The analysis verdicts plus one verdict per rollout webhook (a 'no' is a failed check)."""
+    results = [r.model_copy(update={"weight": tick.status.canary_weight}) for r in tick.obs.checks]
+    for hook in tick.rollout.spec.gates.of_type(GateType.ROLLOUT):
+        answer = next((a for a in tick.answers(GateType.ROLLOUT) if a.name == hook.name), None)
+        if answer is None:
+            verdict, message = Verdict.INCONCLUSIVE, "no answer"
+        else:
+            verdict = Verdict.PASS if answer.open else Verdict.FAIL
+            message = answer.message or ("yes" if answer.open else "no")
+        results.append(
+            CheckResult(
+                name=f"webhook/{hook.name}",
+                verdict=verdict,
+                time=tick.now,
+                weight=tick.status.canary_weight,
+                no_data=answer is None,
+                message=message,
+            )
+        )
+    if not tick.obs.workload.canary_ready:
+        results.append(
+            CheckResult(
+                name="canary-ready",
+                verdict=Verdict.INCONCLUSIVE,
+                time=tick.now,
+                weight=tick.status.canary_weight,
+                no_data=True,
+                message="the canary is not ready",
+            )
+        )
+    return results
+
+
+def _record(tick: Tick, results: list[CheckResult]) -> None:
+    tick.status.checks = [*tick.status.checks, *results][-MAX_CHECK_RESULTS:]
+
+
+def _summary(results: list[CheckResult], verdict: Verdict) -> str:
+    parts = [f"{r.name}: {r.message or r.verdict.value}" for r in results if r.verdict is verdict]
+    return "; ".join(parts) or "no check results"
+
+
+def _failed_tick(tick: Tick, results: list[CheckResult]) -> None:
+    status = tick.status
+    status.failed_checks += 1
+    limit = tick.rollout.spec.analysis.failure_limit
+    summary = _summary(results, Verdict.FAIL)
+    if status.failed_checks >= limit:
+        rollback(
+            tick, f"{status.failed_checks} failed ticks reached failureLimit {limit} ({summary})"
+        )
+        return
+    status.message = f"failed tick {status.failed_checks} of {limit}: {summary}"
+    tick.tell("CheckFailed", status.message, warning=True, notification=NotificationEvent.VERDICT)
+
+
+def _inconclusive_tick(tick: Tick, results: list[CheckResult]) -> None:
+    status = tick.status
+    if status.inconclusive_since is None:
+        status.inconclusive_since = tick.now
+    waited = seconds_since(status.inconclusive_since, tick.now)
+    deadline = tick.rollout.spec.analysis.inconclusive_deadline
+    summary = _summary(results, Verdict.INCONCLUSIVE)
+    if waited >= deadline:
+        rollback(
+            tick, f"checks inconclusive for {waited:.0f}s, past inconclusiveDeadline ({summary})"
+        )
+        return
+    status.message = f"holding at weight {status.canary_weight}%: inconclusive ({summary})"
+
+
+def _advance(tick: Tick) -> None:
+    """Every check passed: step up, count an iteration, or promote, through any gate on the way."""
+    status = tick.status
+    rollout = tick.rollout
+    if at_last_step(rollout, status) or rollout.spec.skip_analysis:
+        if not _through_gate(tick, ApprovalPoint.PROMOTION):
+            return
+        why = "skipAnalysis" if rollout.spec.skip_analysis else "analysis passed"
+        if status.promote_requested:
+            why = "promotion requested"
+        elif rollout.spec.strategy.kind is not StrategyKind.CANARY:
+            status.iteration += 1
+        begin_promotion(tick, why)
+        return
+    if rollout.spec.strategy.kind is StrategyKind.CANARY:
+        if not _through_gate(tick, ApprovalPoint.TRAFFIC_INCREASE):
+            return
+        status.step_index += 1
+        tick.route(analysis_route(rollout, status.step_index))
+        message = f"checks passed; canary weight {status.canary_weight}%"
+    else:
+        status.iteration += 1
+        message = f"checks passed; iteration {status.iteration} done"
+    tick.enter(Phase.PROGRESSING, message)
+    status.message = message
+    tick.tell("Step", message, notification=NotificationEvent.STEP)
+
+
+def _through_gate(tick: Tick, point: ApprovalPoint) -> bool:
+    ok, why = tick.gate_open(point)
+    if not ok:
+        tick.status.waiting_for = point.value
+        tick.enter(
+            Phase.PAUSED,
+            f"checks passed; waiting for {why}",
+            notification=NotificationEvent.WAITING,
+        )
+        tick.status.message = f"checks passed; waiting for {why}"
+        return False
+    tick.status.waiting_for = None
+    tick.status.approvals = [a for a in tick.status.approvals if a != point.value]
+    return True
+
+
+__all__ = ["judged", "tick_verdict"]

@@ -1,0 +1,103 @@
+"""What the controller remembers of a rollout: everything lives here, so a restart resumes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from canary.model.base import CamelModel, Weight
+
+MAX_CHECK_RESULTS = 20
+
+
+class Phase(StrEnum):
+    INITIALIZING = "Initializing"
+    INITIALIZED = "Initialized"
+    WAITING = "Waiting"
+    PROGRESSING = "Progressing"
+    PAUSED = "Paused"
+    PROMOTING = "Promoting"
+    FINALISING = "Finalising"
+    SUCCEEDED = "Succeeded"
+    ROLLING_BACK = "RollingBack"
+    FAILED = "Failed"
+
+
+ACTIVE_PHASES = frozenset(
+    {Phase.WAITING, Phase.PROGRESSING, Phase.PAUSED, Phase.PROMOTING, Phase.FINALISING}
+)
+"""Phases in which a canary revision is being rolled out."""
+
+IDLE_PHASES = frozenset({Phase.INITIALIZED, Phase.SUCCEEDED, Phase.FAILED})
+"""Phases that wait for a new revision."""
+
+
+class Verdict(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    INCONCLUSIVE = "inconclusive"
+
+
+class SideEvidence(CamelModel):
+    """What one side (canary or primary) showed over the window of a check."""
+
+    requests: int | None = Field(default=None, ge=0)
+    failures: int | None = Field(default=None, ge=0)
+    value: float | None = Field(default=None, description="Rate in percent, latency in ms, ...")
+
+
+class CheckResult(CamelModel):
+    """One check's verdict at one tick, with its evidence and a sentence a person understands."""
+
+    name: str
+    verdict: Verdict
+    time: datetime
+    weight: Weight = 0
+    judge: str | None = None
+    canary: SideEvidence | None = None
+    primary: SideEvidence | None = None
+    statistic: float | None = Field(default=None, description="The judge's statistic, if any.")
+    no_data: bool = Field(default=False, description="Inconclusive because data was missing.")
+    message: str = ""
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(CamelModel):
+    """A Kubernetes-style condition: Ready, Promoted, Analysing."""
+
+    type: str
+    status: ConditionStatus
+    reason: str = ""
+    message: str = ""
+    last_transition_time: datetime | None = None
+
+
+class RolloutStatus(CamelModel):
+    phase: Phase = Phase.INITIALIZING
+    observed_generation: int | None = None
+    canary_weight: Weight = 0
+    step_index: int = Field(default=0, ge=0, description="Index in the weight schedule.")
+    iteration: int = Field(default=0, ge=0, description="Passing A/B or blue/green iterations.")
+    failed_checks: int = Field(default=0, ge=0, description="Failed ticks of this revision.")
+    inconclusive_since: datetime | None = None
+    canary_revision: str | None = Field(default=None, description="Revision being judged.")
+    stable_revision: str | None = Field(default=None, description="Last promoted revision.")
+    pre_rollout_passed: bool = False
+    waiting_for: str | None = Field(default=None, description="The gate the rollout waits on.")
+    approvals: list[str] = Field(
+        default_factory=list, description="Manual approvals given for the current wait."
+    )
+    promote_requested: bool = False
+    checks: list[CheckResult] = Field(default_factory=list, description="Latest check results.")
+    conditions: list[Condition] = Field(default_factory=list)
+    message: str = ""
+    started_at: datetime | None = None
+    last_tick_at: datetime | None = None
+    last_transition_time: datetime | None = None
