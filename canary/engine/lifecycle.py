@@ -81,6 +81,7 @@ def start(tick: Tick) -> None:
     status.failed_checks = 0
     status.inconclusive_since = None
     status.pre_rollout_passed = False
+    status.analysis = []
     status.waiting_for = None
     status.approvals = []
     status.promote_requested = False

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from canary.model.base import CamelModel
 from canary.model.gates import ApprovalPoint, GateType
-from canary.model.status import CheckResult
+from canary.model.status import CheckResult, CheckState
 
 
 class WorkloadState(CamelModel):
@@ -54,6 +54,9 @@ class Observations(CamelModel):
     workload: WorkloadState = Field(default_factory=WorkloadState)
     checks: list[CheckResult] = Field(
         default_factory=list, description="This tick's check verdicts from the analysis."
+    )
+    check_states: list[CheckState] = Field(
+        default_factory=list, description="The checks' running totals after this tick."
     )
     gates: list[GateAnswer] = Field(default_factory=list, description="Answers of the webhooks.")
     commands: list[Command] = Field(default_factory=list)

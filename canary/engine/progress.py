@@ -33,6 +33,8 @@ def judged(tick: Tick) -> None:
         return
     results = _tick_results(tick)
     _record(tick, results)
+    if tick.obs.check_states:
+        tick.status.analysis = list(tick.obs.check_states)
     verdict = tick_verdict(results)
     if verdict is Verdict.FAIL:
         _failed_tick(tick, results)

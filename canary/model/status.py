@@ -63,6 +63,24 @@ class CheckResult(CamelModel):
     message: str = ""
 
 
+class CheckState(CamelModel):
+    """A check's running totals over the current revision's analysis, for cumulative judges.
+
+    The analysis layer returns the new state with each verdict; the engine stores it and
+    clears it whenever an analysis (re)starts, so a restarted controller resumes the test.
+    """
+
+    name: str
+    ticks: int = Field(default=0, ge=0)
+    canary_requests: int = Field(default=0, ge=0)
+    canary_failures: int = Field(default=0, ge=0)
+    primary_requests: int = Field(default=0, ge=0)
+    primary_failures: int = Field(default=0, ge=0)
+    judge_state: list[float] = Field(
+        default_factory=list, description="The judge's own running numbers (opaque)."
+    )
+
+
 class ConditionStatus(StrEnum):
     TRUE = "True"
     FALSE = "False"
@@ -96,6 +114,9 @@ class RolloutStatus(CamelModel):
     )
     promote_requested: bool = False
     checks: list[CheckResult] = Field(default_factory=list, description="Latest check results.")
+    analysis: list[CheckState] = Field(
+        default_factory=list, description="Running totals per check for this revision."
+    )
     conditions: list[Condition] = Field(default_factory=list)
     message: str = ""
     started_at: datetime | None = None

@@ -1,0 +1,1 @@
+"""Turning observations into verdicts: samples, judges (and, next, metric providers)."""

@@ -1,0 +1,39 @@
+"""What a check sees at one tick: counts (and a value) for the canary and the primary."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SideSample(BaseModel):
+    """One side's window: requests, failed requests (errors, or requests slower than the
+    objective) and, for display or custom checks, a value (rate %, latency ms, ...)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    requests: int = Field(ge=0)
+    failures: int = Field(ge=0)
+    value: float | None = None
+
+    @property
+    def failure_percent(self) -> float | None:
+        return 100.0 * self.failures / self.requests if self.requests else None
+
+
+class WindowSample(BaseModel):
+    """A check's data for one tick. A side that is None had no data: never read as zero."""
+
+    model_config = ConfigDict(frozen=True)
+
+    canary: SideSample | None = None
+    primary: SideSample | None = None
+
+
+class JudgeContext(BaseModel):
+    """What a judge may know of the rollout beyond the data."""
+
+    model_config = ConfigDict(frozen=True)
+
+    weight: int = Field(ge=0, le=100, description="Canary weight during the window.")
+    min_requests: int = Field(ge=0, description="Canary requests a window needs to be judged.")
+    final_step: bool = Field(default=False, description="A pass now would promote.")
