@@ -10,4 +10,4 @@ from engine_harness import World, rollout
 
 @pytest.fixture
 def world() -> Iterator[World]:
-    yield World(ro=rollout()).initialized()
+    return World(ro=rollout()).initialized()

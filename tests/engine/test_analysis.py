@@ -63,7 +63,8 @@ def test_a_pass_resets_the_inconclusive_clock(world: World) -> None:
     for _ in range(4):
         world.tick(checks=INCONCLUSIVE)
     world.tick(checks=PASS)
-    assert world.status is not None and world.status.inconclusive_since is None
+    assert world.status is not None
+    assert world.status.inconclusive_since is None
     for _ in range(4):
         assert world.tick(checks=INCONCLUSIVE).status.phase is Phase.PROGRESSING
 

@@ -124,7 +124,8 @@ def test_manual_promotion_approval() -> None:
     for _ in range(4):
         w.tick(checks=PASS)
     assert w.phase is Phase.PAUSED
-    assert w.status is not None and w.status.waiting_for == "promotion"
+    assert w.status is not None
+    assert w.status.waiting_for == "promotion"
     approve = Command(kind=CommandKind.APPROVE, point=ApprovalPoint.PROMOTION, by="bob")
     result = w.tick(checks=PASS, commands=[approve])
     assert result.status.phase is Phase.PROMOTING
@@ -177,7 +178,8 @@ def test_event_webhooks_receive_every_event() -> None:
     result = w.tick()
     calls = [a for a in result.actions if isinstance(a, CallWebhook)]
     assert [c.reason for c in calls] == [e.reason for e in result.events]
-    assert calls and all(c.name == "audit" for c in calls)
+    assert calls
+    assert all(c.name == "audit" for c in calls)
 
 
 def test_plan_asks_nothing_when_idle_without_a_new_revision() -> None:

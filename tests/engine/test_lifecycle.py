@@ -34,7 +34,8 @@ def test_primary_ready_makes_the_rollout_initialized_without_judging_rev_1() -> 
     assert result.status.stable_revision == "rev-1"
     assert [e.reason for e in result.events] == ["Initialized"]
     promoted = [c for c in result.status.conditions if c.type == "Promoted"]
-    assert promoted and promoted[0].status.value == "True"
+    assert promoted
+    assert promoted[0].status.value == "True"
 
 
 def test_missing_target_waits_with_a_message_and_no_actions() -> None:
@@ -96,7 +97,8 @@ def test_canary_not_ready_waits_then_rolls_back_at_the_progress_deadline() -> No
     assert result.status.phase is Phase.ROLLING_BACK
     assert "progressDeadlineSeconds" in result.status.message
     assert w.tick().status.phase is Phase.FAILED
-    assert w.route.canary_weight == 0 and not w.canary_up
+    assert w.route.canary_weight == 0
+    assert not w.canary_up
 
 
 def test_primary_not_updated_in_time_fails_the_promotion() -> None:

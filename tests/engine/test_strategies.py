@@ -22,7 +22,8 @@ def test_ab_test_routes_matching_requests_only_for_its_iterations() -> None:
     assert w.route.match[0].headers["x-canary"].exact == "insider"
     w.tick(checks=PASS)
     w.tick(checks=PASS)
-    assert w.status is not None and w.status.iteration == 2
+    assert w.status is not None
+    assert w.status.iteration == 2
     assert w.phase is Phase.PROGRESSING
     result = w.tick(checks=PASS)
     assert result.status.phase is Phase.PROMOTING
