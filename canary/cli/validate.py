@@ -56,7 +56,7 @@ def validate(files: tuple[Path, ...], output: str) -> None:
     else:
         err = console(stderr=True)
         for problem in problems:
-            err.print(f"[red]{problem}[/red]", markup=True)
+            err.print(str(problem), style="red", markup=False)
         out = console()
         for entry in report:
             if entry["valid"]:

@@ -76,10 +76,24 @@ def _message(error: dict[str, Any]) -> str:
     if error["type"] == "extra_forbidden":
         return "unknown field: check its spelling against `canary crds` or docs/rollout.md"
     if error["type"] == "missing":
-        return "required field is missing"
-    if error["type"] == "literal_error":
+        name = next((p for p in reversed(error["loc"]) if isinstance(p, str)), "")
+        return f"required field is missing: add '{name}' (see docs/rollout.md)"
+    if error["type"] in _SHOWS_INPUT:
         return f"{message} (got {error.get('input')!r})"
     return message
+
+
+# Errors about a value the user wrote: the message is clearer with the value in it.
+_SHOWS_INPUT = frozenset(
+    {
+        "literal_error",
+        "enum",
+        "less_than",
+        "less_than_equal",
+        "greater_than",
+        "greater_than_equal",
+    }
+)
 
 
 def problems_of(source: str, error: ValidationError, prefix: str = "") -> list[Problem]:
@@ -104,6 +118,10 @@ def parse_documents(source: str, text: str) -> list[Document]:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise LoadError([Problem(source, "", f"not valid YAML: {where}{problem}")]) from None
+    except RecursionError:
+        raise LoadError(
+            [Problem(source, "", "nested too deeply to be a canary resource")]
+        ) from None
     if not raw_docs:
         raise LoadError([Problem(source, "", "empty: no YAML documents in the file")])
     documents: list[Document] = []

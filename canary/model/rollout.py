@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from canary.model.analysis import AnalysisSpec
 from canary.model.base import CamelModel, ObjectName, Port
@@ -59,35 +60,61 @@ class RolloutSpec(CamelModel):
 
     @model_validator(mode="after")
     def _provider_can_honour(self) -> RolloutSpec:
+        """Each setting the provider cannot honour is reported at its own path."""
         flavour = self.provider.flavour
-        problems = []
-        unsupported = unsupported_route_settings(flavour, self.service.route.settings_in_use())
-        if unsupported:
+        why = why_unsupported(flavour)
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        for name in unsupported_route_settings(flavour, self.service.route.settings_in_use()):
             problems.append(
-                f"provider '{flavour}' cannot honour service.route "
-                f"{', '.join(unsupported)} ({why_unsupported(flavour)}): remove them or "
-                "choose another provider"
+                (
+                    ("service", "route", *name.split(".")),
+                    f"provider '{flavour}' cannot honour {name} ({why}): remove it or "
+                    "choose another provider",
+                )
             )
         strategy = self.strategy
-        if strategy.kind is StrategyKind.AB_TEST:
+        if strategy.kind is StrategyKind.AB_TEST and strategy.ab_test is not None:
             if not supports_feature(flavour, "abTest"):
                 problems.append(
-                    f"provider '{flavour}' cannot route by header or cookie "
-                    f"({why_unsupported(flavour)}): use the canary strategy"
+                    (
+                        ("strategy", "abTest"),
+                        f"provider '{flavour}' cannot route by header or cookie ({why}): "
+                        "use the canary strategy",
+                    )
                 )
-            elif _matches_cookies(strategy) and not supports_feature(flavour, "cookieMatch"):
-                problems.append(
-                    f"provider '{flavour}' cannot match cookies: match on headers instead"
-                )
+            elif not supports_feature(flavour, "cookieMatch"):
+                for index, rule in enumerate(strategy.ab_test.match):
+                    if rule.cookie is not None:
+                        problems.append(
+                            (
+                                ("strategy", "abTest", "match", index, "cookie"),
+                                f"provider '{flavour}' cannot match cookies: match on headers "
+                                "instead",
+                            )
+                        )
         if strategy.mirror is not None and not supports_feature(flavour, "mirrorToCanary"):
-            problems.append(f"provider '{flavour}' cannot mirror traffic to the canary")
+            problems.append(
+                (
+                    ("strategy", "mirror"),
+                    f"provider '{flavour}' cannot mirror traffic to the canary: remove 'mirror' "
+                    "or choose another provider",
+                )
+            )
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError(
+                            "unsupported_by_provider", "{reason}", {"reason": message}
+                        ),
+                        loc=loc,
+                        input=self.provider.name.value,
+                    )
+                    for loc, message in problems
+                ],
+            )
         return self
-
-
-def _matches_cookies(strategy: Strategy) -> bool:
-    return strategy.ab_test is not None and any(r.cookie for r in strategy.ab_test.match)
 
 
 class Rollout(CamelModel):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from itertools import pairwise
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from canary.model.base import CamelModel
 from canary.model.route import HeaderName
@@ -36,6 +37,18 @@ class CanaryStrategy(CamelModel):
         "instead of all at once.",
     )
 
+    @field_validator("weights")
+    @classmethod
+    def _weights_rise(cls, weights: list[int] | None) -> list[int] | None:
+        if weights is not None:
+            for before, after in pairwise(weights):
+                if after <= before:
+                    raise ValueError(
+                        f"weights must rise: {after} follows {before} in {weights}; "
+                        "list each step's weight in increasing order"
+                    )
+        return weights
+
     @model_validator(mode="after")
     def _one_schedule(self) -> CanaryStrategy:
         if self.weights is not None and (
@@ -44,13 +57,6 @@ class CanaryStrategy(CamelModel):
             raise ValueError(
                 "give either 'weights' (an explicit list) or 'stepWeight'/'maxWeight', not both"
             )
-        if self.weights is not None:
-            for before, after in zip(self.weights, self.weights[1:], strict=False):
-                if after <= before:
-                    raise ValueError(
-                        f"weights must rise: {after} follows {before} in {self.weights}; "
-                        "list each step's weight in increasing order"
-                    )
         if (
             self.max_weight is not None
             and self.step_weight is not None
@@ -66,8 +72,8 @@ class CanaryStrategy(CamelModel):
         """The weights the canary is stepped through, in order."""
         if self.weights is not None:
             return list(self.weights)
-        step = self.step_weight or DEFAULT_STEP_WEIGHT
-        top = self.max_weight or max(DEFAULT_MAX_WEIGHT, step)
+        top = self.max_weight or max(DEFAULT_MAX_WEIGHT, self.step_weight or 0)
+        step = self.step_weight or min(DEFAULT_STEP_WEIGHT, top)
         weights = list(range(step, top + 1, step))
         if weights[-1] != top:
             weights.append(top)
@@ -144,6 +150,19 @@ class Strategy(CamelModel):
     blue_green: BlueGreenStrategy | None = None
     mirror: MirrorToCanary | None = None
 
+    @field_validator("mirror")
+    @classmethod
+    def _mirror_needs_blue_green(
+        cls, mirror: MirrorToCanary | None, info: ValidationInfo
+    ) -> MirrorToCanary | None:
+        # Only when blueGreen itself was valid (absent counts as valid: None).
+        if mirror is not None and "blue_green" in info.data and info.data["blue_green"] is None:
+            raise ValueError(
+                "'mirror' works with blueGreen only: with canary or abTest the canary already "
+                "takes live traffic; remove 'mirror' or use blueGreen"
+            )
+        return mirror
+
     @model_validator(mode="after")
     def _one_kind(self) -> Strategy:
         given = [
@@ -157,11 +176,6 @@ class Strategy(CamelModel):
         ]
         if len(given) > 1:
             raise ValueError(f"choose one strategy, not {' and '.join(given)}")
-        if self.mirror is not None and self.blue_green is None:
-            raise ValueError(
-                "'mirror' works with blueGreen only: with canary or abTest the canary already "
-                "takes live traffic; remove 'mirror' or use blueGreen"
-            )
         return self
 
     @property
