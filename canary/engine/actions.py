@@ -63,6 +63,13 @@ class PromoteCanary(_Action):
     revision: str
 
 
+class RestorePrimary(_Action):
+    """Put the primary back on the stable revision's pod spec (a promotion that failed)."""
+
+    kind: Literal["RestorePrimary"] = "RestorePrimary"
+    revision: str | None = Field(description="The stable revision; None if never recorded.")
+
+
 class CallWebhook(_Action):
     """An informative webhook (post-rollout, event): called, its answer changes nothing."""
 
@@ -73,7 +80,13 @@ class CallWebhook(_Action):
 
 
 Action = Annotated[
-    InitializePrimary | ScaleCanaryUp | ScaleCanaryDown | SetRoute | PromoteCanary | CallWebhook,
+    InitializePrimary
+    | ScaleCanaryUp
+    | ScaleCanaryDown
+    | SetRoute
+    | PromoteCanary
+    | RestorePrimary
+    | CallWebhook,
     Field(discriminator="kind"),
 ]
 

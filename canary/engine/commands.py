@@ -14,8 +14,19 @@ ABORTABLE_PHASES = frozenset({Phase.WAITING, Phase.PROGRESSING, Phase.PAUSED})
 
 
 def apply_commands(tick: Tick) -> bool:
-    """Apply this tick's commands in order; True when one of them ended the tick."""
-    return any(_apply(tick, command) for command in tick.obs.commands)
+    """Apply this tick's commands in order; True when one of them ended the tick. Commands
+    after the one that ended it are reported as ignored, never dropped silently."""
+    for index, command in enumerate(tick.obs.commands):
+        if _apply(tick, command):
+            for later in tick.obs.commands[index + 1 :]:
+                tick.tell(
+                    "CommandIgnored",
+                    f"{later.by} asked to {later.kind.value}, but {command.kind.value} by "
+                    f"{command.by} came first in the same tick; ask again",
+                    warning=True,
+                )
+            return True
+    return False
 
 
 def _apply(tick: Tick, command: Command) -> bool:
@@ -77,6 +88,12 @@ def _retry(tick: Tick, command: Command) -> bool:
         tick.tell(
             "RetryIgnored",
             f"{command.by} asked to retry, but there is no failed revision to run again",
+        )
+        return False
+    if tick.rollout.spec.suspend:
+        tick.tell(
+            "RetryIgnored",
+            f"{command.by} asked to retry, but spec.suspend is true: resume first",
         )
         return False
     tick.tell("Retry", f"{command.by} asked to run revision {target} again")

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from canary.engine.actions import CallWebhook, PromoteCanary, Route, ScaleCanaryDown
+from canary.engine.actions import (
+    CallWebhook,
+    PromoteCanary,
+    RestorePrimary,
+    Route,
+    ScaleCanaryDown,
+)
 from canary.engine.clock import seconds_since
 from canary.engine.routes import STABLE, SWITCHED
 from canary.engine.tick import Tick
@@ -106,10 +112,10 @@ def rolling_back(tick: Tick) -> None:
 
 
 def fail_promotion(tick: Tick, why: str) -> None:
-    tick.route(STABLE)
-    tick.emit(ScaleCanaryDown())
-    _call_post_rollout(tick, "failed")
-    tick.enter(Phase.FAILED, why, warning=True, notification=NotificationEvent.FAILED)
+    """The primary could not run the new revision: put it back on the stable one."""
+    stable = tick.status.stable_revision
+    tick.emit(RestorePrimary(revision=stable))
+    rollback(tick, f"{why}; restoring the primary to revision {stable}")
 
 
 def _call_post_rollout(tick: Tick, outcome: str) -> None:

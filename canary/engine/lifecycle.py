@@ -42,9 +42,6 @@ def idle(tick: Tick) -> None:
         return
     if revision is None:
         return
-    if tick.rollout.spec.suspend:
-        tick.status.message = f"revision {revision} waits: spec.suspend is true"
-        return
     tick.status.canary_revision = revision
     try_start(tick)
 
@@ -52,6 +49,10 @@ def idle(tick: Tick) -> None:
 def waiting(tick: Tick) -> None:
     """A new revision waits for confirm-rollout webhooks or a person's approval."""
     revision = new_revision(tick.status, tick.obs.workload)
+    if tick.obs.workload.target_revision is None:
+        target = tick.rollout.spec.target_ref.name
+        withdraw(tick, f"Deployment '{target}' disappeared; nothing to roll out")
+        return
     if revision is None:
         withdraw(tick, "the target is back on the stable revision; nothing to roll out")
         return
@@ -97,7 +98,8 @@ def start(tick: Tick) -> None:
 
 
 def restart(tick: Tick, revision: str) -> None:
-    """A newer revision arrived mid-rollout: judge it from scratch."""
+    """A newer revision arrived mid-rollout: judge it from scratch, through the same
+    confirm-rollout gate (an approval of the previous revision does not carry over)."""
     previous = tick.status.canary_revision
     tick.tell(
         "NewRevision",
@@ -105,7 +107,9 @@ def restart(tick: Tick, revision: str) -> None:
         notification=NotificationEvent.STARTED,
     )
     tick.status.canary_revision = revision
-    start(tick)
+    tick.status.approvals = []
+    tick.route(STABLE)
+    try_start(tick)
 
 
 def withdraw(tick: Tick, message: str) -> None:

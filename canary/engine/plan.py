@@ -74,14 +74,15 @@ def plan(rollout: Rollout, status: RolloutStatus, workload: WorkloadState) -> Ne
         return Needs(webhooks=gates.of_type(GateType.CONFIRM_ROLLOUT))
     if status.phase is Phase.WAITING:
         return Needs(webhooks=gates.of_type(GateType.CONFIRM_ROLLOUT))
-    if status.phase not in JUDGED_PHASES or not workload.canary_ready:
+    if status.phase not in JUDGED_PHASES:
         return Needs()
     rollback = gates.of_type(GateType.ROLLBACK)
+    if not workload.canary_ready:
+        return Needs(webhooks=rollback)
     if not status.pre_rollout_passed:
         return Needs(webhooks=gates.of_type(GateType.PRE_ROLLOUT) + rollback)
-    point = next_point(rollout, status)
+    point = ApprovalPoint.PROMOTION if rollout.spec.skip_analysis else next_point(rollout, status)
     confirm = gates.of_type(CONFIRM_GATE_OF_POINT[point]) if point is not None else []
-    return Needs(
-        webhooks=gates.of_type(GateType.ROLLOUT) + rollback + confirm,
-        analyse=not rollout.spec.skip_analysis,
-    )
+    if rollout.spec.skip_analysis:
+        return Needs(webhooks=rollback + confirm)
+    return Needs(webhooks=gates.of_type(GateType.ROLLOUT) + rollback + confirm, analyse=True)

@@ -19,6 +19,7 @@ def judged(tick: Tick) -> None:
         return
     if tick.status.waiting_for == SUSPENDED:
         tick.status.waiting_for = None
+        tick.status.inconclusive_since = None  # time spent suspended is not evidence
         tick.enter(Phase.PROGRESSING, "resumed: spec.suspend is false")
     if _rollback_requested(tick):
         return

@@ -12,6 +12,7 @@ from canary.engine import (
     InitializePrimary,
     Observations,
     PromoteCanary,
+    RestorePrimary,
     Route,
     ScaleCanaryDown,
     ScaleCanaryUp,
@@ -104,7 +105,7 @@ class World:
             self.canary_up = False
         elif isinstance(action, SetRoute):
             self.route = action.route
-        elif isinstance(action, PromoteCanary):
+        elif isinstance(action, PromoteCanary | RestorePrimary):
             self.primary = action.revision
 
     def needs(self) -> list[str]:

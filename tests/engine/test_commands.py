@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine_harness import FAIL, PASS, World, rollout
+from engine_harness import FAIL, INCONCLUSIVE, PASS, World, rollout
 
 from canary.engine import Command, CommandKind
 from canary.model import Phase
@@ -137,3 +137,34 @@ def test_target_deleted_mid_rollout_rolls_back(world: World) -> None:
     result = world.tick(checks=PASS)
     assert result.status.phase is Phase.ROLLING_BACK
     assert world.route.canary_weight == 0
+
+
+def test_commands_after_an_abort_in_the_same_tick_are_reported_ignored(world: World) -> None:
+    world.progressing()
+    commands = [Command(kind=CommandKind.ABORT, by="a"), Command(kind=CommandKind.PROMOTE, by="b")]
+    result = world.tick(checks=PASS, commands=commands)
+    assert result.status.phase is Phase.ROLLING_BACK
+    ignored = [e for e in result.events if e.reason == "CommandIgnored"]
+    assert len(ignored) == 1
+    assert "b asked to promote" in ignored[0].message
+
+
+def test_time_suspended_does_not_count_towards_the_inconclusive_deadline() -> None:
+    w = World(ro=rollout()).initialized().progressing()
+    for _ in range(4):
+        w.tick(checks=INCONCLUSIVE)
+    w.ro = w.ro.model_copy(update={"spec": w.ro.spec.model_copy(update={"suspend": True})})
+    w.tick(advance=3600)
+    w.ro = w.ro.model_copy(update={"spec": w.ro.spec.model_copy(update={"suspend": False})})
+    result = w.tick(checks=INCONCLUSIVE)
+    assert result.status.phase is Phase.PROGRESSING
+
+
+def test_deleted_target_while_waiting_says_so() -> None:
+    ro = rollout(gates={"approvals": ["rollout"]})
+    w = World(ro=ro).initialized()
+    w.target = "rev-2"
+    w.tick()
+    w.target = None
+    result = w.tick()
+    assert "disappeared" in result.status.message

@@ -185,3 +185,31 @@ def test_event_webhooks_receive_every_event() -> None:
 def test_plan_asks_nothing_when_idle_without_a_new_revision() -> None:
     w = with_gates(hook("ok", "confirm-rollout"), hook("load", "rollout"))
     assert w.needs() == []
+
+
+def test_a_newer_revision_mid_rollout_waits_for_its_own_confirmation() -> None:
+    w = with_gates(approvals=["rollout"])
+    w.target = "rev-2"
+    w.tick()
+    w.tick(commands=[Command(kind=CommandKind.APPROVE, by="alice")])
+    w.tick()
+    assert w.phase is Phase.PROGRESSING
+    w.target = "rev-3"
+    result = w.tick(checks=PASS)
+    assert result.status.phase is Phase.WAITING
+    assert result.status.canary_revision == "rev-3"
+    assert w.route.canary_weight == 0
+    result = w.tick(commands=[Command(kind=CommandKind.APPROVE, by="alice")])
+    assert result.status.phase is Phase.PROGRESSING
+
+
+def test_rollback_webhook_is_asked_even_while_the_canary_is_not_ready() -> None:
+    w = with_gates(hook("panic", "rollback")).progressing()
+    w.canary_ready_after_up = False
+    assert w.needs() == ["panic"]
+
+
+def test_skip_analysis_asks_no_rollout_webhooks() -> None:
+    ro = rollout(skipAnalysis=True, gates={"webhooks": [hook("load", "rollout")]})
+    w = World(ro=ro).initialized().progressing()
+    assert w.needs() == []

@@ -8,6 +8,7 @@ from canary.engine import (
     InitializePrimary,
     Observations,
     PromoteCanary,
+    RestorePrimary,
     ScaleCanaryDown,
     ScaleCanaryUp,
     SetRoute,
@@ -109,9 +110,13 @@ def test_primary_not_updated_in_time_fails_the_promotion() -> None:
     w.primary_ready = False
     w.tick(advance=31)
     result = w.tick()
-    assert result.status.phase is Phase.FAILED
+    assert result.status.phase is Phase.ROLLING_BACK
     assert "primary did not become ready" in result.status.message
+    assert "restoring the primary to revision rev-1" in result.status.message
+    assert RestorePrimary(revision="rev-1") in result.actions
+    assert w.primary == "rev-1"
     assert w.route.canary_weight == 0
+    assert w.tick().status.phase is Phase.FAILED
 
 
 def test_promotion_step_weight_moves_traffic_back_gradually() -> None:

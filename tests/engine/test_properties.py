@@ -31,7 +31,13 @@ from canary.model import (
     Verdict,
 )
 
-STABLE_PHASES = {Phase.FAILED, Phase.ROLLING_BACK, Phase.INITIALIZED, Phase.SUCCEEDED}
+STABLE_PHASES = {
+    Phase.FAILED,
+    Phase.ROLLING_BACK,
+    Phase.INITIALIZED,
+    Phase.SUCCEEDED,
+    Phase.WAITING,
+}
 
 strategies = st.sampled_from(
     [
