@@ -155,6 +155,9 @@ def _failed_tick(tick: Tick, results: list[CheckResult]) -> None:
     status.failed_checks += 1
     limit = tick.rollout.spec.analysis.failure_limit
     summary = _summary(results, Verdict.FAIL)
+    if any(r.decisive for r in results if r.verdict is Verdict.FAIL):
+        rollback(tick, f"the evidence is conclusive ({summary})")
+        return
     if status.failed_checks >= limit:
         rollback(
             tick, f"{status.failed_checks} failed ticks reached failureLimit {limit} ({summary})"

@@ -60,6 +60,11 @@ class CheckResult(CamelModel):
     primary: SideEvidence | None = None
     statistic: float | None = Field(default=None, description="The judge's statistic, if any.")
     no_data: bool = Field(default=False, description="Inconclusive because data was missing.")
+    decisive: bool = Field(
+        default=False,
+        description="The evidence settles it (a sequential test crossed its boundary): a "
+        "failure rolls back at once instead of counting towards failureLimit.",
+    )
     message: str = ""
 
 

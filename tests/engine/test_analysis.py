@@ -123,3 +123,21 @@ def test_skip_analysis_promotes_once_the_canary_is_ready() -> None:
     result = w.tick()
     assert result.status.phase is Phase.PROMOTING
     assert "skipAnalysis" in result.status.message
+
+
+def test_a_decisive_failure_rolls_back_without_waiting_for_the_failure_limit(
+    world: World,
+) -> None:
+    world.progressing()
+    decisive = check(Verdict.FAIL).model_copy(update={"decisive": True})
+    result = world.tick(checks=[*PASS, decisive])
+    assert result.status.phase is Phase.ROLLING_BACK
+    assert "the evidence is conclusive" in result.status.message
+    assert world.route.canary_weight == 0
+
+
+def test_a_decisive_pass_is_just_a_pass(world: World) -> None:
+    world.progressing()
+    decisive = check(Verdict.PASS).model_copy(update={"decisive": True})
+    world.tick(checks=[decisive])
+    assert world.route.canary_weight == 10

@@ -1,5 +1,7 @@
 """Judges: rules that turn a check's samples into a verdict with its evidence."""
 
+# The built-in judges register themselves on import.
+from canary.analysis.judges import sequential, threshold
 from canary.analysis.judges.base import Judge, JudgeError, get_judge, register_judge
 
-__all__ = ["Judge", "JudgeError", "get_judge", "register_judge"]
+__all__ = ["Judge", "JudgeError", "get_judge", "register_judge", "sequential", "threshold"]

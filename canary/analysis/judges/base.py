@@ -42,7 +42,6 @@ def register_judge(judge: Judge) -> Judge:
 
 
 def get_judge(name: JudgeName) -> Judge:
-    _load_builtin_judges()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -50,15 +49,3 @@ def get_judge(name: JudgeName) -> Judge:
         raise JudgeError(
             f"judge '{name.value}' is not available (available: {available})"
         ) from None
-
-
-def _load_builtin_judges() -> None:
-    """Import the built-in judges so they register themselves (modules that exist)."""
-    import importlib
-
-    for module in ("threshold", "sequential", "mann_whitney"):
-        try:
-            importlib.import_module(f"canary.analysis.judges.{module}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"canary.analysis.judges.{module}":
-                raise

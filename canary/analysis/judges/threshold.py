@@ -1,0 +1,162 @@
+"""The threshold judge: Flagger's rule, one window at a time.
+
+Each tick the canary's value must lie within the check's bounds:
+
+- error-rate: the canary's failed requests in percent (failures / requests x 100) must be
+  <= ``max`` (and >= ``min`` when set);
+- latency: the canary's quantile in milliseconds (e.g. p99) must be <= ``max``;
+- custom: the canary's value must lie within [``min``, ``max``].
+
+The primary is shown beside the canary but not compared with (that is what the sequential and
+Mann-Whitney judges do); the failure limit counts failed ticks in the engine. A window
+without canary data, or with fewer canary requests than ``minRequests``, is inconclusive:
+never a pass.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime
+
+from canary.analysis.judges.base import register_judge
+from canary.analysis.samples import JudgeContext, SideSample, WindowSample
+from canary.model.analysis import CheckKind, CheckSpec, JudgeName
+from canary.model.status import CheckResult, CheckState, SideEvidence, Verdict
+
+_QUANTILE = re.compile(r"histogram_quantile\(\s*(0?\.[0-9]+|1(?:\.0*)?)")
+
+
+def quantile_label(check: CheckSpec) -> str:
+    """'p99' for a check whose quantile query asks for 0.99; p99 when it names none."""
+    if check.quantile_query:
+        found = _QUANTILE.search(check.quantile_query)
+        if found:
+            return f"p{float(found.group(1)) * 100:g}"
+    return "p99"
+
+
+def side_value(kind: CheckKind, side: SideSample | None) -> float | None:
+    """The number a side is judged by: failure percent, or the side's value; NaN is no data."""
+    if side is None:
+        return None
+    value = side.failure_percent if kind is CheckKind.ERROR_RATE else side.value
+    if value is None or math.isnan(value):
+        return None
+    return value
+
+
+def format_value(kind: CheckKind, value: float) -> str:
+    if kind is CheckKind.ERROR_RATE:
+        return f"{value:.2f}%"
+    if kind is CheckKind.LATENCY:
+        return f"{value:.0f}ms"
+    return f"{value:g}"
+
+
+def accumulate(state: CheckState, window: WindowSample) -> CheckState:
+    """The running totals with this window's counts added (a missing side adds nothing)."""
+    canary, primary = window.canary, window.primary
+    return CheckState(
+        name=state.name,
+        ticks=state.ticks + 1,
+        canary_requests=state.canary_requests + (canary.requests if canary else 0),
+        canary_failures=state.canary_failures + (canary.failures if canary else 0),
+        primary_requests=state.primary_requests + (primary.requests if primary else 0),
+        primary_failures=state.primary_failures + (primary.failures if primary else 0),
+        judge_state=list(state.judge_state),
+    )
+
+
+def _evidence(side: SideSample | None, value: float | None) -> SideEvidence | None:
+    if side is None:
+        return None
+    return SideEvidence(requests=side.requests, failures=side.failures, value=value)
+
+
+class ThresholdJudge:
+    """Fixed bounds on the canary, per window (Flagger's semantics)."""
+
+    name: JudgeName = JudgeName.THRESHOLD
+
+    def judge(
+        self,
+        check: CheckSpec,
+        window: WindowSample,
+        state: CheckState,
+        context: JudgeContext,
+        now: datetime,
+    ) -> tuple[CheckResult, CheckState]:
+        new_state = accumulate(state, window)
+        kind = check.kind
+        canary = window.canary
+        canary_value = side_value(kind, canary) if kind is not None else None
+        primary_value = side_value(kind, window.primary) if kind is not None else None
+
+        def result(verdict: Verdict, message: str, *, no_data: bool = False) -> CheckResult:
+            return CheckResult(
+                name=check.name,
+                verdict=verdict,
+                time=now,
+                weight=context.weight,
+                judge=self.name.value,
+                canary=_evidence(canary, canary_value),
+                primary=_evidence(window.primary, primary_value),
+                statistic=canary_value,
+                no_data=no_data,
+                message=message,
+            )
+
+        inconclusive = Verdict.INCONCLUSIVE
+        if kind is None:
+            return result(inconclusive, "the check has no kind: nothing to judge"), new_state
+        if check.max is None and check.min is None:
+            return result(inconclusive, "the check sets neither max nor min"), new_state
+        counted = kind is not CheckKind.CUSTOM
+        subject = _subject(check, kind)
+        if canary is None or (counted and canary.requests == 0):
+            what = "no canary data" if canary is None else "no canary requests"
+            return result(inconclusive, f"{what} in the window", no_data=True), new_state
+        if counted and canary.requests < context.min_requests:
+            message = (
+                f"canary served {canary.requests} requests, fewer than "
+                f"minRequests {context.min_requests}"
+            )
+            return result(inconclusive, message), new_state
+        if canary_value is None:
+            return result(inconclusive, f"no {subject} in the window", no_data=True), new_state
+
+        verdict, comparison = _compare(check, kind, canary_value)
+        count = f" (n={canary.requests:,})" if counted else ""
+        shown = format_value(kind, canary_value)
+        message = f"{subject} {shown}{count} {comparison}: {verdict.value}"
+        if primary_value is not None:
+            message += f" (primary {format_value(kind, primary_value)})"
+        return result(verdict, message), new_state
+
+
+def _subject(check: CheckSpec, kind: CheckKind) -> str:
+    if kind is CheckKind.ERROR_RATE:
+        return "canary errors"
+    if kind is CheckKind.LATENCY:
+        return f"canary {quantile_label(check)}"
+    return f"canary {check.name}"
+
+
+def _compare(check: CheckSpec, kind: CheckKind, value: float) -> tuple[Verdict, str]:
+    """The verdict and the comparison that decided it, e.g. '> max 1.00%'."""
+    high, low = check.max, check.min
+    if high is not None and value > high:
+        return Verdict.FAIL, f"> max {format_value(kind, high)}"
+    if low is not None and value < low:
+        return Verdict.FAIL, f"< min {format_value(kind, low)}"
+    if high is not None and low is not None:
+        bounds = f"{format_value(kind, low)}..{format_value(kind, high)}"
+        return Verdict.PASS, f"within {bounds}"
+    if high is not None:
+        return Verdict.PASS, f"<= max {format_value(kind, high)}"
+    assert low is not None
+    return Verdict.PASS, f">= min {format_value(kind, low)}"
+
+
+THRESHOLD = register_judge(ThresholdJudge())

@@ -1,0 +1,78 @@
+"""What the simulated world is like: traffic, error rates, latency, and how slow deployments are.
+
+Both versions answer with a log-normal latency (median and spread); the canary's errors and
+latency are the primary's times a multiplier, so a scenario reads as "the canary is 5x worse".
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from canary.model.base import CamelModel
+
+
+class Scenario(CamelModel):
+    """A synthetic world for `canary simulate`. Defaults describe a healthy service."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    requests_per_minute: float = Field(
+        default=600.0, gt=0, description="Live traffic of the service, both versions together."
+    )
+    primary_error_percent: float = Field(
+        default=0.5, ge=0, le=100, description="Share of the primary's requests that fail."
+    )
+    canary_error_multiplier: float = Field(
+        default=1.0, ge=0, description="The canary's error rate as a multiple of the primary's."
+    )
+    latency_median_ms: float = Field(default=100.0, gt=0, description="The primary's median.")
+    latency_sigma: float = Field(
+        default=0.4, gt=0, le=3, description="Spread of log-latency (both versions)."
+    )
+    canary_latency_multiplier: float = Field(
+        default=1.0, gt=0, description="The canary's latency as a multiple of the primary's."
+    )
+    canary_ready_seconds: float = Field(
+        default=30.0, ge=0, description="From scaling the canary up to its pods being ready."
+    )
+    promotion_seconds: float = Field(
+        default=45.0, ge=0, description="For the primary to roll out a new revision."
+    )
+
+    @property
+    def canary_error_percent(self) -> float:
+        return min(100.0, self.primary_error_percent * self.canary_error_multiplier)
+
+    @property
+    def canary_latency_median_ms(self) -> float:
+        return self.latency_median_ms * self.canary_latency_multiplier
+
+
+# Primary: 0.5% errors; median 100 ms with sigma 0.4, so p99 is about 254 ms and about 3 in
+# 100,000 requests are slower than the 500 ms objective.
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario(name="healthy", description="the canary behaves exactly like the primary"),
+        Scenario(
+            name="error-regression",
+            description="the canary fails 5x as often: 2.5% errors against the primary's 0.5%",
+            canary_error_multiplier=5.0,
+        ),
+        Scenario(
+            name="latency-regression",
+            description="the canary is 2.5x slower: p99 about 634 ms against 254 ms, "
+            "and about 4% of its requests are slower than 500 ms",
+            canary_latency_multiplier=2.5,
+        ),
+    )
+}
+"""Built-in scenarios by name."""
+
+
+def get_scenario(name: str) -> Scenario:
+    try:
+        return SCENARIOS[name]
+    except KeyError:
+        known = ", ".join(SCENARIOS)
+        raise KeyError(f"unknown scenario '{name}' (known: {known})") from None

@@ -1,0 +1,140 @@
+"""`canary simulate`: table and JSON output, plots, and bad files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sim_support import write_rollout
+
+from canary.analysis.judges.base import JudgeError, get_judge
+from canary.cli.main import cli
+from canary.model import JudgeName
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "podinfo-istio.yaml"
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["simulate", *args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_json_output_has_the_promised_keys(tmp_path: Path) -> None:
+    code, out, _ = invoke(str(write_rollout(tmp_path)), "--output", "json", "--seed", "3")
+    assert code == 0
+    data = json.loads(out)
+    for key in ("phase", "canaryRequests", "canaryErrors", "durationSeconds", "timeline"):
+        assert key in data
+    assert data["phase"] == "Succeeded"
+    entry = next(e for e in data["timeline"] if e["checks"])
+    assert {"time", "phase", "weight", "checks", "message"} <= set(entry)
+    assert {"name", "verdict", "canaryValue", "primaryValue"} <= set(entry["checks"][0])
+
+
+def test_json_is_the_same_for_the_same_seed(tmp_path: Path) -> None:
+    path = str(write_rollout(tmp_path))
+    args = (path, "-o", "json", "--scenario", "error-regression", "--seed", "11")
+    assert invoke(*args)[1] == invoke(*args)[1]
+    assert (
+        invoke(path, "-o", "json", "--scenario", "error-regression", "--seed", "12")[1]
+        != (invoke(*args)[1])
+    )
+
+
+def test_table_shows_the_timeline_and_the_outcome(tmp_path: Path) -> None:
+    code, out, _ = invoke(str(write_rollout(tmp_path)), "--scenario", "error-regression")
+    assert code == 0  # the outcome is in the output, not in the exit code
+    assert "Failed after" in out
+    assert "error-rate" in out
+    assert "latency" in out
+    assert "RollingBack" in out
+    assert "canary errors" in out
+
+
+def test_bad_file_lists_its_problems_and_exits_1(tmp_path: Path) -> None:
+    path = write_rollout(tmp_path)
+    path.write_text(path.read_text().replace("[10, 25, 50]", "[10, 150]"))
+    code, out, err = invoke(str(path))
+    assert code == 1
+    assert f"{path}: spec.strategy.canary.weights[1]:" in err
+    assert "Traceback" not in out + err
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\x01binary", b"kind: Deployment\n"])
+def test_files_without_a_rollout_exit_1(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "thing.yaml"
+    path.write_bytes(content)
+    code, _, err = invoke(str(path))
+    assert code == 1
+    assert str(path) in err
+
+
+def test_missing_file_exits_1(tmp_path: Path) -> None:
+    code, _, err = invoke(str(tmp_path / "nope.yaml"))
+    assert code == 1
+    assert "cannot read" in err
+
+
+def test_unresolvable_inline_check_is_a_problem_of_the_file(tmp_path: Path) -> None:
+    path = write_rollout(tmp_path)
+    path.write_text(path.read_text() + "    checks:\n      - name: latncy\n        max: 300\n")
+    code, _, err = invoke(str(path))
+    assert code == 1
+    assert f"{path}: spec.analysis.checks[0].name:" in err
+
+
+def test_plot_writes_a_png(tmp_path: Path) -> None:
+    png = tmp_path / "out" / "rollout.png"
+    code, out, _ = invoke(
+        str(write_rollout(tmp_path)), "--scenario", "latency-regression", "--plot", str(png)
+    )
+    assert code == 0
+    assert png.stat().st_size > 1000
+    assert png.read_bytes().startswith(b"\x89PNG")
+    assert f"plot written to {png}" in out.replace("\n", "")
+
+
+def test_plot_with_json_keeps_stdout_json(tmp_path: Path) -> None:
+    png = tmp_path / "rollout.png"
+    code, out, err = invoke(str(write_rollout(tmp_path)), "-o", "json", "--plot", str(png))
+    assert code == 0
+    assert png.exists()
+    json.loads(out)
+    assert "plot written" in err
+
+
+def _example_ready() -> str | None:
+    if not EXAMPLE.exists():
+        return f"{EXAMPLE} is not written yet"
+    try:
+        get_judge(JudgeName.SEQUENTIAL)
+    except JudgeError:
+        return "the sequential judge (the example's default) is not built yet"
+    return None
+
+
+@pytest.mark.parametrize(
+    ("scenario", "phase"), [("error-regression", "Failed"), ("healthy", "Succeeded")]
+)
+def test_issue_acceptance_on_the_istio_example(scenario: str, phase: str) -> None:
+    reason = _example_ready()
+    if reason is not None:
+        pytest.skip(reason)
+    code, out, _ = invoke(str(EXAMPLE), "--scenario", scenario, "-o", "json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["phase"] == phase
+    assert data["finalWeight"] == 0
+    again = invoke(str(EXAMPLE), "--scenario", scenario, "-o", "json")[1]
+    assert again == out
+
+
+def test_unwritable_plot_path_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, _, err = invoke(str(write_rollout(tmp_path)), "--plot", str(blocker / "x.png"))
+    assert code == 1
+    assert "cannot write the plot" in err
