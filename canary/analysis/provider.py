@@ -1,0 +1,43 @@
+"""Where a check's numbers come from: the metrics-provider contract and its errors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from canary.analysis.samples import WindowSample
+from canary.model.analysis import CheckSpec
+
+
+class Targets(BaseModel):
+    """The names a check's queries are about (filled into its {{ variables }})."""
+
+    model_config = ConfigDict(frozen=True)
+
+    namespace: str
+    target: str
+    canary: str
+    primary: str
+
+
+class MetricsError(Exception):
+    """A check's data could not be had; the check is inconclusive, never passed."""
+
+
+class MetricsUnavailableError(MetricsError):
+    """The metrics server could not be reached, timed out or failed (worth retrying)."""
+
+
+class QueryError(MetricsError):
+    """The server refused the query (bad PromQL, unknown function): fix the policy."""
+
+
+class MetricsProvider(Protocol):
+    """Turns one check into one window of canary and primary data at time ``at``."""
+
+    def window(
+        self, check: CheckSpec, variables: Mapping[str, str], at: datetime
+    ) -> WindowSample: ...
