@@ -41,7 +41,7 @@ def step(
 ) -> StepResult:
     """Evaluate one tick of ``rollout``. ``status`` is not modified; the new one is returned."""
     now = aware(now)
-    current = status.model_copy(deep=True) if status is not None else RolloutStatus()
+    current = _copy(status) if status is not None else RolloutStatus()
     tick = Tick(rollout=rollout, status=current, obs=observations, now=now)
     current.observed_generation = rollout.metadata.generation
     current.last_tick_at = now
@@ -55,6 +55,22 @@ def step(
     requeue = min(FAST_REQUEUE_SECONDS, interval) if tick.fast else interval
     return StepResult(
         status=tick.status, actions=tick.actions, events=tick.events, requeue_after=requeue
+    )
+
+
+def _copy(status: RolloutStatus) -> RolloutStatus:
+    """A copy the tick may change without touching the caller's status.
+
+    The engine only ever replaces the status's lists (never edits their items in place), so
+    copying the lists is enough; a deep copy made the simulator four times slower.
+    """
+    return status.model_copy(
+        update={
+            "approvals": list(status.approvals),
+            "checks": list(status.checks),
+            "analysis": list(status.analysis),
+            "conditions": list(status.conditions),
+        }
     )
 
 
