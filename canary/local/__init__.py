@@ -1,0 +1,1 @@
+"""Local mode: HAProxy, Prometheus and two versions of a service on one machine."""
