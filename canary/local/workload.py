@@ -1,0 +1,83 @@
+"""Fixed backends: the two versions run at addresses of their own, outside canary's control.
+
+Promotion cannot copy a pod spec here, so it does the local equivalent: HAProxy's primary
+server is pointed at the canary's address (`set server ... addr`), and a failed promotion
+points it back. Readiness is a TCP connect to the address.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from canary.engine import (
+    Action,
+    InitializePrimary,
+    PromoteCanary,
+    RestorePrimary,
+    WorkloadState,
+)
+from canary.local.processes import port_open
+from canary.model.base import CamelModel
+from canary.model.provider import HaproxySettings
+from canary.traffic.haproxy.runtime import RuntimeApi
+
+
+class WorkloadRecord(CamelModel):
+    """What local mode remembers of its backends (kept in the state file)."""
+
+    primary_revision: str | None = None
+    primary_address: str | None = Field(default=None, description="Where the primary points.")
+
+
+class FixedBackends:
+    def __init__(
+        self,
+        settings: HaproxySettings,
+        runtime: RuntimeApi,
+        revision: str,
+        record: WorkloadRecord,
+    ) -> None:
+        if settings.primary_address is None or settings.canary_address is None:
+            raise ValueError(
+                "local mode needs spec.provider.haproxy primaryAddress and canaryAddress"
+            )
+        self.settings = settings
+        self.runtime = runtime
+        self.revision = revision
+        self.record = record
+        if record.primary_address is None:
+            record.primary_address = settings.primary_address
+
+    def observe(self) -> WorkloadState:
+        return WorkloadState(
+            target_revision=self.revision,
+            canary_ready=_reachable(self.settings.canary_address or ""),
+            primary_ready=_reachable(self.record.primary_address or ""),
+            primary_revision=self.record.primary_revision,
+        )
+
+    def apply(self, action: Action) -> str | None:
+        """Carry out a workload action; returns what was done, for the log."""
+        if isinstance(action, InitializePrimary):
+            self.record.primary_revision = action.revision
+            return f"primary runs {action.revision} at {self.record.primary_address}"
+        if isinstance(action, PromoteCanary):
+            self._point_primary_at(self.settings.canary_address or "")
+            self.record.primary_revision = action.revision
+            return f"primary now serves {action.revision} from {self.settings.canary_address}"
+        if isinstance(action, RestorePrimary):
+            self._point_primary_at(self.settings.primary_address or "")
+            self.record.primary_revision = action.revision
+            return f"primary restored to {action.revision} at {self.settings.primary_address}"
+        return None
+
+    def _point_primary_at(self, address: str) -> None:
+        host, _, port = address.rpartition(":")
+        server = f"{self.settings.backend}/{self.settings.primary_server}"
+        self.runtime.command(f"set server {server} addr {host} port {port}")
+        self.record.primary_address = address
+
+
+def _reachable(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    return bool(port.isdigit()) and port_open(host or "127.0.0.1", int(port))
