@@ -5,8 +5,11 @@ TYPED := canary/model canary/engine canary/analysis
 
 .PHONY: demo test lint typecheck unit crds bench-sim clean
 
-$(VENV)/.installed: pyproject.toml scripts/bootstrap.sh
-	bash scripts/bootstrap.sh $(VENV)
+# Debian packages whose programs the tests run: a real Prometheus (and its promtool).
+TEST_TOOLS := prometheus haproxy
+
+$(VENV)/.installed: pyproject.toml scripts/bootstrap.sh Makefile
+	bash scripts/bootstrap.sh $(VENV) $(TEST_TOOLS)
 
 ## demo: a rollout end to end (today: simulated; the local HAProxy demo replaces it)
 demo: $(VENV)/.installed

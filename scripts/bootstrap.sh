@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian machine for canary: Python >= 3.11 with venv, then a virtual
 # environment with the package and its test tools. Safe to run again.
+# Usage: bootstrap.sh [VENV] [PACKAGE...]: each PACKAGE is a Debian package installed with
+# apt-get unless a command of its name is on PATH (the Makefile passes the programs the tests
+# run, e.g. prometheus, which also brings promtool).
 set -euo pipefail
 venv="${1:-.venv}"
+export PATH="$PATH:/usr/sbin:/sbin"  # haproxy lives in /usr/sbin
 
 need_apt=()
 python_ok() { command -v python3 >/dev/null && python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; }

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from canary.analysis.judges import JudgeError, get_judge
+from canary.analysis.judges.score import apply_score
 from canary.analysis.provider import MetricsError, MetricsProvider, Targets
 from canary.analysis.samples import JudgeContext
 from canary.engine.plan import at_last_step
@@ -78,7 +79,8 @@ def analyse(
         result, state = judge.judge(check, window, state, context, now)
         results.append(result)
         new_states.append(state)
-    return results, new_states
+    # Kayenta's weighted score settles the mann-whitney verdicts (others are left as they are).
+    return apply_score(results, checks), new_states
 
 
 def _inconclusive(

@@ -1,35 +1,30 @@
-"""Which checks a rollout runs: the default SLOs, with the rollout's inline checks over them.
+"""Which checks a rollout runs: its policies' checks, with its inline checks over them.
 
-Until the shipped AnalysisPolicies arrive (the analysis issue), two default checks stand in for
-the provider's built-in policy: ``error-rate`` (at most 1% failed requests, compared with the
-primary with a 20% margin) and ``latency`` (p99 at most 500 ms, which is also the latency
-objective that slow requests are counted against). The shipped policies replace these defaults
-there; the merging rule (inline fields that are set override the check of the same name) stays.
+A rollout's checks come from the policies it names in ``spec.analysis.policies`` (built-in
+ones from ``policies/``, or ``extra_policies`` read from the cluster or from files), or, when it
+names none, from its traffic provider's built-in policy (``istio``, ``linkerd``,
+``gateway-api-envoy``, ``haproxy``): an ``error-rate`` check (at most 1% failed requests,
+compared with the primary with a 20% margin) and a ``latency`` check (500 ms, the objective
+that slow requests are counted against, and the p99 shown). Each inline check overrides the
+policy check of the same name field by field; an inline check of another name is added when it
+says what it measures (its ``kind``). See canary.analysis.policies and docs/policies.md.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from canary.model.analysis import CheckKind, CheckSpec
+from canary.model.analysis import CheckSpec
 from canary.model.rollout import Rollout
 
-LATENCY_OBJECTIVE_MS = 500.0
-"""The default latency objective: requests slower than this count as slow."""
+if TYPE_CHECKING:
+    from canary.analysis.policies import AnyPolicy
 
-DEFAULT_CHECKS: tuple[CheckSpec, ...] = (
-    CheckSpec(
-        name="error-rate",
-        kind=CheckKind.ERROR_RATE,
-        max=1.0,
-        compare_to_primary=True,
-        margin=0.2,
-    ),
-    CheckSpec(name="latency", kind=CheckKind.LATENCY, max=LATENCY_OBJECTIVE_MS),
-)
-"""Stand-ins for a provider's built-in policy (replaced by the shipped policies)."""
+LATENCY_OBJECTIVE_MS = 500.0
+"""The shipped policies' latency objective: requests slower than this count as slow."""
 
 
 class CheckResolutionError(ValueError):
@@ -41,18 +36,21 @@ class CheckResolutionError(ValueError):
         super().__init__(f"{path}: {message}")
 
 
-def resolve_checks(rollout: Rollout) -> list[CheckSpec]:
-    """The checks ``rollout`` is judged by, in order: defaults first, then its own checks.
+def resolve_checks(rollout: Rollout, extra_policies: Iterable[AnyPolicy] = ()) -> list[CheckSpec]:
+    """The checks ``rollout`` is judged by, in order: its policies' checks, then its own.
 
     A rollout with complete inline checks and no policy runs only its own checks. Otherwise
-    the defaults apply (a named policy resolves to them until shipped policies exist), and
-    each inline check overrides the default of the same name field by field; an inline check
-    of another name is added when it says what it measures (its ``kind``).
+    its policies apply (the provider's built-in policy when it names none; a PolicyError names
+    an unknown one), and each inline check overrides the policy check of the same name field
+    by field; an inline check of another name is added when it says what it measures (its
+    ``kind``).
     """
+    from canary.analysis.policies import policy_checks  # it imports this module
+
     analysis = rollout.spec.analysis
     inline = analysis.checks
     own_only = not analysis.policies and any(c.is_complete() for c in inline)
-    base: dict[str, CheckSpec] = {} if own_only else {c.name: c for c in DEFAULT_CHECKS}
+    base = {} if own_only else policy_checks(rollout, extra_policies)
     resolved = dict(base)
     for index, check in enumerate(inline):
         path = f"spec.analysis.checks[{index}]"
@@ -63,7 +61,7 @@ def resolve_checks(rollout: Rollout) -> list[CheckSpec]:
             known = ", ".join(base) or "none"
             raise CheckResolutionError(
                 f"{path}.name",
-                f"check '{check.name}' overrides no known check (known: {known}); "
+                f"check '{check.name}' overrides no check of its policies (known: {known}); "
                 "give it a kind to make it a check of its own",
             )
         else:
@@ -79,4 +77,6 @@ def merge_check(base: CheckSpec, override: CheckSpec, path: str = "check") -> Ch
         return CheckSpec.model_validate(fields)
     except ValidationError as exc:
         message = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
-        raise CheckResolutionError(path, f"over the default '{base.name}': {message}") from None
+        raise CheckResolutionError(
+            path, f"over the policy's check '{base.name}': {message}"
+        ) from None

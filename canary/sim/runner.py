@@ -17,6 +17,7 @@ import numpy as np
 
 from canary.analysis.checks import LATENCY_OBJECTIVE_MS, resolve_checks
 from canary.analysis.judges.base import Judge, get_judge
+from canary.analysis.judges.score import apply_score
 from canary.analysis.judges.threshold import quantile_label
 from canary.analysis.samples import JudgeContext, SideSample, WindowSample
 from canary.engine import Command, CommandKind, GateAnswer, Observations, plan, step
@@ -236,7 +237,8 @@ def _judge(
         result, new_state = check.judge.judge(check.spec, sample, state, context, now)
         results.append(result)
         states.append(new_state)
-    return results, states
+    # As in canary.analysis.analyse: the weighted score settles the mann-whitney verdicts.
+    return apply_score(results, [c.spec for c in checks]), states
 
 
 def _sample(

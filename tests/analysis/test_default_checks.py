@@ -1,4 +1,5 @@
-"""The default checks and how a rollout's inline checks merge over them."""
+"""Which checks a rollout runs: its policies (the provider's built-in one by default), and how
+its inline checks merge over them."""
 
 from __future__ import annotations
 
@@ -6,26 +7,52 @@ from typing import Any
 
 import pytest
 
-from canary.analysis.checks import DEFAULT_CHECKS, CheckResolutionError, resolve_checks
-from canary.model import CheckKind, JudgeName, Rollout
+from canary.analysis.checks import CheckResolutionError, resolve_checks
+from canary.analysis.policies import PolicyError, builtin_policy, expand
+from canary.model import AnalysisPolicy, CheckKind, ClusterAnalysisPolicy, JudgeName, Rollout
+
+PROVIDERS: dict[str, dict[str, Any]] = {
+    "istio": {"name": "istio"},
+    "linkerd": {"name": "linkerd"},
+    "gateway-api-envoy": {"name": "gateway-api", "gatewayApi": {"parentRefs": [{"name": "gw"}]}},
+    "haproxy": {"name": "haproxy", "haproxy": {"backend": "podinfo"}},
+}
 
 
-def rollout(**analysis: Any) -> Rollout:
+def rollout(provider: dict[str, Any] | None = None, **analysis: Any) -> Rollout:
     return Rollout.model_validate(
         {
             "metadata": {"name": "podinfo", "namespace": "test"},
             "spec": {
                 "targetRef": {"name": "podinfo"},
                 "service": {"port": 9898},
-                "provider": {"name": "istio"},
+                "provider": provider or {"name": "istio"},
                 "analysis": analysis,
             },
         }
     )
 
 
-def test_defaults_are_error_rate_and_latency() -> None:
-    checks = resolve_checks(rollout())
+def policy(name: str, *checks: dict[str, Any], kind: str = "ClusterAnalysisPolicy") -> Any:
+    model = ClusterAnalysisPolicy if kind == "ClusterAnalysisPolicy" else AnalysisPolicy
+    return model.model_validate(
+        {
+            "apiVersion": "canary.dev/v1alpha1",
+            "kind": kind,
+            "metadata": {"name": name, "namespace": "test"},
+            "spec": {"checks": list(checks)},
+        }
+    )
+
+
+def custom(name: str) -> dict[str, Any]:
+    return {"name": name, "kind": "custom", "query": "sum by (deployment) (up)", "max": 1}
+
+
+@pytest.mark.parametrize("name", sorted(PROVIDERS))
+def test_each_provider_defaults_to_its_shipped_policy(name: str) -> None:
+    checks = resolve_checks(rollout(PROVIDERS[name]))
+    assert checks == expand(builtin_policy(name))
     assert [c.name for c in checks] == ["error-rate", "latency"]
     errors, latency = checks
     assert (errors.kind, errors.max, errors.compare_to_primary, errors.margin) == (
@@ -35,10 +62,18 @@ def test_defaults_are_error_rate_and_latency() -> None:
         0.2,
     )
     assert (latency.kind, latency.max) == (CheckKind.LATENCY, 500.0)
-    assert checks == list(DEFAULT_CHECKS)
+    assert latency.quantile_query
+    assert "histogram_quantile(0.99" in latency.quantile_query
 
 
-def test_inline_fields_override_the_default_of_the_same_name() -> None:
+def test_policy_variables_are_written_into_the_queries() -> None:
+    errors = resolve_checks(rollout())[0]
+    assert errors.requests_query is not None
+    assert "{{ workloads }}" not in errors.requests_query
+    assert 'destination_workload_namespace="{{ namespace }}"' in errors.requests_query
+
+
+def test_inline_fields_override_the_policy_check_of_the_same_name() -> None:
     checks = resolve_checks(
         rollout(checks=[{"name": "error-rate", "max": 0.5, "judge": "threshold"}])
     )
@@ -47,10 +82,11 @@ def test_inline_fields_override_the_default_of_the_same_name() -> None:
     assert errors.judge is JudgeName.THRESHOLD
     assert errors.kind is CheckKind.ERROR_RATE
     assert errors.margin == 0.2
-    assert DEFAULT_CHECKS[0].max == 1.0  # the defaults are not changed
+    assert errors.requests_query is not None
+    assert builtin_policy("istio").spec.checks[0].max == 1.0  # the policy is not changed
 
 
-def test_inline_check_of_its_own_is_added_after_the_defaults() -> None:
+def test_inline_check_of_its_own_is_added_after_the_policy_checks() -> None:
     checks = resolve_checks(rollout(checks=[{"name": "p95", "kind": "latency", "max": 300}]))
     assert [c.name for c in checks] == ["error-rate", "latency", "p95"]
 
@@ -66,6 +102,59 @@ def test_complete_inline_checks_without_a_policy_replace_the_defaults() -> None:
     assert [c.name for c in resolve_checks(rollout(checks=[own]))] == ["errors"]
     with_policy = rollout(checks=[own], policies=[{"name": "istio"}])
     assert [c.name for c in resolve_checks(with_policy)] == ["error-rate", "latency", "errors"]
+
+
+def test_a_named_policy_replaces_the_providers_default() -> None:
+    checks = resolve_checks(rollout(policies=[{"name": "linkerd"}]))
+    assert checks == expand(builtin_policy("linkerd"))
+
+
+def test_policies_from_the_cluster_are_found_by_kind_and_name() -> None:
+    mine = policy("mine", custom("saturation"), kind="AnalysisPolicy")
+    checks = resolve_checks(
+        rollout(policies=[{"name": "istio"}, {"name": "mine", "kind": "AnalysisPolicy"}]),
+        extra_policies=[mine],
+    )
+    assert [c.name for c in checks] == ["error-rate", "latency", "saturation"]
+
+
+def test_a_cluster_policy_of_a_built_in_name_replaces_the_built_in() -> None:
+    replacement = policy("istio", custom("saturation"))
+    assert [c.name for c in resolve_checks(rollout(), [replacement])] == ["saturation"]
+
+
+def test_an_unknown_policy_names_the_field() -> None:
+    with pytest.raises(PolicyError) as caught:
+        resolve_checks(rollout(policies=[{"name": "istio"}, {"name": "istoi"}]))
+    assert caught.value.path == "spec.analysis.policies[1].name"
+    assert "istoi" in caught.value.message
+    assert "gateway-api-envoy, haproxy, istio, linkerd" in caught.value.message
+    assert isinstance(caught.value, CheckResolutionError)  # the CLI reports it like any other
+
+
+def test_an_analysis_policy_of_another_namespace_is_not_found() -> None:
+    theirs = policy("mine", custom("saturation"), kind="AnalysisPolicy")
+    theirs.metadata.namespace = "elsewhere"
+    with pytest.raises(PolicyError, match="no AnalysisPolicy 'mine' in namespace 'test'"):
+        resolve_checks(
+            rollout(policies=[{"name": "mine", "kind": "AnalysisPolicy"}]), extra_policies=[theirs]
+        )
+
+
+def test_two_policies_with_a_check_of_the_same_name_clash() -> None:
+    other = policy("other", custom("latency"))
+    with pytest.raises(PolicyError) as caught:
+        resolve_checks(rollout(policies=[{"name": "istio"}, {"name": "other"}]), [other])
+    assert caught.value.path == "spec.analysis.policies[1]"
+    assert "'latency'" in caught.value.message
+
+
+def test_a_policy_cannot_set_a_variable_given_at_every_tick() -> None:
+    bad = policy("bad", custom("saturation"))
+    bad.spec.variables["namespace"] = "prod"
+    with pytest.raises(PolicyError) as caught:
+        resolve_checks(rollout(policies=[{"name": "bad"}]), [bad])
+    assert caught.value.path == "spec.analysis.policies[0].spec.variables.namespace"
 
 
 def test_override_of_an_unknown_check_names_the_field() -> None:

@@ -1,0 +1,192 @@
+"""The shipped AnalysisPolicies (``policies/*.yaml``) and how a rollout's policies are found.
+
+Built-in policies are ClusterAnalysisPolicies read from the ``policies`` folder: next to the
+package in a source checkout or an editable install, else under ``<prefix>/share/canary/
+policies`` where a wheel installs them. Each provider has a default policy, used when a
+rollout names none. Policies from the cluster or from files (``extra_policies``) are looked up
+first, so a cluster's own ``istio`` ClusterAnalysisPolicy replaces the built-in one.
+
+A policy's ``variables`` are expanded into its queries when its checks are taken: a value is
+PromQL text and may use the variables given at every tick (``{{ namespace }}``, ...) and the
+policy's other variables. docs/policies.md has the details.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import sysconfig
+from collections.abc import Iterable
+from functools import cache
+from pathlib import Path
+
+from canary.analysis.checks import CheckResolutionError
+from canary.model.analysis import CheckSpec, PolicyKind
+from canary.model.loader import LoadError, load_file
+from canary.model.policy import AnalysisPolicy, ClusterAnalysisPolicy
+from canary.model.provider import ProviderName
+from canary.model.rollout import Rollout
+
+AnyPolicy = AnalysisPolicy | ClusterAnalysisPolicy
+
+DEFAULT_POLICY: dict[ProviderName, str] = {
+    ProviderName.ISTIO: "istio",
+    ProviderName.LINKERD: "linkerd",
+    ProviderName.GATEWAY_API: "gateway-api-envoy",
+    ProviderName.HAPROXY: "haproxy",
+}
+"""The built-in policy of each traffic provider."""
+
+TICK_VARIABLES = frozenset(
+    {"namespace", "target", "canary", "primary", "interval", "objective_ms", "objective_seconds"}
+)
+"""Variables given at every tick (canary.analysis.analyse.query_variables): not a policy's."""
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_QUERY_FIELDS = ("requests_query", "failures_query", "quantile_query", "query")
+
+
+class PolicyError(CheckResolutionError):
+    """A policy that cannot be found or used; ``path`` names the field."""
+
+
+def policy_dirs() -> list[Path]:
+    """Where built-in policies are looked for, in order."""
+    source = Path(__file__).resolve().parents[2] / "policies"
+    prefixes = [Path(sys.prefix), Path(sysconfig.get_path("data"))]
+    installed = [p / "share" / "canary" / "policies" for p in prefixes]
+    return list(dict.fromkeys([source, *installed]))
+
+
+def builtin_dir() -> Path:
+    for candidate in policy_dirs():
+        if (candidate / "istio.yaml").is_file():
+            return candidate
+    searched = ", ".join(str(p) for p in policy_dirs())
+    raise PolicyError("policies", f"the built-in policies are not installed (looked in {searched})")
+
+
+@cache
+def _load_builtins(folder: Path) -> dict[str, ClusterAnalysisPolicy]:
+    policies: dict[str, ClusterAnalysisPolicy] = {}
+    for path in sorted(folder.glob("*.yaml")):
+        try:
+            documents = load_file(path)
+        except LoadError as exc:
+            raise PolicyError(str(path), f"a built-in policy is invalid: {exc}") from None
+        for document in documents:
+            if isinstance(document.resource, ClusterAnalysisPolicy):
+                policies[document.resource.metadata.name] = document.resource
+    return policies
+
+
+def builtin_policies() -> dict[str, ClusterAnalysisPolicy]:
+    """Every built-in policy by name."""
+    return dict(_load_builtins(builtin_dir()))
+
+
+def builtin_policy(name: str) -> ClusterAnalysisPolicy:
+    policies = builtin_policies()
+    if name not in policies:
+        known = ", ".join(sorted(policies))
+        raise PolicyError("name", f"no built-in policy '{name}' (built-in: {known})")
+    return policies[name]
+
+
+def default_policy(provider: ProviderName) -> ClusterAnalysisPolicy:
+    """The built-in policy a rollout of ``provider`` uses when it names none."""
+    return builtin_policy(DEFAULT_POLICY[provider])
+
+
+def find_policy(
+    name: str, kind: PolicyKind, namespace: str | None, extra_policies: Iterable[AnyPolicy] = ()
+) -> AnyPolicy | None:
+    """The policy a rollout in ``namespace`` means by (kind, name): extra ones, then built-in."""
+    for policy in extra_policies:
+        if policy.kind != kind.value or policy.metadata.name != name:
+            continue
+        theirs = policy.metadata.namespace
+        if isinstance(policy, AnalysisPolicy) and theirs and namespace and theirs != namespace:
+            continue
+        return policy
+    if kind is PolicyKind.CLUSTER_ANALYSIS_POLICY:
+        return builtin_policies().get(name)
+    return None
+
+
+def expand(policy: AnyPolicy, path: str = "policy") -> list[CheckSpec]:
+    """The policy's checks with its variables written into their queries."""
+    variables = policy.spec.variables
+    for name in variables:
+        if name in TICK_VARIABLES:
+            raise PolicyError(
+                f"{path}.spec.variables.{name}",
+                f"'{name}' is given at every tick: a policy cannot set it",
+            )
+
+    def substitute(text: str) -> str:
+        for _ in range(len(variables) + 1):
+            done = _PLACEHOLDER.sub(lambda m: variables.get(m.group(1), m.group(0)), text)
+            if done == text:
+                return done
+            text = done
+        raise PolicyError(f"{path}.spec.variables", "the variables refer to each other in a loop")
+
+    checks = []
+    for check in policy.spec.checks:
+        updates = {f: substitute(getattr(check, f)) for f in _QUERY_FIELDS if getattr(check, f)}
+        checks.append(check.model_copy(update=updates))
+    return checks
+
+
+def policy_checks(
+    rollout: Rollout, extra_policies: Iterable[AnyPolicy] = ()
+) -> dict[str, CheckSpec]:
+    """The checks of the rollout's policies (the provider's default when it names none), by
+    name; a PolicyError names the field of a policy that is unknown or clashes."""
+    extra = list(extra_policies)
+    namespace = rollout.metadata.namespace
+    refs = rollout.spec.analysis.policies
+    if refs:
+        found: list[tuple[str, AnyPolicy]] = []
+        for index, ref in enumerate(refs):
+            path = f"spec.analysis.policies[{index}]"
+            policy = find_policy(ref.name, ref.kind, namespace, extra)
+            if policy is None:
+                raise PolicyError(f"{path}.name", _unknown(ref.name, ref.kind, namespace, extra))
+            found.append((path, policy))
+    else:
+        provider = rollout.spec.provider.name
+        name = DEFAULT_POLICY[provider]
+        policy = find_policy(name, PolicyKind.CLUSTER_ANALYSIS_POLICY, namespace, extra)
+        if policy is None:
+            raise PolicyError("spec.provider.name", _unknown(name, None, namespace, extra))
+        found = [("spec.provider.name", policy)]
+    checks: dict[str, CheckSpec] = {}
+    owners: dict[str, str] = {}
+    for path, policy in found:
+        for check in expand(policy, path):
+            if check.name in checks:
+                raise PolicyError(
+                    path,
+                    f"check '{check.name}' of policy '{policy.metadata.name}' is also in policy "
+                    f"'{owners[check.name]}': check names must be unique across policies",
+                )
+            checks[check.name] = check
+            owners[check.name] = policy.metadata.name
+    return checks
+
+
+def _unknown(
+    name: str, kind: PolicyKind | None, namespace: str | None, extra: list[AnyPolicy]
+) -> str:
+    if kind is PolicyKind.ANALYSIS_POLICY:
+        where = f"namespace '{namespace}'" if namespace else "the rollout's namespace"
+        return f"no AnalysisPolicy '{name}' in {where}"
+    names = sorted(
+        {
+            *builtin_policies(),
+            *(p.metadata.name for p in extra if isinstance(p, ClusterAnalysisPolicy)),
+        }
+    )
+    return f"no ClusterAnalysisPolicy '{name}' (known: {', '.join(names)})"

@@ -1,0 +1,282 @@
+"""The Mann-Whitney judge: its state (JSON round trip, bounded), determinism, samples, and the
+weighted score applied by the analysis tick."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+
+import pytest
+
+from canary.analysis.analyse import analyse
+from canary.analysis.judges import get_judge
+from canary.analysis.judges.mann_whitney import MAX_WINDOWS, MannWhitneyJudge, Samples
+from canary.analysis.provider import Targets
+from canary.analysis.samples import JudgeContext, SideSample, WindowSample
+from canary.model import (
+    CheckKind,
+    CheckResult,
+    CheckSpec,
+    CheckState,
+    JudgeName,
+    Rollout,
+    RolloutStatus,
+    Verdict,
+)
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+ERRORS = CheckSpec(name="error-rate", kind=CheckKind.ERROR_RATE, max=1.0)
+LATENCY = CheckSpec(name="latency", kind=CheckKind.LATENCY, max=500.0)
+CONTEXT = JudgeContext(weight=10, min_requests=20)
+
+
+def latency(canary: float | None, primary: float | None, requests: int = 200) -> WindowSample:
+    return WindowSample(
+        canary=None if canary is None else SideSample(requests=requests, failures=0, value=canary),
+        primary=None
+        if primary is None
+        else SideSample(requests=requests * 9, failures=0, value=primary),
+    )
+
+
+def errors(canary_failures: int, primary_failures: int, requests: int = 1000) -> WindowSample:
+    return WindowSample(
+        canary=SideSample(requests=requests, failures=canary_failures),
+        primary=SideSample(requests=requests, failures=primary_failures),
+    )
+
+
+def run(
+    check: CheckSpec,
+    windows: Iterable[WindowSample],
+    state: CheckState | None = None,
+    context: JudgeContext = CONTEXT,
+) -> tuple[list[CheckResult], CheckState]:
+    """Feed the windows tick by tick, threading the state; every result and the last state."""
+    judge = MannWhitneyJudge()
+    state = state or CheckState(name=check.name)
+    results = []
+    for window in windows:
+        result, state = judge.judge(check, window, state, context, NOW)
+        results.append(result)
+    return results, state
+
+
+def wobble(base: float, n: int, step: float = 3.0) -> list[float]:
+    return [base + step * ((i * 7) % 11 - 5) for i in range(n)]
+
+
+def test_registered_under_its_name() -> None:
+    assert get_judge(JudgeName.MANN_WHITNEY).name is JudgeName.MANN_WHITNEY
+
+
+def test_state_round_trips_through_json_with_identical_later_verdicts() -> None:
+    canary = wobble(300.0, 12)
+    primary = wobble(250.0, 12)
+    windows = [latency(c, p) for c, p in zip(canary, primary, strict=True)]
+    straight, _ = run(LATENCY, windows)
+
+    first, saved = run(LATENCY, windows[:5])
+    # As the controller stores it: the whole status, as JSON, and back.
+    status = RolloutStatus(analysis=[saved])
+    restored = RolloutStatus.model_validate(json.loads(status.model_dump_json(by_alias=True)))
+    assert restored.analysis[0] == saved
+    resumed, _ = run(LATENCY, windows[5:], restored.analysis[0])
+
+    assert [r.model_dump() for r in first + resumed] == [r.model_dump() for r in straight]
+    assert straight[-1].verdict is Verdict.FAIL  # the run reached a decision worth comparing
+
+
+def test_state_is_a_flat_list_of_finite_floats() -> None:
+    _, state = run(ERRORS, [errors(3, 1), errors(0, 2), errors(5, 5)])
+    assert all(isinstance(v, float) and math.isfinite(v) for v in state.judge_state)
+    assert json.loads(json.dumps(state.judge_state)) == state.judge_state
+
+
+def test_state_is_bounded_and_keeps_the_latest_windows() -> None:
+    # A long analysis: a healthy start, then the canary gets slower for the last 60 windows.
+    windows = [latency(250.0 + i % 5, 250.0 + i % 7) for i in range(140)]
+    windows += [latency(400.0 + i % 5, 250.0 + i % 7) for i in range(MAX_WINDOWS)]
+    results, state = run(LATENCY, windows)
+    assert len(state.judge_state) == 4 + 2 * MAX_WINDOWS
+    samples = Samples.load(state.judge_state, CheckKind.LATENCY)
+    assert len(samples.canary) == len(samples.primary) == MAX_WINDOWS
+    assert min(samples.canary) >= 400.0  # only the latest windows are kept
+    # The verdict is the one a fresh judge gives on the last MAX_WINDOWS windows alone.
+    fresh, _ = run(LATENCY, windows[-MAX_WINDOWS:])
+    assert results[-1].message == fresh[-1].message
+    assert results[-1].verdict is Verdict.FAIL
+
+
+def test_same_inputs_same_outputs() -> None:
+    windows = [latency(c, p) for c, p in zip(wobble(260, 8), wobble(250, 8), strict=True)]
+    one, state_one = run(LATENCY, windows)
+    two, state_two = run(LATENCY, windows)
+    assert [r.model_dump() for r in one] == [r.model_dump() for r in two]
+    assert state_one == state_two
+
+
+def test_totals_are_kept_like_the_other_judges() -> None:
+    _, state = run(ERRORS, [errors(3, 1), errors(0, 2)])
+    assert (state.ticks, state.canary_requests, state.canary_failures) == (2, 2000, 3)
+    assert (state.primary_requests, state.primary_failures) == (2000, 3)
+
+
+def test_a_window_missing_a_side_is_no_data_even_with_enough_samples() -> None:
+    windows = [latency(250.0 + i, 250.0 - i) for i in range(5)]
+    results, state = run(LATENCY, [*windows, latency(None, 250.0)])
+    last = results[-1]
+    assert last.verdict is Verdict.INCONCLUSIVE
+    assert last.no_data
+    assert "no-data: no canary data in the window" in last.message
+    # The primary's window still counts as a sample.
+    samples = Samples.load(state.judge_state, CheckKind.LATENCY)
+    assert (len(samples.canary), len(samples.primary)) == (5, 6)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+def test_nan_or_infinite_values_are_no_sample(value: float) -> None:
+    results, state = run(LATENCY, [latency(value, 250.0)])
+    assert results[0].verdict is Verdict.INCONCLUSIVE
+    assert results[0].no_data
+    assert Samples.load(state.judge_state, CheckKind.LATENCY).canary == []
+    assert all(math.isfinite(v) for v in state.judge_state)
+
+
+def test_windows_below_min_requests_are_not_samples() -> None:
+    results, state = run(ERRORS, [errors(1, 1, requests=10)])
+    assert results[0].verdict is Verdict.INCONCLUSIVE
+    assert not results[0].no_data  # the data is there, just too little of it
+    assert "canary served 10 requests, fewer than minRequests 20" in results[0].message
+    assert Samples.load(state.judge_state, CheckKind.ERROR_RATE).canary == []
+
+
+def test_zero_requests_are_no_data_not_zero_errors() -> None:
+    window = WindowSample(
+        canary=SideSample(requests=0, failures=0), primary=SideSample(requests=900, failures=1)
+    )
+    results, _ = run(ERRORS, [window], context=JudgeContext(weight=5, min_requests=0))
+    assert results[0].verdict is Verdict.INCONCLUSIVE
+    assert results[0].no_data
+
+
+def test_state_of_another_kind_starts_over() -> None:
+    _, state = run(ERRORS, [errors(3, 1), errors(0, 2), errors(5, 5)])
+    results, state = run(LATENCY, [latency(300.0, 250.0)], state)
+    assert "1 canary and 1 primary windows so far" in results[0].message
+
+
+def test_corrupt_state_starts_over() -> None:
+    state = CheckState(name="latency", judge_state=[1.0, 2.0, 5.0, 5.0, 1.0])
+    results, new = run(LATENCY, [latency(300.0, 250.0)], state)
+    assert "1 canary and 1 primary windows so far" in results[0].message
+    assert len(new.judge_state) == 6
+
+
+def test_custom_check_reads_the_value_and_a_floor_makes_low_bad() -> None:
+    throughput = CheckSpec(name="orders", kind=CheckKind.CUSTOM, query="x", min=10.0)
+    windows = [
+        WindowSample(
+            canary=SideSample(requests=0, failures=0, value=50.0 + i),
+            primary=SideSample(requests=0, failures=0, value=100.0 + i),
+        )
+        for i in range(5)
+    ]
+    results, _ = run(throughput, windows)
+    assert results[-1].verdict is Verdict.FAIL
+    assert results[-1].message.endswith("low → fail")
+    # The margin tolerates a decrease for a floor: allowed 1 / (1 + 1) = 0.5x.
+    tolerant = throughput.model_copy(update={"margin": 1.0})
+    results, _ = run(tolerant, windows)
+    assert results[-1].verdict is Verdict.PASS
+    assert "within allowed 0.5x" in results[-1].message
+    ceiling = throughput.model_copy(update={"min": None, "max": 1000.0})
+    results, _ = run(ceiling, windows)
+    assert results[-1].verdict is Verdict.PASS
+    assert results[-1].message.endswith("low → pass")
+
+
+def test_evidence_and_statistic() -> None:
+    windows = [latency(600.0 + i, 250.0 + i) for i in range(5)]
+    results, _ = run(LATENCY, windows)
+    last = results[-1]
+    assert last.judge == "mann-whitney"
+    assert last.canary is not None
+    assert last.canary.value == 604.0
+    assert last.primary is not None
+    assert last.primary.requests == 1800
+    assert last.statistic == pytest.approx(2 / 252)  # the p-value
+    assert not last.decisive
+
+
+# The analysis tick applies the weighted score to the mann-whitney verdicts.
+
+TARGETS = Targets(namespace="test", target="podinfo", canary="podinfo", primary="podinfo-primary")
+
+
+class Fixed:
+    """A provider that answers every check's query with a fixed window."""
+
+    def __init__(self, answers: Mapping[str, WindowSample]) -> None:
+        self.answers = answers
+
+    def window(self, check: CheckSpec, variables: Mapping[str, str], at: datetime) -> WindowSample:
+        return self.answers[check.name]
+
+
+def _rollout(judge: str) -> Rollout:
+    return Rollout.model_validate(
+        {
+            "metadata": {"name": "podinfo", "namespace": "test"},
+            "spec": {
+                "targetRef": {"name": "podinfo"},
+                "service": {"port": 9898},
+                "provider": {"name": "istio"},
+                "analysis": {"judge": judge, "minRequests": 10},
+            },
+        }
+    )
+
+
+def _analyse_ticks(
+    rollout: Rollout, checks: list[CheckSpec], windows: Mapping[str, list[WindowSample]]
+) -> list[CheckResult]:
+    status = RolloutStatus(canary_weight=10)
+    results: list[CheckResult] = []
+    for tick in range(len(next(iter(windows.values())))):
+        provider = Fixed({name: series[tick] for name, series in windows.items()})
+        results, states = analyse(rollout, status, checks, provider, TARGETS, 60, NOW)
+        status = status.model_copy(update={"analysis": states})
+    return results
+
+
+def test_analyse_scores_mann_whitney_and_leaves_other_judges_alone() -> None:
+    slow = [latency(600.0 + i, 250.0 + i) for i in range(5)]
+    fine = [latency(250.0 + i, 250.0 + i) for i in range(5)]
+    checks = [
+        LATENCY.model_copy(update={"weight": 1.0}),
+        CheckSpec(name="p50", kind=CheckKind.LATENCY, max=500.0, weight=4.0),
+    ]
+    results = _analyse_ticks(_rollout("mann-whitney"), checks, {"latency": slow, "p50": fine})
+    # 4 of 5 weights passed: 80, marginal: the failing check holds instead of failing.
+    assert [r.verdict for r in results] == [Verdict.INCONCLUSIVE, Verdict.PASS]
+    assert "score 80 < pass 95, >= marginal 75: inconclusive" in results[0].message
+    assert results[1].message.endswith("; score 80 < pass 95, >= marginal 75")
+
+    # A threshold judge's verdicts count in the score but are never changed by it.
+    mixed = [LATENCY, checks[1].model_copy(update={"judge": JudgeName.THRESHOLD})]
+    over = [latency(600.0, 250.0)] * 5
+    results = _analyse_ticks(_rollout("mann-whitney"), mixed, {"latency": over, "p50": over})
+    assert [r.judge for r in results] == ["mann-whitney", "threshold"]
+    assert [r.verdict for r in results] == [Verdict.FAIL, Verdict.FAIL]
+    assert "score" not in results[1].message
+    assert "score 0 < marginal 75: fail" in results[0].message
+
+
+def test_analyse_without_mann_whitney_is_unchanged() -> None:
+    fine = [latency(250.0, 250.0)]
+    results = _analyse_ticks(_rollout("threshold"), [LATENCY], {"latency": fine})
+    assert results[0].verdict is Verdict.PASS
+    assert "score" not in results[0].message

@@ -1,0 +1,491 @@
+"""The Prometheus provider against a real Prometheus holding known series (and a fake one for
+what a real one will not do on demand: answer slowly, fail, record headers)."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_support import (
+    BAD_CANARY,
+    NAN_RATIO,
+    SCENARIOS,
+    FakePrometheus,
+    LoadedPrometheus,
+    Recorded,
+    Scenario,
+    Sleeps,
+    Traffic,
+    closed_port,
+    error,
+    vector,
+)
+
+from canary.analysis.analyse import analyse, query_variables
+from canary.analysis.checks import resolve_checks
+from canary.analysis.policies import builtin_policy, expand
+from canary.analysis.prometheus import (
+    TAG,
+    PrometheusProvider,
+    PrometheusSettings,
+    render,
+)
+from canary.analysis.provider import (
+    MetricsError,
+    MetricsUnavailableError,
+    QueryError,
+    Targets,
+)
+from canary.analysis.samples import SideSample, WindowSample
+from canary.model import CheckKind, CheckSpec, Rollout, RolloutStatus, Verdict
+
+AT = datetime(2026, 1, 1, tzinfo=UTC)
+WINDOW = 60.0
+
+
+def provider(url: str, **settings: Any) -> PrometheusProvider:
+    return PrometheusProvider(PrometheusSettings(url=url, **settings), sleep=Sleeps())
+
+
+def checks_of(policy: str) -> dict[str, CheckSpec]:
+    return {c.name: c for c in expand(builtin_policy(policy))}
+
+
+def window(
+    prom: LoadedPrometheus, check: CheckSpec, targets: Targets, **settings: Any
+) -> WindowSample:
+    variables = query_variables(targets, WINDOW, check)
+    return provider(prom.url, **settings).window(check, variables, prom.at)
+
+
+def side(traffic: Traffic, check: str) -> tuple[int, int]:
+    if check == "error-rate":
+        return traffic.requests, traffic.errors
+    return traffic.requests, traffic.slow(500)
+
+
+# --- the shipped policies against a real Prometheus ---------------------------------------
+
+
+@pytest.mark.parametrize("scenario", ["bad", "healthy"])
+@pytest.mark.parametrize("policy", sorted(SCENARIOS))
+def test_each_policy_counts_requests_and_failures_of_both_sides(
+    prometheus: LoadedPrometheus, policy: str, scenario: str
+) -> None:
+    case: Scenario = SCENARIOS[policy][scenario]
+    for name, check in checks_of(policy).items():
+        got = window(prometheus, check, case.targets)
+        assert got.canary is not None, f"{policy} {name}: no canary data"
+        assert got.primary is not None, f"{policy} {name}: no primary data"
+        assert (got.canary.requests, got.canary.failures) == side(case.canary, name), name
+        assert (got.primary.requests, got.primary.failures) == side(case.primary, name), name
+
+
+@pytest.mark.parametrize("policy", sorted(SCENARIOS))
+def test_each_policy_shows_a_plausible_p99_in_milliseconds(
+    prometheus: LoadedPrometheus, policy: str
+) -> None:
+    latency = checks_of(policy)["latency"]
+    bad = window(prometheus, latency, SCENARIOS[policy]["bad"].targets)
+    healthy = window(prometheus, latency, SCENARIOS[policy]["healthy"].targets)
+    assert bad.canary is not None
+    assert bad.primary is not None
+    assert healthy.canary is not None
+    assert bad.canary.value == pytest.approx(1000.0, rel=1e-6)  # 594th of 600 ends the 1s bucket
+    assert healthy.canary.value == pytest.approx(100.0, rel=1e-6)
+    assert bad.primary.value is not None
+    assert 100.0 < bad.primary.value <= 500.0
+
+
+def test_error_counts_are_the_windows_own(prometheus: LoadedPrometheus) -> None:
+    errors = checks_of("istio")["error-rate"]
+    targets = SCENARIOS["istio"]["bad"].targets
+    variables = query_variables(targets, 120, errors)  # a 2-minute window: twice the counts
+    got = provider(prometheus.url).window(errors, variables, prometheus.at)
+    assert got.canary == SideSample(requests=2 * BAD_CANARY.requests, failures=2 * 12)
+
+
+def test_no_series_is_no_data_not_zero(prometheus: LoadedPrometheus) -> None:
+    nobody = Targets(namespace="empty", target="podinfo", canary="podinfo", primary="podinfo-p")
+    for policy in SCENARIOS:
+        for check in checks_of(policy).values():
+            assert window(prometheus, check, nobody) == WindowSample(canary=None, primary=None)
+
+
+def test_a_canary_without_traffic_yet_is_no_data_beside_a_primary_with_data(
+    prometheus: LoadedPrometheus,
+) -> None:
+    targets = Targets(namespace="test", target="podinfo", canary="new", primary="podinfo-primary")
+    got = window(prometheus, checks_of("istio")["error-rate"], targets)
+    assert got.canary is None
+    assert got.primary == SideSample(requests=3000, failures=12)
+
+
+def test_nan_and_infinity_are_no_data(prometheus: LoadedPrometheus) -> None:
+    ratio = CheckSpec(
+        name="ratio",
+        kind=CheckKind.CUSTOM,
+        max=1,
+        query=f'sum by (deployment) ({NAN_RATIO}{{namespace="{{{{ namespace }}}}"}})',
+    )
+    test, healthy = SCENARIOS["linkerd"]["bad"], SCENARIOS["linkerd"]["healthy"]
+    assert window(prometheus, ratio, test.targets) == WindowSample(
+        canary=None, primary=SideSample(requests=0, failures=0, value=0.25)
+    )
+    inf = window(prometheus, ratio, healthy.targets)
+    assert inf.canary is None  # +Inf
+    assert inf.primary == SideSample(requests=0, failures=0, value=0.5)
+
+
+def test_nan_counts_are_no_data(prometheus: LoadedPrometheus) -> None:
+    nan = CheckSpec(
+        name="errors",
+        kind=CheckKind.ERROR_RATE,
+        requests_query=f'sum by (deployment) ({NAN_RATIO}{{namespace="test"}})',
+        failures_query=f'0 * sum by (deployment) ({NAN_RATIO}{{namespace="test"}})',
+    )
+    got = window(prometheus, nan, SCENARIOS["linkerd"]["bad"].targets)
+    assert got.canary is None
+    assert got.primary == SideSample(requests=0, failures=0)
+
+
+def test_a_latency_objective_that_is_no_bucket_boundary_says_so(
+    prometheus: LoadedPrometheus,
+) -> None:
+    latency = checks_of("istio")["latency"].model_copy(update={"max": 450.0})
+    with pytest.raises(QueryError, match=r"max 450 ms\) must be a bucket boundary"):
+        window(prometheus, latency, SCENARIOS["istio"]["bad"].targets)
+
+
+def test_a_bad_query_is_a_query_error_with_prometheus_message(
+    prometheus: LoadedPrometheus,
+) -> None:
+    bad = CheckSpec(
+        name="errors",
+        kind=CheckKind.ERROR_RATE,
+        requests_query="sum by (deployment) (rate(response_total[{{ interval }}])",
+        failures_query="sum by (deployment) (rate(response_total[{{ interval }}]))",
+    )
+    sleeps = Sleeps()
+    prom = PrometheusProvider(PrometheusSettings(url=prometheus.url), sleep=sleeps)
+    targets = SCENARIOS["linkerd"]["bad"].targets
+    with pytest.raises(QueryError) as caught:
+        prom.window(bad, query_variables(targets, WINDOW, bad), prometheus.at)
+    message = str(caught.value)
+    assert "HTTP 400" in message
+    assert "parse error" in message
+    assert "rate(response_total[1m])" in message  # the query, as sent
+    assert sleeps.delays == []  # not retried
+
+
+def test_an_unknown_function_is_a_query_error(prometheus: LoadedPrometheus) -> None:
+    bad = CheckSpec(name="x", kind=CheckKind.CUSTOM, query="sum by (deployment) (frobnicate(up))")
+    with pytest.raises(QueryError, match='unknown function with name "frobnicate"'):
+        window(prometheus, bad, SCENARIOS["istio"]["bad"].targets)
+
+
+@pytest.mark.parametrize(
+    "namespace",
+    [
+        'a"b\\',
+        'test", destination_workload=~".+',
+        "test\n} or vector(1) #",
+        "test\\",
+    ],
+)
+def test_a_name_cannot_inject_promql(prometheus: LoadedPrometheus, namespace: str) -> None:
+    targets = Targets(
+        namespace=namespace, target="podinfo", canary="podinfo", primary="podinfo-primary"
+    )
+    for check in checks_of("istio").values():
+        # Prometheus parses it, and it matches nothing: the value stayed inside its string.
+        assert window(prometheus, check, targets) == WindowSample(canary=None, primary=None)
+
+
+def test_a_workload_name_is_matched_literally_in_a_regex(prometheus: LoadedPrometheus) -> None:
+    targets = Targets(namespace="test", target="podinfo", canary="podinf.", primary="podinfo.*")
+    assert window(prometheus, checks_of("linkerd")["error-rate"], targets) == WindowSample()
+
+
+# --- the provider's HTTP behaviour, against local servers ---------------------------------
+
+
+ERRORS = CheckSpec(
+    name="errors",
+    kind=CheckKind.ERROR_RATE,
+    requests_query='sum by (app) (requests{app=~"{{ canary }}|{{ primary }}"})',
+    failures_query='sum by (app) (errors{app=~"{{ canary }}|{{ primary }}"})',
+)
+TARGETS = Targets(namespace="test", target="app", canary="app", primary="app-primary")
+VARIABLES = query_variables(TARGETS, WINDOW, ERRORS)
+
+
+def answers(*rows: tuple[str, str, str]) -> dict[str, Any]:
+    """(part, side name, value) rows as Prometheus would answer the combined query."""
+    return vector(*(({TAG: part, "app": who}, value) for part, who, value in rows))
+
+
+def test_prometheus_down_is_unavailable_after_the_configured_attempts() -> None:
+    sleeps = Sleeps()
+    url = f"http://127.0.0.1:{closed_port()}"
+    prom = PrometheusProvider(
+        PrometheusSettings(url=url, retries={"attempts": 4, "backoff": 0.5}), sleep=sleeps
+    )
+    tries: list[str] = []
+    real_query = prom.client.query
+
+    def counting(promql: str, at: datetime) -> Any:
+        tries.append(promql)
+        return real_query(promql, at)
+
+    prom.client.query = counting  # type: ignore[method-assign]
+    with pytest.raises(MetricsUnavailableError) as caught:
+        prom.window(ERRORS, VARIABLES, AT)
+    assert len(tries) == 4
+    assert sleeps.delays == [0.5, 1.0, 2.0]  # exponential backoff, nothing after the last try
+    assert f"prometheus at {url} could not be reached" in str(caught.value)
+    assert "Connection refused" in str(caught.value)
+    assert "(4 attempts)" in str(caught.value)
+
+
+def test_a_slow_prometheus_is_unavailable_after_the_timeout() -> None:
+    with FakePrometheus(lambda _: (200, answers(), 2.0)) as fake:
+        prom = provider(fake.url, timeout=0.2, retries={"attempts": 2})
+        with pytest.raises(MetricsUnavailableError) as caught:
+            prom.window(ERRORS, VARIABLES, AT)
+        assert len(fake.received) == 2
+    assert str(caught.value) == (
+        f"prometheus at {fake.url} did not answer within 0.2s (2 attempts)"
+    )
+
+
+def test_a_5xx_is_retried_then_unavailable() -> None:
+    with FakePrometheus(lambda _: (500, error("internal", "query timed out"), 0)) as fake:
+        with pytest.raises(MetricsUnavailableError) as caught:
+            provider(fake.url).window(ERRORS, VARIABLES, AT)
+        assert len(fake.received) == 3
+    assert "answered HTTP 500: query timed out (3 attempts)" in str(caught.value)
+
+
+def test_a_5xx_then_an_answer_is_the_answer() -> None:
+    calls: list[int] = []
+
+    def flaky(_: Recorded) -> tuple[int, Any, float]:
+        calls.append(1)
+        if len(calls) == 1:
+            return 503, error("unavailable", "starting"), 0
+        return 200, answers(("requests", "app", "10"), ("failures", "app", "1")), 0
+
+    with FakePrometheus(flaky) as fake:
+        got = provider(fake.url).window(ERRORS, VARIABLES, AT)
+    assert got == WindowSample(canary=SideSample(requests=10, failures=1), primary=None)
+
+
+def test_a_422_is_a_query_error_at_once() -> None:
+    refused = error("execution", "many-to-many matching not allowed")
+    with FakePrometheus(lambda _: (422, refused, 0)) as fake:
+        with pytest.raises(QueryError, match=r"HTTP 422.*many-to-many matching not allowed"):
+            provider(fake.url).window(ERRORS, VARIABLES, AT)
+        assert len(fake.received) == 1
+
+
+def test_refused_credentials_are_not_retried() -> None:
+    with FakePrometheus(lambda _: (401, "Unauthorized", 0)) as fake:
+        with pytest.raises(MetricsError, match=r"HTTP 401.*credentials"):
+            provider(fake.url).window(ERRORS, VARIABLES, AT)
+        assert len(fake.received) == 1
+
+
+def test_one_query_per_check_evaluated_at_the_window_end() -> None:
+    with FakePrometheus(lambda _: (200, answers(), 0)) as fake:
+        provider(fake.url).window(ERRORS, VARIABLES, AT)
+    (sent,) = fake.received
+    assert sent.path == "/api/v1/query"
+    assert float(sent.params["time"]) == AT.timestamp()
+    query = sent.params["query"]
+    assert query.count("label_replace(") == 2
+    assert f'"{TAG}", "requests"' in query
+    assert f'"{TAG}", "failures"' in query
+    assert 'requests{app=~"app|app-primary"}' in query
+
+
+def test_bearer_token_basic_auth_and_headers_are_sent(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("from-file\n")
+    with FakePrometheus(lambda _: (200, answers(), 0)) as fake:
+        provider(fake.url, bearer_token="s3cret", headers={"X-Scope-OrgID": "team"}).window(
+            ERRORS, VARIABLES, AT
+        )
+        provider(fake.url, bearer_token_file=token_file).window(ERRORS, VARIABLES, AT)
+        provider(fake.url, basic_auth={"username": "ann", "password": "pw"}).window(
+            ERRORS, VARIABLES, AT
+        )
+    token, from_file, basic = (r.headers for r in fake.received)
+    assert token["Authorization"] == "Bearer s3cret"
+    assert token["X-Scope-OrgID"] == "team"
+    assert from_file["Authorization"] == "Bearer from-file"
+    assert basic["Authorization"] == "Basic " + base64.b64encode(b"ann:pw").decode()
+
+
+def test_a_missing_token_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(MetricsError, match="cannot read bearerTokenFile"):
+        provider("http://127.0.0.1:1", bearer_token_file=tmp_path / "none").window(
+            ERRORS, VARIABLES, AT
+        )
+
+
+def test_counts_are_rounded_clamped_and_failures_never_exceed_requests() -> None:
+    rows = (
+        ("requests", "app", "599.6"),
+        ("failures", "app", "-0.4"),
+        ("requests", "app-primary", "10.2"),
+        ("failures", "app-primary", "12.7"),
+        ("requests", "someone-else", "5"),  # another workload the regex let through
+    )
+    with FakePrometheus(lambda _: (200, answers(*rows), 0)) as fake:
+        got = provider(fake.url).window(ERRORS, VARIABLES, AT)
+    assert got == WindowSample(
+        canary=SideSample(requests=600, failures=0),
+        primary=SideSample(requests=10, failures=10),
+    )
+
+
+def test_negative_requests_are_zero_and_nan_failures_no_data() -> None:
+    rows = (
+        ("requests", "app", "-3"),
+        ("failures", "app", "0"),
+        ("requests", "app-primary", "10"),
+        ("failures", "app-primary", "NaN"),
+    )
+    with FakePrometheus(lambda _: (200, answers(*rows), 0)) as fake:
+        got = provider(fake.url).window(ERRORS, VARIABLES, AT)
+    assert got == WindowSample(canary=SideSample(requests=0, failures=0), primary=None)
+
+
+def test_requests_without_a_failures_series_is_a_policy_to_fix() -> None:
+    one = answers(("requests", "app", "10"))
+    missing = r"failuresQuery found no series for app.*or 0 \*"
+    with FakePrometheus(lambda _: (200, one, 0)) as fake, pytest.raises(QueryError, match=missing):
+        provider(fake.url).window(ERRORS, VARIABLES, AT)
+
+
+def test_series_must_be_grouped_by_one_label() -> None:
+    two = vector(({TAG: "requests", "app": "app", "pod": "app-1"}, "1"))
+    grouped = r"must aggregate by one label.*got app, pod"
+    with FakePrometheus(lambda _: (200, two, 0)) as fake, pytest.raises(QueryError, match=grouped):
+        provider(fake.url).window(ERRORS, VARIABLES, AT)
+
+
+def test_an_answer_that_is_not_the_api_is_an_error() -> None:
+    odd = {"hello": "world"}
+    with FakePrometheus(lambda _: (200, odd, 0)) as fake, pytest.raises(MetricsError, match="API"):
+        provider(fake.url).window(ERRORS, VARIABLES, AT)
+
+
+# --- the renderer ---------------------------------------------------------------------------
+
+TICK = {"namespace": "test", "canary": "app", "primary": "app-primary", "interval": "1m"}
+
+
+def test_values_are_escaped_for_the_string_they_stand_in() -> None:
+    variables = {**TICK, "namespace": 'a"b\\c\nd'}
+    assert render('x{ns="{{ namespace }}"}', variables) == 'x{ns="a\\"b\\\\c\\nd"}'
+    assert render("x{ns='{{namespace}}'}", {**TICK, "namespace": "it's"}) == "x{ns='it\\'s'}"
+
+
+def test_values_in_a_regex_match_literally() -> None:
+    variables = {**TICK, "canary": "a.b", "primary": "c+d\\"}
+    assert render('x{w=~"{{ canary }}|{{ primary }}"}', variables) == (
+        'x{w=~"a\\\\.b|c\\\\+d\\\\\\\\"}'
+    )
+    assert render('x{w!~ "{{ canary }}"}', variables) == 'x{w!~ "a\\\\.b"}'
+    assert render('x{w="{{ canary }}"}', variables) == 'x{w="a.b"}'
+
+
+def test_an_unknown_variable_is_named() -> None:
+    with pytest.raises(QueryError, match=r"unknown variable \{\{ nmespace \}\}.*known: canary"):
+        render('x{ns="{{ nmespace }}"}', TICK)
+
+
+def test_tokens_outside_quotes_must_be_numbers_or_durations() -> None:
+    assert render("rate(x[{{ interval }}]) > {{ objective_ms }}", {**TICK, "objective_ms": "500"})
+    with pytest.raises(QueryError, match="outside quotes"):
+        render("x{ns={{ namespace }}}", TICK)
+    with pytest.raises(QueryError, match="interval must be a duration"):
+        render('x{i="{{ interval }}"}', {**TICK, "interval": '1m"}'})
+
+
+def test_a_comment_cannot_hide_or_inject() -> None:
+    variables = {**TICK, "namespace": "x\nvector(1)"}
+    assert render("x # {{ namespace }}\n", variables) == "x # x\\nvector(1)\n"
+    assert render('x # a "quote\ny{a="{{ canary }}"}', TICK) == 'x # a "quote\ny{a="app"}'
+
+
+def test_malformed_templates_are_query_errors() -> None:
+    with pytest.raises(QueryError, match="unterminated"):
+        render('x{a="{{ canary }}}', TICK)
+    with pytest.raises(QueryError, match="malformed placeholder"):
+        render('x{a="{{ can ary }}"}', TICK)
+
+
+def test_settings_take_one_credential() -> None:
+    with pytest.raises(ValueError, match="one of bearerToken, bearerTokenFile and basicAuth"):
+        PrometheusSettings(bearer_token="a", basic_auth={"username": "u", "password": "p"})
+    settings = PrometheusSettings.model_validate(
+        {"url": "https://prom:9090/", "timeout": 2, "retries": {"attempts": 1}}
+    )
+    assert settings.url == "https://prom:9090"
+    assert settings.retries.delay(1) == 0.5
+
+
+# --- through the analysis tick ----------------------------------------------------------------
+
+
+def istio_rollout() -> Rollout:
+    return Rollout.model_validate(
+        {
+            "metadata": {"name": "podinfo", "namespace": "test"},
+            "spec": {
+                "targetRef": {"name": "podinfo"},
+                "service": {"port": 9898},
+                "provider": {"name": "istio"},
+                "analysis": {"judge": "threshold", "minRequests": 20},
+            },
+        }
+    )
+
+
+def tick(prom_url: str, targets: Targets, at: datetime) -> list[Any]:
+    rollout = istio_rollout()
+    checks = resolve_checks(rollout)
+    results, _ = analyse(
+        rollout, RolloutStatus(canary_weight=20), checks, provider(prom_url), targets, WINDOW, at
+    )
+    return results
+
+
+def test_a_tick_fails_a_bad_canary_and_passes_a_healthy_one(prometheus: LoadedPrometheus) -> None:
+    bad = tick(prometheus.url, SCENARIOS["istio"]["bad"].targets, prometheus.at)
+    assert [(r.name, r.verdict) for r in bad] == [
+        ("error-rate", Verdict.FAIL),
+        ("latency", Verdict.FAIL),
+    ]
+    assert "2.00%" in bad[0].message
+    assert "p99 1000ms" in bad[1].message
+    good = tick(prometheus.url, SCENARIOS["istio"]["healthy"].targets, prometheus.at)
+    assert [(r.name, r.verdict) for r in good] == [
+        ("error-rate", Verdict.PASS),
+        ("latency", Verdict.PASS),
+    ]
+    assert good[0].canary is not None
+    assert good[0].canary.requests == 600
+
+
+def test_a_tick_with_prometheus_down_is_inconclusive_never_pass() -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    results = tick(url, SCENARIOS["istio"]["healthy"].targets, AT)
+    assert [r.verdict for r in results] == [Verdict.INCONCLUSIVE, Verdict.INCONCLUSIVE]
+    assert all(r.no_data and "could not be reached" in r.message for r in results)
