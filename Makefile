@@ -11,11 +11,11 @@ TEST_TOOLS := prometheus haproxy
 $(VENV)/.installed: pyproject.toml scripts/bootstrap.sh Makefile
 	bash scripts/bootstrap.sh $(VENV) $(TEST_TOOLS)
 
-## demo: a rollout end to end (today: simulated; the local HAProxy demo replaces it)
+## demo: two real rollouts on this machine (HAProxy, Prometheus, two versions, a load):
+## a canary with errors is rolled back, then a healthy one is promoted
 demo: $(VENV)/.installed
-	@mkdir -p out
-	$(BIN)/canary simulate examples/podinfo-istio.yaml --scenario error-regression --seed 7 --plot out/demo-error-regression.png
-	$(BIN)/canary simulate examples/podinfo-istio.yaml --scenario healthy --seed 7 --plot out/demo-healthy.png
+	$(BIN)/canary demo --scenario errors
+	$(BIN)/canary demo --scenario healthy
 
 ## test: lint, types, then the whole suite
 test: lint typecheck unit

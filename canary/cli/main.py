@@ -6,6 +6,8 @@ import click
 
 from canary import __version__
 from canary.cli.crds import crds
+from canary.cli.demo import demo
+from canary.cli.run import haproxy_config, run
 from canary.cli.simulate import simulate
 from canary.cli.validate import validate
 
@@ -20,7 +22,14 @@ def cli() -> None:
 cli.add_command(validate)
 cli.add_command(crds)
 cli.add_command(simulate)
+cli.add_command(demo)
+cli.add_command(run)
+cli.add_command(haproxy_config)
 
 
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":
+    main()

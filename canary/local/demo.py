@@ -22,10 +22,9 @@ from canary.local.load import LoadSpec
 from canary.local.runner import LocalRunner, load_state
 from canary.local.service import Behaviour
 from canary.local.workload import FixedBackends
-from canary.model.analysis import CheckSpec
+from canary.model.analysis import CheckKind, CheckSpec
 from canary.model.rollout import Rollout
-from canary.model.status import Phase
-from canary.sim.result import CheckOutcome, SimulationResult, TimelineEntry
+from canary.sim.result import CheckOutcome, CheckSummary, SimulationResult, TimelineEntry
 from canary.traffic.haproxy.router import HaproxyRouter
 
 
@@ -139,8 +138,20 @@ def run_demo(
             rollout, workdir / "state.json", state, router, workload, provider, log=log
         )
 
+        kinds = {c.name: c.kind for c in runner.checks}
+        summaries = [
+            CheckSummary(
+                name=c.name,
+                kind=c.kind,
+                judge=(c.judge or rollout.spec.analysis.judge).value,
+                max=c.max,
+                min=c.min,
+            )
+            for c in runner.checks
+        ]
+
         def record(result: StepResult, elapsed: float) -> None:
-            entry = _entry(result, elapsed, provider)
+            entry = _entry(result, elapsed, provider, kinds)
             timeline.append(entry)
             if on_tick is not None:
                 on_tick(entry)
@@ -155,6 +166,7 @@ def run_demo(
         seed=0,
         phase=final.status.phase,
         message=final.status.message,
+        checks=summaries,
         canary_requests=_served(timeline, "canary", "requests"),
         canary_errors=_served(timeline, "canary", "failures"),
         duration_seconds=duration,
@@ -167,7 +179,12 @@ def run_demo(
     return report, stack
 
 
-def _entry(result: StepResult, elapsed: float, provider: RecordingProvider) -> TimelineEntry:
+def _entry(
+    result: StepResult,
+    elapsed: float,
+    provider: RecordingProvider,
+    kinds: dict[str, CheckKind | None],
+) -> TimelineEntry:
     outcomes = []
     for check in result.status.checks:
         if check.time != result.status.last_tick_at or check.name not in provider.last:
@@ -177,6 +194,7 @@ def _entry(result: StepResult, elapsed: float, provider: RecordingProvider) -> T
         outcomes.append(
             CheckOutcome(
                 name=check.name,
+                kind=kinds.get(check.name),
                 judge=check.judge,
                 verdict=check.verdict,
                 canary_requests=canary.requests if canary else None,
@@ -213,6 +231,3 @@ def _served(timeline: list[TimelineEntry], side: str, what: str) -> int:
             if check.name == "error-rate":
                 total += getattr(check, f"{side}_{what}") or 0
     return total
-
-
-FINAL_PHASES = frozenset({Phase.SUCCEEDED, Phase.FAILED})

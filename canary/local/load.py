@@ -5,9 +5,10 @@ from __future__ import annotations
 import http.client
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,6 +23,16 @@ class LoadSpec(BaseModel):
     tag_value: str = "insider"
     workers: int = Field(default=16, ge=1, le=256)
     timeout: float = Field(default=5.0, gt=0)
+    keep_answers: int = Field(default=100_000, ge=0, description="Recent answers kept.")
+
+
+class Answer(NamedTuple):
+    """One answered request: when (monotonic seconds), whether tagged, which version."""
+
+    at: float
+    tagged: bool
+    version: str
+    code: str
 
 
 class LoadGenerator:
@@ -36,6 +47,7 @@ class LoadGenerator:
         self.spec = spec
         self.codes: Counter[str] = Counter()
         self.tagged: Counter[str] = Counter()
+        self.answers: deque[Answer] = deque(maxlen=spec.keep_answers)
         self._clock = clock
         self._sleep = sleep
         self._stop = threading.Event()
@@ -85,6 +97,7 @@ class LoadGenerator:
         except OSError as exc:
             code, version = f"error:{type(exc).__name__}", "?"
         with self._lock:
+            self.answers.append(Answer(self._clock(), tagged, version, code))
             self.codes[code] += 1
             if tagged:
                 self.tagged[version] += 1
