@@ -18,6 +18,7 @@ from canary.analysis.prometheus import PrometheusProvider, PrometheusSettings
 from canary.cli.output import console
 from canary.cli.timeline import fail
 from canary.engine import StepResult
+from canary.gates.webhooks import WebhookCaller
 from canary.local.runner import LocalRunError, LocalRunner, load_state
 from canary.local.workload import FixedBackends
 from canary.model.loader import LoadError, load_rollout
@@ -74,8 +75,20 @@ def haproxy_config(file: Path, listen: str, metrics: str, map_dir: Path, output:
     help="State file (default: .canary/NAME.state.json).",
 )
 @_MAP_DIR
+@click.option(
+    "--webhook-secrets-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of webhook signing secrets, one file per SECRET/KEY (docs/gates.md).",
+)
 def run(
-    file: Path, revision: str, stable: str, prometheus: str, state: Path | None, map_dir: Path
+    file: Path,
+    revision: str,
+    stable: str,
+    prometheus: str,
+    state: Path | None,
+    map_dir: Path,
+    webhook_secrets_dir: Path | None,
 ) -> None:
     """Roll the canary of the local Rollout in FILE out through a running HAProxy."""
     rollout = _local_rollout(file)
@@ -88,16 +101,18 @@ def run(
         assert settings is not None
         workload = FixedBackends(settings, router.runtime, revision, saved.workload)
         provider = PrometheusProvider(PrometheusSettings(url=prometheus))
-        runner = LocalRunner(
-            rollout,
-            state_path,
-            saved,
-            router,
-            workload,
-            provider,
-            log=lambda line: out.print(Text(f"  {line}", style="dim")),
-        )
-        final = runner.run(on_tick=_show)
+        with WebhookCaller.create(webhook_secrets_dir) as webhooks:
+            runner = LocalRunner(
+                rollout,
+                state_path,
+                saved,
+                router,
+                workload,
+                provider,
+                webhooks=webhooks,
+                log=lambda line: out.print(Text(f"  {line}", style="dim")),
+            )
+            final = runner.run(on_tick=_show)
     except (LocalRunError, RouterError, CheckResolutionError, ValueError) as exc:
         fail([f"{file}: {exc}"])
     except KeyboardInterrupt:

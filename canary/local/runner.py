@@ -17,8 +17,9 @@ from canary.analysis.analyse import analyse
 from canary.analysis.checks import resolve_checks
 from canary.analysis.provider import MetricsProvider, Targets
 from canary.engine import CallWebhook, Route, SetRoute, StepResult, plan, step
-from canary.engine.observations import Observations
+from canary.engine.observations import GateAnswer, Observations
 from canary.engine.routes import STABLE
+from canary.gates.webhooks import WebhookCaller
 from canary.local.workload import FixedBackends, WorkloadRecord
 from canary.model.base import CamelModel
 from canary.model.rollout import Rollout
@@ -86,15 +87,11 @@ class LocalRunner:
         workload: FixedBackends,
         provider: MetricsProvider,
         *,
+        webhooks: WebhookCaller | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] = time.sleep,
         log: Callable[[str], None] = print,
     ) -> None:
-        if rollout.spec.gates.webhooks:
-            raise LocalRunError(
-                "spec.gates.webhooks: local mode does not call webhooks yet; remove them to "
-                "run locally (manual approvals work through the state file's commands)"
-            )
         self.rollout = rollout
         self.state_path = state_path
         self.state = state
@@ -110,6 +107,12 @@ class LocalRunner:
             canary=settings.canary_server,
             primary=settings.primary_server,
         )
+        self.webhooks = webhooks
+        if rollout.spec.gates.webhooks and webhooks is None:
+            raise LocalRunError(
+                "spec.gates.webhooks: this Rollout has webhooks but the runner was given no "
+                "webhook caller"
+            )
         self.clock = clock
         self.sleep = sleep
         self.log = log
@@ -132,10 +135,13 @@ class LocalRunner:
                 self._window_seconds(status, now),
                 now,
             )
-        obs = Observations(workload=workload, checks=checks, check_states=states)
+        answers: list[GateAnswer] = []
+        if needs.webhooks and self.webhooks is not None:
+            answers = self.webhooks.ask(self.rollout, status, needs.webhooks, now)
+        obs = Observations(workload=workload, checks=checks, check_states=states, gates=answers)
         result = step(self.rollout, status, obs, now)
         for action in result.actions:
-            self._apply(action)
+            self._apply(action, result.status, now)
         self.state.status = result.status
         save_state(self.state_path, self.state)
         return result
@@ -163,12 +169,14 @@ class LocalRunner:
     def _finished(self, status: RolloutStatus) -> bool:
         return status.phase in IDLE_PHASES and status.canary_revision == self.workload.revision
 
-    def _apply(self, action: object) -> None:
+    def _apply(self, action: object, status: RolloutStatus, now: datetime) -> None:
         if isinstance(action, SetRoute):
             self.router.apply(action.route)
             self.state.route = action.route
         elif isinstance(action, CallWebhook):
-            self.log(f"webhook {action.name} ({action.type.value}) is not called in local mode")
+            if self.webhooks is not None:
+                delivery = self.webhooks.fire(action, self.rollout, status, now)
+                self.log(f"webhook {action.name} ({action.type.value}): {delivery.message}")
         else:
             done = self.workload.apply(action)  # type: ignore[arg-type]
             if done:
