@@ -21,9 +21,11 @@ from canary.engine import StepResult
 from canary.gates.webhooks import WebhookCaller
 from canary.local.runner import LocalRunError, LocalRunner, load_state
 from canary.local.workload import FixedBackends
-from canary.model.loader import LoadError, load_rollout
+from canary.model.loader import LoadError, load_file, load_rollout
+from canary.model.notification import NotificationChannel
 from canary.model.provider import ProviderName
 from canary.model.rollout import Rollout
+from canary.notify import DirectorySecretSource, Notifier, NotifyConfig
 from canary.traffic.haproxy import config
 from canary.traffic.haproxy.router import HaproxyRouter
 from canary.traffic.router import RouterError
@@ -76,10 +78,17 @@ def haproxy_config(file: Path, listen: str, metrics: str, map_dir: Path, output:
 )
 @_MAP_DIR
 @click.option(
-    "--webhook-secrets-dir",
+    "--secrets-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Folder of webhook signing secrets, one file per SECRET/KEY (docs/gates.md).",
+    help="Folder of secrets (webhook signing keys, Slack tokens), one file per SECRET/KEY.",
+)
+@click.option(
+    "--channels",
+    "channels_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML with the NotificationChannels the Rollout's spec.notifications names.",
 )
 def run(
     file: Path,
@@ -88,7 +97,8 @@ def run(
     prometheus: str,
     state: Path | None,
     map_dir: Path,
-    webhook_secrets_dir: Path | None,
+    secrets_dir: Path | None,
+    channels_file: Path | None,
 ) -> None:
     """Roll the canary of the local Rollout in FILE out through a running HAProxy."""
     rollout = _local_rollout(file)
@@ -101,7 +111,8 @@ def run(
         assert settings is not None
         workload = FixedBackends(settings, router.runtime, revision, saved.workload)
         provider = PrometheusProvider(PrometheusSettings(url=prometheus))
-        with WebhookCaller.create(webhook_secrets_dir) as webhooks:
+        notifier = _notifier(channels_file, secrets_dir, state_path.parent / "notify")
+        with WebhookCaller.create(secrets_dir) as webhooks:
             runner = LocalRunner(
                 rollout,
                 state_path,
@@ -110,15 +121,35 @@ def run(
                 workload,
                 provider,
                 webhooks=webhooks,
+                notifier=notifier,
                 log=lambda line: out.print(Text(f"  {line}", style="dim")),
             )
-            final = runner.run(on_tick=_show)
+            try:
+                final = runner.run(on_tick=_show)
+            finally:
+                if notifier is not None:
+                    notifier.flush(timeout=10.0)
+                    notifier.close()
     except (LocalRunError, RouterError, CheckResolutionError, ValueError) as exc:
         fail([f"{file}: {exc}"])
     except KeyboardInterrupt:
         fail([f"interrupted; state kept in {state_path}: run the same command to resume"])
     out.print(Text(f"{final.status.phase.value}: {final.status.message}", style="bold"))
     raise SystemExit(0 if final.status.stable_revision == revision else 1)
+
+
+def _notifier(channels_file: Path | None, secrets_dir: Path | None, state: Path) -> Notifier | None:
+    if channels_file is None:
+        return None
+    try:
+        documents = load_file(channels_file)
+    except LoadError as exc:
+        fail([str(p) for p in exc.problems])
+    channels = [d.resource for d in documents if isinstance(d.resource, NotificationChannel)]
+    if not channels:
+        fail([f"{channels_file}: no NotificationChannel in the file"])
+    secrets = DirectorySecretSource(secrets_dir or Path(".canary/secrets"))
+    return Notifier(channels, secrets, NotifyConfig(state_dir=state))
 
 
 def _show(result: StepResult, elapsed: float) -> None:

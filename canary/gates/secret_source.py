@@ -36,7 +36,7 @@ def describe(ref: SecretKeyRef) -> str:
 
 
 class SecretsDir:
-    """Secrets as files: ``<root>/<name>/<key>`` (the ``--webhook-secrets-dir`` layout).
+    """Secrets as files: ``<root>/<name>/<key>`` (the ``--secrets-dir`` layout).
 
     The namespace is ignored: a local run has one. One trailing newline is dropped from the
     file (as ``echo secret > file`` writes one); everything else is the key.
@@ -86,5 +86,5 @@ class NoSecrets:
     def secret(self, ref: SecretKeyRef, namespace: str) -> bytes:
         raise SecretError(
             f"{describe(ref)} is needed to sign the request but no secret source is configured "
-            "(local mode: --webhook-secrets-dir DIR with the key in DIR/<name>/<key>)"
+            "(local mode: --secrets-dir DIR with the key in DIR/<name>/<key>)"
         )

@@ -24,6 +24,7 @@ from canary.local.workload import FixedBackends, WorkloadRecord
 from canary.model.base import CamelModel
 from canary.model.rollout import Rollout
 from canary.model.status import IDLE_PHASES, CheckResult, CheckState, Phase, RolloutStatus
+from canary.notify import Notifier
 from canary.traffic.router import Router
 
 STATE_FORMAT = 1
@@ -88,6 +89,7 @@ class LocalRunner:
         provider: MetricsProvider,
         *,
         webhooks: WebhookCaller | None = None,
+        notifier: Notifier | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] = time.sleep,
         log: Callable[[str], None] = print,
@@ -108,6 +110,7 @@ class LocalRunner:
             primary=settings.primary_server,
         )
         self.webhooks = webhooks
+        self.notifier = notifier
         if rollout.spec.gates.webhooks and webhooks is None:
             raise LocalRunError(
                 "spec.gates.webhooks: this Rollout has webhooks but the runner was given no "
@@ -144,6 +147,8 @@ class LocalRunner:
             self._apply(action, result.status, now)
         self.state.status = result.status
         save_state(self.state_path, self.state)
+        if self.notifier is not None and result.events:
+            self.notifier.notify(self.rollout, result.status, result.events, now)
         return result
 
     def run(self, on_tick: TickCallback | None = None, max_ticks: int | None = None) -> LocalState:
