@@ -217,7 +217,7 @@ def test_missing_secret_keeps_the_gate_closed_and_calls_nobody(client: httpx.Cli
     assert not answer.open
     assert answer.message == "not called: secret 'hooks' key 'absent' not found"
     assert not no_source.open
-    assert "--webhook-secrets-dir" in no_source.message
+    assert "--secrets-dir" in no_source.message
 
 
 def test_payload_carries_the_rollout_the_gate_and_the_checks(client: httpx.Client) -> None:
