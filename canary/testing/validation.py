@@ -1,0 +1,170 @@
+"""Custom resources checked against their CRD's openAPIV3Schema, as the API server does.
+
+In order: unknown fields are pruned (and reported, for `fieldValidation=Strict|Warn`), defaults
+are filled in, the schema is checked with `jsonschema` (Draft 4, the dialect OpenAPI v3.0
+extends), then the `x-kubernetes-validations` CEL rules (see `canary.testing.cel`). Errors are
+worded like the real server's field errors: `spec.x: Required value`, `spec.x: Invalid value:
+...`, `spec.x: Unsupported value: ...`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from jsonschema import Draft4Validator
+from jsonschema.exceptions import ValidationError
+
+from canary.testing import cel
+from canary.testing.errors import cause
+from canary.testing.jsontree import clone
+
+Json = dict[str, Any]
+
+_PRESERVE = "x-kubernetes-preserve-unknown-fields"
+_EMBEDDED = "x-kubernetes-embedded-resource"
+_TYPE_NAMES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer"}
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    return _TYPE_NAMES.get(type(value), "number")
+
+
+def field_path(parts: Any) -> str:
+    """`spec.http[0].route`, the way the server names a field."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def to_json_schema(node: Any) -> Any:
+    """OpenAPI v3.0 + Kubernetes extensions -> plain JSON Schema (nullable, int-or-string)."""
+    if isinstance(node, list):
+        return [to_json_schema(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: to_json_schema(v) for k, v in node.items() if not k.startswith("x-kubernetes-")}
+    out.pop("nullable", None)
+    out.pop("default", None)
+    if node.get("x-kubernetes-int-or-string"):
+        out["type"] = ["integer", "string"]
+    if node.get("nullable"):
+        kind = out.get("type")
+        if isinstance(kind, str):
+            out["type"] = [kind, "null"]
+        elif isinstance(kind, list):
+            out["type"] = [*kind, "null"]
+        if isinstance(out.get("enum"), list):
+            out["enum"] = [*out["enum"], None]
+    return out
+
+
+_VALIDATORS: dict[int, tuple[Json, Draft4Validator]] = {}
+
+
+def _validator(schema: Json) -> Draft4Validator:
+    """One compiled validator per schema object (kept alive here, so its id stays its own)."""
+    found = _VALIDATORS.get(id(schema))
+    if found is None or found[0] is not schema:
+        found = (schema, Draft4Validator(to_json_schema(schema)))
+        _VALIDATORS[id(schema)] = found
+    return found[1]
+
+
+def prune_and_default(schema: Json, value: Any, path: list[Any], unknown: list[str]) -> Any:
+    """Drop the fields the schema does not know (naming them in `unknown`); fill defaults."""
+    if isinstance(value, dict):
+        props: Json = schema.get("properties") or {}
+        extra = schema.get("additionalProperties")
+        keep_all = schema.get(_PRESERVE) or extra is True
+        embedded = schema.get(_EMBEDDED) or not path
+        out = {}
+        for key, item in value.items():
+            sub = props.get(key)
+            if sub is None and isinstance(extra, dict):
+                sub = extra
+            if embedded and key in ("apiVersion", "kind", "metadata"):
+                out[key] = item
+            elif sub is not None:
+                out[key] = prune_and_default(sub, item, [*path, key], unknown)
+            elif keep_all:
+                out[key] = item
+            else:
+                unknown.append(field_path([*path, key]))
+        for key, sub in props.items():
+            if key not in out and isinstance(sub, dict) and "default" in sub:
+                out[key] = prune_and_default(sub, clone(sub["default"]), [*path, key], [])
+        return out
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [
+            prune_and_default(schema["items"], v, [*path, n], unknown) for n, v in enumerate(value)
+        ]
+    return value
+
+
+def _quote(value: Any) -> str:
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, dict | list):
+        return f'"{_type_name(value)}"'
+    return json.dumps(value)
+
+
+def _describe(error: ValidationError) -> Json:
+    """One schema error as a StatusCause, in the real server's words."""
+    where = field_path(error.absolute_path)
+    v = error.validator
+    expected: Any = error.validator_value
+    value: Any = error.instance
+    if v == "required":
+        missing = next((m for m in expected if isinstance(value, dict) and m not in value), "")
+        return cause(
+            field_path([*error.absolute_path, missing]), "Required value", "FieldValueRequired"
+        )
+    if v == "enum":
+        options = ", ".join(_quote(o) for o in expected)
+        return cause(
+            where,
+            f"Unsupported value: {_quote(value)}: supported values: {options}",
+            "FieldValueNotSupported",
+        )
+    if v == "type":
+        kind = expected if isinstance(expected, str) else "/".join(expected)
+        actual = _type_name(value)
+        text = f'Invalid value: "{actual}": {where} in body must be of type {kind}: "{actual}"'
+        return cause(where, text, "FieldValueTypeInvalid")
+    if v == "maxLength":
+        return cause(where, f"Too long: may not be more than {expected} bytes", "FieldValueTooLong")
+    if v == "maxItems":
+        return cause(
+            where,
+            f"Too many: {len(value)}: must have at most {expected} items",
+            "FieldValueTooMany",
+        )
+    phrases = {
+        "pattern": f"should match '{expected}'",
+        "minimum": f"should be greater than or equal to {expected}",
+        "maximum": f"should be less than or equal to {expected}",
+        "minLength": f"should be at least {expected} chars long",
+        "minItems": f"should have at least {expected} items",
+    }
+    phrase = phrases.get(str(v))
+    text = f"{where} in body {phrase}" if phrase else error.message
+    return cause(where, f"Invalid value: {_quote(value)}: {text}")
+
+
+def check(schema: Json, obj: Json, old: Json | None) -> tuple[Json, list[Json], list[str]]:
+    """(the pruned and defaulted object, the StatusCauses against it, the unknown fields)."""
+    unknown: list[str] = []
+    cleaned = prune_and_default(schema, obj, [], unknown)
+    validator = _validator(schema)
+    body = {k: v for k, v in cleaned.items() if k != "metadata"}
+    errors = sorted(validator.iter_errors(body), key=lambda e: list(map(str, e.absolute_path)))
+    causes = [_describe(e) for e in errors]
+    if not causes:
+        was = {k: v for k, v in old.items() if k != "metadata"} if old is not None else cel.MISSING
+        causes = cel.violations(schema, body, was)
+    return cleaned, causes, unknown
