@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+from pathlib import Path
 from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+CANARY_CRDS = ROOT / "charts" / "canary" / "crds"
+MESH_CRDS = ROOT.parent / "shared" / "crds"
 
 
 def deployment(name: str = "web", replicas: int = 2, image: str = "app:1") -> dict[str, Any]:
@@ -42,3 +49,34 @@ def rollout(name: str = "web", **spec: Any) -> dict[str, Any]:
             **spec,
         },
     }
+
+
+class Kubectl:
+    """`kubectl` against the test server, with a discovery cache of the test's own."""
+
+    def __init__(self, kubeconfig: Path, cache: Path) -> None:
+        self.env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+        self.cache = cache
+
+    def run(self, *args: str, check: bool = True, timeout: float = 20, **kw: Any) -> Any:
+        result = subprocess.run(
+            ["kubectl", "--cache-dir", str(self.cache), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            **kw,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed:\n{result.stderr}")
+        return result
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            ["kubectl", "--cache-dir", str(self.cache), *args],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )

@@ -6,8 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from apiserver_support import deployment, rollout
-from conftest import CANARY_CRDS
+from apiserver_support import CANARY_CRDS, deployment, rollout
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 

@@ -7,8 +7,7 @@ import urllib.request
 from typing import Any
 
 import pytest
-from apiserver_support import rollout
-from conftest import CANARY_CRDS, MESH_CRDS
+from apiserver_support import CANARY_CRDS, MESH_CRDS, rollout
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from apiserver_support import deployment
-from conftest import CANARY_CRDS, ROOT, Kubectl
+from apiserver_support import CANARY_CRDS, ROOT, Kubectl, deployment
 
 from canary.testing import ApiServer
 

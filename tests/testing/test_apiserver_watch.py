@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import CANARY_CRDS
+from apiserver_support import CANARY_CRDS
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 

@@ -1,0 +1,75 @@
+"""Workloads in Flagger's model, as pure functions on Kubernetes objects (plain dicts).
+
+The team owns Deployment ``app`` (the canary); canary keeps ``app-primary`` (the stable
+version), Services ``app``, ``app-primary`` and ``app-canary``, and per revision copies of the
+configuration the pod template references. The controller fetches objects, calls these
+functions and writes what they return; nothing here talks to the API server.
+docs/workload.md describes names, labels, revisions, promotion and deletion.
+"""
+
+from canary.workload.cleanup import Cleanup, cleanup, finalizer_patch, is_deleting
+from canary.workload.names import (
+    FINALIZER,
+    MissingConfigError,
+    ObjectRef,
+    Owner,
+    WorkloadError,
+)
+from canary.workload.primary import (
+    PrimaryConfigs,
+    Stable,
+    primary_configs,
+    primary_deployment,
+    primary_labels,
+    primary_template,
+    promote,
+    restore,
+    revision_on,
+    stable_of,
+    stale_configs,
+)
+from canary.workload.readiness import (
+    canary_ready,
+    canary_replicas,
+    primary_ready,
+    scale,
+    why_not_ready,
+)
+from canary.workload.refs import ConfigRefs, config_refs, referenced_configs
+from canary.workload.revision import normalise_template, revision_of
+from canary.workload.services import service_update, services
+
+__all__ = [
+    "FINALIZER",
+    "Cleanup",
+    "ConfigRefs",
+    "MissingConfigError",
+    "ObjectRef",
+    "Owner",
+    "PrimaryConfigs",
+    "Stable",
+    "WorkloadError",
+    "canary_ready",
+    "canary_replicas",
+    "cleanup",
+    "config_refs",
+    "finalizer_patch",
+    "is_deleting",
+    "normalise_template",
+    "primary_configs",
+    "primary_deployment",
+    "primary_labels",
+    "primary_ready",
+    "primary_template",
+    "promote",
+    "referenced_configs",
+    "restore",
+    "revision_of",
+    "revision_on",
+    "scale",
+    "service_update",
+    "services",
+    "stable_of",
+    "stale_configs",
+    "why_not_ready",
+]
