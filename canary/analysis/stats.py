@@ -1,9 +1,13 @@
 """Anytime-valid tests on failure counts: the maths behind the sequential judge.
 
-Both tests are mixtures of likelihood ratios over a fixed grid of effects ``theta``, the
+Every test is a mixture of likelihood ratios over a fixed grid of effects ``theta``, the
 natural log of (alternative / null), so windows with different traffic shares multiply
 exactly: each window adds its log-likelihood ratio at every grid point, and the running sums
-are all a judge has to keep. See docs/analysis.md for the formulas.
+are all a judge has to keep. The fail test mixes alternatives above the null; the pass test
+(``log_evidence_below``) mixes alternatives below a tolerance against the tolerance; the
+exposure (``exposure``) is what a window could have told about a given regression. The
+``_batch`` variants compute the same for many analyses at once (tests, benchmarks). See
+docs/analysis.md for the formulas.
 """
 
 from __future__ import annotations
@@ -55,12 +59,31 @@ def split_loglik(
     Given m = x + y failures, the canary's x ~ Binomial(m, p(r)) with
     p(r) = s*r / (s*r + 1 - s): logit p = logit s + ln r, r = null_ratio * exp(theta).
     """
-    if canary_failures + primary_failures == 0 or not 0.0 < share < 1.0:
-        return np.zeros(GRID.size)
-    z = math.log(share / (1.0 - share)) + math.log(null_ratio) + GRID
+    rows = split_loglik_batch(
+        np.array([canary_failures]), np.array([primary_failures]), np.array([share]), null_ratio
+    )
+    return np.asarray(rows[0], dtype=np.float64)
+
+
+def split_loglik_batch(
+    canary_failures: NDArray[np.int64] | FloatArray,
+    primary_failures: NDArray[np.int64] | FloatArray,
+    share: FloatArray,
+    null_ratio: float,
+) -> FloatArray:
+    """split_loglik for many windows at once (one row each): what the judge adds per window,
+    for simulating many analyses side by side. A window without failures, or with a share of
+    0 or 1, adds nothing."""
+    x = np.asarray(canary_failures, dtype=np.float64)[:, None]
+    y = np.asarray(primary_failures, dtype=np.float64)[:, None]
+    s = np.asarray(share, dtype=np.float64)[:, None]
+    valid = (x + y > 0) & (s > 0.0) & (s < 1.0)
+    s = np.clip(s, 1e-300, 1.0 - 1e-16)
+    z = np.log(s / (1.0 - s)) + math.log(null_ratio) + GRID[None, :]
     # log p = -softplus(-z), log(1 - p) = -softplus(z)
-    ll = -canary_failures * np.logaddexp(0.0, -z) - primary_failures * np.logaddexp(0.0, z)
-    return np.asarray(ll - ll[NULL_INDEX], dtype=np.float64)
+    ll = -x * np.logaddexp(0.0, -z) - y * np.logaddexp(0.0, z)
+    ll = ll - ll[:, NULL_INDEX : NULL_INDEX + 1]
+    return np.asarray(np.where(valid, ll, 0.0), dtype=np.float64)
 
 
 def rate_loglik(failures: int, requests: int, null_rate: float) -> FloatArray:
@@ -90,13 +113,80 @@ def _mixture(loglik: FloatArray, index: int, harm: bool) -> float:
 
 def log_evidence_of_harm(loglik: FloatArray) -> float:
     """ln E: the e-value against 'no worse than the null' (fail when E >= 1/alpha)."""
-    return _mixture(loglik, NULL_INDEX, harm=True)
+    return float(log_evidence_of_harm_batch(loglik[None, :])[0])
+
+
+def log_evidence_of_harm_batch(loglik: FloatArray) -> FloatArray:
+    """log_evidence_of_harm for many running sums at once (one row each)."""
+    alt = loglik[:, NULL_INDEX + 1 :] + HARM_LOG_PRIOR[None, : loglik.shape[1] - NULL_INDEX - 1]
+    mixed = np.logaddexp.reduce(alt, axis=1) - loglik[:, NULL_INDEX]
+    return np.asarray(mixed, dtype=np.float64)
 
 
 def log_evidence_of_safety(loglik: FloatArray) -> float:
     """ln E: the e-value against 'at least as bad as the null' (the confidence sequence's
     upper end is below the null when E >= 1/alpha)."""
     return _mixture(loglik, NULL_INDEX, harm=False)
+
+
+def exposure(
+    primary_rate: float,
+    canary_requests: int,
+    primary_requests: int,
+    null_ratio: float,
+    ratio: float,
+) -> float:
+    """What a window could tell: the expected ln-likelihood ratio against the null (ratio
+    ``null_ratio``) that a canary ``ratio`` times worse than its primary would give in a
+    window with these requests, the primary failing at ``primary_rate``. Such a window has
+    rate * (primary_requests + ratio * canary_requests) failures on average, and each adds
+    KL(p(ratio) || p(null_ratio)) to the split's log-likelihood ratio. It depends on the
+    traffic and the primary's rate, not on the canary's failures."""
+    if primary_rate <= 0.0 or canary_requests <= 0 or primary_requests <= 0:
+        return 0.0
+    odds = canary_requests / primary_requests
+    p_alt = odds * ratio / (1.0 + odds * ratio)
+    p_null = odds * null_ratio / (1.0 + odds * null_ratio)
+    failures = primary_rate * (primary_requests + ratio * canary_requests)
+    return failures * rate_divergence(p_alt, p_null)
+
+
+def rate_divergence(alternative: float, null: float) -> float:
+    """KL(Bernoulli(alternative) || Bernoulli(null)): the expected ln-likelihood ratio one
+    request adds for a canary failing at ``alternative`` against the rate ``null``."""
+    a, n = alternative, null
+    return a * math.log(a / n) + (1.0 - a) * math.log((1.0 - a) / (1.0 - n))
+
+
+def tolerance_index(null_ratio: float, tolerance: float) -> int:
+    """Grid index of the largest grid ratio at or below ``tolerance`` (a ratio to the same
+    baseline as ``null_ratio``), at least one step above the null and at most the grid's end.
+    Rounding down only widens the null of the tolerance test ("at least that bad"), which
+    keeps it valid for the tolerance asked."""
+    steps = math.floor(math.log(tolerance / null_ratio) / GRID_STEP + 1e-9)
+    return NULL_INDEX + min(max(steps, 1), GRID.size - 1 - NULL_INDEX)
+
+
+def log_evidence_below(loglik: FloatArray, index: int, centre: float, sd: float) -> float:
+    """ln E against "the effect is at least GRID[index]" (a canary that bad or worse), mixing
+    the alternatives below it with a normal on theta centred on ``centre``, normalised over
+    those grid points. Each alternative's likelihood ratio against GRID[index] is a
+    supermartingale for any effect at or above it (the binomial family is ordered), so the
+    mixture is an e-value for that whole null: it reaches 1/beta with probability at most
+    beta, ever, when the canary is at least that bad."""
+    return float(log_evidence_below_batch(loglik[None, :], index, centre, sd)[0])
+
+
+def log_evidence_below_batch(
+    loglik: FloatArray, index: int, centre: float, sd: float
+) -> FloatArray:
+    """log_evidence_below for many running sums at once (one row each)."""
+    dens = -0.5 * ((GRID[:index] - centre) / sd) ** 2
+    weights = dens - np.logaddexp.reduce(dens)
+    with np.errstate(invalid="ignore"):
+        mixed = np.logaddexp.reduce(loglik[:, :index] + weights[None, :], axis=1)
+        out = mixed - loglik[:, index]
+    return np.asarray(np.where(np.isfinite(loglik[:, index]), out, -np.inf), dtype=np.float64)
 
 
 _HARM_W = np.concatenate(([0.0], np.exp(HARM_LOG_PRIOR)))

@@ -1,4 +1,8 @@
-"""The sequential judge: verdicts on crafted windows, its state, and its error rate on A/A data."""
+"""The sequential judge: verdicts on crafted windows, its state, and its error rates.
+
+The statistical tests at the end run 1,000 seeded analyses each, vectorised over the runs with
+the same maths the judge uses (canary.analysis.stats); a smaller set goes through the judge
+itself and must agree with the vectorised version tick for tick."""
 
 from __future__ import annotations
 
@@ -9,7 +13,14 @@ import pytest
 
 from canary.analysis import stats
 from canary.analysis.judges import get_judge
-from canary.analysis.judges.sequential import ALPHA, HOLD_EVIDENCE, STEP_TICKS
+from canary.analysis.judges.sequential import (
+    ALPHA,
+    HOLD_EVIDENCE,
+    OK_EVIDENCE,
+    PROMOTION_EVIDENCE,
+    STEP_TICKS,
+    TOLERANCE,
+)
 from canary.analysis.samples import JudgeContext, SideSample, WindowSample
 from canary.model import CheckKind, CheckResult, CheckSpec, CheckState, JudgeName, Verdict
 
@@ -180,17 +191,53 @@ def test_a_suspicious_canary_holds_its_weight() -> None:
     assert "holding for more data" in results[0].message
 
 
-def test_a_step_waits_for_min_requests_or_a_few_ticks_at_low_traffic() -> None:
-    slow = [window((4, 0), (76, 1))] * STEP_TICKS
-    results, state = run(slow)
-    assert [r.verdict for r in results] == [Verdict.INCONCLUSIVE] * (STEP_TICKS - 1) + [
-        Verdict.PASS
-    ]
-    assert "waiting for traffic" in results[0].message
-    # the next weight starts counting again; 25 requests pass it in one tick
+def test_a_quiet_step_passes_after_step_ticks_and_the_next_weight_counts_again() -> None:
+    # no failures on either side: the windows could not show a 5x canary, so the step waits
+    # STEP_TICKS ticks (the quiet-service rule), then passes with no sign of harm
+    quiet = [window((4, 0), (76, 0))] * STEP_TICKS
+    results, state = run(quiet)
+    verdicts = [r.verdict for r in results]
+    assert verdicts == [Verdict.INCONCLUSIVE] * (STEP_TICKS - 1) + [Verdict.PASS]
+    assert "gathering evidence" in results[0].message
+    assert "too few failures to tell" in results[-1].message
+    # the next weight starts counting again
     next_step = JudgeContext(weight=20, min_requests=20)
-    result, _ = JUDGE.judge(ERRORS, window((25, 0), (75, 1)), state, next_step, NOW)
+    result, _ = JUDGE.judge(ERRORS, window((20, 0), (80, 0)), state, next_step, NOW)
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert f"at 20%, tick 1 of {STEP_TICKS}" in result.message
+
+
+def test_a_step_exposed_to_a_5x_canary_passes_at_once() -> None:
+    # 9 primary failures in 900 requests at a 10% share: a 5x canary would show itself here
+    result, _ = JUDGE.judge(ERRORS, window((100, 0), (900, 9)), CheckState(name="e"), AT_10, NOW)
     assert result.verdict is Verdict.PASS
+    assert "a 5x canary would be at" in result.message
+
+
+def test_exposure_comes_from_the_traffic_and_the_primary_not_from_the_canary() -> None:
+    base = stats.exposure(0.01, 100, 900, 1.0, 5.0)
+    assert base > 0
+    assert stats.exposure(0.01, 100, 900, 1.0, 5.0) == base
+    assert stats.exposure(0.02, 100, 900, 1.0, 5.0) == pytest.approx(2 * base)
+    assert stats.exposure(0.0, 100, 900, 1.0, 5.0) == 0.0  # no failures: nothing to see
+    assert stats.exposure(0.01, 0, 900, 1.0, 5.0) == 0.0
+    # the same expected failures tell more at a larger canary share (up to an even split)
+    assert stats.exposure(0.01, 500, 500, 1.0, 5.0) > stats.exposure(0.01, 50, 950, 1.0, 5.0)
+
+
+def test_promotion_holds_a_canary_the_data_lean_against() -> None:
+    # margin 1 (null 2x, tolerance 4x); the canary shows 2.5x, never enough to fail it, but
+    # once the analysis could have shown a 5x canary it is not promoted: it holds
+    check = ERRORS.model_copy(update={"margin": 1.0})
+    final = JudgeContext(weight=50, min_requests=20, final_step=True)
+    results, _ = run([window((1000, 25), (1000, 10))] * 3, check, final)
+    assert [r.verdict for r in results] == [Verdict.INCONCLUSIVE] * 3
+    assert "not shown tolerable, holding" in results[-1].message
+    assert f"< {OK_EVIDENCE:g}" in results[-1].message
+    # the same canary at an earlier step is not passed by exposure either: it waits
+    step = JudgeContext(weight=50, min_requests=20)
+    results, _ = run([window((1000, 25), (1000, 10))] * 3, check, step)
+    assert all(r.verdict is Verdict.INCONCLUSIVE for r in results)
 
 
 def test_a_step_without_canary_requests_never_passes() -> None:
@@ -200,20 +247,34 @@ def test_a_step_without_canary_requests_never_passes() -> None:
 
 
 def test_promotion_needs_min_requests_in_all() -> None:
+    # a quiet last step (no failures at all) promotes after STEP_TICKS ticks, and only once
+    # the canary has served minRequests in the whole analysis
     final = JudgeContext(weight=50, min_requests=20, final_step=True)
-    results, _ = run([window((5, 0), (5, 0))] * STEP_TICKS, context=final)
+    results, _ = run([window((2, 0), (2, 0))] * STEP_TICKS, context=final)
     assert results[-1].verdict is Verdict.INCONCLUSIVE
     assert "waiting to promote" in results[-1].message
-    results, _ = run([window((5, 0), (5, 0))] * 4, context=final)
+    results, _ = run([window((2, 0), (2, 0))] * 10, context=final)
     assert results[-1].verdict is Verdict.PASS
 
 
-def test_a_canary_shown_no_worse_passes_at_once() -> None:
+def test_a_canary_shown_within_the_tolerance_passes_at_once() -> None:
+    # strong evidence for the pass test passes any step, whatever minRequests and the ticks
     check = ERRORS.model_copy(update={"margin": 1.0})
     final = JudgeContext(weight=50, min_requests=100_000, final_step=True)
     result, _ = JUDGE.judge(check, window((5000, 50), (5000, 50)), CheckState(name="e"), final, NOW)
     assert result.verdict is Verdict.PASS
-    assert "shown no worse" in result.message
+    assert "within 4x (pass test" in result.message
+    assert f">= {PROMOTION_EVIDENCE:g}" in result.message
+
+
+def test_an_objective_of_zero_is_judged_without_a_pass_test() -> None:
+    check = CheckSpec(
+        name="error-rate", kind=CheckKind.ERROR_RATE, max=0.0, compare_to_primary=False
+    )
+    clean, _ = run([window((100, 0), None)] * STEP_TICKS, check)
+    assert [r.verdict for r in clean][-1] is Verdict.PASS
+    dirty, _ = run([window((100, 1), None)] * 3, check)
+    assert dirty[-1].verdict is Verdict.FAIL
 
 
 def test_a_changed_margin_restarts_the_test() -> None:
@@ -252,40 +313,130 @@ def test_the_confidence_sequence_brackets_the_estimate() -> None:
     assert stats.log_evidence_of_harm(loglik) >= np.log(1 / ALPHA)
 
 
-def _aa_false_fail_rate(
-    runs: int, windows: int, rate: float, share: float, error: float, seed: int
-) -> float:
-    """Share of A/A runs (same error rate on both sides) the judge ever fails."""
+# --- error rates over many seeded analyses ------------------------------------------------
+
+RUNS = 1_000
+TOLERANCE_3SE = 3 * (ALPHA * (1 - ALPHA) / RUNS) ** 0.5
+"""Stated tolerance of the A/A tests: a true rate of ALPHA exceeds ALPHA + 3 standard errors
+over 1,000 runs with probability about 0.1%, so a failure here means the rate is above alpha,
+not bad luck (the seeds are fixed, so a pass is reproducible too)."""
+
+
+def _traffic(
+    runs: int, windows: int, rate: float, share: float, error: float, ratio: float, seed: int
+) -> tuple[np.ndarray, ...]:
+    """Per window and run: canary requests and failures, primary requests and failures.
+    Requests are Poisson (``rate`` a window, both sides), the canary's share binomial, and
+    failures binomial: the primary's at ``error``, the canary's at ``ratio`` times that."""
     rng = np.random.default_rng(seed)
-    failed = 0
-    for _ in range(runs):
-        state = CheckState(name="error-rate")
-        for _ in range(windows):
-            total = int(rng.poisson(rate))
-            canary = int(rng.binomial(total, share))
-            sample = window(
-                (canary, int(rng.binomial(canary, error))),
-                (total - canary, int(rng.binomial(total - canary, error))),
-            )
-            result, state = JUDGE.judge(ERRORS, sample, state, AT_10, NOW)
-            if result.verdict is Verdict.FAIL:
-                failed += 1
-                break
-    return failed / runs
+    total = rng.poisson(rate, size=(windows, runs))
+    canary = rng.binomial(total, share)
+    primary = total - canary
+    return (
+        canary,
+        rng.binomial(canary, min(error * ratio, 1.0)),
+        primary,
+        rng.binomial(primary, error),
+    )
+
+
+def _first_crossing(
+    traffic: tuple[np.ndarray, ...], null_ratio: float, *, harm: bool = True
+) -> np.ndarray:
+    """Per run, the first window (1-based) at which the judge's fail test (harm) or its pass
+    test at the tolerance (not harm) reaches its threshold; 0 for never. The judge's maths,
+    vectorised over the runs."""
+    canary, c_fail, primary, p_fail = traffic
+    windows, runs = canary.shape
+    loglik = np.zeros((runs, stats.GRID.size))
+    first = np.zeros(runs, dtype=int)
+    index = stats.tolerance_index(null_ratio, max(TOLERANCE, 2 * null_ratio))
+    for t in range(windows):
+        both = canary[t] + primary[t]
+        share = np.where(primary[t] > 0, canary[t] / np.maximum(both, 1), 0.0)
+        loglik += stats.split_loglik_batch(c_fail[t], p_fail[t], share, null_ratio)
+        if harm:
+            log_e = stats.log_evidence_of_harm_batch(loglik)
+            crossed = log_e >= np.log(1 / ALPHA)
+        else:
+            log_e = stats.log_evidence_below_batch(loglik, index, -np.log(null_ratio), 0.5)
+            crossed = log_e >= np.log(PROMOTION_EVIDENCE)
+        first = np.where((first == 0) & crossed, t + 1, first)
+    return first
 
 
 @pytest.mark.parametrize(
-    ("rate", "share", "error"),
-    [(1000, 0.1, 0.01), (1000, 0.5, 0.01), (200, 0.05, 0.05), (10, 0.1, 0.01)],
+    ("rate", "share", "error", "margin"),
+    [
+        (1000, 0.01, 0.01, 0.0),  # canary shares 1% to 10%
+        (1000, 0.05, 0.01, 0.0),
+        (1000, 0.10, 0.01, 0.0),
+        (1000, 0.50, 0.01, 0.0),
+        (10, 0.10, 0.01, 0.0),  # 10 requests a minute
+        (10, 0.50, 0.05, 0.0),
+        (200, 0.05, 0.05, 0.0),
+        (10_000, 0.05, 0.001, 0.0),
+        (1000, 0.05, 0.01, 0.2),  # the built-in error-rate check's margin
+    ],
 )
-def test_aa_false_fail_rate_stays_within_alpha(rate: float, share: float, error: float) -> None:
-    """400 seeded A/A runs of 30 windows with no margin (the hardest null: the boundary).
-    Tolerance: alpha + 3 standard errors of a rate of alpha over 400 runs (~3.3 points)."""
-    observed = _aa_false_fail_rate(400, 30, rate, share, error, seed=11)
-    assert observed <= ALPHA + 3 * (ALPHA * (1 - ALPHA) / 400) ** 0.5
+def test_aa_false_fail_rate_stays_within_alpha(
+    rate: float, share: float, error: float, margin: float
+) -> None:
+    """1,000 seeded A/A runs of 30 one-minute windows (``rate`` requests a window), the canary
+    exactly at the null (margin 0 is the hardest case: equal canaries sit on the boundary).
+    The share of runs ever failed must stay within ALPHA, tolerance 3 standard errors."""
+    traffic = _traffic(RUNS, 30, rate, share, error, 1.0 + margin, seed=11)
+    failed = float(np.mean(_first_crossing(traffic, 1.0 + margin) > 0))
+    assert failed <= ALPHA + TOLERANCE_3SE
 
 
-def test_a_5x_regression_is_caught_in_nearly_every_run() -> None:
+@pytest.mark.parametrize(("share", "error"), [(0.05, 0.01), (0.5, 0.01), (0.1, 0.001)])
+def test_the_pass_test_rarely_passes_a_canary_at_the_tolerance(share: float, error: float) -> None:
+    """The promotion guarantee: a canary exactly TOLERANCE times worse than its primary (the
+    boundary of the pass test's null) reaches PROMOTION_EVIDENCE in at most 1/20 of 1,000
+    runs, tolerance 3 standard errors; a canary as good as its primary gets there."""
+    null_ratio = 1.2  # the built-in error-rate check's margin
+    index = stats.tolerance_index(null_ratio, TOLERANCE)
+    boundary = null_ratio * float(np.exp(stats.GRID[index]))
+    assert boundary <= TOLERANCE
+    bad = _traffic(RUNS, 30, 2000, share, error, boundary, seed=17)
+    passed = float(np.mean(_first_crossing(bad, null_ratio, harm=False) > 0))
+    assert passed <= 1 / PROMOTION_EVIDENCE + TOLERANCE_3SE
+    good = _traffic(RUNS, 30, 2000, share, 0.01, 1.0, seed=17)
+    assert float(np.mean(_first_crossing(good, null_ratio, harm=False) > 0)) > 0.9
+
+
+def test_the_judge_agrees_with_the_vectorised_maths() -> None:
+    """The same windows through the judge itself: it fails at the same tick in every run."""
+    traffic = _traffic(60, 30, 1000, 0.1, 0.01, 1.8, seed=5)
+    expected = _first_crossing(traffic, 1.0)
+    canary, c_fail, primary, p_fail = traffic
+    for r in range(60):
+        state, first = CheckState(name="error-rate"), 0
+        for t in range(30):
+            sample = window(
+                (int(canary[t, r]), int(c_fail[t, r])), (int(primary[t, r]), int(p_fail[t, r]))
+            )
+            result, state = JUDGE.judge(ERRORS, sample, state, AT_10, NOW)
+            if result.verdict is Verdict.FAIL:
+                first = t + 1
+                break
+        assert first == expected[r]
+    assert 0 < np.count_nonzero(expected) < 60
+
+
+@pytest.mark.parametrize(("share", "error"), [(0.1, 0.01), (0.05, 0.01), (0.5, 0.001)])
+def test_a_5x_regression_is_caught(share: float, error: float) -> None:
+    """1,000 seeded runs of 1,000 requests a window: a canary failing 5x as often as its
+    primary is failed in nearly every run, within a few windows (the oracle SPRT needs about
+    ln 20 / KL of the split: 2 to 8 windows here)."""
+    traffic = _traffic(RUNS, 30, 1000, share, error, 5.0, seed=5)
+    first = _first_crossing(traffic, 1.0)
+    assert np.mean(first > 0) >= 0.98
+    assert np.median(first[first > 0]) <= {0.1: 3, 0.05: 4, 0.5: 8}[share]
+
+
+def test_a_5x_regression_is_caught_by_the_judge() -> None:
     rng = np.random.default_rng(5)
     caught = []
     for _ in range(100):
@@ -302,3 +453,66 @@ def test_a_5x_regression_is_caught_in_nearly_every_run() -> None:
                 break
     assert len(caught) >= 98
     assert float(np.median(caught)) <= 3
+
+
+WEIGHTS = (5, 10, 20, 50)
+DEADLINE_TICKS = 10  # inconclusiveDeadline 10m at a 1-minute interval
+
+
+def _rollout(rate: float, error: float, ratio: float, seed: int) -> tuple[str, int, int]:
+    """A canary rollout through the istio example's weights with the built-in error-rate
+    check (margin 0.2), driven like the engine: a pass steps up (or promotes at the last
+    weight), a fail rolls back at once (decisive), more than DEADLINE_TICKS inconclusive
+    ticks in a row roll back. Returns (outcome, ticks, canary failures served)."""
+    rng = np.random.default_rng(seed)
+    check = ERRORS.model_copy(update={"margin": 0.2, "max": 1.0})
+    state, step, waited, served = CheckState(name="error-rate"), 0, 0, 0
+    for tick in range(1, 200):
+        weight = WEIGHTS[step]
+        total = int(rng.poisson(rate))
+        canary = int(rng.binomial(total, weight / 100))
+        c_fail = int(rng.binomial(canary, min(error * ratio, 1.0)))
+        served += c_fail
+        sample = window(
+            (canary, c_fail), (total - canary, int(rng.binomial(total - canary, error)))
+        )
+        context = JudgeContext(weight=weight, min_requests=20, final_step=step == len(WEIGHTS) - 1)
+        result, state = JUDGE.judge(check, sample, state, context, NOW)
+        if result.verdict is Verdict.FAIL:
+            return "failed", tick, served
+        if result.verdict is Verdict.PASS:
+            waited = 0
+            if context.final_step:
+                return "promoted", tick, served
+            step += 1
+        else:
+            waited += 1
+            if waited > DEADLINE_TICKS:
+                return "deadline", tick, served
+    return "stuck", tick, served
+
+
+@pytest.mark.parametrize(
+    ("rate", "error", "ratio", "promoted", "ticks"),
+    [
+        (1000, 0.01, 1.0, 0.95, 6),  # A/A: promoted (>= 95%), in about the 4 weights' ticks
+        (10_000, 0.001, 1.0, 0.95, 6),
+        (100, 0.01, 1.0, 0.95, 30),  # quiet: the steps wait for failures, then pass
+        (10, 0.01, 1.0, 0.95, 30),
+        (1000, 0.01, 5.0, 0.05, None),  # 5x: rolled back (>= 95%)
+        (10_000, 0.001, 5.0, 0.05, None),
+        (1000, 0.001, 5.0, 0.10, None),  # 1 failure a minute: at the edge of what the data allow
+    ],
+)
+def test_rollouts_through_the_istio_weights(
+    rate: float, error: float, ratio: float, promoted: float, ticks: int | None
+) -> None:
+    """300 seeded rollouts through the judge; A/A must be promoted (the rare rollbacks are
+    the false alarms), 5x rolled back. Bounds: the targets, and a median promotion time."""
+    outcomes = [_rollout(rate, error, ratio, seed) for seed in range(300)]
+    share = sum(o == "promoted" for o, _, _ in outcomes) / len(outcomes)
+    if ratio == 1.0:
+        assert share >= promoted
+        assert np.median([t for o, t, _ in outcomes if o == "promoted"]) <= ticks
+    else:
+        assert share <= promoted

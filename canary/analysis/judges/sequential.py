@@ -4,9 +4,14 @@ Given the failures of both sides in a window, the canary's share of them is bino
 p = s*r / (s*r + 1 - s) (s: the canary's share of the window's requests, r: canary failure
 rate / primary failure rate). A mixture of likelihood ratios over r > 1 + margin, kept as
 running log-likelihood ratios on a fixed grid, is a test martingale under "the canary is no
-worse": it fails the canary once it reaches 1/ALPHA (and the crossing sticks). The matching
-confidence sequence passes it once it shows r < 1 + margin; until then a step passes on the
-minimum-evidence rule below. docs/analysis.md has the formulas and the reasons.
+worse": it fails the canary once it reaches 1/ALPHA (and the crossing sticks).
+
+Passing is a different question with a wider tolerance: a step passes once its windows could
+have shown a DETECT_RATIO-times-worse canary (their *exposure*, from the traffic and the
+primary's failure rate) and the pass test (r <= 1 against r >= TOLERANCE) does not lean
+against the canary; strong evidence for the pass test passes any step at once; a step too
+quiet to ever get there passes after STEP_TICKS ticks with no sign of harm, except the last
+one once the analysis could tell. docs/analysis.md has the formulas, defaults and measurements.
 """
 
 from __future__ import annotations
@@ -29,12 +34,43 @@ ALPHA = 0.05
 test): the e-value threshold is 1/ALPHA = 20."""
 
 HOLD_EVIDENCE = 5.0
-"""A step does not pass while an e-value is at or above this (the data lean towards harm):
-the canary holds its weight (inconclusive) until the evidence clears it or fails it."""
+"""A step does not pass while an e-value of harm is at or above this (the data lean towards
+harm): the canary holds its weight (inconclusive) until the evidence clears it or fails it."""
 
-STEP_TICKS = 3
-"""Low-traffic rule: a step also passes after this many ticks with data at its weight (and
-at least one canary request among them), when minRequests canary requests have not arrived."""
+DETECT_RATIO = 5.0
+"""The regression each step must be able to see: a canary this many times worse than its
+reference — the primary's failure rate (and at least twice the null 1 + margin), or for a
+check against an objective (latency: 1% slow) the objective's rate."""
+
+STEP_EXPOSURE = 1.0
+"""A step passes once its own windows would have given a DETECT_RATIO canary this much
+evidence against the null: the expected ln e-value, computed from the traffic and the
+primary's failure rate (never from the canary's failures, so luck cannot make it)."""
+
+PROMOTION_EXPOSURE = 8.0
+"""The same over the whole analysis, for the last step (promotion): a DETECT_RATIO canary
+would be expected to be at e^8 (about 3,000) by then, far past the fail threshold of 20."""
+
+TOLERANCE = 3.0
+"""The pass test weighs "the canary fails no more than its primary" against "it fails
+TOLERANCE times as often" (at least twice the null 1 + margin; for an objective: "well under
+it" against "at it")."""
+
+OK_EVIDENCE = 0.5
+"""A pass on exposure needs the pass test's e-value at or above this: the data may not lean
+against a tolerable canary by more than 2 to 1. At the last step, once exposed, a canary
+below it holds (and rolls back at the inconclusive deadline unless the data clear it)."""
+
+PROMOTION_EVIDENCE = 20.0
+"""A pass-test e-value that passes any step at once, promotion included: a canary TOLERANCE
+times worse (or more) ever reaches it with probability at most 1/20."""
+
+STEP_TICKS = 7
+"""Quiet-service rule: a step with no sign of harm (every e-value of harm under HOLD_EVIDENCE)
+that no rule has passed yet passes after this many ticks with data at its weight (with at
+least one canary request) — mostly steps whose windows are too few to reach STEP_EXPOSURE;
+the last step only while the analysis is short of PROMOTION_EXPOSURE. With the default
+1-minute interval this leaves the default 10-minute inconclusiveDeadline room for a hold."""
 
 DEFAULT_MARGIN = 0.0
 """Tolerance when the check sets no margin: the canary may not be worse than the primary."""
@@ -43,11 +79,14 @@ LATENCY_SLOW_SHARE = 0.01
 """A latency check that does not compare with the primary tests 'at most 1% of canary
 requests slower than max', i.e. its p99 within the objective."""
 
-_FORMAT = 1.0
-_HEADER = 8  # format, null ratio, null rate, crossed, abs crossed, step weight/requests/ticks
+_FORMAT = 2.0
+_HEADER = 10  # format, null ratio, null rate, crossed, abs crossed,
+# step weight/requests/ticks/exposure, total exposure
 _SIZE = _HEADER + stats.GRID.size
 _THRESHOLD = math.log(1.0 / ALPHA)
-_HOLD = math.log(HOLD_EVIDENCE)
+_OK_SD = 0.5  # prior of the tolerance test: normal on ln(canary / primary), centred on 1x
+_SLO_CENTRE = -2.0  # ... and for the slow share against the objective: about 0.14%
+_SLO_SD = 1.0
 
 
 def _zeros() -> FloatArray:
@@ -65,34 +104,32 @@ class _Running:
     step_weight: float = -1.0
     step_requests: float = 0.0
     step_ticks: float = 0.0
+    step_exposure: float = 0.0  # what this step's windows could tell (stats.exposure)
+    exposure: float = 0.0  # ... and all windows of the analysis
     loglik: FloatArray = field(default_factory=_zeros)
 
     @classmethod
     def load(cls, saved: list[float], null_ratio: float, null_rate: float) -> _Running:
         if len(saved) != _SIZE or saved[0] != _FORMAT or saved[1:3] != [null_ratio, null_rate]:
             return cls(null_ratio, null_rate)  # new, or the margin/objective changed: restart
-        crossed, abs_crossed, weight, requests, ticks = saved[3:_HEADER]
+        crossed, abs_crossed, weight, requests, ticks, step_exposure, exposure = saved[3:_HEADER]
         loglik = np.asarray(saved[_HEADER:], dtype=np.float64)
-        return cls(null_ratio, null_rate, crossed, abs_crossed, weight, requests, ticks, loglik)
+        step = (weight, requests, ticks, step_exposure, exposure)
+        return cls(null_ratio, null_rate, crossed, abs_crossed, *step, loglik=loglik)
 
     def dump(self) -> list[float]:
         head = [_FORMAT, self.null_ratio, self.null_rate, self.crossed, self.abs_crossed]
         head += [self.step_weight, self.step_requests, self.step_ticks]
+        head += [self.step_exposure, self.exposure]
         return head + [float(v) for v in self.loglik]
 
 
 @dataclass(frozen=True)
 class _Test:
-    """One test: against the primary or the objective; ln e-values for harm and safety."""
+    """One fail test: against the primary or the objective; ln of its e-value of harm."""
 
     against: str
     log_harm: float
-    log_safe: float
-
-    @classmethod
-    def of(cls, against: str, loglik: FloatArray) -> _Test:
-        harm, safe = stats.log_evidence_of_harm(loglik), stats.log_evidence_of_safety(loglik)
-        return cls(against, harm, safe)
 
 
 class SequentialJudge:
@@ -154,10 +191,10 @@ class SequentialJudge:
         new = _accumulate(state, run, canary, primary if compare else None, context.weight)
         tests: list[_Test] = []
         if compare:
-            tests.append(_Test.of("primary", run.loglik))
+            tests.append(_Test("primary", stats.log_evidence_of_harm(run.loglik)))
         if null_rate is not None:
             rate_ll = stats.rate_loglik(new.canary_failures, new.canary_requests, null_rate)
-            tests.append(_Test.of("objective", rate_ll))
+            tests.append(_Test("objective", stats.log_evidence_of_harm(rate_ll)))
         for test in tests:
             if test.log_harm >= _THRESHOLD and test.against == "primary" and not run.crossed:
                 run.crossed = new.ticks
@@ -165,7 +202,8 @@ class SequentialJudge:
                 run.abs_crossed = new.ticks
         new.judge_state = run.dump()
         statistic = stats.evalue(max(t.log_harm for t in tests))
-        verdict, why = _verdict(run, tests, new, context, statistic)
+        routes = _routes(check, run, new, compare, null_rate, context.final_step)
+        verdict, why = _verdict(run, tests, routes, new, context, statistic)
         text = _describe(check, new, run, null_rate, compare)
         return result(verdict, f"{text}, {why}", new, statistic), new
 
@@ -186,11 +224,17 @@ def _accumulate(
     c_fail = min(canary.failures, canary.requests)
     p_req = primary.requests if primary else 0
     p_fail = min(primary.failures, p_req) if primary else 0
+    if weight != run.step_weight:
+        run.step_weight, run.step_requests, run.step_ticks = float(weight), 0.0, 0.0
+        run.step_exposure = 0.0
     if p_req > 0:
         share = canary.requests / (canary.requests + p_req)
         run.loglik = run.loglik + stats.split_loglik(c_fail, p_fail, share, run.null_ratio)
-    if weight != run.step_weight:
-        run.step_weight, run.step_requests, run.step_ticks = float(weight), 0.0, 0.0
+        detect = max(DETECT_RATIO, 2.0 * run.null_ratio)
+        rate = (state.primary_failures + p_fail) / (state.primary_requests + p_req)
+        seen = stats.exposure(rate, canary.requests, p_req, run.null_ratio, detect)
+        run.step_exposure += seen
+        run.exposure += seen
     run.step_requests += canary.requests
     run.step_ticks += 1
     return CheckState(
@@ -203,32 +247,100 @@ def _accumulate(
     )
 
 
+@dataclass(frozen=True)
+class _Route:
+    """One way to show a canary tolerable: against its primary, or against the objective."""
+
+    within: str  # what it is shown within, for the message
+    exposure: float  # what the windows could have told about a DETECT_RATIO canary
+    log_ok: float  # ln of the pass test's e-value
+
+
+def _routes(
+    check: CheckSpec,
+    run: _Running,
+    totals: CheckState,
+    compare: bool,
+    null_rate: float | None,
+    final: bool,
+) -> list[_Route]:
+    """The pass tests of a check, with their exposure: the step's windows, or at the last
+    step the whole analysis'. Against the primary: "r <= 1" against "r >= TOLERANCE". Against
+    the objective (latency: 1% slow; an error-rate check that does not compare: ``max``):
+    "well under it" against "at it"."""
+    routes: list[_Route] = []
+    if compare:
+        tolerance = max(TOLERANCE, 2.0 * run.null_ratio)
+        index = stats.tolerance_index(run.null_ratio, tolerance)
+        centre = -math.log(run.null_ratio)  # ratio 1: a canary as good as its primary
+        ok = stats.log_evidence_below(run.loglik, index, centre, _OK_SD)
+        seen = run.exposure if final else run.step_exposure
+        routes.append(_Route(f"{tolerance:g}x", seen, ok))
+    slo = LATENCY_SLOW_SHARE if check.kind is CheckKind.LATENCY else None if compare else null_rate
+    if slo is not None and 0.0 < slo < 1.0:
+        rate_ll = stats.rate_loglik(totals.canary_failures, totals.canary_requests, slo)
+        ok = stats.log_evidence_below(rate_ll, stats.NULL_INDEX, _SLO_CENTRE, _SLO_SD)
+        requests = totals.canary_requests if final else run.step_requests
+        worse = min(DETECT_RATIO * slo, (1.0 + slo) / 2.0)
+        seen = requests * stats.rate_divergence(worse, slo)
+        routes.append(_Route("the objective", seen, ok))
+    return routes or [_Route("the objective", 0.0, -math.inf)]  # max: 0 has no pass test
+
+
 def _verdict(
     run: _Running,
     tests: list[_Test],
+    routes: list[_Route],
     totals: CheckState,
     context: JudgeContext,
     evidence: float,
 ) -> tuple[Verdict, str]:
-    """Fail on a crossing; pass when shown no worse, or on the minimum-evidence rule."""
+    """The rules of docs/analysis.md, in order: fail on a crossing; hold on leaning evidence;
+    pass on strong evidence that the canary is tolerable; pass once exposed to a DETECT_RATIO
+    canary unless the data lean against it (at the last step: hold); pass a quiet step after
+    STEP_TICKS; otherwise gather evidence."""
     shown = f"evidence {_num(evidence)}"
     crossed = _crossing(run.crossed, run.abs_crossed)
     if crossed:
         return Verdict.FAIL, f"{shown}; {crossed}: fail"
-    if all(t.log_safe >= _THRESHOLD for t in tests):
-        return Verdict.PASS, f"{shown}; shown no worse: pass"
-    if any(t.log_harm >= _HOLD for t in tests):
+    if any(t.log_harm >= math.log(HOLD_EVIDENCE) for t in tests):
         why = f"{shown} >= {HOLD_EVIDENCE:g} (fails at {1 / ALPHA:g}): holding for more data"
         return Verdict.INCONCLUSIVE, why
-    need = max(context.min_requests, 1)
-    at = f"{run.step_requests:,.0f} canary requests at {context.weight}%"
-    if run.step_requests < need and (run.step_ticks < STEP_TICKS or run.step_requests < 1):
-        why = f"{shown}; only {at} (minRequests {need}): waiting for traffic"
-        return Verdict.INCONCLUSIVE, why
-    if context.final_step and totals.canary_requests < need:
-        why = f"{shown}; {totals.canary_requests} canary requests in all: waiting to promote"
-        return Verdict.INCONCLUSIVE, why
-    return Verdict.PASS, f"{shown} < {HOLD_EVIDENCE:g}, {at}: pass"
+    at = f"at {context.weight}%"
+    if run.step_requests < 1:
+        return Verdict.INCONCLUSIVE, f"{shown}; no canary request {at} yet: waiting for traffic"
+    best = max(routes, key=lambda r: r.log_ok)
+    if best.log_ok >= math.log(PROMOTION_EVIDENCE):
+        ok = f"pass test {_num(stats.evalue(best.log_ok))} >= {PROMOTION_EVIDENCE:g}"
+        return Verdict.PASS, f"{shown}; within {best.within} ({ok}): pass"
+    final = context.final_step
+    need = PROMOTION_EXPOSURE if final else STEP_EXPOSURE
+    seen = max(r.exposure for r in routes)
+    could = (
+        f"a {DETECT_RATIO:g}x canary would be at {_num(stats.evalue(seen))} of "
+        f"{_num(stats.evalue(need))} {'in all' if final else at}"
+    )
+    exposed = [r for r in routes if r.exposure >= need]
+    for route in exposed:
+        if route.log_ok >= math.log(OK_EVIDENCE):
+            ok = f"pass test within {route.within} {_num(stats.evalue(route.log_ok))}"
+            return Verdict.PASS, f"{shown}; {could}, {ok}: pass"
+    ok = f"pass test within {best.within} {_num(stats.evalue(best.log_ok))}"
+    if exposed and final:
+        why = f"{could}, but {ok} < {OK_EVIDENCE:g}: not shown tolerable, holding"
+        return Verdict.INCONCLUSIVE, f"{shown}; {why}"
+    ticks = f"tick {run.step_ticks:.0f} of {STEP_TICKS}"
+    if run.step_ticks < STEP_TICKS:
+        return Verdict.INCONCLUSIVE, f"{shown}; {could}, {ticks}: gathering evidence"
+    need_requests = context.min_requests
+    if final and totals.canary_requests < need_requests:
+        why = f"{totals.canary_requests} canary requests in all (minRequests {need_requests})"
+        return Verdict.INCONCLUSIVE, f"{shown}; {why}: waiting to promote"
+    if exposed:  # a step before the last: the data lean against it, but not towards harm
+        why = f"{could}, {ok} < {OK_EVIDENCE:g} after {STEP_TICKS} ticks: no sign of harm"
+    else:
+        why = f"{could} after {STEP_TICKS} ticks: too few failures to tell"
+    return Verdict.PASS, f"{shown} < {HOLD_EVIDENCE:g}; {why}: pass"
 
 
 def _crossing(crossed: float, abs_crossed: float) -> str:
