@@ -5,9 +5,13 @@ from __future__ import annotations
 import click
 
 from canary import __version__
+from canary.cli.controller import controller
 from canary.cli.crds import crds
 from canary.cli.demo import demo
+from canary.cli.ops import abort, approve, get, list_, promote, retry, wait
+from canary.cli.render import render
 from canary.cli.run import haproxy_config, run
+from canary.cli.serve_api import api
 from canary.cli.simulate import simulate
 from canary.cli.validate import validate
 
@@ -25,6 +29,16 @@ cli.add_command(simulate)
 cli.add_command(demo)
 cli.add_command(run)
 cli.add_command(haproxy_config)
+cli.add_command(get)
+cli.add_command(list_)
+cli.add_command(approve)
+cli.add_command(promote)
+cli.add_command(abort)
+cli.add_command(retry)
+cli.add_command(wait)
+cli.add_command(api)
+cli.add_command(render)
+cli.add_command(controller)
 
 
 def main() -> None:

@@ -1,0 +1,180 @@
+"""The CLI's side of the API: an httpx client, and the options every operator command takes
+(``--api``/``CANARY_API``, ``--token``/``--token-file``/``CANARY_TOKEN``)."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from canary.gates.api.models import (
+    ApiError,
+    CommandAccepted,
+    RolloutList,
+    RolloutView,
+    WaitResult,
+)
+
+NO_API = (
+    "set --api or CANARY_API to the canary API's URL (e.g. http://127.0.0.1:8088); "
+    "direct Kubernetes access arrives with the controller"
+)
+NO_TOKEN = "set --token, --token-file or CANARY_TOKEN to a token of the canary API"
+
+M = TypeVar("M", bound=BaseModel)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ApiClientError(Exception):
+    """The API could not be asked, or refused; the message says which and why."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ApiClient:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.http = httpx.Client(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def _call(self, model: type[M], method: str, path: str, **kwargs: Any) -> M:
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.TimeoutException:
+            raise ApiClientError(f"the API at {self.base_url} did not answer in time") from None
+        except httpx.HTTPError as exc:
+            raise ApiClientError(f"cannot reach the API at {self.base_url}: {exc}") from None
+        if response.is_success:
+            try:
+                return model.model_validate_json(response.content)
+            except ValidationError as exc:
+                raise ApiClientError(
+                    f"the API at {self.base_url} answered {path} with something else than a "
+                    f"{model.__name__} ({exc.error_count()} problems): is it a canary API?"
+                ) from None
+        try:
+            error = ApiError.model_validate_json(response.content)
+            message = error.message
+        except ValidationError:
+            message = response.text.strip()[:200] or response.reason_phrase
+        raise ApiClientError(f"{response.status_code} {response.reason_phrase}: {message}",
+                             response.status_code)  # fmt: skip
+
+    @staticmethod
+    def _rollout(namespace: str, name: str) -> str:
+        return f"/api/v1/namespaces/{namespace}/rollouts/{name}"
+
+    def list(self, namespace: str | None = None) -> RolloutList:
+        params = {"namespace": namespace} if namespace else {}
+        return self._call(RolloutList, "GET", "/api/v1/rollouts", params=params)
+
+    def get(self, namespace: str, name: str) -> RolloutView:
+        return self._call(RolloutView, "GET", self._rollout(namespace, name))
+
+    def command(
+        self, namespace: str, name: str, action: str, body: dict[str, Any] | None = None
+    ) -> CommandAccepted:
+        path = f"{self._rollout(namespace, name)}/{action}"
+        return self._call(CommandAccepted, "POST", path, json=body)
+
+    def wait(
+        self, namespace: str, name: str, timeout: float, revision: str | None = None
+    ) -> WaitResult:
+        params: dict[str, str | float] = {"timeout": round(timeout, 3)}
+        if revision:
+            params["revision"] = revision
+        path = f"{self._rollout(namespace, name)}/wait"
+        return self._call(
+            WaitResult, "GET", path, params=params, timeout=httpx.Timeout(10.0, read=timeout + 15)
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class CannotAskError(click.ClickException):
+    """The API cannot be asked (no URL, no token) by a command whose exit 1 means something
+    else (`wait`): exits 3."""
+
+    exit_code = 3
+
+
+def resolve_token(token: str | None, token_file: Path | None) -> str:
+    """--token, else --token-file, else CANARY_TOKEN; raises ValueError naming what to set."""
+    if token:
+        return token
+    if token_file is not None:
+        try:
+            text = token_file.read_text().strip()
+        except OSError as exc:
+            raise ValueError(f"--token-file {token_file}: {exc.strerror or exc}") from None
+        if not text:
+            raise ValueError(f"--token-file {token_file} is empty")
+        return text
+    env = os.environ.get("CANARY_TOKEN", "").strip()
+    if env:
+        return env
+    raise ValueError(NO_TOKEN)
+
+
+def _cannot_ask(message: str, exit_code: int) -> click.ClickException:
+    if exit_code == CannotAskError.exit_code:
+        return CannotAskError(message)
+    return click.ClickException(message)
+
+
+def api_options(exit_code: int = 1) -> Callable[[F], F]:
+    """Add --api, --token and --token-file; the command receives ``client: ApiClient``. When
+    the API cannot be asked, the command exits with ``exit_code`` (1, or 3 for `wait`)."""
+
+    def decorate(command: F) -> F:
+        @click.option(
+            "--api",
+            envvar="CANARY_API",
+            metavar="URL",
+            help="The canary API, e.g. http://127.0.0.1:8088 (env CANARY_API).",
+        )
+        @click.option("--token", metavar="TOKEN", help="Bearer token (env CANARY_TOKEN).")
+        @click.option(
+            "--token-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="File holding the bearer token.",
+        )
+        @functools.wraps(command)
+        def wrapper(
+            api: str | None, token: str | None, token_file: Path | None, **kwargs: Any
+        ) -> Any:
+            if not api:
+                raise _cannot_ask(NO_API, exit_code)
+            try:
+                secret = resolve_token(token, token_file)
+            except ValueError as exc:
+                raise _cannot_ask(str(exc), exit_code) from None
+            client = ApiClient(api, secret)
+            try:
+                return command(client=client, **kwargs)
+            finally:
+                client.close()
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

@@ -1,0 +1,242 @@
+"""The operator's commands: `get` (and `--watch`), `list`, `approve`, `promote`, `abort`,
+`retry` and `wait`, all through the canary API (`--api URL` or CANARY_API).
+
+`wait` is for CI pipelines: exit 0 when the rollout succeeded, 1 when it failed or was rolled
+back, 2 when the timeout passed first, 3 when the API could not be asked (no URL or token,
+unreachable, refused); the reason is printed in every case.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+from canary.cli.client import ApiClient, ApiClientError, api_options
+from canary.cli.output import OUTPUT_OPTION, console, print_json
+from canary.cli.show import OUTCOME_STYLE, rollout_table, rollout_tree, watch_frame
+from canary.engine.observations import CommandKind
+from canary.gates.api.models import WaitOutcome, WaitResult
+from canary.model.duration import DurationError, format_duration, parse_duration
+from canary.model.gates import ApprovalPoint
+
+WAIT_EXIT = {WaitOutcome.SUCCEEDED: 0, WaitOutcome.FAILED: 1, WaitOutcome.TIMEOUT: 2}
+CANNOT_ASK = 3
+PIPED_WIDTH = 160
+LONG_POLL = 60.0
+"""Seconds of one long-poll request: a long wait is a series of them (proxies cut idle
+connections), each sure to end well before any usual idle timeout."""
+
+_NAMESPACE = click.option(
+    "--namespace",
+    "-n",
+    default="default",
+    show_default=True,
+    envvar="CANARY_NAMESPACE",
+    help="The rollout's namespace (env CANARY_NAMESPACE).",
+)
+
+
+def _wide() -> Console:
+    """The console for tables: piped output is not cut at 80 columns."""
+    out = console()
+    if not out.is_terminal:
+        out.width = PIPED_WIDTH
+    return out
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    console(stderr=True).print(Text(message, style="red"))
+    raise SystemExit(code)
+
+
+def _seconds(value: str, option: str) -> float:
+    try:
+        return parse_duration(value)
+    except DurationError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
+
+
+class _WaitUsageError(click.UsageError):
+    exit_code = CANNOT_ASK
+
+
+class _WaitCommand(click.Command):
+    """Usage mistakes exit 3 (cannot ask), not click's 2, which means a timeout here."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            raise _WaitUsageError(exc.message, exc.ctx) from None
+
+
+@click.command("get")
+@click.argument("name")
+@_NAMESPACE
+@click.option("--watch", "-w", is_flag=True, help="Refresh until the rollout ends (or Ctrl-C).")
+@click.option("--interval", default="2s", show_default=True, help="Refresh period of --watch.")
+@OUTPUT_OPTION
+@api_options()
+def get(
+    client: ApiClient, name: str, namespace: str, watch: bool, interval: str, output: str
+) -> None:
+    """Show one rollout: phase, weight, step, what it waits for, each check's latest numbers."""
+    if watch:
+        _watch(client, namespace, name, _seconds(interval, "--interval"))
+        return
+    try:
+        view = client.get(namespace, name)
+    except ApiClientError as exc:
+        _fail(str(exc))
+    if output == "json":
+        print_json(view.model_dump(mode="json", by_alias=True))
+        return
+    _wide().print(rollout_tree(view))
+
+
+def _watch(client: ApiClient, namespace: str, name: str, interval: float) -> None:
+    out = _wide()
+    try:
+        first = client.get(namespace, name)
+        with Live(watch_frame(first, "watching…"), console=out, auto_refresh=False) as live:
+            while True:
+                result = client.wait(namespace, name, timeout=interval)
+                stamp = datetime.now().strftime("%H:%M:%S")
+                note = f"{stamp}  {result.reason}" if result.done else f"{stamp}  Ctrl-C to stop"
+                live.update(watch_frame(result.rollout, note), refresh=True)
+                if result.done:
+                    break
+    except ApiClientError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    out.print(Text(result.reason, style=OUTCOME_STYLE[result.outcome]))
+
+
+@click.command("list")
+@click.option("--namespace", "-n", default=None, help="Only this namespace (default: all).")
+@OUTPUT_OPTION
+@api_options()
+def list_(client: ApiClient, namespace: str | None, output: str) -> None:
+    """List the rollouts with their phase, weight and step."""
+    try:
+        rollouts = client.list(namespace)
+    except ApiClientError as exc:
+        _fail(str(exc))
+    if output == "json":
+        print_json(rollouts.model_dump(mode="json", by_alias=True))
+        return
+    _wide().print(rollout_table(rollouts.items))
+
+
+def _send(
+    client: ApiClient, namespace: str, name: str, kind: CommandKind, body: dict[str, Any] | None
+) -> None:
+    try:
+        accepted = client.command(namespace, name, kind.value, body)
+    except ApiClientError as exc:
+        _fail(str(exc))
+    console().print(Text(f"{accepted.message} (asked by {accepted.command.by})"))
+
+
+@click.command()
+@click.argument("name")
+@_NAMESPACE
+@click.option(
+    "--point",
+    type=click.Choice([p.value for p in ApprovalPoint]),
+    help="The point to approve; the one the rollout waits on when omitted.",
+)
+@api_options()
+def approve(client: ApiClient, name: str, namespace: str, point: str | None) -> None:
+    """Open a manual gate (spec.gates.approvals): now, or ahead of time with --point."""
+    _send(client, namespace, name, CommandKind.APPROVE, {"point": point} if point else None)
+
+
+@click.command()
+@click.argument("name")
+@_NAMESPACE
+@api_options()
+def promote(client: ApiClient, name: str, namespace: str) -> None:
+    """Skip the remaining steps: promote at the next passing tick (never on a failing one)."""
+    _send(client, namespace, name, CommandKind.PROMOTE, None)
+
+
+@click.command()
+@click.argument("name")
+@_NAMESPACE
+@api_options()
+def abort(client: ApiClient, name: str, namespace: str) -> None:
+    """Roll the canary back now: all traffic to the primary, the canary scaled down."""
+    _send(client, namespace, name, CommandKind.ABORT, None)
+
+
+@click.command()
+@click.argument("name")
+@_NAMESPACE
+@api_options()
+def retry(client: ApiClient, name: str, namespace: str) -> None:
+    """Run a Failed revision again, from its first step."""
+    _send(client, namespace, name, CommandKind.RETRY, None)
+
+
+@click.command(cls=_WaitCommand)
+@click.argument("name")
+@_NAMESPACE
+@click.option("--timeout", default="30m", show_default=True, help="How long to wait at most.")
+@click.option("--revision", help="Wait for this revision's rollout (default: the target's).")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the final line.")
+@api_options(exit_code=CANNOT_ASK)
+def wait(
+    client: ApiClient, name: str, namespace: str, timeout: str, revision: str | None, quiet: bool
+) -> None:
+    """Wait for the rollout to end, for CI: exit 0 Succeeded, 1 Failed or rolled back,
+    2 timeout, 3 the API could not be asked."""
+    try:
+        total = parse_duration(timeout)
+    except DurationError as exc:
+        _fail(f"--timeout: {exc}", CANNOT_ASK)
+    result = _wait(client, namespace, name, total, revision, quiet)
+    where = f"{namespace}/{name}"
+    if result.outcome is WaitOutcome.TIMEOUT:
+        line = f"{where}: timed out after {format_duration(total)}: {result.reason}"
+    else:
+        line = f"{where}: {result.outcome.value}: {result.reason}"
+    console().print(Text(line, style=OUTCOME_STYLE[result.outcome]))
+    raise SystemExit(WAIT_EXIT[result.outcome])
+
+
+def _wait(
+    client: ApiClient,
+    namespace: str,
+    name: str,
+    total: float,
+    revision: str | None,
+    quiet: bool,
+) -> WaitResult:
+    """Long-poll until the rollout ends or ``total`` seconds pass; a lost connection is asked
+    again (within the time left), a refusal (401, 403, 404) ends the wait with exit 3."""
+    deadline = time.monotonic() + total
+    last_reason = ""
+    while True:
+        left = max(0.0, deadline - time.monotonic())
+        try:
+            result = client.wait(namespace, name, min(left, LONG_POLL), revision)
+        except ApiClientError as exc:
+            if (exc.status is not None and exc.status < 500) or left <= 0:
+                _fail(f"{namespace}/{name}: cannot wait: {exc}", CANNOT_ASK)
+            if not quiet:
+                console(stderr=True).print(Text(f"{exc}; asking again", style="yellow"))
+            time.sleep(min(2.0, left))
+            continue
+        if result.done or deadline - time.monotonic() <= 0:
+            return result
+        if not quiet and result.reason != last_reason:
+            console().print(Text(f"{namespace}/{name}: {result.reason}", style="dim"))
+        last_reason = result.reason
