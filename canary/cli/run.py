@@ -19,7 +19,8 @@ from canary.cli.output import console
 from canary.cli.timeline import fail
 from canary.engine import StepResult
 from canary.gates.webhooks import WebhookCaller
-from canary.local.runner import LocalRunError, LocalRunner, load_state
+from canary.local.runner import LocalRunner
+from canary.local.state import LocalRunError, load_state
 from canary.local.workload import FixedBackends
 from canary.model.loader import LoadError, load_file, load_rollout
 from canary.model.notification import NotificationChannel

@@ -19,8 +19,9 @@ from canary.analysis.samples import WindowSample
 from canary.engine import StepResult
 from canary.local.demo_stack import DemoStack, Ports
 from canary.local.load import LoadSpec
-from canary.local.runner import LocalRunner, load_state
+from canary.local.runner import LocalRunner
 from canary.local.service import Behaviour
+from canary.local.state import load_state
 from canary.local.workload import FixedBackends
 from canary.model.analysis import CheckKind, CheckSpec
 from canary.model.rollout import Rollout

@@ -4,76 +4,25 @@ leaves all traffic on the primary."""
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import Field, ValidationError
-
 from canary.analysis.analyse import analyse
 from canary.analysis.checks import resolve_checks
 from canary.analysis.provider import MetricsProvider, Targets
-from canary.engine import CallWebhook, Route, SetRoute, StepResult, plan, step
+from canary.engine import CallWebhook, SetRoute, StepResult, plan, step
 from canary.engine.observations import GateAnswer, Observations
 from canary.engine.routes import STABLE
+from canary.gates.api.filestore import CommandInbox, publish_rollout
 from canary.gates.webhooks import WebhookCaller
-from canary.local.workload import FixedBackends, WorkloadRecord
-from canary.model.base import CamelModel
+from canary.local.state import LocalRunError, LocalState, save_state
+from canary.local.workload import FixedBackends
 from canary.model.rollout import Rollout
-from canary.model.status import IDLE_PHASES, CheckResult, CheckState, Phase, RolloutStatus
+from canary.model.status import IDLE_PHASES, CheckResult, CheckState, RolloutStatus
 from canary.notify import Notifier
 from canary.traffic.router import Router
-
-STATE_FORMAT = 1
-
-
-class LocalRunError(Exception):
-    """Local mode cannot run this Rollout or state file; the message says what to change."""
-
-
-class LocalState(CamelModel):
-    """Everything local mode remembers between runs."""
-
-    format: int = STATE_FORMAT
-    rollout: str = Field(description="namespace/name of the Rollout this state belongs to.")
-    status: RolloutStatus
-    workload: WorkloadRecord = Field(default_factory=WorkloadRecord)
-    route: Route = Field(default_factory=Route, description="The route last applied.")
-
-
-def load_state(path: Path, rollout: Rollout, stable: str) -> LocalState:
-    """The state file's contents, or a fresh state whose primary already runs ``stable``."""
-    if not path.exists():
-        status = RolloutStatus(phase=Phase.INITIALIZED, stable_revision=stable)
-        return LocalState(
-            rollout=rollout.key,
-            status=status,
-            workload=WorkloadRecord(primary_revision=stable),
-        )
-    try:
-        state = LocalState.model_validate_json(path.read_text())
-    except (OSError, ValidationError, json.JSONDecodeError) as exc:
-        raise LocalRunError(
-            f"state file {path} is unreadable ({exc}); move it away to start afresh"
-        ) from None
-    if state.rollout != rollout.key:
-        raise LocalRunError(
-            f"state file {path} belongs to Rollout {state.rollout}, not {rollout.key}: "
-            "give another --state file"
-        )
-    return state
-
-
-def save_state(path: Path, state: LocalState) -> None:
-    """Write atomically: a crash mid-write leaves the previous state, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(state.model_dump_json(by_alias=True, indent=2))
-    os.replace(tmp, path)
-
 
 TickCallback = Callable[[StepResult, float], None]
 
@@ -111,6 +60,10 @@ class LocalRunner:
         )
         self.webhooks = webhooks
         self.notifier = notifier
+        # Commands from `canary approve/promote/abort/retry` arrive through the API's inbox
+        # beside the state file; the rollout is published there for `canary get` and `wait`.
+        self.inbox = CommandInbox.beside(state_path)
+        publish_rollout(state_path, rollout, workload.revision)
         if rollout.spec.gates.webhooks and webhooks is None:
             raise LocalRunError(
                 "spec.gates.webhooks: this Rollout has webhooks but the runner was given no "
@@ -141,7 +94,10 @@ class LocalRunner:
         answers: list[GateAnswer] = []
         if needs.webhooks and self.webhooks is not None:
             answers = self.webhooks.ask(self.rollout, status, needs.webhooks, now)
-        obs = Observations(workload=workload, checks=checks, check_states=states, gates=answers)
+        commands = self.inbox.take()
+        obs = Observations(
+            workload=workload, checks=checks, check_states=states, gates=answers, commands=commands
+        )
         result = step(self.rollout, status, obs, now)
         for action in result.actions:
             self._apply(action, result.status, now)

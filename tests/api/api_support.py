@@ -12,7 +12,7 @@ from engine_harness import T0, World, rollout
 
 from canary.engine import StepResult
 from canary.gates.api.filestore import FileStore, publish_rollout
-from canary.local.runner import LocalState, save_state
+from canary.local.state import LocalState, save_state
 from canary.model import CheckResult, Verdict
 from canary.model.status import SideEvidence
 

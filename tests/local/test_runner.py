@@ -15,7 +15,8 @@ from haproxy_support import LocalHaproxy, running_haproxy
 
 from canary.analysis.samples import SideSample, WindowSample
 from canary.engine import Route
-from canary.local.runner import LocalRunError, LocalRunner, LocalState, load_state
+from canary.local.runner import LocalRunner
+from canary.local.state import LocalRunError, LocalState, load_state
 from canary.local.workload import FixedBackends
 from canary.model import CheckSpec, Phase, Rollout
 from canary.traffic.haproxy.router import HaproxyRouter
@@ -153,3 +154,20 @@ def test_state_of_another_rollout_is_refused(haproxy: LocalHaproxy, tmp_path: Pa
     )
     with pytest.raises(LocalRunError, match="belongs to Rollout default/app"):
         load_state(state_path, other, stable="v1")
+
+
+def test_an_abort_posted_through_the_api_inbox_rolls_back(
+    haproxy: LocalHaproxy, tmp_path: Path
+) -> None:
+    from canary.engine import Command, CommandKind
+    from canary.gates.api.filestore import CommandInbox
+
+    state_path = tmp_path / "state.json"
+    runner = runner_for(haproxy, state_path, canary_errors=0, time=FakeTime())
+    runner.run(max_ticks=2)
+    CommandInbox.beside(state_path).post(Command(kind=CommandKind.ABORT, by="alice"))
+    result = runner.tick()
+    assert result.status.phase is Phase.ROLLING_BACK
+    assert "aborted by alice" in result.status.message
+    assert CommandInbox.beside(state_path).pending() == []
+    assert set(haproxy.send(10)) == {"primary"}

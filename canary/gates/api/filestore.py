@@ -33,7 +33,7 @@ from pydantic import Field, ValidationError
 from canary.engine.observations import Command
 from canary.gates.api.models import ApiModel, RolloutView, SpecSummary
 from canary.gates.api.store import RolloutNotFoundError, StoreError
-from canary.local.runner import LocalState
+from canary.local.state import LocalState
 from canary.model.rollout import Rollout
 
 log = logging.getLogger("canary.api.store")
