@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from canary import __version__
+from canary.cli.controller import controller
 from canary.cli.crds import crds
 from canary.cli.demo import demo
 from canary.cli.ops import abort, approve, get, list_, promote, retry, wait
@@ -37,6 +38,7 @@ cli.add_command(retry)
 cli.add_command(wait)
 cli.add_command(api)
 cli.add_command(render)
+cli.add_command(controller)
 
 
 def main() -> None:

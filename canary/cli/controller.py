@@ -1,0 +1,244 @@
+"""`canary controller`: run the Kubernetes controller in the foreground until SIGTERM/SIGINT.
+
+In a Pod it uses the in-cluster configuration (the ServiceAccount's token); elsewhere the
+kubeconfig (``--kubeconfig``, $KUBECONFIG or ~/.kube/config). docs/controller.md has the
+flags, what it watches and writes, and the RBAC it needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from canary.cli.timeline import fail
+from canary.model.duration import DurationError, parse_duration
+
+IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``:PORT`` (all interfaces) -> (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"address {text!r}: use HOST:PORT or :PORT, e.g. :8080")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def default_lease_namespace() -> str:
+    if os.environ.get("POD_NAMESPACE"):
+        return os.environ["POD_NAMESPACE"]
+    try:
+        return IN_CLUSTER_NAMESPACE.read_text().strip() or "default"
+    except OSError:
+        return "default"
+
+
+@click.command("controller")
+@click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Kubeconfig file (default: in-cluster config in a Pod, else $KUBECONFIG or "
+    "~/.kube/config).",
+)
+@click.option("--context", default=None, help="Kubeconfig context (default: the current one).")
+@click.option(
+    "--namespace",
+    "-n",
+    "namespaces",
+    multiple=True,
+    help="Run the Rollouts of this namespace (repeat for several; default: all namespaces).",
+)
+@click.option(
+    "--prometheus",
+    default="http://prometheus:9090",
+    show_default=True,
+    help="Prometheus that holds the mesh's metrics.",
+)
+@click.option(
+    "--prometheus-bearer-token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Bearer token for Prometheus, read at every query.",
+)
+@click.option(
+    "--metrics-addr",
+    default=":8080",
+    show_default=True,
+    help="Where /metrics, /healthz and /readyz are served (HOST:PORT; 0 for no server).",
+)
+@click.option(
+    "--leader-elect/--no-leader-elect",
+    default=True,
+    show_default=True,
+    help="Elect a leader on a Lease (run more than one replica only with it).",
+)
+@click.option("--lease-name", default="canary-controller", show_default=True)
+@click.option(
+    "--lease-namespace",
+    default=None,
+    help="Namespace of the Lease (default: $POD_NAMESPACE, the Pod's namespace, or default).",
+)
+@click.option("--lease-duration", default="15s", show_default=True)
+@click.option("--renew-deadline", default="10s", show_default=True)
+@click.option("--retry-period", default="2s", show_default=True)
+@click.option(
+    "--identity",
+    default=None,
+    help="This replica's name in the Lease (default: $POD_NAME, else host name and a suffix).",
+)
+@click.option(
+    "--secrets-from-cluster/--no-secrets-from-cluster",
+    default=True,
+    show_default=True,
+    help="Read webhook signing keys and notification secrets from the Rollout's namespace.",
+)
+@click.option(
+    "--secrets-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="With --no-secrets-from-cluster: a folder of SECRET/KEY files (a mounted Secret).",
+)
+@click.option(
+    "--restore-on-delete/--no-restore-on-delete",
+    default=False,
+    show_default=True,
+    help="Put a finalizer on Rollouts: deleting one scales the target back up and leaves its "
+    "Service selecting it (else everything canary made is deleted with the Rollout).",
+)
+@click.option("--workers", default=8, show_default=True, help="Ticks run at once.")
+@click.option(
+    "--notifications/--no-notifications",
+    default=True,
+    show_default=True,
+    help="Send Slack and webhook notifications of the Rollouts' NotificationChannels.",
+)
+@click.option(
+    "--api-listen",
+    default=None,
+    help="Serve canary's API (canary get/approve/..., CI pipelines) on HOST:PORT.",
+)
+@click.option(
+    "--api-tokens",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="With --api-listen: tokens file (lines 'NAME SCOPE TOKEN') or directory.",
+)
+@click.option("--api-url", default=None, help="Public URL of canary's API, linked in messages.")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+def controller(
+    kubeconfig: Path | None,
+    context: str | None,
+    namespaces: tuple[str, ...],
+    prometheus: str,
+    prometheus_bearer_token_file: Path | None,
+    metrics_addr: str,
+    leader_elect: bool,
+    lease_name: str,
+    lease_namespace: str | None,
+    lease_duration: str,
+    renew_deadline: str,
+    retry_period: str,
+    identity: str | None,
+    secrets_from_cluster: bool,
+    secrets_dir: Path | None,
+    restore_on_delete: bool,
+    workers: int,
+    notifications: bool,
+    api_listen: str | None,
+    api_tokens: Path | None,
+    api_url: str | None,
+    log_level: str,
+) -> None:
+    """Run the canary controller: watch Rollouts and their Deployments, roll canaries out
+    through the mesh, judge them with Prometheus, promote or roll back."""
+    from kubernetes import client, config
+    from kubernetes.config.config_exception import ConfigException
+    from pydantic import ValidationError
+
+    from canary.analysis.prometheus import PrometheusProvider, PrometheusSettings
+    from canary.controller import Controller, ControllerSettings, LeaseSettings
+    from canary.controller.controller import default_identity
+    from canary.gates.api.auth import TokenError
+    from canary.notify import NotifyConfig
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    if not secrets_from_cluster and secrets_dir is None:
+        fail(["--no-secrets-from-cluster needs --secrets-dir DIR"])
+    if (api_listen is None) != (api_tokens is None):
+        fail(["--api-listen and --api-tokens go together"])
+    try:
+        lease = LeaseSettings(
+            namespace=lease_namespace or default_lease_namespace(),
+            name=lease_name,
+            lease_duration=parse_duration(lease_duration),
+            renew_deadline=parse_duration(renew_deadline),
+            retry_period=parse_duration(retry_period),
+        )
+        address = None if metrics_addr in ("0", "") else parse_address(metrics_addr)
+        api_address = parse_address(api_listen) if api_listen else None
+        settings = PrometheusSettings(
+            url=prometheus, bearer_token_file=prometheus_bearer_token_file
+        )
+    except (DurationError, ValueError, ValidationError) as exc:
+        fail([str(exc)])
+    try:
+        if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
+            api_client = client.ApiClient()
+        else:
+            path = str(kubeconfig) if kubeconfig else None
+            api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
+                config_file=path, context=context
+            )
+    except (ConfigException, OSError) as exc:
+        fail([f"no Kubernetes configuration: {exc}"])
+    run = Controller(
+        api_client,
+        ControllerSettings(
+            namespaces=namespaces,
+            identity=identity or os.environ.get("POD_NAME") or default_identity(),
+            lease=lease if leader_elect else None,
+            metrics_address=address,
+            workers=workers,
+            secrets_dir=None if secrets_from_cluster else secrets_dir,
+            notify=NotifyConfig(api_url=api_url) if notifications else None,
+            restore_on_delete=restore_on_delete,
+            api_address=api_address,
+            api_tokens=api_tokens,
+        ),
+        provider=PrometheusProvider(settings),
+    )
+    stopping = threading.Event()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    where = ", ".join(namespaces) or "all namespaces"
+    logging.getLogger("canary.controller").info(
+        "canary controller %s starting for %s", run.settings.identity, where
+    )
+    try:
+        run.start()
+    except TokenError as exc:
+        fail([f"--api-tokens: {exc}"])
+    while not stopping.wait(1.0):
+        pass
+    logging.getLogger("canary.controller").info("stopping")
+    run.stop()

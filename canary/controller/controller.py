@@ -1,0 +1,327 @@
+"""The Kubernetes controller: watches, a job per Rollout, leader election, /metrics.
+
+    controller = Controller(api_client, ControllerSettings(...), provider=PrometheusProvider(...))
+    controller.start()      # returns at once; everything runs on threads
+    ...
+    controller.stop()
+
+Every replica watches Rollouts, Deployments, AnalysisPolicies, ClusterAnalysisPolicies and
+NotificationChannels into caches (so a new leader starts warm). Only the leader has jobs: when
+it gains the Lease a job is added for every Rollout; when it loses it, all jobs are removed and
+its writes are refused at once. A new Rollout gets a job that ticks at once; a deleted one
+loses its job. A change of a Rollout's spec or commands, or of its target or primary
+Deployment, ticks it early.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from kubernetes import client
+from pydantic import BaseModel, ValidationError
+
+from canary.analysis.policies import AnyPolicy
+from canary.analysis.provider import MetricsProvider
+from canary.controller.api import start_api
+from canary.controller.commands import COMMANDS_ANNOTATION
+from canary.controller.kinds import (
+    ANALYSIS_POLICY,
+    CLUSTER_ANALYSIS_POLICY,
+    DEPLOYMENT,
+    NOTIFICATION_CHANNEL,
+    ROLLOUT,
+    Kind,
+)
+from canary.controller.kube import Json, Kube
+from canary.controller.leader import LeaderElector, LeaseSettings
+from canary.controller.metrics import ControllerMetrics, HealthServer
+from canary.controller.reconcile import Reconciler
+from canary.controller.scheduling import TickScheduler
+from canary.controller.secrets import ClusterSecrets
+from canary.controller.watches import Cache, Reflector
+from canary.gates.api.serve import ApiServer
+from canary.gates.secret_source import SecretsDir
+from canary.gates.webhooks import WebhookCaller, new_client
+from canary.model.notification import NotificationChannel
+from canary.model.policy import AnalysisPolicy, ClusterAnalysisPolicy
+from canary.notify import DirectorySecretSource, Notifier, NotifyConfig
+
+log = logging.getLogger("canary.controller")
+
+
+def default_identity() -> str:
+    return f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class ControllerSettings:
+    namespaces: tuple[str, ...] = ()
+    """Namespaces whose Rollouts are run; empty: all."""
+    identity: str = field(default_factory=default_identity)
+    lease: LeaseSettings | None = field(default_factory=LeaseSettings)
+    """None: no leader election (this replica always acts; run one replica only)."""
+    metrics_address: tuple[str, int] | None = ("0.0.0.0", 8080)
+    workers: int = 8
+    watch_timeout: int = 300
+    request_timeout: float = 15.0
+    secrets_dir: Path | None = None
+    """Read webhook and notification secrets from this folder (SECRET/KEY files) instead of
+    the cluster's Secrets."""
+    notify: NotifyConfig | None = field(default_factory=NotifyConfig)
+    """None: no notifications (Kubernetes Events are still recorded)."""
+    api_address: tuple[str, int] | None = None
+    """Serve the incoming API (canary.gates.api) here, with ``api_tokens``."""
+    api_tokens: Path | None = None
+    restore_on_delete: bool = False
+    """A finalizer on each Rollout: deleting one gives the target back (canary.controller.
+    deletion); without it the garbage collector removes what the Rollout owns."""
+
+
+class Controller:
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        settings: ControllerSettings,
+        *,
+        provider: MetricsProvider,
+        webhooks: WebhookCaller | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.kube = Kube(api_client, timeout=settings.request_timeout)
+        self.metrics = ControllerMetrics()
+        self._leading = threading.Event()
+        self.elector: LeaderElector | None = None
+        if settings.lease is not None:
+            lease = replace(settings.lease, identity=settings.identity)
+            self.elector = LeaderElector(
+                self.kube, lease, on_started=self._lead, on_stopped=self._follow
+            )
+        writer = self.kube.guarded(self.is_leader)
+        cluster_secrets = ClusterSecrets(self.kube)
+        if webhooks is None:
+            gate_secrets = (
+                SecretsDir(settings.secrets_dir) if settings.secrets_dir else cluster_secrets
+            )
+            webhooks = WebhookCaller(client=new_client(), secrets=gate_secrets, owns_client=True)
+        self.webhooks = webhooks
+        self.caches = {kind.kind: Cache(kind) for kind in self._watched()}
+        self.notifier: Notifier | None = None
+        if settings.notify is not None:
+            notify_secrets = (
+                DirectorySecretSource(settings.secrets_dir)
+                if settings.secrets_dir
+                else cluster_secrets
+            )
+            self.notifier = Notifier(self._channel, notify_secrets, settings.notify)
+        self.reconciler = Reconciler(
+            kube=writer,
+            provider=provider,
+            webhooks=webhooks,
+            metrics=self.metrics,
+            identity=settings.identity,
+            notifier=self.notifier,
+            policies=self._policies,
+            restore_on_delete=settings.restore_on_delete,
+            clock=clock,
+        )
+        self.scheduler = TickScheduler(self._tick, workers=settings.workers)
+        self.reflectors = [
+            Reflector(
+                self.kube,
+                self.caches[kind.kind],
+                namespace,
+                timeout_seconds=settings.watch_timeout,
+                on_relist=self.metrics.watch_relists.labels(kind.plural).inc,
+            )
+            for kind in self._watched()
+            for namespace in self._namespaces(kind)
+        ]
+        self.caches[ROLLOUT.kind].listen(self._rollout_changed)
+        self.caches[DEPLOYMENT.kind].listen(self._deployment_changed)
+        self._models: dict[tuple[str, str], BaseModel | None] = {}
+        self.health: HealthServer | None = None
+        self.api: ApiServer | None = None
+        self._clock = clock
+        self._started = False
+
+    # --- life cycle ----------------------------------------------------------------------------
+
+    def start(self) -> Controller:
+        for reflector in self.reflectors:
+            reflector.start()
+        self.scheduler.start()
+        address = self.settings.metrics_address
+        if address is not None:
+            self.health = HealthServer(self.metrics, self.healthy, self.ready, *address).start()
+            log.info("metrics, healthz and readyz on http://%s", self.health.address)
+        settings = self.settings
+        if settings.api_address is not None and settings.api_tokens is not None:
+            self.api = start_api(
+                self.kube,
+                settings.namespaces,
+                settings.api_tokens,
+                settings.api_address,
+                identity=settings.identity,
+                clock=self._clock,
+            )
+            log.info("the API on %s", self.api.url)
+        if self.elector is not None:
+            self.elector.start()
+        else:
+            self._lead()
+        self._started = True
+        return self
+
+    def stop(self, release_lease: bool = True) -> None:
+        """Stop acting at once, then stop watching; ``release_lease`` gives the Lease up."""
+        if self.elector is not None:
+            self.elector.stop(release=release_lease)
+        self._follow()
+        for reflector in self.reflectors:
+            reflector.signal_stop()
+        self.scheduler.shutdown(wait=True)
+        for reflector in self.reflectors:
+            reflector.stop()
+        if self.health is not None:
+            self.health.stop()
+        if self.api is not None:
+            self.api.stop()
+        if self.notifier is not None:
+            self.notifier.close()
+        self.webhooks.close()
+
+    def wait_synced(self, timeout: float = 30.0) -> bool:
+        return all(r.synced.wait(timeout) for r in self.reflectors)
+
+    def is_leader(self) -> bool:
+        if self.elector is None:
+            return self._leading.is_set()
+        return self.elector.is_leader()
+
+    def healthy(self) -> tuple[bool, str]:
+        dead = [r.kind.plural for r in self.reflectors if not r.alive]
+        if dead:
+            return False, f"watches stopped: {', '.join(dead)}"
+        if not self.scheduler.running:
+            return False, "the scheduler is not running"
+        if self.elector is not None and not self.elector.alive and self._started:
+            return False, "leader election stopped"
+        return True, "ok"
+
+    def ready(self) -> tuple[bool, str]:
+        waiting = [r.kind.plural for r in self.reflectors if not r.synced.is_set()]
+        if waiting:
+            return False, f"caches not synced yet: {', '.join(sorted(set(waiting)))}"
+        return True, "leader" if self.is_leader() else "standby"
+
+    # --- what is watched -----------------------------------------------------------------------
+
+    @staticmethod
+    def _watched() -> tuple[Kind, ...]:
+        return (ROLLOUT, DEPLOYMENT, ANALYSIS_POLICY, CLUSTER_ANALYSIS_POLICY, NOTIFICATION_CHANNEL)
+
+    def _namespaces(self, kind: Kind) -> list[str | None]:
+        if not kind.namespaced or not self.settings.namespaces:
+            return [None]
+        return list(self.settings.namespaces)
+
+    # --- leadership ----------------------------------------------------------------------------
+
+    def _lead(self) -> None:
+        self._leading.set()
+        self.metrics.leader.set(1)
+        for namespace, name in self.caches[ROLLOUT.kind].keys():  # noqa: SIM118 (a Cache, not a dict)
+            self.scheduler.ensure(f"{namespace}/{name}")
+
+    def _follow(self) -> None:
+        self._leading.clear()
+        self.metrics.leader.set(0)
+        self.scheduler.remove_all()
+
+    def _tick(self, key: str, early: bool) -> float:
+        if not self.is_leader():
+            return 1.0
+        return self.reconciler.tick(key, early)
+
+    # --- reacting to changes -------------------------------------------------------------------
+
+    def _rollout_changed(self, event: str, old: Json | None, new: Json | None) -> None:
+        obj = new or old or {}
+        meta = obj.get("metadata") or {}
+        key = f"{meta.get('namespace')}/{meta.get('name')}"
+        if event == "DELETED":
+            self.scheduler.remove(key)
+            self.metrics.forget(str(meta.get("namespace")), str(meta.get("name")))
+            return
+        if not self.is_leader():
+            return
+        if event == "ADDED":
+            self.scheduler.ensure(key)
+        elif _spec_or_commands_changed(old, new):
+            self.scheduler.ensure(key)
+            self.scheduler.trigger(key)
+
+    def _deployment_changed(self, event: str, old: Json | None, new: Json | None) -> None:
+        if not self.is_leader():
+            return
+        meta = (new or old or {}).get("metadata") or {}
+        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+        for rollout in self.caches[ROLLOUT.kind].items(namespace):
+            target = ((rollout.get("spec") or {}).get("targetRef") or {}).get("name")
+            if name in (target, f"{target}-primary"):
+                key = f"{namespace}/{rollout['metadata']['name']}"
+                self.scheduler.ensure(key)
+                self.scheduler.trigger(key)
+
+    # --- lookups from the caches ---------------------------------------------------------------
+
+    def _model(self, obj: Json, model: type[BaseModel]) -> BaseModel | None:
+        meta = obj.get("metadata") or {}
+        memo = (str(meta.get("uid")), str(meta.get("resourceVersion")))
+        if memo in self._models:
+            return self._models[memo]
+        found: BaseModel | None = None
+        try:
+            found = model.model_validate(obj)
+        except ValidationError as exc:
+            log.warning("%s %s is invalid and ignored: %s", model.__name__, meta.get("name"), exc)
+        if len(self._models) > 10_000:
+            self._models.clear()
+        self._models[memo] = found
+        return found
+
+    def _policies(self) -> list[AnyPolicy]:
+        found: list[AnyPolicy] = []
+        for kind, model in (
+            (ANALYSIS_POLICY, AnalysisPolicy),
+            (CLUSTER_ANALYSIS_POLICY, ClusterAnalysisPolicy),
+        ):
+            for obj in self.caches[kind.kind].items():
+                policy = self._model(obj, model)
+                if isinstance(policy, AnalysisPolicy | ClusterAnalysisPolicy):
+                    found.append(policy)
+        return found
+
+    def _channel(self, namespace: str, name: str) -> NotificationChannel | None:
+        obj = self.caches[NOTIFICATION_CHANNEL.kind].get(namespace, name)
+        channel = self._model(obj, NotificationChannel) if obj is not None else None
+        return channel if isinstance(channel, NotificationChannel) else None
+
+
+def _spec_or_commands_changed(old: Json | None, new: Json | None) -> bool:
+    """A change worth an early tick: spec (generation), commands, deletion; not our status."""
+    before, after = (old or {}).get("metadata") or {}, (new or {}).get("metadata") or {}
+    if before.get("generation") != after.get("generation"):
+        return True
+    if before.get("deletionTimestamp") != after.get("deletionTimestamp"):
+        return True
+    waiting = (after.get("annotations") or {}).get(COMMANDS_ANNOTATION)
+    return bool(waiting) and waiting != (before.get("annotations") or {}).get(COMMANDS_ANNOTATION)

@@ -1,0 +1,48 @@
+"""Recording Kubernetes Events on a Rollout (bodies from `canary.notify.kube_event`).
+
+An Event that cannot be recorded is logged and dropped: Events inform, they never fail a tick.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from typing import cast
+
+from canary.controller.kube import Json, Kube, KubeError, NotLeaderError
+from canary.engine.actions import Event
+from canary.model.meta import ObjectMeta
+from canary.model.rollout import Rollout, RolloutSpec
+from canary.notify import kube_event
+
+log = logging.getLogger("canary.controller.events")
+
+
+def addressee(obj: Json) -> Rollout:
+    """Enough of a Rollout (even one the model refuses) to address Events to it."""
+    meta = obj.get("metadata") or {}
+    metadata = ObjectMeta.model_construct(
+        name=str(meta.get("name")),
+        namespace=meta.get("namespace"),
+        uid=meta.get("uid"),
+        resource_version=meta.get("resourceVersion"),
+    )
+    # kube_event reads only the metadata
+    return Rollout.model_construct(metadata=metadata, spec=cast(RolloutSpec, None))
+
+
+def post_events(
+    kube: Kube, rollout: Rollout, events: Iterable[Event], now: datetime, identity: str
+) -> int:
+    """Log and record each event; returns how many were recorded."""
+    recorded = 0
+    for event in events:
+        level = logging.WARNING if event.warning else logging.INFO
+        log.log(level, "%s: %s: %s", rollout.key, event.reason, event.message)
+        try:
+            kube.post_event(kube_event(rollout, event, now, instance=identity))
+            recorded += 1
+        except (KubeError, NotLeaderError, OSError) as exc:
+            log.warning("%s: event %s not recorded: %s", rollout.key, event.reason, exc)
+    return recorded

@@ -1,0 +1,358 @@
+"""A thin, typed layer over the official `kubernetes` client: objects in and out as plain dicts.
+
+Objects are addressed by `Kind` (API version, kind, plural): built-in kinds through the typed
+APIs (CoreV1Api, AppsV1Api, CoordinationV1Api), custom resources through CustomObjectsApi.
+Responses are read raw (``_preload_content=False``) and parsed as JSON, so what the controller
+sees is exactly what the API server stored (no round trip through generated models).
+Errors are `KubeError`s with the HTTP status: `NotFoundError`, `ConflictError` (a stale
+resourceVersion or an object that already exists), `GoneError` (a watch's resourceVersion
+is too old: relist).
+
+A `Kube` built with a ``guard`` refuses every write while the guard says no (`NotLeaderError`):
+the controller's writes are guarded by its leadership, so a replica that lost the Lease stops
+writing at once, even in the middle of a tick.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from canary.controller.kinds import DEPLOYMENT, EVENT, Kind, kind_of
+
+log = logging.getLogger("canary.controller.kube")
+
+Json = dict[str, Any]
+MERGE_PATCH = "application/merge-patch+json"
+
+
+class KubeError(Exception):
+    """The API server refused or failed a request."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+class NotFoundError(KubeError):
+    pass
+
+
+class ConflictError(KubeError):
+    """409: a stale resourceVersion (re-read and try again) or AlreadyExists."""
+
+
+class GoneError(KubeError):
+    """410: the resourceVersion a watch resumes from is too old; list again."""
+
+
+class NotLeaderError(Exception):
+    """A write was refused because this replica does not hold the leader Lease."""
+
+
+_ERRORS: dict[int, type[KubeError]] = {404: NotFoundError, 409: ConflictError, 410: GoneError}
+
+
+def error_of(status: int, body: object, fallback: str = "") -> KubeError:
+    """The KubeError of a `Status` body (bytes, text or dict) answered with ``status``."""
+    reason, message = fallback or "Error", fallback
+    parsed: object = body
+    if isinstance(body, bytes | str):
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = None
+            message = (body.decode(errors="replace") if isinstance(body, bytes) else body)[:500]
+    if isinstance(parsed, dict):
+        reason = str(parsed.get("reason") or reason)
+        message = str(parsed.get("message") or message)
+    return _ERRORS.get(status, KubeError)(status, reason, message)
+
+
+def _wrap(exc: ApiException) -> KubeError:
+    status = int(exc.status or 0)
+    return error_of(status, exc.body, str(exc.reason or "no answer"))
+
+
+@dataclass(frozen=True)
+class ObjectList:
+    items: list[Json]
+    resource_version: str
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    type: str
+    """ADDED, MODIFIED, DELETED or BOOKMARK (ERROR events are raised as KubeErrors)."""
+    object: Json
+
+
+class Kube:
+    """Get, list, create, replace, patch, delete and watch objects, as dicts."""
+
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        *,
+        timeout: float = 15.0,
+        guard: Callable[[], bool] | None = None,
+    ) -> None:
+        self.api_client = api_client
+        self.timeout = timeout
+        self.guard = guard
+        self._apis: dict[str, Any] = {
+            "core": client.CoreV1Api(api_client),
+            "apps": client.AppsV1Api(api_client),
+            "coordination": client.CoordinationV1Api(api_client),
+            "custom": client.CustomObjectsApi(api_client),
+        }
+
+    def guarded(self, guard: Callable[[], bool]) -> Kube:
+        """The same connection, its writes allowed only while ``guard()`` is true."""
+        return Kube(self.api_client, timeout=self.timeout, guard=guard)
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    def get(self, kind: Kind, namespace: str, name: str) -> Json | None:
+        """The object, or None when it does not exist."""
+        try:
+            return self._request(kind, "read", namespace, name)
+        except NotFoundError:
+            return None
+
+    def list(
+        self, kind: Kind, namespace: str | None = None, label_selector: str | None = None
+    ) -> ObjectList:
+        """Every object of ``kind`` in ``namespace`` (all namespaces when None)."""
+        kwargs: Json = {}
+        if label_selector:
+            kwargs["label_selector"] = label_selector
+        body = self._request(kind, "list", namespace, None, **kwargs)
+        version = str((body.get("metadata") or {}).get("resourceVersion") or "")
+        items = []
+        for item in body.get("items") or []:
+            # list items carry no apiVersion/kind on a real server: put them back
+            items.append({"apiVersion": kind.api_version, "kind": kind.kind, **item})
+        return ObjectList(items, version)
+
+    # --- writes --------------------------------------------------------------------------------
+
+    def create(self, obj: Json) -> Json:
+        kind, namespace, _ = self._address(obj)
+        return self._request(kind, "create", namespace, None, body=obj, write=True)
+
+    def replace(self, obj: Json) -> Json:
+        """PUT the object; with ``metadata.resourceVersion`` a stale one is a ConflictError."""
+        kind, namespace, name = self._address(obj)
+        return self._request(kind, "replace", namespace, name, body=obj, write=True)
+
+    def replace_status(self, obj: Json) -> Json:
+        """PUT through the status subresource (only ``status`` is written), conditional on
+        ``metadata.resourceVersion``."""
+        kind, namespace, name = self._address(obj)
+        return self._request(kind, "replace_status", namespace, name, body=obj, write=True)
+
+    def patch(self, kind: Kind, namespace: str, name: str, body: Json) -> Json:
+        """A JSON merge patch (a ``metadata.resourceVersion`` in it makes it conditional)."""
+        return self._request(kind, "patch", namespace, name, body=body, write=True)
+
+    def scale(self, kind: Kind, namespace: str, name: str, replicas: int) -> Json:
+        """Set replicas through the scale subresource (Deployments)."""
+        if kind != DEPLOYMENT:
+            raise ValueError(f"scaling {kind} is not supported")
+        self._check_guard()
+        api = self._apis["apps"]
+        try:
+            response = api.patch_namespaced_deployment_scale(
+                name,
+                namespace,
+                {"spec": {"replicas": replicas}},
+                _content_type=MERGE_PATCH,
+                _preload_content=False,
+                _request_timeout=self.timeout,
+            )
+        except ApiException as exc:
+            raise _wrap(exc) from None
+        return _json(response)
+
+    def delete(self, kind: Kind, namespace: str, name: str) -> bool:
+        """Delete the object; False when it was already gone."""
+        try:
+            self._call(kind, "delete", namespace, name, write=True)
+        except NotFoundError:
+            return False
+        return True
+
+    def post_event(self, event: Json) -> Json:
+        """Create a core/v1 Event (a body from canary.notify.kube_event)."""
+        return self._request(
+            EVENT, "create", str(event["metadata"]["namespace"]), None, body=event, write=True
+        )
+
+    # --- watch ---------------------------------------------------------------------------------
+
+    def watch(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        resource_version: str,
+        timeout_seconds: int,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> Iterator[WatchEvent]:
+        """The changes after ``resource_version``, with bookmarks, for ``timeout_seconds``.
+
+        An ERROR event is raised as its KubeError (410 Gone: `GoneError`, list again)."""
+        response = self._call(
+            kind,
+            "list",
+            namespace,
+            None,
+            watch=True,
+            resource_version=resource_version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=timeout_seconds,
+            request_timeout=timeout_seconds + self.timeout,
+        )
+        try:
+            for line in _lines(response):
+                if stop():
+                    return
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    log.warning("watch of %s: unreadable line %r", kind, line[:200])
+                    continue
+                obj = event.get("object") or {}
+                if event.get("type") == "ERROR":
+                    raise error_of(int(obj.get("code") or 500), obj)
+                yield WatchEvent(str(event.get("type")), obj)
+        finally:
+            response.release_conn()
+            response.close()
+
+    # --- plumbing ------------------------------------------------------------------------------
+
+    def _address(self, obj: Json) -> tuple[Kind, str, str]:
+        meta = obj.get("metadata") or {}
+        kind = kind_of(str(obj.get("apiVersion")), str(obj.get("kind")))
+        return kind, str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+    def _check_guard(self) -> None:
+        if self.guard is not None and not self.guard():
+            raise NotLeaderError("not the leader: writes are refused")
+
+    def _call(
+        self,
+        kind: Kind,
+        verb: str,
+        namespace: str | None,
+        name: str | None,
+        *,
+        body: Json | None = None,
+        write: bool = False,
+        request_timeout: float | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        if write:
+            self._check_guard()
+        method, args = self._method(kind, verb, namespace, name)
+        if body is not None:
+            args.append(body)
+        if verb == "patch":
+            kwargs["_content_type"] = MERGE_PATCH
+        try:
+            response = method(
+                *args,
+                _preload_content=False,
+                _request_timeout=request_timeout or self.timeout,
+                **kwargs,
+            )
+        except ApiException as exc:
+            raise _wrap(exc) from None
+        return response
+
+    def _request(
+        self,
+        kind: Kind,
+        verb: str,
+        namespace: str | None,
+        name: str | None,
+        *,
+        body: Json | None = None,
+        write: bool = False,
+        **kwargs: Any,
+    ) -> Json:
+        return _json(self._call(kind, verb, namespace, name, body=body, write=write, **kwargs))
+
+    def _method(
+        self, kind: Kind, verb: str, namespace: str | None, name: str | None
+    ) -> tuple[Callable[..., Any], builtins.list[Any]]:
+        """The client method for ``verb`` on ``kind`` and its leading positional arguments."""
+        api = self._apis[kind.api]
+        scoped = kind.namespaced and namespace is not None
+        if kind.api == "custom":
+            where: builtins.list[Any] = [kind.group, kind.version]
+            if verb == "list":
+                if scoped:
+                    return api.list_namespaced_custom_object, [*where, namespace, kind.plural]
+                return api.list_cluster_custom_object, [*where, kind.plural]
+            custom = {
+                "read": "get",
+                "create": "create",
+                "replace": "replace",
+                "replace_status": "replace",
+                "patch": "patch",
+                "delete": "delete",
+            }[verb]
+            suffix = "_status" if verb == "replace_status" else ""
+            if kind.namespaced:
+                method = getattr(api, f"{custom}_namespaced_custom_object{suffix}")
+                args = [*where, namespace, kind.plural]
+            else:
+                method = getattr(api, f"{custom}_cluster_custom_object{suffix}")
+                args = [*where, kind.plural]
+            return method, args if verb == "create" else [*args, name]
+        snake = kind.snake
+        if verb == "list":
+            if scoped:
+                return getattr(api, f"list_namespaced_{snake}"), [namespace]
+            return getattr(api, f"list_{snake}_for_all_namespaces"), []
+        if verb == "create":
+            return getattr(api, f"create_namespaced_{snake}"), [namespace]
+        typed = {"replace_status": f"replace_namespaced_{snake}_status"}.get(
+            verb, f"{verb}_namespaced_{snake}"
+        )
+        return getattr(api, typed), [name, namespace]
+
+
+def _json(response: Any) -> Json:
+    data = response.data
+    if not data:
+        return {}
+    parsed = json.loads(data)
+    return parsed if isinstance(parsed, dict) else {"value": parsed}
+
+
+def _lines(response: Any) -> Iterator[str]:
+    """The newline-separated lines of a streamed response body."""
+    buffer = b""
+    for chunk in response.stream(amt=None, decode_content=False):
+        buffer += chunk if isinstance(chunk, bytes) else str(chunk).encode()
+        while True:
+            end = buffer.find(b"\n")
+            if end < 0:
+                break
+            line, buffer = buffer[:end], buffer[end + 1 :]
+            if line.strip():
+                yield line.decode("utf-8", errors="replace")
+    if buffer.strip():
+        yield buffer.decode("utf-8", errors="replace")

@@ -1,0 +1,169 @@
+"""The controller's own metrics (prometheus-client) and its small HTTP server:
+``/metrics``, ``/healthz`` (the controller's threads are alive) and ``/readyz`` (its caches
+are synced). docs/controller.md lists the series."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics import Counter, Gauge, Histogram
+from prometheus_client.registry import Collector
+
+from canary.model.status import CheckResult, Phase
+
+log = logging.getLogger("canary.controller.metrics")
+
+DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class _RolloutCollector(Collector):
+    """Rollouts by phase and each rollout's canary weight, from the last tick of each."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.rollouts: dict[tuple[str, str], tuple[Phase, int]] = {}
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        with self.lock:
+            known = dict(self.rollouts)
+        phases = GaugeMetricFamily(
+            "canary_rollouts", "Rollouts by phase (as of their last tick).", labels=["phase"]
+        )
+        for phase in Phase:
+            phases.add_metric([phase.value], sum(1 for p, _ in known.values() if p is phase))
+        yield phases
+        weight = GaugeMetricFamily(
+            "canary_rollout_canary_weight",
+            "The canary's share of traffic in percent.",
+            labels=["namespace", "name"],
+        )
+        info = GaugeMetricFamily(
+            "canary_rollout_phase",
+            "1 for the phase each rollout is in.",
+            labels=["namespace", "name", "phase"],
+        )
+        for (namespace, name), (phase, value) in sorted(known.items()):
+            weight.add_metric([namespace, name], value)
+            info.add_metric([namespace, name, phase.value], 1)
+        yield weight
+        yield info
+
+
+class ControllerMetrics:
+    """The series; each controller has a registry of its own (two can share a process)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        self._rollouts = _RolloutCollector()
+        self.registry.register(self._rollouts)
+        self.checks = Counter(
+            "canary_check_results",
+            "Check verdicts, by rollout, check and verdict.",
+            ["namespace", "name", "check", "verdict"],
+            registry=self.registry,
+        )
+        self.reconcile_duration = Histogram(
+            "canary_reconcile_duration_seconds",
+            "Time a tick took, by outcome (ok, skipped, invalid, error).",
+            ["outcome"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.reconcile_errors = Counter(
+            "canary_reconcile_errors",
+            "Ticks that failed, by rollout and reason.",
+            ["namespace", "name", "reason"],
+            registry=self.registry,
+        )
+        self.status_conflicts = Counter(
+            "canary_status_conflicts",
+            "Status writes answered 409 (re-read and retried).",
+            registry=self.registry,
+        )
+        self.watch_relists = Counter(
+            "canary_watch_relists",
+            "Lists after the first, by resource (410 Gone, or a watch that failed).",
+            ["resource"],
+            registry=self.registry,
+        )
+        self.leader = Gauge(
+            "canary_leader", "1 while this replica holds the leader Lease.", registry=self.registry
+        )
+
+    def rollout(self, namespace: str, name: str, phase: Phase, weight: int) -> None:
+        with self._rollouts.lock:
+            self._rollouts.rollouts[(namespace, name)] = (phase, weight)
+
+    def forget(self, namespace: str, name: str) -> None:
+        with self._rollouts.lock:
+            self._rollouts.rollouts.pop((namespace, name), None)
+
+    def check_results(self, namespace: str, name: str, results: list[CheckResult]) -> None:
+        for result in results:
+            self.checks.labels(namespace, name, result.name, result.verdict.value).inc()
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+Probe = Callable[[], tuple[bool, str]]
+
+
+class HealthServer:
+    """``/metrics``, ``/healthz`` and ``/readyz`` on a thread (port 0: a free port)."""
+
+    def __init__(
+        self, metrics: ControllerMetrics, healthy: Probe, ready: Probe, host: str, port: int
+    ) -> None:
+        self.metrics = metrics
+        self.healthy = healthy
+        self.ready = ready
+        self._server = ThreadingHTTPServer((host, port), _handler(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="canary-metrics", daemon=True
+        )
+
+    def start(self) -> HealthServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    @property
+    def address(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"{host!s}:{port}"
+
+
+def _handler(server: HealthServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.split("?")[0]
+            if path == "/metrics":
+                self._send(200, server.metrics.exposition(), CONTENT_TYPE_LATEST)
+            elif path in ("/healthz", "/readyz"):
+                ok, why = (server.healthy if path == "/healthz" else server.ready)()
+                self._send(200 if ok else 503, f"{why}\n".encode(), "text/plain")
+            else:
+                self._send(404, b"not found\n", "text/plain")
+
+        def _send(self, code: int, body: bytes, content_type: str) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return Handler

@@ -1,0 +1,311 @@
+"""One tick of one Rollout: read, validate, observe, plan, ask, judge, step, apply, write.
+
+The same loop as the local runner (canary.local.runner), against the cluster:
+
+1. read the Rollout; validate it with the model (a Rollout the model refuses gets the
+   condition ``Valid: False`` naming the field, and a Warning Event; the others go on);
+2. observe the workload (target, its ConfigMaps and Secrets, primary) and repair the route
+   objects if someone changed them;
+3. `plan`; take the commands from the ``canary.dev/commands`` annotation; ask the gating
+   webhooks; run the analysis (Prometheus) when the plan says so;
+4. `step`; apply its actions (workload, routes); write the status (409: re-read, retry,
+   never overwrite); then fire the informative webhooks, post the Events, notify.
+
+A tick that fails part-way writes no status: the next one starts from the same status and
+repeats the same (idempotent) actions. Commands it had taken are put back.
+
+An *early* tick (a Deployment or the Rollout changed) runs like any other, except that it
+never judges the canary ahead of its interval: when the plan asks for analysis and the
+target's revision is the one being judged, it does nothing and the regular tick stands.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+
+from canary.analysis.analyse import analyse
+from canary.analysis.checks import CheckResolutionError, resolve_checks
+from canary.analysis.policies import AnyPolicy
+from canary.analysis.provider import MetricsProvider, Targets
+from canary.controller.commands import CommandsError, commands_of, give_back, take_commands
+from canary.controller.deletion import ensure_finalizer, finalize
+from canary.controller.events import addressee, post_events
+from canary.controller.kinds import ROLLOUT
+from canary.controller.kube import Json, Kube, KubeError, NotLeaderError
+from canary.controller.metrics import ControllerMetrics
+from canary.controller.routing import MeshRouter
+from canary.controller.status import StatusConflictError, invalid_status, with_valid, write_status
+from canary.controller.workloads import Observed, WorkloadActions, namespace_of, observe
+from canary.engine import (
+    Action,
+    CallWebhook,
+    CommandKind,
+    Event,
+    InitializePrimary,
+    Needs,
+    Observations,
+    PromoteCanary,
+    RestorePrimary,
+    ScaleCanaryDown,
+    ScaleCanaryUp,
+    SetRoute,
+    plan,
+    step,
+)
+from canary.engine.clock import seconds_since
+from canary.engine.observations import Command
+from canary.gates.webhooks import WebhookCaller
+from canary.model.loader import problems_of
+from canary.model.rollout import Rollout
+from canary.model.status import IDLE_PHASES, CheckResult, CheckState, RolloutStatus
+from canary.notify import Notifier
+from canary.workload import FINALIZER, is_deleting
+
+log = logging.getLogger("canary.controller.reconcile")
+
+INVALID_REQUEUE = 60.0
+"""Seconds between looks at a Rollout the model refuses (a change of it ticks at once)."""
+MIN_REQUEUE = 0.05
+
+
+@dataclass
+class TickOutcome:
+    outcome: str
+    """ok, skipped (an early tick with nothing to do), invalid, gone, error."""
+    requeue_after: float
+    message: str = ""
+
+
+@dataclass
+class Reconciler:
+    """Runs ticks; shared by every Rollout's job (ticks of different Rollouts run at once)."""
+
+    kube: Kube
+    provider: MetricsProvider
+    webhooks: WebhookCaller
+    metrics: ControllerMetrics
+    identity: str = "canary-controller"
+    notifier: Notifier | None = None
+    policies: Callable[[], Sequence[AnyPolicy]] = tuple
+    restore_on_delete: bool = False
+    """Keep a finalizer on each Rollout and give the target back when one is deleted."""
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _errors: dict[str, tuple[str, int]] = field(default_factory=dict, init=False)
+
+    def tick(self, key: str, early: bool = False) -> float:
+        """Tick the Rollout ``namespace/name``; returns seconds until its next tick."""
+        started = time.monotonic()
+        namespace, _, name = key.partition("/")
+        try:
+            outcome = self._tick(namespace, name, early)
+            self._clear_error(key)
+        except NotLeaderError:
+            outcome = TickOutcome("skipped", 1.0, "not the leader")
+        except Exception as exc:
+            outcome = self._failed(namespace, name, exc)
+        self.metrics.reconcile_duration.labels(outcome.outcome).observe(time.monotonic() - started)
+        return max(outcome.requeue_after, MIN_REQUEUE)
+
+    # --- the tick ------------------------------------------------------------------------------
+
+    def _tick(self, namespace: str, name: str, early: bool) -> TickOutcome:
+        obj = self.kube.get(ROLLOUT, namespace, name)
+        if obj is None:
+            self.metrics.forget(namespace, name)
+            return TickOutcome("gone", INVALID_REQUEUE)
+        now = self.clock()
+        if is_deleting(obj):
+            return self._deleted(obj, now)
+        try:
+            rollout = Rollout.model_validate(obj)
+            checks = resolve_checks(rollout, self.policies())
+        except ValidationError as exc:
+            problems = [f"{p.path}: {p.message}" for p in problems_of("", exc)]
+            return self._invalid(obj, problems, now)
+        except CheckResolutionError as exc:
+            return self._invalid(obj, [f"{exc.path}: {exc.message}"], now)
+        status = rollout.status or RolloutStatus()
+        obj = ensure_finalizer(self.kube, obj, self.restore_on_delete)
+        observed = observe(self.kube, rollout)
+        workload = observed.state
+        needs = plan(rollout, status, workload)
+        interval = rollout.spec.analysis.interval
+        if early and needs.analyse and workload.target_revision == status.canary_revision:
+            if not _abort_waiting(obj):
+                since = seconds_since(status.last_tick_at, now)
+                return TickOutcome("skipped", max(interval - since, MIN_REQUEUE))
+            needs = Needs()  # an abort ends the tick before anything is judged: act on it now
+        router = MeshRouter(self.kube, rollout)
+        for repaired in router.repair(status):
+            log.info("%s: %s", rollout.key, repaired)
+        commands, obj, problem = take_commands(self.kube, obj)
+        try:
+            answers = (
+                self.webhooks.ask(rollout, status, needs.webhooks, now) if needs.webhooks else []
+            )
+            results: list[CheckResult] = []
+            states: list[CheckState] = []
+            if needs.analyse:
+                results, states = analyse(
+                    rollout,
+                    status,
+                    checks,
+                    self.provider,
+                    targets_of(rollout),
+                    window_seconds(rollout, status, now),
+                    now,
+                )
+            observations = Observations(
+                workload=workload,
+                checks=results,
+                check_states=states,
+                gates=answers,
+                commands=commands,
+            )
+            result = step(rollout, status, observations, now)
+            new_status = with_valid(result.status, now)
+            self._apply(rollout, observed, router, result.actions)
+            if new_status.phase in IDLE_PHASES and workload.primary_ready:
+                # between rollouts the target (the canary) runs no pods: the primary serves
+                WorkloadActions(self.kube, rollout, observed).scale_target(0)
+            write_status(
+                self.kube,
+                obj,
+                new_status.to_wire(),
+                on_conflict=self.metrics.status_conflicts.inc,
+            )
+        except BaseException:
+            self._give_back(namespace, name, commands)
+            raise
+        hooks = [a for a in result.actions if isinstance(a, CallWebhook)]
+        if hooks:
+            self.webhooks.fire_all(hooks, rollout, new_status, now)
+        events = list(result.events)
+        if problem:
+            events.insert(0, Event(reason="CommandsInvalid", message=problem, warning=True))
+        self._post_events(rollout, events, now)
+        if self.notifier is not None and result.events:
+            self.notifier.notify(rollout, new_status, result.events, now)
+        self.metrics.rollout(namespace, name, new_status.phase, new_status.canary_weight)
+        self.metrics.check_results(namespace, name, results)
+        return TickOutcome("ok", result.requeue_after, new_status.message)
+
+    def _apply(
+        self, rollout: Rollout, observed: Observed, router: MeshRouter, actions: list[Action]
+    ) -> None:
+        workload = WorkloadActions(self.kube, rollout, observed)
+        for action in actions:
+            done: list[str] = []
+            if isinstance(action, SetRoute):
+                done = router.apply(action.route)
+            elif isinstance(action, InitializePrimary):
+                done = workload.initialize(action.revision)
+            elif isinstance(action, ScaleCanaryUp):
+                done = workload.scale_up()
+            elif isinstance(action, ScaleCanaryDown):
+                done = workload.scale_target(0)
+            elif isinstance(action, PromoteCanary):
+                done = workload.promote(action.revision)
+            elif isinstance(action, RestorePrimary):
+                done = workload.restore()
+            for line in done:
+                log.info("%s: %s", rollout.key, line)
+
+    def _deleted(self, obj: Json, now: datetime) -> TickOutcome:
+        if FINALIZER not in ((obj.get("metadata") or {}).get("finalizers") or []):
+            return TickOutcome("gone", INVALID_REQUEUE)  # the garbage collector's job
+        try:
+            rollout: Rollout | None = Rollout.model_validate(obj)
+        except ValidationError:
+            rollout = None
+        again = finalize(self.kube, obj, rollout, restore_target=self.restore_on_delete, now=now)
+        if again is None:
+            return TickOutcome("gone", INVALID_REQUEUE, "cleaned up")
+        return TickOutcome("ok", again, "cleaning up")
+
+    # --- what goes wrong -----------------------------------------------------------------------
+
+    def _invalid(self, obj: Json, problems: list[str], now: datetime) -> TickOutcome:
+        message = "; ".join(problems)
+        status = invalid_status(obj.get("status"), message, now)
+        if status is not None:
+            write_status(self.kube, obj, status, on_conflict=self.metrics.status_conflicts.inc)
+            event = Event(reason="InvalidSpec", message=f"invalid Rollout: {message}", warning=True)
+            self._post_events(addressee(obj), [event], now)
+            log.warning("%s/%s is invalid: %s", *_key(obj), message)
+        return TickOutcome("invalid", INVALID_REQUEUE, message)
+
+    def _failed(self, namespace: str, name: str, exc: Exception) -> TickOutcome:
+        key = f"{namespace}/{name}"
+        reason = "Conflict" if isinstance(exc, StatusConflictError) else type(exc).__name__
+        message = str(exc) or reason
+        self.metrics.reconcile_errors.labels(namespace, name, reason).inc()
+        with self._lock:
+            last, failures = self._errors.get(key, ("", 0))
+            self._errors[key] = (message, failures + 1)
+        delay = min(30.0, 0.5 * 2**failures)
+        if isinstance(exc, StatusConflictError):
+            log.info("%s: %s; ticking again", key, message)
+            return TickOutcome("error", MIN_REQUEUE, message)
+        if isinstance(exc, KubeError | OSError):
+            log.warning("%s: tick failed: %s (again in %.1fs)", key, message, delay)
+        else:
+            log.exception("%s: tick failed (again in %.1fs)", key, delay)
+        if message != last:  # one Event per distinct problem, not one per retry
+            event = Event(reason="ReconcileError", message=message, warning=True)
+            try:
+                obj = self.kube.get(ROLLOUT, namespace, name)
+                if obj is not None:
+                    self._post_events(addressee(obj), [event], self.clock())
+            except (KubeError, NotLeaderError, OSError):
+                pass
+        return TickOutcome("error", delay, message)
+
+    def _clear_error(self, key: str) -> None:
+        with self._lock:
+            self._errors.pop(key, None)
+
+    def _give_back(self, namespace: str, name: str, commands: list[Command]) -> None:
+        try:
+            give_back(self.kube, namespace, name, commands)
+        except Exception as exc:
+            log.error("%s/%s: commands %s lost: %s", namespace, name, commands, exc)
+
+    def _post_events(self, rollout: Rollout, events: list[Event], now: datetime) -> None:
+        post_events(self.kube, rollout, events, now, self.identity)
+
+
+def targets_of(rollout: Rollout) -> Targets:
+    name = rollout.spec.target_ref.name
+    return Targets(
+        namespace=namespace_of(rollout), target=name, canary=name, primary=f"{name}-primary"
+    )
+
+
+def window_seconds(rollout: Rollout, status: RolloutStatus, now: datetime) -> float:
+    """The analysis window: the time since the last tick, within [1 s, 4 intervals]."""
+    interval = rollout.spec.analysis.interval
+    if status.last_tick_at is None:
+        return interval
+    since = seconds_since(status.last_tick_at, now)
+    return min(max(since, 1.0), 4 * interval)
+
+
+def _abort_waiting(obj: Json) -> bool:
+    try:
+        return any(c.kind is CommandKind.ABORT for c in commands_of(obj))
+    except CommandsError:
+        return False
+
+
+def _key(obj: Json) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or "default"), str(meta.get("name") or "")

@@ -1,0 +1,144 @@
+"""When each Rollout's next tick runs: one APScheduler job per Rollout, at its own cadence.
+
+The job of a Rollout runs its tick, and the tick says when the next one is due (the engine's
+``requeueAfter``: the analysis interval, or sooner while waiting on the world); the job is then
+rescheduled to that. Jobs run on a thread pool with ``max_instances=1`` and ``coalesce``, so
+one Rollout never has two ticks at once and runs missed while one was running collapse into
+one. `trigger` asks for an early tick (a Deployment or the Rollout changed): the job's next
+run is moved to now, and when the tick is running already, another one follows it at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.executors.pool import ThreadPoolExecutor  # type: ignore[import-untyped]
+from apscheduler.jobstores.base import JobLookupError  # type: ignore[import-untyped]
+from apscheduler.schedulers.background import (  # type: ignore[import-untyped]
+    BackgroundScheduler,
+)
+from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
+
+log = logging.getLogger("canary.controller.scheduling")
+
+TickFunction = Callable[[str, bool], float]
+"""(rollout key, early) -> seconds until the next tick."""
+
+MIN_DELAY = 0.05
+FALLBACK = 30.0
+"""Seconds between runs should a tick not reschedule itself (it always does)."""
+
+
+class TickScheduler:
+    """One job per Rollout key ("namespace/name")."""
+
+    def __init__(self, tick: TickFunction, *, workers: int = 8) -> None:
+        self._tick = tick
+        self._scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=workers)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone=UTC,
+        )
+        self._lock = threading.Condition()
+        self._stopping = False
+        self._early: set[str] = set()
+        self._running: set[str] = set()
+        self._again: set[str] = set()
+
+    def start(self) -> None:
+        self._scheduler.start()
+
+    def shutdown(self, wait: bool = True, timeout: float = 60.0) -> None:
+        """Stop starting ticks; with ``wait``, wait for the running ones to finish.
+
+        (APScheduler's own ``shutdown(wait=True)`` waits while holding the lock a finishing
+        job needs to reschedule itself: the ticks are waited for here instead.)"""
+        with self._lock:
+            self._stopping = True
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        if wait:
+            with self._lock:
+                self._lock.wait_for(lambda: not self._running, timeout)
+
+    @property
+    def running(self) -> bool:
+        return bool(self._scheduler.running)
+
+    def keys(self) -> list[str]:
+        return [str(job.id) for job in self._scheduler.get_jobs()]
+
+    def ensure(self, key: str, delay: float = 0.0) -> None:
+        """A job for ``key``, first run after ``delay`` seconds (kept as it is if it exists)."""
+        if self._scheduler.get_job(key) is not None:
+            return
+        self._scheduler.add_job(
+            self._run,
+            IntervalTrigger(seconds=60, timezone=UTC),
+            args=[key],
+            id=key,
+            name=f"tick {key}",
+            next_run_time=_after(delay),
+            replace_existing=True,
+        )
+
+    def remove(self, key: str) -> None:
+        with contextlib.suppress(JobLookupError):
+            self._scheduler.remove_job(key)
+        with self._lock:
+            self._early.discard(key)
+            self._again.discard(key)
+
+    def remove_all(self) -> None:
+        for key in self.keys():
+            self.remove(key)
+
+    def trigger(self, key: str) -> None:
+        """Tick ``key`` as soon as possible (an early tick)."""
+        with self._lock:
+            self._early.add(key)
+            if key in self._running:
+                self._again.add(key)
+                return
+        self._move(key, 0.0)
+
+    def _move(self, key: str, delay: float) -> None:
+        with contextlib.suppress(JobLookupError):
+            self._scheduler.modify_job(key, next_run_time=_after(delay))
+
+    def _run(self, key: str) -> None:
+        with self._lock:
+            early = key in self._early
+            self._early.discard(key)
+            self._running.add(key)
+        delay = 60.0
+        try:
+            delay = self._tick(key, early)
+        except Exception:  # the tick reports its own errors; never let one kill the job
+            log.exception("tick of %s failed", key)
+        finally:
+            with self._lock:
+                self._running.discard(key)
+                again = key in self._again
+                self._again.discard(key)
+                stopping = self._stopping
+                self._lock.notify_all()
+        if stopping:
+            return
+        if again:
+            delay = 0.0
+        delay = max(delay, MIN_DELAY)
+        trigger = IntervalTrigger(
+            seconds=max(delay, FALLBACK), start_date=_after(delay), timezone=UTC
+        )
+        # (gone when removed while it ran: the Rollout was deleted, or leadership lost)
+        with contextlib.suppress(JobLookupError):
+            self._scheduler.reschedule_job(key, trigger=trigger)
+
+
+def _after(seconds: float) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=max(0.0, seconds))

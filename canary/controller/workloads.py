@@ -1,0 +1,253 @@
+"""The workload side of a tick: observing the target and the primary, applying the engine's
+workload actions, with the pure functions of `canary.workload` doing the thinking.
+
+- `observe` reads the target Deployment, the ConfigMaps and Secrets its template references
+  (its revision), and ``<target>-primary``: the engine's `WorkloadState`.
+- `WorkloadActions` applies InitializePrimary (the primary, the configuration copies, the three
+  Services), ScaleCanaryUp/Down (the target's scale subresource), PromoteCanary (copies of the
+  canary's configuration, then the primary's template; stale copies deleted) and
+  RestorePrimary (the stable template kept in the primary's annotations).
+
+Every write is skipped when the live object already is as wanted, so repeated actions write
+nothing; replacing an object sends the resourceVersion it was read at (a 409 fails the tick,
+which is retried from fresh reads).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from canary.controller.kinds import CONFIGMAP, DEPLOYMENT, SECRET, SERVICE, kind_of
+from canary.controller.kube import Json, Kube
+from canary.engine.observations import WorkloadState
+from canary.model.provider import ProviderName
+from canary.model.rollout import Rollout
+from canary.traffic import linkerd
+from canary.traffic.mesh import differences
+from canary.workload import (
+    Owner,
+    WorkloadError,
+    canary_ready,
+    canary_replicas,
+    primary_configs,
+    primary_deployment,
+    primary_ready,
+    promote,
+    referenced_configs,
+    restore,
+    revision_of,
+    revision_on,
+    service_update,
+    services,
+    stable_of,
+    stale_configs,
+)
+from canary.workload.names import ROLLOUT_LABEL
+
+log = logging.getLogger("canary.controller.workloads")
+
+
+@dataclass
+class Observed:
+    """What a tick saw of the workload."""
+
+    target: Json | None
+    primary: Json | None
+    configmaps: list[Json] = field(default_factory=list)
+    secrets: list[Json] = field(default_factory=list)
+    revision: str | None = None
+
+    @property
+    def state(self) -> WorkloadState:
+        primary = self.primary
+        return WorkloadState(
+            target_revision=self.revision,
+            canary_ready=self.target is not None and canary_ready(self.target),
+            primary_ready=primary is not None and primary_ready(primary, None),
+            primary_revision=revision_on(primary) if primary is not None else None,
+        )
+
+    @property
+    def target_replicas(self) -> int:
+        if self.target is None:
+            return 0
+        return int((self.target.get("spec") or {}).get("replicas", 1) or 0)
+
+
+def namespace_of(rollout: Rollout) -> str:
+    return rollout.metadata.namespace or "default"
+
+
+def observe(kube: Kube, rollout: Rollout) -> Observed:
+    """Read the target, what it references and the primary; raises MissingConfigError when
+    the template needs a ConfigMap or Secret that does not exist."""
+    namespace = namespace_of(rollout)
+    name = rollout.spec.target_ref.name
+    target = kube.get(DEPLOYMENT, namespace, name)
+    primary = kube.get(DEPLOYMENT, namespace, f"{name}-primary")
+    if target is None:
+        return Observed(target=None, primary=primary)
+    configmap_names, secret_names = referenced_configs(target)
+    configmaps = [
+        obj for n in configmap_names if (obj := kube.get(CONFIGMAP, namespace, n)) is not None
+    ]
+    secrets = [obj for n in secret_names if (obj := kube.get(SECRET, namespace, n)) is not None]
+    revision = revision_of(target, configmaps, secrets)
+    return Observed(target, primary, configmaps, secrets, revision)
+
+
+def upsert(kube: Kube, desired: Json, live: Json | None = None, *, read: bool = True) -> bool:
+    """Create ``desired``, or replace the live object when it departs from it; True when
+    something was written. ``live`` is read when not given (and ``read``)."""
+    if live is None and read:
+        meta = desired["metadata"]
+        kind = kind_of(desired["apiVersion"], desired["kind"])
+        live = kube.get(kind, meta["namespace"], meta["name"])
+    if live is None:
+        kube.create(desired)
+        return True
+    if not differences(_comparable(desired), live):
+        return False
+    body = dict(desired)
+    body["metadata"] = {
+        **desired["metadata"],
+        "resourceVersion": (live.get("metadata") or {}).get("resourceVersion"),
+    }
+    kube.replace(body)
+    return True
+
+
+def _comparable(obj: Json) -> Json:
+    """What of a desired object must match the live one (not its resourceVersion)."""
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "resourceVersion"}
+    return {**{k: v for k, v in obj.items() if k != "status"}, "metadata": meta}
+
+
+class WorkloadActions:
+    """Applies the engine's workload actions for one Rollout, from one tick's observation."""
+
+    def __init__(self, kube: Kube, rollout: Rollout, observed: Observed) -> None:
+        self.kube = kube
+        self.rollout = rollout
+        self.observed = observed
+        self.namespace = namespace_of(rollout)
+        self.owner = Owner.of(rollout)
+
+    def _target(self) -> Json:
+        if self.observed.target is None:
+            raise WorkloadError(
+                f"Deployment '{self.rollout.spec.target_ref.name}' does not exist (any more)"
+            )
+        return self.observed.target
+
+    def initialize(self, revision: str) -> list[str]:
+        """The primary, its configuration copies and the Services, from the target."""
+        target = self._target()
+        done: list[str] = []
+        copies = primary_configs(
+            target,
+            self.observed.configmaps,
+            self.observed.secrets,
+            owner=self.owner,
+            revision=revision,
+        )
+        for copy in [*copies.configmaps, *copies.secrets]:
+            if upsert(self.kube, copy):
+                done.append(f"wrote {copy['kind']} {copy['metadata']['name']}")
+        primary = primary_deployment(
+            target, self.observed.primary, owner=self.owner, revision=revision
+        )
+        if upsert(self.kube, primary, self.observed.primary, read=False):
+            done.append(f"wrote Deployment {primary['metadata']['name']} at {revision}")
+        done += self.ensure_services(target)
+        return done
+
+    def ensure_services(self, target: Json) -> list[str]:
+        done: list[str] = []
+        extra = (
+            linkerd.service_annotations(self.rollout)
+            if self.rollout.spec.provider.name is ProviderName.LINKERD
+            else {}
+        )
+        for index, desired in enumerate(services(self.rollout, target)):
+            name = desired["metadata"]["name"]
+            live = self.kube.get(SERVICE, self.namespace, name)
+            body = desired if live is None else service_update(live, desired)
+            if index == 0 and extra:  # Linkerd's circuit breaker lives on Service <target>
+                meta = body["metadata"] = dict(body["metadata"])
+                meta["annotations"] = {**(meta.get("annotations") or {}), **extra}
+            if upsert(self.kube, body, live, read=False):
+                done.append(f"wrote Service {name}")
+        return done
+
+    def scale_target(self, replicas: int) -> list[str]:
+        if self.observed.target is None:
+            return []
+        if self.observed.target_replicas == replicas:
+            return []
+        name = self.rollout.spec.target_ref.name
+        self.kube.scale(DEPLOYMENT, self.namespace, name, replicas)
+        target = self.observed.target
+        self.observed.target = {
+            **target,
+            "spec": {**(target.get("spec") or {}), "replicas": replicas},
+        }
+        return [f"scaled Deployment {name} to {replicas}"]
+
+    def scale_up(self) -> list[str]:
+        return self.scale_target(canary_replicas(self.observed.primary))
+
+    def promote(self, revision: str) -> list[str]:
+        """The canary's template (and configuration copies) into the primary."""
+        target = self._target()
+        primary = self.observed.primary
+        if primary is None:
+            raise WorkloadError(f"'{self.rollout.spec.target_ref.name}-primary' is missing")
+        if self.observed.revision != revision:
+            raise WorkloadError(
+                f"the target runs revision {self.observed.revision}, not {revision} that was "
+                "judged: not promoted"
+            )
+        copies = primary_configs(
+            target,
+            self.observed.configmaps,
+            self.observed.secrets,
+            owner=self.owner,
+            revision=revision,
+        )
+        done: list[str] = []
+        for copy in [*copies.configmaps, *copies.secrets]:
+            if upsert(self.kube, copy):
+                done.append(f"wrote {copy['kind']} {copy['metadata']['name']}")
+        promoted = promote(primary, target, revision)
+        if upsert(self.kube, promoted, primary, read=False):
+            done.append(f"promoted revision {revision} into {promoted['metadata']['name']}")
+        done += self._delete_stale(promoted)
+        return done
+
+    def _delete_stale(self, primary: Json) -> list[str]:
+        selector = f"{ROLLOUT_LABEL}={self.rollout.metadata.name}"
+        copies = [
+            *self.kube.list(CONFIGMAP, self.namespace, selector).items,
+            *self.kube.list(SECRET, self.namespace, selector).items,
+        ]
+        done = []
+        for ref in stale_configs(primary, copies):
+            kind = CONFIGMAP if ref.kind == "ConfigMap" else SECRET
+            if self.kube.delete(kind, ref.namespace, ref.name):
+                done.append(f"deleted stale {ref.kind} {ref.name}")
+        return done
+
+    def restore(self) -> list[str]:
+        """The primary back on the template it ran before the last promotion."""
+        primary = self.observed.primary
+        if primary is None:
+            raise WorkloadError(f"'{self.rollout.spec.target_ref.name}-primary' is missing")
+        stable = stable_of(primary)
+        if stable is None:
+            raise WorkloadError("the primary has no stable template recorded: nothing to restore")
+        restored = restore(primary, stable.template, stable.revision)
+        if upsert(self.kube, restored, primary, read=False):
+            return [f"restored the primary to revision {stable.revision}"]
+        return []

@@ -1,0 +1,351 @@
+"""What the controller's tests share: the cluster (the test API server), a stand-in for the
+kubelet, the mesh telemetry behind one long-lived Prometheus, objects, waiting."""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, TypeVar
+
+from kubernetes import client, config
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from canary.analysis.prometheus import PrometheusProvider, PrometheusSettings, RetrySettings
+from canary.controller import Controller, ControllerSettings, LeaseSettings
+from canary.engine.routes import STABLE
+from canary.model.rollout import Rollout
+from canary.testing import ApiError, ApiServer
+from canary.testing.telemetry import Behaviour, MeshTelemetry, Split, Workloads
+from canary.traffic.mesh import desired_objects, route_from_objects
+from canary.traffic.router import RouterError
+
+Json = dict[str, Any]
+T = TypeVar("T")
+
+ROOT = Path(__file__).resolve().parents[2]
+CANARY_CRDS = ROOT / "charts" / "canary" / "crds"
+MESH_CRDS = ROOT.parent / "shared" / "crds"
+ROLLOUTS = "canary.dev/v1alpha1"
+
+
+def wait_for(
+    what: str, probe: Callable[[], T | None], timeout: float = 45.0, every: float = 0.05
+) -> T:
+    """The first truthy value ``probe`` returns; fails saying ``what`` did not happen."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+def mesh_crds() -> list[Path]:
+    files = sorted(MESH_CRDS.glob("*.yaml"))
+    if not files:
+        raise AssertionError(
+            f"the meshes' CRDs are missing: expected them in {MESH_CRDS} (see its README.md); "
+            "the end-to-end tests apply them to the test API server"
+        )
+    return files
+
+
+def deployment(name: str, namespace: str, image: str = "podinfo:6.7.0", replicas: int = 2) -> Json:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": name,
+                            "image": image,
+                            "ports": [{"name": "http", "containerPort": 9898}],
+                        }
+                    ]
+                },
+            },
+        },
+    }
+
+
+def rollout(name: str, namespace: str, provider: str = "istio", **spec: Any) -> Json:
+    body: Json = {
+        "targetRef": {"name": name},
+        "service": {"port": 9898},
+        "provider": {"name": provider},
+        "strategy": {"canary": {"weights": [20, 50]}},
+        "analysis": {"interval": "2s", "judge": "threshold", "failureLimit": 2},
+    }
+    body.update(spec)
+    return {
+        "apiVersion": ROLLOUTS,
+        "kind": "Rollout",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": body,
+    }
+
+
+class FakeKubelet:
+    """What the cluster's Deployment controller and kubelets do for the tests: every
+    Deployment of the namespace with replicas gets the status of all its pods being ready
+    (`ApiServer.set_deployment_ready`), soon after each change of its spec."""
+
+    def __init__(self, api: ApiServer, namespace: str, every: float = 0.05) -> None:
+        self.api = api
+        self.namespace = namespace
+        self.every = every
+        self.paused: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fake-kubelet", daemon=True)
+
+    def __enter__(self) -> FakeKubelet:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            for item in self.api.list("apps/v1", "Deployment", self.namespace):
+                name = item["metadata"]["name"]
+                wanted = item["spec"].get("replicas", 1)
+                status = item.get("status") or {}
+                current = (
+                    status.get("observedGeneration") == item["metadata"].get("generation")
+                    and status.get("readyReplicas", 0) == wanted
+                )
+                if wanted and not current and name not in self.paused:
+                    with suppress(ApiError):  # deleted meanwhile
+                        self.api.set_deployment_ready(self.namespace, name)
+
+
+def live_route_split(api: ApiServer, namespace: str, name: str) -> Split:
+    """The split the mesh objects in the API server hold now (all on the primary when they
+    are missing): what the simulated sidecars route by."""
+    try:
+        ro = Rollout.model_validate(api.get(ROLLOUTS, "Rollout", name, namespace))
+        live = []
+        for obj in desired_objects(ro, STABLE):
+            with suppress(ApiError):
+                live.append(
+                    api.get(obj["apiVersion"], obj["kind"], obj["metadata"]["name"], namespace)
+                )
+        return Split.of_route(route_from_objects(ro, live))
+    except (ApiError, RouterError, ValueError):
+        return Split()
+
+
+class MetricsRelay:
+    """One scrape target for a Prometheus that outlives the tests: it serves the exposition of
+    whichever simulated mesh the running test set (nothing when none)."""
+
+    def __init__(self) -> None:
+        self.source: MeshTelemetry | None = None
+        relay = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                source = relay.source
+                body = source.exposition() if source is not None else b""
+                self.send_response(200)
+                self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> MetricsRelay:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    @property
+    def address(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"{host!s}:{port}"
+
+    @contextmanager
+    def serving(self, mesh: MeshTelemetry) -> Iterator[MeshTelemetry]:
+        self.source = mesh
+        try:
+            yield mesh
+        finally:
+            self.source = None
+
+
+@dataclass
+class Cluster:
+    """A test API server with canary's and the meshes' CRDs and one namespace for the test."""
+
+    api: ApiServer
+    namespace: str
+    kubeconfig: Path
+    prometheus_url: str = "http://127.0.0.1:1"
+    controllers: list[Controller] = field(default_factory=list)
+    clients: list[client.ApiClient] = field(default_factory=list)
+
+    def api_client(self) -> client.ApiClient:
+        made = config.new_client_from_config(config_file=str(self.kubeconfig))
+        self.clients.append(made)
+        return made
+
+    def controller(
+        self, identity: str = "canary-a", start: bool = True, **settings: Any
+    ) -> Controller:
+        options: Json = {
+            "namespaces": (self.namespace,),
+            "identity": identity,
+            "lease": LeaseSettings(
+                namespace=self.namespace, lease_duration=2.0, renew_deadline=1.5, retry_period=0.2
+            ),
+            "metrics_address": ("127.0.0.1", 0),
+            "watch_timeout": 30,
+            "notify": None,
+        }
+        options.update(settings)
+        provider = PrometheusProvider(
+            PrometheusSettings(
+                url=self.prometheus_url,
+                timeout=2.0,
+                retries=RetrySettings(attempts=2, backoff=0.1, max_backoff=0.2),
+            )
+        )
+        made = Controller(self.api_client(), ControllerSettings(**options), provider=provider)
+        self.controllers.append(made)
+        return made.start() if start else made
+
+    def close(self) -> None:
+        for controller in self.controllers:
+            with suppress(Exception):
+                controller.stop()
+        for made in self.clients:
+            made.close()
+
+    # --- reading the cluster -------------------------------------------------------------------
+
+    def get(self, api_version: str, kind: str, name: str) -> Json | None:
+        try:
+            return self.api.get(api_version, kind, name, self.namespace)
+        except ApiError:
+            return None
+
+    def rollout(self, name: str) -> Json:
+        found = self.get(ROLLOUTS, "Rollout", name)
+        assert found is not None, f"Rollout {name} is gone"
+        return found
+
+    def status(self, name: str) -> Json:
+        return dict(self.rollout(name).get("status") or {})
+
+    def phase(self, name: str) -> str | None:
+        return self.status(name).get("phase")
+
+    def wait_phase(self, name: str, phase: str, timeout: float = 45.0) -> Json:
+        def reached() -> Json | None:
+            status = self.status(name)
+            return status if status.get("phase") == phase else None
+
+        return wait_for(f"{name} to be {phase} (now {self.phase(name)})", reached, timeout)
+
+    def deployment(self, name: str) -> Json:
+        found = self.get("apps/v1", "Deployment", name)
+        assert found is not None, f"Deployment {name} is missing"
+        return found
+
+    def image_of(self, name: str) -> str:
+        containers = self.deployment(name)["spec"]["template"]["spec"]["containers"]
+        return str(containers[0]["image"])
+
+    def set_image(self, name: str, image: str) -> None:
+        target = copy.deepcopy(self.deployment(name))
+        target["spec"]["template"]["spec"]["containers"][0]["image"] = image
+        target["metadata"].pop("resourceVersion", None)
+        self.api.apply(target)
+
+    def events(self, reason: str | None = None) -> list[Json]:
+        found = self.api.list("v1", "Event", self.namespace)
+        return [e for e in found if reason is None or e.get("reason") == reason]
+
+    def wait_events(self, reason: str) -> list[Json]:
+        """The Events of ``reason`` (they are posted just after the status is written)."""
+        return wait_for(f"a {reason} event", lambda: self.events(reason))
+
+    def split(self, name: str) -> Split:
+        return live_route_split(self.api, self.namespace, name)
+
+
+# --- a rollout of 'podinfo' judged on the simulated mesh -----------------------------------
+
+NAME = "podinfo"
+HEALTHY = Behaviour(error_rate=0.0, latency_median_ms=20.0)
+BAD = Behaviour(error_rate=0.5, latency_median_ms=20.0)
+
+
+class WeightLog:
+    """The canary weights the route objects held, in order, as the sidecars saw them."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.weights: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _look(self) -> None:
+        weight = self.cluster.split(NAME).canary_weight
+        if not self.weights or self.weights[-1] != weight:
+            self.weights.append(weight)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self._look()
+
+    def __enter__(self) -> WeightLog:
+        self._look()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+@contextmanager
+def simulated_mesh(
+    cluster: Cluster, relay: MetricsRelay, canary: Behaviour
+) -> Iterator[MeshTelemetry]:
+    mesh = MeshTelemetry(
+        lambda: cluster.split(NAME),
+        workloads=Workloads(namespace=cluster.namespace, canary=NAME, primary=f"{NAME}-primary"),
+        rate=500.0,
+        canary=canary,
+        primary=HEALTHY,
+        seed=7,
+    )
+    with relay.serving(mesh):
+        yield mesh

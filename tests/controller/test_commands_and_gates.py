@@ -1,0 +1,268 @@
+"""Commands through the ``canary.dev/commands`` annotation (and the store over it), gating
+webhooks signed with a key from the cluster's Secrets."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from controller_support import ROLLOUTS, Cluster, deployment, rollout, wait_for
+
+from canary.controller.commands import COMMANDS_ANNOTATION, KubeRolloutStore
+from canary.controller.kinds import ROLLOUT
+from canary.controller.kube import Kube
+from canary.engine.observations import Command, CommandKind
+from canary.gates.api.store import RolloutNotFoundError, RolloutStore
+from canary.gates.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
+from canary.model.gates import ApprovalPoint
+from canary.notify import NotifyConfig, verify
+from canary.notify.webhook import EVENT_HEADER
+from canary.notify.webhook import SIGNATURE_HEADER as NOTIFY_SIGNATURE
+from canary.notify.webhook import TIMESTAMP_HEADER as NOTIFY_TIMESTAMP
+
+
+@pytest.fixture
+def store(cluster: Cluster) -> KubeRolloutStore:
+    return KubeRolloutStore(Kube(cluster.api_client()), (cluster.namespace,))
+
+
+def annotation(cluster: Cluster, name: str) -> str | None:
+    annotations = cluster.rollout(name)["metadata"].get("annotations") or {}
+    return annotations.get(COMMANDS_ANNOTATION)
+
+
+def test_the_store_queues_commands_in_the_annotation(
+    cluster: Cluster, store: KubeRolloutStore
+) -> None:
+    assert isinstance(store, RolloutStore)
+    cluster.api.apply(rollout("web", cluster.namespace))
+    first = Command(kind=CommandKind.APPROVE, point=ApprovalPoint.PROMOTION, by="alice")
+    store.post_command(cluster.namespace, "web", first)
+    # a concurrent writer wins the first attempt: the store reads again, nothing is lost
+    cluster.api.fail(r"/rollouts/web$", code=409, times=1, method="PATCH")
+    store.post_command(cluster.namespace, "web", Command(kind=CommandKind.ABORT, by="bob"))
+    stored = json.loads(annotation(cluster, "web") or "[]")
+    assert [entry["command"] for entry in stored] == [
+        {"kind": "approve", "point": "promotion", "by": "alice"},
+        {"kind": "abort", "by": "bob"},
+    ]
+    assert all(entry["id"] and entry["postedAt"] for entry in stored)
+    view = store.get(cluster.namespace, "web")
+    assert [c.by for c in view.pending_commands] == ["alice", "bob"]
+    assert view.spec is not None
+    assert view.spec.target == "web"
+    assert [c.kind for c in store.take_commands(cluster.namespace, "web")] == [
+        CommandKind.APPROVE,
+        CommandKind.ABORT,
+    ]
+    assert annotation(cluster, "web") is None
+    assert store.take_commands(cluster.namespace, "web") == []
+    assert [v.name for v in store.list()] == ["web"]
+    with pytest.raises(RolloutNotFoundError):
+        store.get(cluster.namespace, "nope")
+
+
+def test_an_approval_sent_as_a_command_starts_the_rollout(
+    cluster: Cluster, store: KubeRolloutStore
+) -> None:
+    cluster.api.apply(deployment("web", cluster.namespace))
+    cluster.api.apply(
+        rollout("web", cluster.namespace, skipAnalysis=True, gates={"approvals": ["rollout"]})
+    )
+    cluster.controller()
+    cluster.wait_phase("web", "Initialized")
+    cluster.set_image("web", "podinfo:7.0.0")
+    status = cluster.wait_phase("web", "Waiting")
+    assert status["waitingFor"] == "rollout"
+    store.post_command(cluster.namespace, "web", Command(kind=CommandKind.APPROVE, by="carol"))
+    cluster.wait_phase("web", "Succeeded")
+    assert annotation(cluster, "web") is None, "the command was taken"
+    approved = cluster.wait_events("Approved")
+    assert approved[0]["message"] == "carol approved rollout"
+
+
+def test_a_command_written_with_kubectl_annotate(cluster: Cluster, tmp_path: Path) -> None:
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed")
+    cluster.api.apply(deployment("web", cluster.namespace))
+    cluster.api.apply(
+        rollout("web", cluster.namespace, skipAnalysis=True, gates={"approvals": ["rollout"]})
+    )
+    cluster.controller()
+    cluster.wait_phase("web", "Initialized")
+    cluster.set_image("web", "podinfo:7.0.0")
+    cluster.wait_phase("web", "Waiting")
+    command = f"{COMMANDS_ANNOTATION}=" + '[{"kind": "approve", "by": "dave"}]'
+    kubectl = ["kubectl", "--kubeconfig", str(cluster.kubeconfig), "--cache-dir", str(tmp_path)]
+    subprocess.run(
+        [*kubectl, "annotate", "rollouts.canary.dev", "web", command],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    cluster.wait_phase("web", "Succeeded")
+    assert cluster.wait_events("Approved")[0]["message"] == "dave approved rollout"
+
+
+def test_a_malformed_commands_annotation_is_cleared_with_a_warning(cluster: Cluster) -> None:
+    cluster.api.apply(deployment("web", cluster.namespace))
+    cluster.api.apply(rollout("web", cluster.namespace, skipAnalysis=True))
+    kube = Kube(cluster.api_client())
+    kube.patch(
+        ROLLOUT,
+        cluster.namespace,
+        "web",
+        {"metadata": {"annotations": {COMMANDS_ANNOTATION: '[{"kind": "explode"}]'}}},
+    )
+    cluster.controller()
+    warning = cluster.wait_events("CommandsInvalid")[0]
+    assert warning["type"] == "Warning"
+    assert COMMANDS_ANNOTATION in warning["message"]
+    wait_for("the annotation cleared", lambda: annotation(cluster, "web") is None)
+    cluster.wait_phase("web", "Initialized")
+
+
+class Hook:
+    """A confirm-rollout endpoint: records what it is sent, answers with ``answer``."""
+
+    def __init__(self) -> None:
+        self.answer = 403
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                hook.requests.append((dict(self.headers), body))
+                self.send_response(hook.answer)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/confirm"
+
+
+@pytest.fixture
+def hook() -> Iterator[Hook]:
+    made = Hook()
+    yield made
+    made.server.shutdown()
+    made.server.server_close()
+
+
+def test_a_confirm_rollout_webhook_signed_with_a_cluster_secret(
+    cluster: Cluster, hook: Hook
+) -> None:
+    key = b"s3cret-signing-key"
+    cluster.api.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "hooks", "namespace": cluster.namespace},
+            "data": {"confirm": base64.b64encode(key).decode()},
+        }
+    )
+    webhook = {
+        "name": "ci",
+        "type": "confirm-rollout",
+        "url": hook.url,
+        "timeout": "2s",
+        "retries": 0,
+        "secretRef": {"name": "hooks", "key": "confirm"},
+    }
+    cluster.api.apply(deployment("web", cluster.namespace))
+    cluster.api.apply(
+        rollout("web", cluster.namespace, skipAnalysis=True, gates={"webhooks": [webhook]})
+    )
+    cluster.controller()
+    cluster.wait_phase("web", "Initialized")
+    cluster.set_image("web", "podinfo:7.0.0")
+    status = cluster.wait_phase("web", "Waiting")
+    assert "webhook 'ci' (confirm-rollout) said no" in status["message"]
+    headers, body = hook.requests[-1]
+    assert verify_signature(body, key, headers[SIGNATURE_HEADER], headers[TIMESTAMP_HEADER])
+    hook.answer = 200
+    cluster.wait_phase("web", "Succeeded")
+
+
+OPERATOR = "0123456789abcdef0123456789abcdef"
+
+
+def test_the_api_served_by_the_controller(cluster: Cluster, tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"ci operate {OPERATOR}\n")
+    cluster.api.apply(deployment("web", cluster.namespace))
+    cluster.api.apply(
+        rollout("web", cluster.namespace, skipAnalysis=True, gates={"approvals": ["rollout"]})
+    )
+    controller = cluster.controller(api_address=("127.0.0.1", 0), api_tokens=tokens)
+    assert controller.api is not None
+    cluster.wait_phase("web", "Initialized")
+    cluster.set_image("web", "podinfo:7.0.0")
+    cluster.wait_phase("web", "Waiting")
+    path = f"{controller.api.url}/api/v1/namespaces/{cluster.namespace}/rollouts/web"
+    auth = {"Authorization": f"Bearer {OPERATOR}"}
+    with httpx.Client(headers=auth, timeout=10) as http:
+        view = http.get(path).raise_for_status().json()
+        assert view["status"]["phase"] == "Waiting"
+        assert view["spec"]["target"] == "web"
+        assert view["targetRevision"] == view["status"]["canaryRevision"]
+        http.post(f"{path}/approve", json={}).raise_for_status()
+        cluster.wait_phase("web", "Succeeded")
+        assert http.get(f"{controller.api.url}/api/v1/rollouts").json()["items"][0]["name"] == "web"
+    audit = cluster.wait_events("CommandApprove")[0]
+    assert audit["message"].startswith("ci asked to approve through the API: accepted")
+    assert cluster.wait_events("Approved")[0]["message"] == "ci approved rollout"
+
+
+def test_notifications_reach_a_channel_of_the_cluster(cluster: Cluster, hook: Hook) -> None:
+    hook.answer = 200
+    cluster.api.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "notify", "namespace": cluster.namespace},
+            "data": {"key": base64.b64encode(b"channel-key").decode()},
+        }
+    )
+    cluster.api.apply(
+        {
+            "apiVersion": ROLLOUTS,
+            "kind": "NotificationChannel",
+            "metadata": {"name": "deploys", "namespace": cluster.namespace},
+            "spec": {"webhook": {"url": hook.url, "secretRef": {"name": "notify", "key": "key"}}},
+        }
+    )
+    cluster.api.apply(deployment("web", cluster.namespace))
+    notifications = {"channels": [{"name": "deploys"}], "events": ["started", "promoted"]}
+    cluster.api.apply(
+        rollout("web", cluster.namespace, skipAnalysis=True, notifications=notifications)
+    )
+    cluster.controller(notify=NotifyConfig(idle_poll=0.05))
+    cluster.wait_phase("web", "Initialized")
+    cluster.set_image("web", "podinfo:7.0.0")
+    cluster.wait_phase("web", "Succeeded")
+
+    def sent() -> list[str] | None:
+        kinds = [headers.get(EVENT_HEADER, "") for headers, _ in hook.requests]
+        return kinds if "promoted" in kinds else None
+
+    assert wait_for("the promoted notification", sent) == ["started", "promoted"]
+    headers, body = hook.requests[-1]
+    assert verify("channel-key", headers[NOTIFY_TIMESTAMP], body, headers[NOTIFY_SIGNATURE])

@@ -1,0 +1,172 @@
+"""Two replicas: only the one holding the Lease acts; when it stops, the other takes over
+within the lease duration."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from controller_support import Cluster, deployment, rollout, wait_for
+
+from canary.controller import Controller, Kube, LeaderElector, LeaseSettings
+from canary.controller.kinds import CONFIGMAP
+from canary.controller.kube import NotLeaderError
+
+
+def lease(cluster: Cluster) -> dict[str, object]:
+    found = cluster.get("coordination.k8s.io/v1", "Lease", "canary-controller")
+    assert found is not None, "no Lease"
+    return dict(found["spec"])
+
+
+def parse(stamp: object) -> datetime:
+    return datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+
+
+def ticks(controller: Controller) -> float:
+    """Ticks the replica ran, from its own /metrics registry."""
+    total = 0.0
+    for family in controller.metrics.registry.collect():
+        if family.name == "canary_reconcile_duration_seconds":
+            total += sum(s.value for s in family.samples if s.name.endswith("_count"))
+    return total
+
+
+def test_only_the_leader_acts_and_the_other_takes_over(cluster: Cluster) -> None:
+    for name in ("alpha", "beta"):
+        cluster.api.apply(deployment(name, cluster.namespace))
+        cluster.api.apply(rollout(name, cluster.namespace, skipAnalysis=True))
+    one = cluster.controller("replica-one")
+    two = cluster.controller("replica-two")
+    leader = wait_for("a leader", lambda: next((c for c in (one, two) if c.is_leader()), None))
+    other = two if leader is one else one
+    for name in ("alpha", "beta"):
+        cluster.wait_phase(name, "Initialized")
+    assert lease(cluster)["holderIdentity"] == leader.settings.identity
+    assert not other.is_leader()
+    assert ticks(other) == 0
+    assert ticks(leader) > 0
+    assert other.scheduler.keys() == []
+    assert sorted(leader.scheduler.keys()) == [
+        f"{cluster.namespace}/{n}" for n in ("alpha", "beta")
+    ]
+    instances = {e["reportingInstance"] for e in cluster.events()}
+    assert instances == {leader.settings.identity}
+    assert other.ready() == (True, "standby")
+
+    held = lease(cluster)
+    leader.stop(release_lease=False)  # a crash: the Lease runs out instead of being given up
+    last_renewal = parse(lease(cluster)["renewTime"])
+    wait_for("the other replica to lead", other.is_leader, timeout=10)
+    taken = lease(cluster)
+    assert taken["holderIdentity"] == other.settings.identity
+    assert taken["leaseTransitions"] == int(str(held.get("leaseTransitions", 0))) + 1
+    waited = (parse(taken["acquireTime"]) - last_renewal).total_seconds()
+    duration = float(str(taken["leaseDurationSeconds"]))
+    assert duration <= waited, "it did not take the Lease before the holder's had run out"
+    assert waited <= duration + 1.5, "it took over within the lease duration (and a retry)"
+
+    cluster.set_image("alpha", "podinfo:7.0.0")  # the new leader acts
+    cluster.wait_phase("alpha", "Succeeded")
+    assert cluster.image_of("alpha-primary") == "podinfo:7.0.0"
+    promoted = cluster.wait_events("Succeeded")
+    assert {e["reportingInstance"] for e in promoted} == {other.settings.identity}
+
+
+def test_a_replica_that_stops_gives_the_lease_up(cluster: Cluster) -> None:
+    first = cluster.controller("replica-one")
+    wait_for("the first replica to lead", first.is_leader)
+    second = cluster.controller("replica-two")
+    held = lease(cluster)
+    first.stop()  # released: no holder, the second need not wait for it to run out
+    wait_for("the second replica to lead", second.is_leader, timeout=10)
+    taken = lease(cluster)
+    assert taken["holderIdentity"] == "replica-two"
+    assert taken["leaseTransitions"] == 1
+    waited = (parse(taken["acquireTime"]) - parse(held["renewTime"])).total_seconds()
+    assert waited < float(str(held["leaseDurationSeconds"])), "it did not wait for expiry"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def elector(cluster: Cluster, identity: str, clock: Clock) -> LeaderElector:
+    settings = LeaseSettings(
+        namespace=cluster.namespace,
+        name="election",
+        identity=identity,
+        lease_duration=10.0,
+        renew_deadline=6.0,
+        retry_period=1.0,
+    )
+    return LeaderElector(Kube(cluster.api_client()), settings, monotonic=clock)
+
+
+def test_the_lease_changes_hands_only_after_it_ran_out(cluster: Cluster) -> None:
+    a_clock, b_clock = Clock(), Clock()
+    a, b = elector(cluster, "a", a_clock), elector(cluster, "b", b_clock)
+    assert a.try_acquire_or_renew()
+    assert a.is_leader()
+    assert not b.try_acquire_or_renew()
+    b_clock.now += 9
+    a_clock.now += 5
+    assert a.try_acquire_or_renew(), "renewed"
+    assert not b.try_acquire_or_renew(), "b saw the renewal: the lease starts again for it"
+    b_clock.now += 9
+    assert not b.try_acquire_or_renew()
+    a_clock.now += 6.5  # no renewal for longer than the renew deadline
+    assert not a.is_leader(), "a stops acting at once, before anyone may take over"
+    b_clock.now += 1.5
+    assert b.try_acquire_or_renew(), "10 s without a renewal: b takes it"
+    spec = lease_named(cluster, "election")
+    assert spec["holderIdentity"] == "b"
+    assert spec["leaseTransitions"] == 1
+    assert not a.try_acquire_or_renew()
+    assert not a.is_leader()
+
+
+def test_a_lost_race_for_the_lease_is_not_leadership(cluster: Cluster) -> None:
+    clock = Clock()
+    a = elector(cluster, "a", clock)
+    cluster.api.fail(r"/leases$", code=409, times=1, method="POST")
+    assert not a.try_acquire_or_renew(), "someone else created it first"
+    assert not a.is_leader()
+    assert a.try_acquire_or_renew()
+    cluster.api.fail(r"/leases/election$", code=409, times=1, method="PUT")
+    assert not a.try_acquire_or_renew(), "a renewal over a stale resourceVersion"
+    assert not a.is_leader()
+
+
+def test_writes_are_refused_without_the_lease(cluster: Cluster) -> None:
+    leading = False
+    kube = Kube(cluster.api_client()).guarded(lambda: leading)
+    body = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "x", "namespace": cluster.namespace},
+    }
+    with pytest.raises(NotLeaderError):
+        kube.create(body)
+    assert kube.get(CONFIGMAP, cluster.namespace, "x") is None, "reads are allowed"
+    leading = True
+    kube.create(body)
+
+
+def lease_named(cluster: Cluster, name: str) -> dict[str, object]:
+    found = cluster.get("coordination.k8s.io/v1", "Lease", name)
+    assert found is not None
+    return dict(found["spec"])
+
+
+def test_without_leader_election_the_one_replica_acts(cluster: Cluster) -> None:
+    cluster.api.apply(deployment("web", cluster.namespace))
+    cluster.api.apply(rollout("web", cluster.namespace, skipAnalysis=True))
+    alone = cluster.controller(lease=None)
+    cluster.wait_phase("web", "Initialized")
+    assert alone.is_leader()
+    assert cluster.api.list("coordination.k8s.io/v1", "Lease", cluster.namespace) == []
