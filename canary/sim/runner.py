@@ -17,8 +17,8 @@ import numpy as np
 
 from canary.analysis.checks import LATENCY_OBJECTIVE_MS, resolve_checks
 from canary.analysis.judges.base import Judge, get_judge
+from canary.analysis.judges.common import quantile_label
 from canary.analysis.judges.score import apply_score
-from canary.analysis.judges.threshold import quantile_label
 from canary.analysis.samples import JudgeContext, SideSample, WindowSample
 from canary.engine import Command, CommandKind, GateAnswer, Observations, plan, step
 from canary.engine.plan import at_last_step

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from canary.analysis.judges import get_judge
-from canary.analysis.judges.threshold import ThresholdJudge, quantile_label
+from canary.analysis.judges.common import quantile_label
+from canary.analysis.judges.threshold import ThresholdJudge
 from canary.analysis.samples import JudgeContext, SideSample, WindowSample
 from canary.model import CheckKind, CheckResult, CheckSpec, CheckState, JudgeName, Verdict
 

@@ -31,10 +31,16 @@ from enum import StrEnum
 from scipy.stats import mannwhitneyu
 
 from canary.analysis.judges.base import register_judge
-from canary.analysis.judges.threshold import accumulate, format_value, quantile_label, side_value
+from canary.analysis.judges.common import (
+    accumulate,
+    format_value,
+    quantile_label,
+    side_evidence,
+    side_value,
+)
 from canary.analysis.samples import JudgeContext, SideSample, WindowSample
 from canary.model.analysis import CheckKind, CheckSpec, JudgeName
-from canary.model.status import CheckResult, CheckState, SideEvidence, Verdict
+from canary.model.status import CheckResult, CheckState, Verdict
 
 CONFIDENCE = 0.98
 """Kayenta's default confidence level for the Mann-Whitney test."""
@@ -208,8 +214,8 @@ class MannWhitneyJudge:
                 time=now,
                 weight=context.weight,
                 judge=self.name.value,
-                canary=_evidence(window.canary, canary_value),
-                primary=_evidence(window.primary, primary_value),
+                canary=side_evidence(window.canary, canary_value),
+                primary=side_evidence(window.primary, primary_value),
                 statistic=p,
                 no_data=no_data,
                 message=message,
@@ -320,12 +326,6 @@ def _x(value: float) -> str:
     if math.isinf(value):
         return "inf"
     return f"{value:.3g}x"
-
-
-def _evidence(side: SideSample | None, value: float | None) -> SideEvidence | None:
-    if side is None:
-        return None
-    return SideEvidence(requests=side.requests, failures=side.failures, value=value)
 
 
 MANN_WHITNEY = register_judge(MannWhitneyJudge())

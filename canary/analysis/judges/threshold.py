@@ -15,63 +15,19 @@ never a pass.
 
 from __future__ import annotations
 
-import math
-import re
 from datetime import datetime
 
 from canary.analysis.judges.base import register_judge
-from canary.analysis.samples import JudgeContext, SideSample, WindowSample
+from canary.analysis.judges.common import (
+    accumulate,
+    format_value,
+    quantile_label,
+    side_evidence,
+    side_value,
+)
+from canary.analysis.samples import JudgeContext, WindowSample
 from canary.model.analysis import CheckKind, CheckSpec, JudgeName
-from canary.model.status import CheckResult, CheckState, SideEvidence, Verdict
-
-_QUANTILE = re.compile(r"histogram_quantile\(\s*(0?\.[0-9]+|1(?:\.0*)?)")
-
-
-def quantile_label(check: CheckSpec) -> str:
-    """'p99' for a check whose quantile query asks for 0.99; p99 when it names none."""
-    if check.quantile_query:
-        found = _QUANTILE.search(check.quantile_query)
-        if found:
-            return f"p{float(found.group(1)) * 100:g}"
-    return "p99"
-
-
-def side_value(kind: CheckKind, side: SideSample | None) -> float | None:
-    """The number a side is judged by: failure percent, or the side's value; NaN is no data."""
-    if side is None:
-        return None
-    value = side.failure_percent if kind is CheckKind.ERROR_RATE else side.value
-    if value is None or math.isnan(value):
-        return None
-    return value
-
-
-def format_value(kind: CheckKind, value: float) -> str:
-    if kind is CheckKind.ERROR_RATE:
-        return f"{value:.2f}%"
-    if kind is CheckKind.LATENCY:
-        return f"{value:.0f}ms"
-    return f"{value:g}"
-
-
-def accumulate(state: CheckState, window: WindowSample) -> CheckState:
-    """The running totals with this window's counts added (a missing side adds nothing)."""
-    canary, primary = window.canary, window.primary
-    return CheckState(
-        name=state.name,
-        ticks=state.ticks + 1,
-        canary_requests=state.canary_requests + (canary.requests if canary else 0),
-        canary_failures=state.canary_failures + (canary.failures if canary else 0),
-        primary_requests=state.primary_requests + (primary.requests if primary else 0),
-        primary_failures=state.primary_failures + (primary.failures if primary else 0),
-        judge_state=list(state.judge_state),
-    )
-
-
-def _evidence(side: SideSample | None, value: float | None) -> SideEvidence | None:
-    if side is None:
-        return None
-    return SideEvidence(requests=side.requests, failures=side.failures, value=value)
+from canary.model.status import CheckResult, CheckState, Verdict
 
 
 class ThresholdJudge:
@@ -100,8 +56,8 @@ class ThresholdJudge:
                 time=now,
                 weight=context.weight,
                 judge=self.name.value,
-                canary=_evidence(canary, canary_value),
-                primary=_evidence(window.primary, primary_value),
+                canary=side_evidence(canary, canary_value),
+                primary=side_evidence(window.primary, primary_value),
                 statistic=canary_value,
                 no_data=no_data,
                 message=message,
