@@ -92,7 +92,7 @@ def test_an_approval_sent_as_a_command_starts_the_rollout(
 
 def test_a_command_written_with_kubectl_annotate(cluster: Cluster, tmp_path: Path) -> None:
     if shutil.which("kubectl") is None:
-        pytest.skip("kubectl is not installed")
+        pytest.fail("kubectl is not installed: this test drives the real kubectl")
     cluster.api.apply(deployment("web", cluster.namespace))
     cluster.api.apply(
         rollout("web", cluster.namespace, skipAnalysis=True, gates={"approvals": ["rollout"]})

@@ -122,7 +122,7 @@ def _example_ready() -> str | None:
 def test_issue_acceptance_on_the_istio_example(scenario: str, phase: str) -> None:
     reason = _example_ready()
     if reason is not None:
-        pytest.skip(reason)
+        pytest.fail(reason)
     code, out, _ = invoke(str(EXAMPLE), "--scenario", scenario, "-o", "json")
     assert code == 0
     data = json.loads(out)

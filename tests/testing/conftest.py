@@ -35,5 +35,5 @@ def k8s(kubeconfig: Path) -> Iterator[client.ApiClient]:
 @pytest.fixture
 def kubectl(kubeconfig: Path, tmp_path: Path) -> Kubectl:
     if shutil.which("kubectl") is None:
-        pytest.skip("kubectl is not installed")
+        pytest.fail("kubectl is not installed: these tests drive the real kubectl")
     return Kubectl(kubeconfig, tmp_path / "kube-cache")

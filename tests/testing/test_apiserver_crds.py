@@ -28,7 +28,7 @@ def mesh(api: ApiServer) -> ApiServer:
     ]
     missing = [str(f) for f in files if not f.exists()]
     if missing:
-        pytest.skip(f"the mesh CRDs are absent: {', '.join(missing)}")
+        pytest.fail(f"the mesh CRDs are absent: {', '.join(missing)}")
     api.apply_file(*files)
     return api
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
+import kubernetes
 from workload_support import Json
 
 from canary.model.rollout import Rollout
@@ -24,8 +24,6 @@ from canary.workload import (
     scale,
     services,
 )
-
-kubernetes = pytest.importorskip("kubernetes")
 
 
 def round_trip(obj: Json, model: str) -> Any:
