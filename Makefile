@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TYPED := canary/model canary/engine canary/analysis canary/gates canary/local canary/traffic canary/notify canary/testing canary/controller
 
-.PHONY: demo test lint typecheck unit crds bench-sim clean
+.PHONY: demo test lint typecheck unit crds bench-decision bench-scale bench-sim clean
 
 # Debian packages whose programs the tests run: a real Prometheus (and its promtool).
 TEST_TOOLS := prometheus haproxy
@@ -33,6 +33,18 @@ unit: $(VENV)/.installed
 ## crds: regenerate charts/canary/crds from the models
 crds: $(VENV)/.installed
 	$(BIN)/canary crds --output-dir charts/canary/crds
+
+## bench-decision: judges against Flagger's and Kayenta's rules (docs/benchmarks.md)
+bench-decision: $(VENV)/.installed
+	$(BIN)/python benchmarks/decision.py
+
+## bench-scale: one controller with 10, 100 and 1,000 Rollouts (docs/benchmarks.md)
+bench-scale: $(VENV)/.installed
+	$(BIN)/python benchmarks/scale.py
+
+## bench-sim: simulated rollouts per second on one core (docs/benchmarks.md)
+bench-sim: $(VENV)/.installed
+	$(BIN)/python benchmarks/simulator.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
