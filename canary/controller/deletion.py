@@ -79,7 +79,7 @@ def finalize(
             log.info("%s: waiting for Deployment %s to be ready before cleanup", rollout.key, name)
             return WAIT_SECONDS
     if plan.service is not None:
-        upsert(kube, plan.service)
+        upsert(kube, plan.service, exact_annotations=True)
     try:
         routes = desired_objects(rollout, STABLE)
     except RenderError:

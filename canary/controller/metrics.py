@@ -4,6 +4,7 @@ are synced). docs/controller.md lists the series."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -95,18 +96,35 @@ class ControllerMetrics:
         self.leader = Gauge(
             "canary_leader", "1 while this replica holds the leader Lease.", registry=self.registry
         )
+        self._lock = threading.Lock()
+        self._series: dict[tuple[str, str], set[tuple[Counter, tuple[str, ...]]]] = {}
+        """Each rollout's labelled series, removed when the rollout is gone."""
+
+    def _labelled(self, counter: Counter, *labels: str) -> Counter:
+        with self._lock:
+            self._series.setdefault((labels[0], labels[1]), set()).add((counter, labels))
+        return counter.labels(*labels)
 
     def rollout(self, namespace: str, name: str, phase: Phase, weight: int) -> None:
         with self._rollouts.lock:
             self._rollouts.rollouts[(namespace, name)] = (phase, weight)
 
     def forget(self, namespace: str, name: str) -> None:
+        """A rollout that is gone: its series go too (no series for deleted rollouts pile up)."""
         with self._rollouts.lock:
             self._rollouts.rollouts.pop((namespace, name), None)
+        with self._lock:
+            series = self._series.pop((namespace, name), set())
+        for counter, labels in series:
+            with contextlib.suppress(KeyError):
+                counter.remove(*labels)
 
     def check_results(self, namespace: str, name: str, results: list[CheckResult]) -> None:
         for result in results:
-            self.checks.labels(namespace, name, result.name, result.verdict.value).inc()
+            self._labelled(self.checks, namespace, name, result.name, result.verdict.value).inc()
+
+    def reconcile_error(self, namespace: str, name: str, reason: str) -> None:
+        self._labelled(self.reconcile_errors, namespace, name, reason).inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

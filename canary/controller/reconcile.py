@@ -4,8 +4,9 @@ The same loop as the local runner (canary.local.runner), against the cluster:
 
 1. read the Rollout; validate it with the model (a Rollout the model refuses gets the
    condition ``Valid: False`` naming the field, and a Warning Event; the others go on);
-2. observe the workload (target, its ConfigMaps and Secrets, primary) and repair the route
-   objects if someone changed them;
+2. observe the workload (target, its ConfigMaps and Secrets, primary), repair the route
+   objects if someone changed them, and keep the Services in line with the spec (port,
+   Linkerd's circuit breaker on ``<target>``);
 3. `plan`; take the commands from the ``canary.dev/commands`` annotation; ask the gating
    webhooks; run the analysis (Prometheus) when the plan says so;
 4. `step`; apply its actions (workload, routes); write the status (409: re-read, retry,
@@ -64,7 +65,7 @@ from canary.engine.observations import Command
 from canary.gates.webhooks import WebhookCaller
 from canary.model.loader import problems_of
 from canary.model.rollout import Rollout
-from canary.model.status import IDLE_PHASES, CheckResult, CheckState, RolloutStatus
+from canary.model.status import IDLE_PHASES, CheckResult, CheckState, Phase, RolloutStatus
 from canary.notify import Notifier
 from canary.workload import FINALIZER, is_deleting
 
@@ -146,6 +147,9 @@ class Reconciler:
         router = MeshRouter(self.kube, rollout)
         for repaired in router.repair(status):
             log.info("%s: %s", rollout.key, repaired)
+        if status.phase is not Phase.INITIALIZING:
+            for written in WorkloadActions(self.kube, rollout, observed).sync_services():
+                log.info("%s: %s", rollout.key, written)
         commands, obj, problem = take_commands(self.kube, obj)
         try:
             answers = (
@@ -247,7 +251,7 @@ class Reconciler:
         key = f"{namespace}/{name}"
         reason = "Conflict" if isinstance(exc, StatusConflictError) else type(exc).__name__
         message = str(exc) or reason
-        self.metrics.reconcile_errors.labels(namespace, name, reason).inc()
+        self.metrics.reconcile_error(namespace, name, reason)
         with self._lock:
             last, failures = self._errors.get(key, ("", 0))
             self._errors[key] = (message, failures + 1)

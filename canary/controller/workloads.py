@@ -4,9 +4,12 @@ workload actions, with the pure functions of `canary.workload` doing the thinkin
 - `observe` reads the target Deployment, the ConfigMaps and Secrets its template references
   (its revision), and ``<target>-primary``: the engine's `WorkloadState`.
 - `WorkloadActions` applies InitializePrimary (the primary, the configuration copies, the three
-  Services), ScaleCanaryUp/Down (the target's scale subresource), PromoteCanary (copies of the
-  canary's configuration, then the primary's template; stale copies deleted) and
-  RestorePrimary (the stable template kept in the primary's annotations).
+  Services, with the provider's annotations on ``<target>``: Linkerd's circuit breaker),
+  ScaleCanaryUp/Down (the target's scale subresource), PromoteCanary (copies of the canary's
+  configuration, then the primary's template; stale copies deleted) and RestorePrimary (the
+  stable template kept in the primary's annotations); `WorkloadActions.sync_services` keeps
+  the Services in line with the spec at every tick once the primary exists (a changed port, a
+  circuit breaker added, changed or removed).
 
 Every write is skipped when the live object already is as wanted, so repeated actions write
 nothing; replacing an object sends the resourceVersion it was read at (a 409 fails the tick,
@@ -97,9 +100,18 @@ def observe(kube: Kube, rollout: Rollout) -> Observed:
     return Observed(target, primary, configmaps, secrets, revision)
 
 
-def upsert(kube: Kube, desired: Json, live: Json | None = None, *, read: bool = True) -> bool:
+def upsert(
+    kube: Kube,
+    desired: Json,
+    live: Json | None = None,
+    *,
+    read: bool = True,
+    exact_annotations: bool = False,
+) -> bool:
     """Create ``desired``, or replace the live object when it departs from it; True when
-    something was written. ``live`` is read when not given (and ``read``)."""
+    something was written. ``live`` is read when not given (and ``read``). Fields only the
+    live object has are not a departure (the server adds them), except, with
+    ``exact_annotations``, annotations: ``desired`` then removes those it lacks."""
     if live is None and read:
         meta = desired["metadata"]
         kind = kind_of(desired["apiVersion"], desired["kind"])
@@ -107,7 +119,8 @@ def upsert(kube: Kube, desired: Json, live: Json | None = None, *, read: bool = 
     if live is None:
         kube.create(desired)
         return True
-    if not differences(_comparable(desired), live):
+    same_annotations = not exact_annotations or _annotations(desired) == _annotations(live)
+    if same_annotations and not differences(_comparable(desired), live):
         return False
     body = dict(desired)
     body["metadata"] = {
@@ -116,6 +129,18 @@ def upsert(kube: Kube, desired: Json, live: Json | None = None, *, read: bool = 
     }
     kube.replace(body)
     return True
+
+
+def _annotations(obj: Json) -> dict[str, str]:
+    return dict((obj.get("metadata") or {}).get("annotations") or {})
+
+
+def provider_service_annotations(rollout: Rollout) -> dict[str, str]:
+    """What the traffic provider reads from Service ``<target>``: Linkerd's failure accrual
+    (its circuit breaker); nothing for the others."""
+    if rollout.spec.provider.name is ProviderName.LINKERD:
+        return linkerd.service_annotations(rollout)
+    return {}
 
 
 def _comparable(obj: Json) -> Json:
@@ -164,22 +189,24 @@ class WorkloadActions:
         return done
 
     def ensure_services(self, target: Json) -> list[str]:
+        """The three Services as the spec wants them (port, selectors, the provider's
+        annotations on ``<target>``): created, or updated keeping what others set on them."""
         done: list[str] = []
-        extra = (
-            linkerd.service_annotations(self.rollout)
-            if self.rollout.spec.provider.name is ProviderName.LINKERD
-            else {}
-        )
-        for index, desired in enumerate(services(self.rollout, target)):
+        wanted = provider_service_annotations(self.rollout)
+        for desired in services(self.rollout, target, wanted):
             name = desired["metadata"]["name"]
             live = self.kube.get(SERVICE, self.namespace, name)
             body = desired if live is None else service_update(live, desired)
-            if index == 0 and extra:  # Linkerd's circuit breaker lives on Service <target>
-                meta = body["metadata"] = dict(body["metadata"])
-                meta["annotations"] = {**(meta.get("annotations") or {}), **extra}
-            if upsert(self.kube, body, live, read=False):
+            if upsert(self.kube, body, live, read=False, exact_annotations=True):
                 done.append(f"wrote Service {name}")
         return done
+
+    def sync_services(self) -> list[str]:
+        """At every tick once the primary exists: the Services put back in line with the spec
+        (a changed port, Linkerd's circuit breaker added, changed or removed)."""
+        if self.observed.target is None or self.observed.primary is None:
+            return []
+        return self.ensure_services(self.observed.target)
 
     def scale_target(self, replicas: int) -> list[str]:
         if self.observed.target is None:

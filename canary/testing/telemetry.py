@@ -1,4 +1,5 @@
-"""A service mesh's telemetry, simulated: what Istio's and Linkerd's sidecars would export.
+"""A service mesh's telemetry, simulated: what Istio's and Linkerd's sidecars, or the Envoy of a
+Gateway API implementation (Envoy Gateway), would export.
 
 End-to-end tests have no mesh: nothing carries requests between the two versions and nothing
 counts them. `MeshTelemetry` stands in for the sidecars. It serves ``/metrics`` on
@@ -11,16 +12,25 @@ counts them. `MeshTelemetry` stands in for the sidecars. It serves ``/metrics`` 
   served workload's sidecar, and ``source``, the caller's);
 - Linkerd: ``response_total`` (with ``classification``) and ``response_latency_ms``
   (histogram) with ``direction``, ``deployment``, ``namespace``, ``status_code``, inbound on
-  the served workloads and outbound on the caller.
+  the served workloads and outbound on the caller;
+- Envoy Gateway (``envoy``, for the shipped ``gateway-api-envoy`` policy): the gateway's
+  upstream statistics per Envoy cluster, one cluster per backendRef of the HTTPRoute named
+  after the service (``httproute/<namespace>/<service>/rule/<rule>/backend/<backend>``, the
+  primary backend 0, the canary backend 1): ``envoy_cluster_upstream_rq_xx``,
+  ``envoy_cluster_upstream_rq`` and the ``envoy_cluster_upstream_rq_time`` histogram.
+  Requests matching A/B rules are counted on rule 0 and the others on the weighted rule (1
+  with A/B rules, else 0); mirrored copies are not (Envoy counts them on a mirror cluster of
+  its own, which the policy does not read).
 
 A steady stream of requests arrives at ``rate`` per second of the injected ``clock``
 (``time.monotonic``, or a test's virtual clock). At every scrape the requests since the last
 one are served under the split the ``split`` function returns *then* (a test reads it from
-the route objects the controller wrote): the canary's share is drawn binomially, errors
-binomially at each side's error rate, latencies from each side's log-normal distribution
-into the union of both meshes' bucket boundaries (500 ms is one). Only counts are drawn, never
-single requests, so a jump of hours of virtual time costs the same as a second, and the same
-seed and clock readings give the same series.
+the route objects the controller wrote, as the data plane reads them:
+`canary.testing.telemetry_routes.split_of_objects`): the canary's share is drawn binomially,
+errors binomially at each side's error rate, latencies from each side's log-normal
+distribution into the union of the meshes' bucket boundaries (500 ms is one). Only counts
+are drawn, never single requests, so a jump of hours of virtual time costs the same as a
+second, and the same seed and clock readings give the same series.
 """
 
 from __future__ import annotations
@@ -38,16 +48,20 @@ from prometheus_client.metrics_core import Metric
 
 from canary.engine.actions import Route
 from canary.testing.telemetry_series import (
+    ENVOY_BUCKETS_MS,
     ISTIO_BUCKETS_MS,
     LINKERD_BUCKETS_MS,
     Behaviour,
     Tally,
     Workloads,
+    envoy_cluster_name,
+    envoy_exposition,
     istio_series,
     linkerd_series,
 )
 
 __all__ = [
+    "ENVOY_BUCKETS_MS",
     "ISTIO_BUCKETS_MS",
     "LINKERD_BUCKETS_MS",
     "MESHES",
@@ -56,10 +70,11 @@ __all__ = [
     "Split",
     "Totals",
     "Workloads",
+    "envoy_cluster_name",
 ]
 
 
-MESHES = ("istio", "linkerd")
+MESHES = ("istio", "linkerd", "envoy")
 
 
 @dataclass(frozen=True)
@@ -135,6 +150,8 @@ class MeshTelemetry:
         self._carry = 0.0
         self._live = {"canary": Tally(), "primary": Tally()}
         self._mirrored = Tally()
+        self._clusters: dict[tuple[int, int], Tally] = {}
+        """By (HTTPRoute rule, backendRef): what Envoy Gateway's clusters served."""
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -152,12 +169,25 @@ class MeshTelemetry:
         self._carry -= n
         if n == 0:
             return
-        to_canary = int(self._rng.binomial(n, split.canary_share))
-        self._live["canary"].serve(to_canary, self._rng, self.canary)
-        self._live["primary"].serve(n - to_canary, self._rng, self.primary)
+        matched = int(self._rng.binomial(n, split.matched_share)) if split.matched_share else 0
+        weighted = n - matched
+        to_canary = int(self._rng.binomial(weighted, split.canary_weight / 100.0))
+        rule = 0 if split.matched_share is None else 1  # the weighted rule follows the A/B one
+        self._serve("canary", matched, self.canary, (0, 1))
+        self._serve("canary", to_canary, self.canary, (rule, 1))
+        self._serve("primary", weighted - to_canary, self.primary, (rule, 0))
         if split.mirror_percent > 0:
-            mirrored = int(self._rng.binomial(n - to_canary, split.mirror_percent / 100.0))
+            mirrored = int(self._rng.binomial(n - to_canary - matched, split.mirror_percent / 100))
             self._mirrored.serve(mirrored, self._rng, self.canary)
+
+    def _serve(self, side: str, n: int, behaviour: Behaviour, cluster: tuple[int, int]) -> None:
+        """``n`` live requests served by ``side``, through Envoy cluster ``cluster``."""
+        if n <= 0:
+            return
+        served = Tally()
+        served.serve(n, self._rng, behaviour)
+        self._live[side] = self._live[side].merged(served)
+        self._clusters[cluster] = self._clusters.get(cluster, Tally()).merged(served)
 
     def totals(self) -> dict[str, Totals]:
         """Requests and errors served so far by side ("canary", "primary"), without advancing."""
@@ -183,6 +213,7 @@ class MeshTelemetry:
             self._advance()
             served = self._served()
             live = {side: tally.merged(Tally()) for side, tally in self._live.items()}
+            clusters = {key: tally.merged(Tally()) for key, tally in self._clusters.items()}
         families: list[Metric] = []
         if "istio" in self.meshes:
             families += istio_series(self.workloads, served, live)
@@ -190,7 +221,10 @@ class MeshTelemetry:
             families += linkerd_series(self.workloads, served, live)
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Snapshot(families))
-        return generate_latest(registry)
+        text = generate_latest(registry)
+        if "envoy" in self.meshes:  # written as Envoy does: counters without _total
+            text += envoy_exposition(self.workloads, clusters).encode()
+        return text
 
     def start(self) -> MeshTelemetry:
         """Serve /metrics on 127.0.0.1 at a free port, on a thread."""

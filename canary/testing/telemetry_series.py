@@ -1,5 +1,6 @@
 """The simulated mesh's series: responses counted by status code and latency bucket, and
-their exposition as Istio's and Linkerd's proxies write them (names, labels, bucket bounds)."""
+their exposition as Istio's and Linkerd's proxies and Envoy Gateway's Envoy write them (names,
+labels, bucket bounds)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ LINKERD_BUCKETS_MS = _floats(
     "10000 20000 30000 40000 50000"
 )
 """The Linkerd proxy's boundaries for response_latency_ms."""
+ENVOY_BUCKETS_MS = ISTIO_BUCKETS_MS
+"""Envoy's default histogram boundaries (Istio's sidecars are Envoys), for
+envoy_cluster_upstream_rq_time."""
 EDGES = tuple(sorted({*ISTIO_BUCKETS_MS, *LINKERD_BUCKETS_MS}))
 _NORMAL = NormalDist()
 OK_CODE = 200
@@ -121,6 +125,13 @@ class Tally:
         out = [(_le(b), float(cumulative[EDGES.index(b)])) for b in boundaries]
         return [*out, ("+Inf", float(self.counts[code]))]
 
+    def histogram_all(self, boundaries: tuple[float, ...]) -> list[tuple[str, float]]:
+        """The cumulative buckets of all status codes together."""
+        total = sum((self.buckets[code] for code in self.counts), np.zeros(len(EDGES) + 1))
+        cumulative = np.cumsum(total)
+        out = [(_le(b), float(cumulative[EDGES.index(b)])) for b in boundaries]
+        return [*out, ("+Inf", float(sum(self.counts.values())))]
+
 
 def _add(
     counter: Metric,
@@ -198,3 +209,56 @@ def linkerd_series(
                 verdict = {"classification": "failure" if code >= 500 else "success"}
                 _add(responses, latency, coded, tally, code, LINKERD_BUCKETS_MS, verdict)
     return [responses, latency]
+
+
+def envoy_cluster_name(names: Workloads, rule: int, backend: int) -> str:
+    """Envoy Gateway's cluster of backendRef ``backend`` of rule ``rule`` of the HTTPRoute named
+    after the service (one cluster per backendRef: canary's backendRefs carry a filter)."""
+    return f"httproute/{names.namespace}/{names.service}/rule/{rule}/backend/{backend}"
+
+
+def envoy_exposition(names: Workloads, clusters: dict[tuple[int, int], Tally]) -> str:
+    """The gateway Envoy's upstream statistics per cluster, as Envoy's /stats/prometheus writes
+    them (counters without ``_total``): ``envoy_cluster_upstream_rq_xx`` by
+    ``envoy_response_code_class``, ``envoy_cluster_upstream_rq`` by ``envoy_response_code`` and
+    the ``envoy_cluster_upstream_rq_time`` histogram (milliseconds, all codes together)."""
+    by_class: list[str] = []
+    by_code: list[str] = []
+    times: list[str] = []
+    for (rule, backend), tally in sorted(clusters.items()):
+        if not tally.counts:
+            continue
+        cluster = envoy_cluster_name(names, rule, backend)
+        classes: dict[str, int] = {}
+        for code in sorted(tally.counts):
+            classes[str(code)[0]] = classes.get(str(code)[0], 0) + tally.counts[code]
+            labels = {"envoy_cluster_name": cluster, "envoy_response_code": str(code)}
+            by_code.append(_line("envoy_cluster_upstream_rq", labels, tally.counts[code]))
+        for klass, n in sorted(classes.items()):
+            labels = {"envoy_cluster_name": cluster, "envoy_response_code_class": klass}
+            by_class.append(_line("envoy_cluster_upstream_rq_xx", labels, n))
+        for le, count in tally.histogram_all(ENVOY_BUCKETS_MS):
+            labels = {"envoy_cluster_name": cluster, "le": le}
+            times.append(_line("envoy_cluster_upstream_rq_time_bucket", labels, count))
+        labels = {"envoy_cluster_name": cluster}
+        times.append(_line("envoy_cluster_upstream_rq_time_sum", labels, sum(tally.sums.values())))
+        count = sum(tally.counts.values())
+        times.append(_line("envoy_cluster_upstream_rq_time_count", labels, count))
+    out: list[str] = []
+    for name, kind, lines in (
+        ("envoy_cluster_upstream_rq", "counter", by_code),
+        ("envoy_cluster_upstream_rq_xx", "counter", by_class),
+        ("envoy_cluster_upstream_rq_time", "histogram", times),
+    ):
+        if lines:
+            out += [f"# TYPE {name} {kind}\n", *lines]
+    return "".join(out)
+
+
+def _line(name: str, labels: dict[str, str], value: float) -> str:
+    pairs = ",".join(f'{key}="{_escape(text)}"' for key, text in labels.items())
+    return f"{name}{{{pairs}}} {float(value)!r}\n"
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')

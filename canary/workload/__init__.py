@@ -37,7 +37,12 @@ from canary.workload.readiness import (
 )
 from canary.workload.refs import ConfigRefs, config_refs, referenced_configs
 from canary.workload.revision import normalise_template, revision_of
-from canary.workload.services import service_update, services
+from canary.workload.services import (
+    managed_annotations,
+    service_update,
+    services,
+    with_annotations,
+)
 
 __all__ = [
     "FINALIZER",
@@ -55,6 +60,7 @@ __all__ = [
     "config_refs",
     "finalizer_patch",
     "is_deleting",
+    "managed_annotations",
     "normalise_template",
     "primary_configs",
     "primary_deployment",
@@ -72,4 +78,5 @@ __all__ = [
     "stable_of",
     "stale_configs",
     "why_not_ready",
+    "with_annotations",
 ]

@@ -6,7 +6,7 @@ answering, and give the target back first when asked (``restore_target``):
 
 1. scale the target back up to the primary's replicas and wait until it is ready;
 2. write the ``<target>`` Service back selecting the target's pods, without canary's owner
-   reference and labels, so it outlives the Rollout;
+   reference, labels and annotations, so it outlives the Rollout;
 3. delete ``<target>-primary``, the ``-primary`` and ``-canary`` Services and the config copies
    (and ``<target>`` itself when not restoring: the team then has the target, scaled to zero
    by canary, and no Service of that name);
@@ -38,7 +38,7 @@ from canary.workload.names import (
 )
 from canary.workload.primary import selector_labels
 from canary.workload.readiness import canary_replicas
-from canary.workload.services import service_body
+from canary.workload.services import service_body, with_annotations
 
 
 def is_deleting(obj: Json) -> bool:
@@ -96,7 +96,7 @@ def released_service(rollout: Rollout, target: Json, existing: Json | None) -> J
             labels.pop(MANAGED_BY)
     metadata["labels"] = labels
     service.setdefault("spec", {})["selector"] = selector_labels(target)
-    return service
+    return with_annotations(service, {})  # the provider's annotations canary wrote go too
 
 
 def _namespace(rollout: Rollout) -> str:

@@ -32,6 +32,9 @@ STABLE_TEMPLATE_ANNOTATION = "canary.dev/stable-template"
 """On the primary: the pod template it ran before the last promotion (JSON), for a restore."""
 COPY_OF_ANNOTATION = "canary.dev/copy-of"
 """On config copies: the name of the ConfigMap or Secret copied."""
+MANAGED_ANNOTATIONS = "canary.dev/managed-annotations"
+"""On Service ``<target>``: the annotations canary wrote there (the provider's, e.g. Linkerd's
+failure accrual), comma-separated, so it can drop them again without touching anyone else's."""
 
 FINALIZER = "canary.dev/finalizer"
 

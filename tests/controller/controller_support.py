@@ -18,12 +18,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from canary.analysis.prometheus import PrometheusProvider, PrometheusSettings, RetrySettings
 from canary.controller import Controller, ControllerSettings, LeaseSettings
-from canary.engine.routes import STABLE
-from canary.model.rollout import Rollout
 from canary.testing import ApiError, ApiServer
-from canary.testing.telemetry import Behaviour, MeshTelemetry, Split, Workloads
-from canary.traffic.mesh import desired_objects, route_from_objects
-from canary.traffic.router import RouterError
+from canary.testing.telemetry import MESHES, Behaviour, MeshTelemetry, Split, Workloads
+from canary.testing.telemetry_routes import split_of_objects
 
 Json = dict[str, Any]
 T = TypeVar("T")
@@ -83,11 +80,30 @@ def deployment(name: str, namespace: str, image: str = "podinfo:6.7.0", replicas
     }
 
 
+PROVIDERS: dict[str, Json] = {
+    "istio": {"name": "istio"},
+    "linkerd": {"name": "linkerd"},
+    "linkerd-smi": {"name": "linkerd", "linkerd": {"api": "smi"}},
+    "gateway-api": {
+        "name": "gateway-api",
+        "gatewayApi": {"parentRefs": [{"name": "eg", "namespace": "envoy-gateway-system"}]},
+    },
+}
+"""``spec.provider`` by flavour: Linkerd with SMI, Gateway API on Envoy Gateway's Gateway."""
+
+ROUTE_OBJECTS = (
+    ("networking.istio.io/v1", "VirtualService"),
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"),
+    ("split.smi-spec.io/v1alpha2", "TrafficSplit"),
+)
+"""The kinds of route object a data plane routes a Service's traffic by (named after it)."""
+
+
 def rollout(name: str, namespace: str, provider: str = "istio", **spec: Any) -> Json:
     body: Json = {
         "targetRef": {"name": name},
         "service": {"port": 9898},
-        "provider": {"name": provider},
+        "provider": copy.deepcopy(PROVIDERS.get(provider, {"name": provider})),
         "strategy": {"canary": {"weights": [20, 50]}},
         "analysis": {"interval": "2s", "judge": "threshold", "failureLimit": 2},
     }
@@ -136,19 +152,24 @@ class FakeKubelet:
                         self.api.set_deployment_ready(self.namespace, name)
 
 
+def live_route_objects(api: ApiServer, namespace: str, name: str) -> list[Json]:
+    """The route objects named ``name`` in the API server (of any mesh)."""
+    found = []
+    for api_version, kind in ROUTE_OBJECTS:
+        with suppress(ApiError):
+            found.append(api.get(api_version, kind, name, namespace))
+    return found
+
+
 def live_route_split(api: ApiServer, namespace: str, name: str) -> Split:
-    """The split the mesh objects in the API server hold now (all on the primary when they
-    are missing): what the simulated sidecars route by."""
+    """The split the route objects in the API server hold now, read as the mesh reads them
+    (`canary.testing.telemetry_routes`, not canary's own parser): what the simulated sidecars
+    route by. All on the primary while there are none (Service ``name`` selects it), and
+    while they send nothing anywhere (then no request could be served at all)."""
+    objects = live_route_objects(api, namespace, name)
     try:
-        ro = Rollout.model_validate(api.get(ROLLOUTS, "Rollout", name, namespace))
-        live = []
-        for obj in desired_objects(ro, STABLE):
-            with suppress(ApiError):
-                live.append(
-                    api.get(obj["apiVersion"], obj["kind"], obj["metadata"]["name"], namespace)
-                )
-        return Split.of_route(route_from_objects(ro, live))
-    except (ApiError, RouterError, ValueError):
+        return split_of_objects(objects, canary=f"{name}-canary", primary=f"{name}-primary")
+    except ValueError:
         return Split()
 
 
@@ -308,18 +329,31 @@ BAD = Behaviour(error_rate=0.5, latency_median_ms=20.0)
 
 
 class WeightLog:
-    """The canary weights the route objects held, in order, as the sidecars saw them."""
+    """The canary weights the route objects held, in order, as the sidecars saw them, and the
+    route objects as they were when each weight was first seen."""
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
         self.weights: list[float] = []
+        self.objects: list[list[Json]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _look(self) -> None:
-        weight = self.cluster.split(NAME).canary_weight
+        objects = live_route_objects(self.cluster.api, self.cluster.namespace, NAME)
+        try:
+            weight = split_of_objects(
+                objects, canary=f"{NAME}-canary", primary=f"{NAME}-primary"
+            ).canary_weight
+        except ValueError:
+            weight = 0.0
         if not self.weights or self.weights[-1] != weight:
             self.weights.append(weight)
+            self.objects.append(objects)
+
+    def held(self, weight: float) -> list[Json]:
+        """The route objects when ``weight`` was first seen."""
+        return self.objects[self.weights.index(weight)]
 
     def _run(self) -> None:
         while not self._stop.wait(0.02):
@@ -335,10 +369,16 @@ class WeightLog:
         self._thread.join(5)
 
 
+MESH_OF = {"istio": "istio", "linkerd": "linkerd", "linkerd-smi": "linkerd", "gateway-api": "envoy"}
+"""The telemetry each provider flavour's shipped policy reads."""
+
+
 @contextmanager
 def simulated_mesh(
-    cluster: Cluster, relay: MetricsRelay, canary: Behaviour
+    cluster: Cluster, relay: MetricsRelay, canary: Behaviour, meshes: tuple[str, ...] = MESHES
 ) -> Iterator[MeshTelemetry]:
+    """The mesh's telemetry for ``podinfo``, routed by the live route objects, exporting the
+    series of ``meshes`` only (so a provider's checks can only pass on its own series)."""
     mesh = MeshTelemetry(
         lambda: cluster.split(NAME),
         workloads=Workloads(namespace=cluster.namespace, canary=NAME, primary=f"{NAME}-primary"),
@@ -346,6 +386,7 @@ def simulated_mesh(
         canary=canary,
         primary=HEALTHY,
         seed=7,
+        meshes=meshes,
     )
     with relay.serving(mesh):
         yield mesh

@@ -10,12 +10,15 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
 from controller_support import ROLLOUTS, Cluster, deployment, rollout, wait_for
 
+from canary.controller.metrics import ControllerMetrics
 from canary.local.processes import free_port
+from canary.model.status import CheckResult, Phase, Verdict
 
 VS = ("networking.istio.io/v1", "VirtualService", "web")
 
@@ -219,3 +222,24 @@ def test_the_documented_rbac_allows_every_request(cluster: Cluster) -> None:
     assert ("patch", "apps", "deployments/scale") in made
     assert ("watch", "canary.dev", "rollouts") in made
     assert ("create", "", "configmaps") in made
+
+
+def test_a_deleted_rollouts_series_are_dropped() -> None:
+    metrics = ControllerMetrics()
+    at = datetime(2025, 1, 1, tzinfo=UTC)
+    for name in ("gone", "kept"):
+        metrics.rollout("shop", name, Phase.PROGRESSING, 20)
+        metrics.check_results(
+            "shop", name, [CheckResult(name="latency", verdict=Verdict.PASS, time=at)]
+        )
+        metrics.reconcile_error("shop", name, "KubeError")
+    metrics.forget("shop", "gone")
+    text = metrics.exposition().decode()
+    assert 'name="gone"' not in text
+    for series in (
+        'canary_check_results_total{check="latency",name="kept",namespace="shop",verdict="pass"}',
+        'canary_reconcile_errors_total{name="kept",namespace="shop",reason="KubeError"}',
+        'canary_rollout_canary_weight{name="kept",namespace="shop"} 20.0',
+    ):
+        assert series in text
+    metrics.forget("shop", "never-seen")  # nothing to drop: no error
