@@ -148,6 +148,33 @@ BUILTINS: tuple[ResourceType, ...] = (
         categories=("all",),
     ),
     ResourceType("coordination.k8s.io", "v1", "leases", "lease", "Lease", has_generation=False),
+    # Stored only (no authorization, no eviction): what the Helm chart installs.
+    ResourceType(
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "poddisruptionbudget",
+        "PodDisruptionBudget",
+        short_names=("pdb",),
+        status=True,
+    ),
+    *(
+        ResourceType(
+            "rbac.authorization.k8s.io",
+            "v1",
+            plural,
+            kind.lower(),
+            kind,
+            namespaced=namespaced,
+            has_generation=False,
+        )
+        for plural, kind, namespaced in (
+            ("clusterroles", "ClusterRole", False),
+            ("clusterrolebindings", "ClusterRoleBinding", False),
+            ("roles", "Role", True),
+            ("rolebindings", "RoleBinding", True),
+        )
+    ),
     ResourceType(
         "apiextensions.k8s.io",
         "v1",

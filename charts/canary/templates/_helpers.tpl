@@ -1,0 +1,61 @@
+{{/*
+Names and labels shared by the templates. The templates keep to plain Go template and a few
+of Helm's functions (include, toYaml, nindent, quote, default, printf, trunc, trimSuffix,
+required, fail): tests/charts/chart_render.py renders exactly that subset, as a stand-in for
+`helm template`, which cannot run on the machines this chart is tested on.
+*/}}
+
+{{/* The chart's name, or nameOverride. */}}
+{{- define "canary.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The objects' name: fullnameOverride, else the release name when it is the chart's
+name, else "<release>-<chart>". */}}
+{{- define "canary.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else if eq .Release.Name (include "canary.name" .) -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name (include "canary.name" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* What the Deployment, the Service, the PodDisruptionBudget and the ServiceMonitor
+select the controller's Pods (and its Service) by. */}}
+{{- define "canary.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "canary.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: controller
+{{- end -}}
+
+{{/* The labels of every object the chart makes. */}}
+{{- define "canary.labels" -}}
+{{ include "canary.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: canary
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | trunc 63 | trimSuffix "-" }}
+{{- end -}}
+
+{{/* The ServiceAccount the controller runs as. */}}
+{{- define "canary.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "canary.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Secret whose keys are the API's tokens. */}}
+{{- define "canary.apiTokensSecret" -}}
+{{- default (printf "%s-api-tokens" (include "canary.fullname" .)) .Values.api.tokens.existingSecret -}}
+{{- end -}}
+
+{{/* The ServiceAccount as the subject of a binding. */}}
+{{- define "canary.subjects" -}}
+- kind: ServiceAccount
+  name: {{ include "canary.serviceAccountName" . }}
+  namespace: {{ .Release.Namespace }}
+{{- end -}}
