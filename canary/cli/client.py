@@ -1,5 +1,12 @@
-"""The CLI's side of the API: an httpx client, and the options every operator command takes
-(``--api``/``CANARY_API``, ``--token``/``--token-file``/``CANARY_TOKEN``)."""
+"""Where the operator commands send their requests: the canary API (`ApiClient`, httpx), or
+the cluster itself through a kubeconfig (`canary.cli.kube.KubeBackend`). Both are a `Backend`;
+`backend_options` adds the options choosing one (``--api``/``CANARY_API``, ``--token``,
+``--token-file``/``CANARY_TOKEN``, ``--kubeconfig``, ``--context``) to a command.
+
+Which one: ``--kubeconfig``/``--context`` on the command line, else ``--api``/``CANARY_API``,
+else a kubeconfig from ``$KUBECONFIG`` or ``~/.kube/config`` (what kubectl would use, so that
+``kubectl canary ...`` works with nothing more); else the command stops and says what to set.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,7 @@ import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import click
 import httpx
@@ -22,8 +29,9 @@ from canary.gates.api.models import (
 )
 
 NO_API = (
-    "set --api or CANARY_API to the canary API's URL (e.g. http://127.0.0.1:8088); "
-    "direct Kubernetes access arrives with the controller"
+    "set --api or CANARY_API to the canary API's URL (e.g. http://127.0.0.1:8088), or "
+    "--kubeconfig to talk to the cluster directly (no kubeconfig found in $KUBECONFIG or "
+    "~/.kube/config)"
 )
 NO_TOKEN = "set --token, --token-file or CANARY_TOKEN to a token of the canary API"
 
@@ -39,7 +47,40 @@ class ApiClientError(Exception):
         self.status = status
 
 
+class Backend(Protocol):
+    """What the operator commands ask, whether of the API or of the cluster."""
+
+    default_namespace: str
+    """The namespace used when -n is not given."""
+
+    def list(self, namespace: str | None = None) -> RolloutList: ...
+
+    def get(self, namespace: str, name: str) -> RolloutView: ...
+
+    def command(
+        self, namespace: str, name: str, action: str, body: dict[str, Any] | None = None
+    ) -> CommandAccepted: ...
+
+    def wait(
+        self,
+        namespace: str,
+        name: str,
+        timeout: float,
+        revision: str | None = None,
+        poll: float | None = None,
+    ) -> WaitResult:
+        """Until the rollout ends or ``timeout`` seconds pass; ``poll``: how often to read it
+        where the backend polls (the API long-polls and ignores it)."""
+        ...
+
+    def close(self) -> None: ...
+
+
 class ApiClient:
+    """The canary API over HTTP, with a bearer token."""
+
+    default_namespace = "default"
+
     def __init__(
         self,
         base_url: str,
@@ -97,7 +138,12 @@ class ApiClient:
         return self._call(CommandAccepted, "POST", path, json=body)
 
     def wait(
-        self, namespace: str, name: str, timeout: float, revision: str | None = None
+        self,
+        namespace: str,
+        name: str,
+        timeout: float,
+        revision: str | None = None,
+        poll: float | None = None,
     ) -> WaitResult:
         params: dict[str, str | float] = {"timeout": round(timeout, 3)}
         if revision:
@@ -136,15 +182,59 @@ def resolve_token(token: str | None, token_file: Path | None) -> str:
     raise ValueError(NO_TOKEN)
 
 
+def default_kubeconfig() -> Path | None:
+    """The kubeconfig kubectl would read: the first file of $KUBECONFIG that exists, else
+    ~/.kube/config when it exists; None when there is none."""
+    env = os.environ.get("KUBECONFIG", "")
+    if env:
+        for part in env.split(os.pathsep):
+            if part and Path(part).expanduser().is_file():
+                return Path(part).expanduser()
+        return None
+    home = Path("~/.kube/config").expanduser()
+    return home if home.is_file() else None
+
+
 def _cannot_ask(message: str, exit_code: int) -> click.ClickException:
     if exit_code == CannotAskError.exit_code:
         return CannotAskError(message)
     return click.ClickException(message)
 
 
-def api_options(exit_code: int = 1) -> Callable[[F], F]:
-    """Add --api, --token and --token-file; the command receives ``client: ApiClient``. When
-    the API cannot be asked, the command exits with ``exit_code`` (1, or 3 for `wait`)."""
+def _explicit(ctx: click.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is click.core.ParameterSource.COMMANDLINE
+
+
+def open_backend(
+    ctx: click.Context,
+    *,
+    api: str | None,
+    token: str | None,
+    token_file: Path | None,
+    kubeconfig: Path | None,
+    context: str | None,
+) -> Backend:
+    """The backend the options choose (see the module's docstring); raises ValueError saying
+    what to set when none can be used."""
+    direct = kubeconfig is not None or context is not None
+    if direct and _explicit(ctx, "api"):
+        raise ValueError("--api and --kubeconfig/--context: give one of them")
+    if not direct and api:
+        return ApiClient(api, resolve_token(token, token_file))
+    if kubeconfig is None:
+        kubeconfig = default_kubeconfig()
+        if kubeconfig is None:
+            raise ValueError(NO_API)
+    from canary.cli.kube import KubeBackend  # the kubernetes client loads only when used
+
+    return KubeBackend.from_kubeconfig(kubeconfig, context)
+
+
+def backend_options(exit_code: int = 1) -> Callable[[F], F]:
+    """Add --api, --token, --token-file, --kubeconfig and --context; the command receives
+    ``client: Backend``. When nothing can be asked, the command exits with ``exit_code`` (1,
+    or 3 for `wait`)."""
 
     def decorate(command: F) -> F:
         @click.option(
@@ -159,17 +249,33 @@ def api_options(exit_code: int = 1) -> Callable[[F], F]:
             type=click.Path(dir_okay=False, path_type=Path),
             help="File holding the bearer token.",
         )
+        @click.option(
+            "--kubeconfig",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Talk to the cluster directly with this kubeconfig instead of the API "
+            "(the default when no API is set: $KUBECONFIG or ~/.kube/config).",
+        )
+        @click.option("--context", help="The kubeconfig context (default: the current one).")
         @functools.wraps(command)
         def wrapper(
-            api: str | None, token: str | None, token_file: Path | None, **kwargs: Any
+            api: str | None,
+            token: str | None,
+            token_file: Path | None,
+            kubeconfig: Path | None,
+            context: str | None,
+            **kwargs: Any,
         ) -> Any:
-            if not api:
-                raise _cannot_ask(NO_API, exit_code)
             try:
-                secret = resolve_token(token, token_file)
+                client = open_backend(
+                    click.get_current_context(),
+                    api=api,
+                    token=token,
+                    token_file=token_file,
+                    kubeconfig=kubeconfig,
+                    context=context,
+                )
             except ValueError as exc:
                 raise _cannot_ask(str(exc), exit_code) from None
-            client = ApiClient(api, secret)
             try:
                 return command(client=client, **kwargs)
             finally:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import click
 
 from canary import __version__
@@ -42,7 +45,9 @@ cli.add_command(controller)
 
 
 def main() -> None:
-    cli()
+    # As a kubectl plugin (kubectl-canary on the PATH), help and errors say `kubectl canary`.
+    plugin = Path(sys.argv[0]).name.startswith("kubectl-canary")
+    cli(prog_name="kubectl canary" if plugin else "canary")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The operator's commands: `get` (and `--watch`), `list`, `approve`, `promote`, `abort`,
-`retry` and `wait`, all through the canary API (`--api URL` or CANARY_API).
+`retry` and `wait`, through the canary API (`--api URL` or CANARY_API) or straight to the
+cluster with a kubeconfig (`canary.cli.client` chooses).
 
 `wait` is for CI pipelines: exit 0 when the rollout succeeded, 1 when it failed or was rolled
 back, 2 when the timeout passed first, 3 when the API could not be asked (no URL or token,
@@ -17,11 +18,11 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from canary.cli.client import ApiClient, ApiClientError, api_options
+from canary.cli.client import ApiClientError, Backend, backend_options
 from canary.cli.output import OUTPUT_OPTION, console, print_json
 from canary.cli.show import OUTCOME_STYLE, rollout_table, rollout_tree, watch_frame
 from canary.engine.observations import CommandKind
-from canary.gates.api.models import WaitOutcome, WaitResult
+from canary.gates.api.models import RolloutView, WaitOutcome, WaitResult
 from canary.model.duration import DurationError, format_duration, parse_duration
 from canary.model.gates import ApprovalPoint
 
@@ -35,10 +36,10 @@ connections), each sure to end well before any usual idle timeout."""
 _NAMESPACE = click.option(
     "--namespace",
     "-n",
-    default="default",
-    show_default=True,
+    default=None,
     envvar="CANARY_NAMESPACE",
-    help="The rollout's namespace (env CANARY_NAMESPACE).",
+    help="The rollout's namespace (env CANARY_NAMESPACE; default: the kubeconfig context's "
+    "namespace with a kubeconfig, else default).",
 )
 
 
@@ -82,11 +83,12 @@ class _WaitCommand(click.Command):
 @click.option("--watch", "-w", is_flag=True, help="Refresh until the rollout ends (or Ctrl-C).")
 @click.option("--interval", default="2s", show_default=True, help="Refresh period of --watch.")
 @OUTPUT_OPTION
-@api_options()
+@backend_options()
 def get(
-    client: ApiClient, name: str, namespace: str, watch: bool, interval: str, output: str
+    client: Backend, name: str, namespace: str | None, watch: bool, interval: str, output: str
 ) -> None:
     """Show one rollout: phase, weight, step, what it waits for, each check's latest numbers."""
+    namespace = namespace or client.default_namespace
     if watch:
         _watch(client, namespace, name, _seconds(interval, "--interval"))
         return
@@ -100,18 +102,16 @@ def get(
     _wide().print(rollout_tree(view))
 
 
-def _watch(client: ApiClient, namespace: str, name: str, interval: float) -> None:
+def _watch(client: Backend, namespace: str, name: str, interval: float) -> None:
+    """Redraw the rollout in place on a terminal; elsewhere (a CI log, a pipe) print a frame
+    each time it changed. Returns when the rollout ends."""
     out = _wide()
     try:
         first = client.get(namespace, name)
-        with Live(watch_frame(first, "watching…"), console=out, auto_refresh=False) as live:
-            while True:
-                result = client.wait(namespace, name, timeout=interval)
-                stamp = datetime.now().strftime("%H:%M:%S")
-                note = f"{stamp}  {result.reason}" if result.done else f"{stamp}  Ctrl-C to stop"
-                live.update(watch_frame(result.rollout, note), refresh=True)
-                if result.done:
-                    break
+        if out.is_terminal:
+            result = _watch_live(client, out, first, interval)
+        else:
+            result = _watch_frames(client, out, first, interval)
     except ApiClientError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
@@ -119,11 +119,39 @@ def _watch(client: ApiClient, namespace: str, name: str, interval: float) -> Non
     out.print(Text(result.reason, style=OUTCOME_STYLE[result.outcome]))
 
 
+def _stamp(result: WaitResult) -> str:
+    stamp = datetime.now().strftime("%H:%M:%S")
+    return f"{stamp}  {result.reason}" if result.done else f"{stamp}  Ctrl-C to stop"
+
+
+def _watch_live(client: Backend, out: Console, first: RolloutView, interval: float) -> WaitResult:
+    with Live(watch_frame(first, "watching…"), console=out, auto_refresh=False) as live:
+        while True:
+            result = client.wait(first.namespace, first.name, timeout=interval, poll=interval)
+            live.update(watch_frame(result.rollout, _stamp(result)), refresh=True)
+            if result.done:
+                return result
+
+
+def _watch_frames(client: Backend, out: Console, first: RolloutView, interval: float) -> WaitResult:
+    out.print(watch_frame(first, "watching…"))
+    shown = first.model_dump_json()
+    while True:
+        result = client.wait(first.namespace, first.name, timeout=interval, poll=interval)
+        current = result.rollout.model_dump_json()
+        if current != shown or result.done:
+            out.print()
+            out.print(watch_frame(result.rollout, _stamp(result)))
+            shown = current
+        if result.done:
+            return result
+
+
 @click.command("list")
 @click.option("--namespace", "-n", default=None, help="Only this namespace (default: all).")
 @OUTPUT_OPTION
-@api_options()
-def list_(client: ApiClient, namespace: str | None, output: str) -> None:
+@backend_options()
+def list_(client: Backend, namespace: str | None, output: str) -> None:
     """List the rollouts with their phase, weight and step."""
     try:
         rollouts = client.list(namespace)
@@ -136,10 +164,14 @@ def list_(client: ApiClient, namespace: str | None, output: str) -> None:
 
 
 def _send(
-    client: ApiClient, namespace: str, name: str, kind: CommandKind, body: dict[str, Any] | None
+    client: Backend,
+    namespace: str | None,
+    name: str,
+    kind: CommandKind,
+    body: dict[str, Any] | None,
 ) -> None:
     try:
-        accepted = client.command(namespace, name, kind.value, body)
+        accepted = client.command(namespace or client.default_namespace, name, kind.value, body)
     except ApiClientError as exc:
         _fail(str(exc))
     console().print(Text(f"{accepted.message} (asked by {accepted.command.by})"))
@@ -153,8 +185,8 @@ def _send(
     type=click.Choice([p.value for p in ApprovalPoint]),
     help="The point to approve; the one the rollout waits on when omitted.",
 )
-@api_options()
-def approve(client: ApiClient, name: str, namespace: str, point: str | None) -> None:
+@backend_options()
+def approve(client: Backend, name: str, namespace: str | None, point: str | None) -> None:
     """Open a manual gate (spec.gates.approvals): now, or ahead of time with --point."""
     _send(client, namespace, name, CommandKind.APPROVE, {"point": point} if point else None)
 
@@ -162,8 +194,8 @@ def approve(client: ApiClient, name: str, namespace: str, point: str | None) -> 
 @click.command()
 @click.argument("name")
 @_NAMESPACE
-@api_options()
-def promote(client: ApiClient, name: str, namespace: str) -> None:
+@backend_options()
+def promote(client: Backend, name: str, namespace: str | None) -> None:
     """Skip the remaining steps: promote at the next passing tick (never on a failing one)."""
     _send(client, namespace, name, CommandKind.PROMOTE, None)
 
@@ -171,8 +203,8 @@ def promote(client: ApiClient, name: str, namespace: str) -> None:
 @click.command()
 @click.argument("name")
 @_NAMESPACE
-@api_options()
-def abort(client: ApiClient, name: str, namespace: str) -> None:
+@backend_options()
+def abort(client: Backend, name: str, namespace: str | None) -> None:
     """Roll the canary back now: all traffic to the primary, the canary scaled down."""
     _send(client, namespace, name, CommandKind.ABORT, None)
 
@@ -180,8 +212,8 @@ def abort(client: ApiClient, name: str, namespace: str) -> None:
 @click.command()
 @click.argument("name")
 @_NAMESPACE
-@api_options()
-def retry(client: ApiClient, name: str, namespace: str) -> None:
+@backend_options()
+def retry(client: Backend, name: str, namespace: str | None) -> None:
     """Run a Failed revision again, from its first step."""
     _send(client, namespace, name, CommandKind.RETRY, None)
 
@@ -192,17 +224,31 @@ def retry(client: ApiClient, name: str, namespace: str) -> None:
 @click.option("--timeout", default="30m", show_default=True, help="How long to wait at most.")
 @click.option("--revision", help="Wait for this revision's rollout (default: the target's).")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final line.")
-@api_options(exit_code=CANNOT_ASK)
+@click.option(
+    "--poll-interval",
+    default="2s",
+    show_default=True,
+    help="With a kubeconfig: how often the Rollout is read (the API long-polls instead).",
+)
+@backend_options(exit_code=CANNOT_ASK)
 def wait(
-    client: ApiClient, name: str, namespace: str, timeout: str, revision: str | None, quiet: bool
+    client: Backend,
+    name: str,
+    namespace: str | None,
+    timeout: str,
+    revision: str | None,
+    quiet: bool,
+    poll_interval: str,
 ) -> None:
     """Wait for the rollout to end, for CI: exit 0 Succeeded, 1 Failed or rolled back,
     2 timeout, 3 the API could not be asked."""
+    namespace = namespace or client.default_namespace
     try:
         total = parse_duration(timeout)
+        poll = parse_duration(poll_interval)
     except DurationError as exc:
-        _fail(f"--timeout: {exc}", CANNOT_ASK)
-    result = _wait(client, namespace, name, total, revision, quiet)
+        _fail(f"--timeout/--poll-interval: {exc}", CANNOT_ASK)
+    result = _wait(client, namespace, name, total, revision, quiet, poll)
     where = f"{namespace}/{name}"
     if result.outcome is WaitOutcome.TIMEOUT:
         line = f"{where}: timed out after {format_duration(total)}: {result.reason}"
@@ -213,12 +259,13 @@ def wait(
 
 
 def _wait(
-    client: ApiClient,
+    client: Backend,
     namespace: str,
     name: str,
     total: float,
     revision: str | None,
     quiet: bool,
+    poll: float,
 ) -> WaitResult:
     """Long-poll until the rollout ends or ``total`` seconds pass; a lost connection is asked
     again (within the time left), a refusal (401, 403, 404) ends the wait with exit 3."""
@@ -227,7 +274,7 @@ def _wait(
     while True:
         left = max(0.0, deadline - time.monotonic())
         try:
-            result = client.wait(namespace, name, min(left, LONG_POLL), revision)
+            result = client.wait(namespace, name, min(left, LONG_POLL), revision, poll)
         except ApiClientError as exc:
             if (exc.status is not None and exc.status < 500) or left <= 0:
                 _fail(f"{namespace}/{name}: cannot wait: {exc}", CANNOT_ASK)

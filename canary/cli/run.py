@@ -18,6 +18,8 @@ from canary.analysis.prometheus import PrometheusProvider, PrometheusSettings
 from canary.cli.output import console
 from canary.cli.timeline import fail
 from canary.engine import StepResult
+from canary.gates.api.auth import TokenError
+from canary.gates.api.serve import ApiServer, local_app, parse_listen
 from canary.gates.webhooks import WebhookCaller
 from canary.local.runner import LocalRunner
 from canary.local.state import LocalRunError, load_state
@@ -91,6 +93,23 @@ def haproxy_config(file: Path, listen: str, metrics: str, map_dir: Path, output:
     default=None,
     help="YAML with the NotificationChannels the Rollout's spec.notifications names.",
 )
+@click.option(
+    "--api-listen",
+    default=None,
+    help="Serve canary's API (canary get/approve/.../wait, CI pipelines) on HOST:PORT while "
+    "the rollout runs (port 0: any free port, printed).",
+)
+@click.option(
+    "--api-tokens",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="With --api-listen: tokens file (lines 'NAME SCOPE TOKEN') or directory.",
+)
+@click.option(
+    "--api-url",
+    default=None,
+    help="Public URL of canary's API; messages that wait for a person link to it.",
+)
 def run(
     file: Path,
     revision: str,
@@ -100,11 +119,19 @@ def run(
     map_dir: Path,
     secrets_dir: Path | None,
     channels_file: Path | None,
+    api_listen: str | None,
+    api_tokens: Path | None,
+    api_url: str | None,
 ) -> None:
     """Roll the canary of the local Rollout in FILE out through a running HAProxy."""
     rollout = _local_rollout(file)
     state_path = state or Path(".canary") / f"{rollout.metadata.name}.state.json"
     out = console()
+    if (api_listen is None) != (api_tokens is None):
+        fail(["--api-listen and --api-tokens go together"])
+    api = None
+    if api_listen is not None and api_tokens is not None:
+        api = _serve_api(state_path.parent, api_listen, api_tokens)
     try:
         saved = load_state(state_path, rollout, stable)
         router = HaproxyRouter(rollout, map_dir.resolve())
@@ -112,7 +139,11 @@ def run(
         assert settings is not None
         workload = FixedBackends(settings, router.runtime, revision, saved.workload)
         provider = PrometheusProvider(PrometheusSettings(url=prometheus))
-        notifier = _notifier(channels_file, secrets_dir, state_path.parent / "notify")
+        notifier = _notifier(
+            channels_file,
+            secrets_dir,
+            NotifyConfig(state_dir=state_path.parent / "notify", api_url=api_url),
+        )
         with WebhookCaller.create(secrets_dir) as webhooks:
             runner = LocalRunner(
                 rollout,
@@ -135,11 +166,29 @@ def run(
         fail([f"{file}: {exc}"])
     except KeyboardInterrupt:
         fail([f"interrupted; state kept in {state_path}: run the same command to resume"])
+    finally:
+        if api is not None:
+            api.stop()
     out.print(Text(f"{final.status.phase.value}: {final.status.message}", style="bold"))
     raise SystemExit(0 if final.status.stable_revision == revision else 1)
 
 
-def _notifier(channels_file: Path | None, secrets_dir: Path | None, state: Path) -> Notifier | None:
+def _serve_api(state_dir: Path, listen: str, tokens: Path) -> ApiServer:
+    """The API over the state folder this run writes, in a thread (``canary api`` serves the
+    same from another process)."""
+    try:
+        host, port = parse_listen(listen)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        server = ApiServer(local_app(state_dir, tokens), host, port).start()
+    except (ValueError, TokenError, RuntimeError, OSError) as exc:
+        fail([f"--api-listen {listen}: {exc}"])
+    console().print(Text(f"canary API on {server.url} (OpenAPI: {server.url}/openapi.json)"))
+    return server
+
+
+def _notifier(
+    channels_file: Path | None, secrets_dir: Path | None, settings: NotifyConfig
+) -> Notifier | None:
     if channels_file is None:
         return None
     try:
@@ -150,7 +199,7 @@ def _notifier(channels_file: Path | None, secrets_dir: Path | None, state: Path)
     if not channels:
         fail([f"{channels_file}: no NotificationChannel in the file"])
     secrets = DirectorySecretSource(secrets_dir or Path(".canary/secrets"))
-    return Notifier(channels, secrets, NotifyConfig(state_dir=state))
+    return Notifier(channels, secrets, settings)
 
 
 def _show(result: StepResult, elapsed: float) -> None:

@@ -21,8 +21,10 @@ class NotifyConfig:
     """Where the pending queue and the Slack message ids are kept across restarts (optional)."""
     api_url: str | None = None
     """The public URL of canary's API; messages that wait for a person link to it."""
-    rollout_url_template: str = "{api}/rollouts/{namespace}/{name}"
-    """How a rollout's page is built from ``api_url`` (``{api}``, ``{namespace}``, ``{name}``)."""
+    rollout_url_template: str = "{api}/api/v1/namespaces/{namespace}/rollouts/{name}"
+    """How a rollout's link is built from ``api_url`` (``{api}``, ``{namespace}``, ``{name}``):
+    by default the API's own ``GET`` of the rollout (its status and latest check numbers, for a
+    ``read`` token); point it at a dashboard instead if you have one."""
     slack_base_url: str = "https://slack.com/api/"
     """Slack's Web API (tests point it at a local server)."""
     http_timeout: float = 10.0
@@ -36,3 +38,11 @@ class NotifyConfig:
     """Attach a timeline picture to the Slack thread when a rollout ends (bot-token mode)."""
     idle_poll: float = 1.0
     """Longest the worker sleeps between looks at the queue (it is also woken on enqueue)."""
+
+    def rollout_url(self, namespace: str, name: str) -> str | None:
+        """The link to a rollout, or None without ``api_url``."""
+        if not self.api_url:
+            return None
+        return self.rollout_url_template.format(
+            api=self.api_url.rstrip("/"), namespace=namespace, name=name
+        )

@@ -187,12 +187,8 @@ class Notifier:
         return False
 
     def _link(self, rollout: Rollout) -> str | None:
-        if not self.config.api_url:
-            return None
-        return self.config.rollout_url_template.format(
-            api=self.config.api_url.rstrip("/"),
-            namespace=rollout.metadata.namespace or "default",
-            name=rollout.metadata.name,
+        return self.config.rollout_url(
+            rollout.metadata.namespace or "default", rollout.metadata.name
         )
 
     # --- the worker's side --------------------------------------------------------------------

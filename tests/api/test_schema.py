@@ -54,17 +54,23 @@ def test_every_endpoint_is_published() -> None:
     ]
 
 
-@pytest.mark.parametrize("label", OPERATIONS)
-@pytest.mark.parametrize("mode", [schemathesis.GenerationMode.POSITIVE, "negative"])
+CASES = [
+    (label, mode)
+    for label in OPERATIONS
+    for mode in ("positive", "negative")
+    # /healthz has no parameters to get wrong: there is no negative case to generate
+    if not (mode == "negative" and label == "GET /healthz")
+]
+
+
+@pytest.mark.parametrize(("label", "mode"), CASES)
 def test_no_server_error_and_answers_match_the_schema(
-    workspace: Workspace, label: str, mode: schemathesis.GenerationMode | str
+    workspace: Workspace, label: str, mode: str
 ) -> None:
     progressing(workspace)
     schema = _schema(workspace.state_dir)
     [operation] = [r.ok() for r in schema.get_all_operations() if r.ok().label == label]
     generation = schemathesis.GenerationMode(mode)
-    if generation is schemathesis.GenerationMode.NEGATIVE and label == "GET /healthz":
-        pytest.skip("no parameters to get wrong")
     cases = operation.as_strategy(generation_mode=generation)
     if "{name}" in operation.path and generation is schemathesis.GenerationMode.POSITIVE:
         cases = st.one_of(cases, operation.as_strategy(path_parameters=KNOWN))

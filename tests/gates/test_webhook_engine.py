@@ -71,14 +71,14 @@ def caller() -> Iterator[WebhookCaller]:
     client.close()
 
 
-def shell(caller: WebhookCaller, **receivers: tuple[str, Receiver]) -> Shell:
+def shell(caller: WebhookCaller, timeout: str = "2s", **receivers: tuple[str, Receiver]) -> Shell:
     """A rollout (failureLimit 2, weights 5/10/20/50) with one signed webhook per receiver."""
     hooks = [
         {
             "name": name,
             "type": gate_type,
             "url": receiver.url,
-            "timeout": "2s",
+            "timeout": timeout,
             "retries": 1,
             "secretRef": {"name": "hooks", "key": "token"},
         }
@@ -109,6 +109,33 @@ def test_confirm_rollout_says_no_then_yes(caller: WebhookCaller) -> None:
         assert gate.attempts == 2
         assert [r.signature_problem for r in gate.received] == [None, None]
         assert gate.received[0].json()["rollout"]["canaryRevision"] is None
+
+
+def test_a_confirm_gate_that_times_out_waits_then_a_prompt_yes_starts(
+    caller: WebhookCaller,
+) -> None:
+    slow, prompt = Reply(200, "too late", delay=5), Reply(200, "go")
+    with signed(Receiver([slow, slow, prompt])) as gate:
+        s = shell(caller, timeout="200ms", calendar=("confirm-rollout", gate))
+        s.world.target = "rev-2"
+        result = s.tick()
+        assert result.status.phase is Phase.WAITING
+        assert "timed out after 200ms (2 attempts)" in result.status.message
+        assert not s.world.canary_up
+        result = s.tick()
+        assert result.status.phase is Phase.PROGRESSING
+        assert gate.attempts == 3
+
+
+def test_a_pre_rollout_gate_that_times_out_is_a_failed_check(caller: WebhookCaller) -> None:
+    with signed(Receiver(Reply(200, delay=5))) as gate:
+        s = shell(caller, timeout="200ms", smoke=("pre-rollout", gate))
+        s.world.target = "rev-2"
+        s.tick()
+        result = s.tick()
+        assert result.status.failed_checks == 1
+        assert "timed out after 200ms" in result.status.message
+        assert s.world.route.canary_weight == 0
 
 
 def test_failing_pre_rollout_counts_failed_checks_up_to_rollback(caller: WebhookCaller) -> None:
@@ -159,6 +186,28 @@ def test_rollback_webhook_saying_yes_rolls_back(caller: WebhookCaller) -> None:
         assert result.status.phase is Phase.ROLLING_BACK
         assert "pager fired" in result.status.message
         assert s.world.route.canary_weight == 0
+
+
+def test_confirm_traffic_increase_pauses_at_the_weight_then_lets_it_rise(
+    caller: WebhookCaller,
+) -> None:
+    with signed(Receiver([Reply(409, "load test busy"), Reply(200, "go on")])) as gate:
+        s = shell(caller, more=("confirm-traffic-increase", gate))
+        s.world.target = "rev-2"
+        s.tick()
+        s.tick()
+        assert s.world.route.canary_weight == 5
+        assert gate.attempts == 0  # asked only when a passing tick would raise the weight
+        result = s.tick(checks=PASS)
+        assert result.status.phase is Phase.PAUSED
+        assert result.status.waiting_for == "traffic-increase"
+        assert "load test busy" in result.status.message
+        assert s.world.route.canary_weight == 5, "paused at the current weight"
+        assert gate.received[0].json()["gate"]["type"] == "confirm-traffic-increase"
+        result = s.tick(checks=PASS)
+        assert result.status.phase is Phase.PROGRESSING
+        assert s.world.route.canary_weight == 10
+        assert [r.signature_problem for r in gate.received] == [None] * gate.attempts
 
 
 def test_confirm_promotion_pauses_then_promotes(caller: WebhookCaller) -> None:

@@ -162,7 +162,7 @@ def test_a_rollout_that_waits_for_a_person_says_what_to_run(slack: SlackAPI) -> 
         text = blocks_text(wait_reply)
         assert "`canary approve checkout --point promotion -n shop`" in text
         assert "`kubectl canary approve checkout --point promotion -n shop`" in text
-        assert f"{API}/rollouts/shop/checkout" in text
+        assert f"{API}/api/v1/namespaces/shop/rollouts/checkout" in text
         assert color_of(slack.api_calls("chat.update")[-1].params) == YELLOW
 
         result = run.tick(
@@ -196,11 +196,14 @@ def test_notify_returns_while_slack_holds_the_request(slack: SlackAPI) -> None:
     assert_promoted_thread(slack)
 
 
-def retry_until(notifier: Notifier, slack: SlackAPI, clock: FakeClock, failures: int) -> None:
-    """Let the worker fail ``failures`` more times, moving the fake clock past each backoff."""
+def retry_until(
+    notifier: Notifier, slack: SlackAPI, clock: FakeClock, failures: int, step: float = 60
+) -> None:
+    """Let the worker fail ``failures`` more times, moving the fake clock ``step`` seconds
+    (past the backoff) before each."""
     for _ in range(failures):
         seen = notifier.stats.failed_attempts
-        clock.advance(60)
+        clock.advance(step)
         notifier.dispatcher.wake()
         assert slack.wait_for(lambda: notifier.stats.failed_attempts > seen)  # noqa: B023
 
@@ -214,6 +217,54 @@ def test_slack_down_for_a_while_loses_no_message(slack: SlackAPI) -> None:
         retry_until(notifier, slack, clock, 4)  # 4 minutes of 500s
         assert slack.api_calls() == []
         assert notifier.dispatcher.pending() == 5
+        slack.down = False
+        clock.advance(60)
+        notifier.dispatcher.wake()
+        assert notifier.flush(15)
+        assert notifier.stats.expired == 0
+        assert notifier.stats.sent == 5
+    assert_promoted_thread(slack)
+
+
+def test_slack_down_for_a_minute_mid_rollout_delays_messages_not_the_rollout(
+    slack: SlackAPI,
+) -> None:
+    """The parent message is out; then Slack hangs, then answers 500 for a minute (on the
+    notifier's clock; backoff 5 s, 10 s, 20 s). The rollout ticks on to its end meanwhile:
+    each notify returns although the worker is stuck in a request. When Slack is back, every
+    message goes out, in order, into the same thread."""
+    clock = FakeClock()
+    run = EngineRun(rollout(["deploys"]))
+    ticks = [
+        [error_rate(Verdict.FAIL, 2.4, 0.5, 812)],
+        [error_rate(Verdict.PASS, 0.4, 0.5, 900)],
+        [error_rate(Verdict.PASS, 0.3, 0.5, 950)],
+        None,
+        None,
+    ]
+    with make_notifier(slack, clock) as notifier:
+        for checks in (None, None):
+            result = run.tick(checks)
+            notifier.notify(run.ro, result.status, result.events, run.now)
+        assert notifier.flush(10)
+        assert len(slack.api_calls("chat.postMessage")) == 2  # the parent and a reply
+
+        slack.hold()  # Slack stops answering: the worker's next request hangs
+        queued = 0
+        for checks in ticks:
+            result = run.tick(checks)
+            queued += notifier.notify(run.ro, result.status, result.events, run.now)
+        assert run.status.phase.value == "Succeeded", "the rollout ended during the outage"
+        assert slack.wait_for(lambda: slack.held == 1)
+        assert notifier.dispatcher.pending() == queued == 3
+
+        slack.down = True  # ... then answers 500s: a minute of them
+        slack.release()
+        assert slack.wait_for(lambda: notifier.stats.failed_attempts >= 1)
+        retry_until(notifier, slack, clock, 3, step=20)
+        assert notifier.stats.failed_attempts == 4
+        assert notifier.dispatcher.pending() == 3
+
         slack.down = False
         clock.advance(60)
         notifier.dispatcher.wake()

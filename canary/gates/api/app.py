@@ -24,26 +24,22 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from canary import __version__
-from canary.engine.observations import Command, CommandKind
+from canary.engine.observations import CommandKind
 from canary.gates.api.audit import Audit, AuditSink
 from canary.gates.api.auth import Caller, Scope, TokenSet
 from canary.gates.api.models import (
     ApiError,
     ApproveRequest,
-    AuditEvent,
-    AuditOutcome,
     CommandAccepted,
     Health,
     RolloutList,
     RolloutSummary,
     RolloutView,
-    WaitOutcome,
     WaitResult,
 )
-from canary.gates.api.rules import ended, why_not
+from canary.gates.api.service import CommandRefusedError, queue_command, wait_answer
 from canary.gates.api.store import RolloutNotFoundError, RolloutStore, StoreError
 from canary.model.base import DNS_LABEL_PATTERN, DNS_SUBDOMAIN_PATTERN
-from canary.model.duration import format_duration
 from canary.model.gates import ApprovalPoint
 
 log = logging.getLogger("canary.api")
@@ -195,38 +191,16 @@ def create_app(
     def send(
         kind: CommandKind, namespace: str, name: str, caller: Caller, point: ApprovalPoint | None
     ) -> CommandAccepted:
-        view = fetch(namespace, name)
-        reason = why_not(kind, view, point)
-
-        def event(outcome: AuditOutcome, message: str) -> AuditEvent:
-            return AuditEvent(
-                time=conf.now(),
-                namespace=namespace,
-                name=name,
-                action=kind,
-                point=point,
-                by=caller.name,
-                outcome=outcome,
-                phase=view.status.phase,
-                message=message,
-            )
-
-        if reason is not None:
-            audit.record(event(AuditOutcome.REJECTED, reason))
-            raise ApiProblemError(409, reason)
-        command = Command(kind=kind, point=point, by=caller.name)
         try:
-            store.post_command(namespace, name, command)
+            return queue_command(
+                store, audit, kind, namespace, name, by=caller.name, point=point, now=conf.now()
+            )
+        except CommandRefusedError as exc:
+            raise ApiProblemError(409, exc.message) from None
         except RolloutNotFoundError as exc:
             raise ApiProblemError(404, str(exc)) from None
         except StoreError as exc:
             raise ApiProblemError(503, str(exc)) from None
-        message = f"{kind.value} queued for {namespace}/{name}: it takes effect at the next tick"
-        recorded = event(AuditOutcome.ACCEPTED, message)
-        audit.record(recorded)
-        return CommandAccepted(
-            namespace=namespace, name=name, command=command, audit=recorded, message=message
-        )
 
     @app.get("/healthz", response_model=Health, tags=["health"])
     def healthz() -> Health:
@@ -340,28 +314,11 @@ def create_app(
         started = conf.clock()
         while True:
             view = await run_in_threadpool(fetch, namespace, name)
-            outcome, reason = ended(view, revision)
             waited = max(0.0, conf.clock() - started)
-            wanted = revision or view.target_revision
-            if outcome is not None:
-                return WaitResult(
-                    outcome=outcome,
-                    done=True,
-                    revision=wanted,
-                    reason=reason,
-                    waited_seconds=waited,
-                    rollout=view,
-                )
             remaining = timeout - waited
-            if remaining < _RESOLUTION:
-                return WaitResult(
-                    outcome=WaitOutcome.TIMEOUT,
-                    done=False,
-                    revision=wanted,
-                    reason=f"not ended after {format_duration(round(waited, 1))}: {reason}",
-                    waited_seconds=waited,
-                    rollout=view,
-                )
+            answer = wait_answer(view, revision, waited, timed_out=remaining < _RESOLUTION)
+            if answer is not None:
+                return answer
             await conf.sleep(min(conf.poll_interval, remaining))
 
     return app
