@@ -27,16 +27,12 @@ from kubernetes.config.config_exception import ConfigException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from canary.cli.client import ApiClientError
+from canary.controller.api import AuditEvents
 from canary.controller.commands import KubeRolloutStore
-from canary.controller.events import addressee, post_events
-from canary.controller.kinds import ROLLOUT
 from canary.controller.kube import Kube, KubeError
-from canary.engine.actions import Event
 from canary.engine.observations import CommandKind
 from canary.gates.api.audit import Audit
 from canary.gates.api.models import (
-    AuditEvent,
-    AuditOutcome,
     CommandAccepted,
     RolloutList,
     RolloutSummary,
@@ -52,32 +48,6 @@ log = logging.getLogger("canary.cli.kube")
 IDENTITY = "canary-cli"
 """The reporting instance of the Events the CLI records."""
 DEFAULT_POLL = 2.0
-
-
-class CliAuditEvents:
-    """An audit sink: each write asked for through the CLI, as an Event on its Rollout."""
-
-    def __init__(self, kube: Kube, clock: Callable[[], datetime]) -> None:
-        self.kube = kube
-        self.clock = clock
-
-    def __call__(self, audit: AuditEvent) -> None:
-        try:
-            obj = self.kube.get(ROLLOUT, audit.namespace, audit.name)
-        except (KubeError, Urllib3Error, OSError) as exc:
-            log.warning("%s/%s: the Event of this write was not recorded: %s",
-                        audit.namespace, audit.name, exc)  # fmt: skip
-            return
-        if obj is None:
-            return
-        point = f" {audit.point.value}" if audit.point else ""
-        event = Event(
-            reason=f"Command{audit.action.value.capitalize()}",
-            message=f"{audit.by} asked to {audit.action.value}{point} with the canary CLI "
-            f"(kubeconfig): {audit.outcome.value} ({audit.message})",
-            warning=audit.outcome is AuditOutcome.REJECTED,
-        )
-        post_events(self.kube, addressee(obj), [event], self.clock(), IDENTITY)
 
 
 def _now() -> datetime:
@@ -105,7 +75,9 @@ class KubeBackend:
         self.clock = clock
         self.sleep = sleep
         self.now = now
-        self.audit = Audit([CliAuditEvents(kube, now)])
+        self.audit = Audit(
+            [AuditEvents(kube, IDENTITY, now, via="with the canary CLI (kubeconfig)")]
+        )
 
     @classmethod
     def from_kubeconfig(cls, path: Path, context: str | None = None) -> KubeBackend:

@@ -9,9 +9,12 @@ every replica may serve the API. Each write asked for is recorded as an Event on
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+
+from urllib3.exceptions import HTTPError as Urllib3Error
 
 from canary.controller.commands import KubeRolloutStore
 from canary.controller.events import addressee, post_events
@@ -23,26 +26,39 @@ from canary.gates.api.auth import TokenSet
 from canary.gates.api.models import AuditEvent, AuditOutcome
 from canary.gates.api.serve import ApiServer
 
+log = logging.getLogger(__name__)
+
 
 class AuditEvents:
-    """An audit sink: each write asked for, as an Event on its Rollout."""
+    """An audit sink: each write asked for, as an Event on its Rollout. ``via`` says how it was
+    asked ("through the API", "with the canary CLI (kubeconfig)"). A Rollout that cannot be
+    read gets no Event; the write's log line stands."""
 
-    def __init__(self, kube: Kube, identity: str, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        identity: str,
+        clock: Callable[[], datetime],
+        via: str = "through the API",
+    ) -> None:
         self.kube = kube
         self.identity = identity
         self.clock = clock
+        self.via = via
 
     def __call__(self, audit: AuditEvent) -> None:
         try:
             obj = self.kube.get(ROLLOUT, audit.namespace, audit.name)
-        except KubeError:
-            obj = None
+        except (KubeError, Urllib3Error, OSError) as exc:
+            log.warning("%s/%s: the Event of this write was not recorded: %s",
+                        audit.namespace, audit.name, exc)  # fmt: skip
+            return
         if obj is None:
             return
         point = f" {audit.point.value}" if audit.point else ""
         event = Event(
             reason=f"Command{audit.action.value.capitalize()}",
-            message=f"{audit.by} asked to {audit.action.value}{point} through the API: "
+            message=f"{audit.by} asked to {audit.action.value}{point} {self.via}: "
             f"{audit.outcome.value} ({audit.message})",
             warning=audit.outcome is AuditOutcome.REJECTED,
         )
