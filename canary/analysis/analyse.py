@@ -7,13 +7,24 @@ never passed, and one check's trouble never stops the others.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from canary.analysis.judges import JudgeError, get_judge
 from canary.analysis.judges.score import apply_score
 from canary.analysis.provider import MetricsError, MetricsProvider, Targets
 from canary.analysis.samples import JudgeContext
+from canary.engine.clock import seconds_since
 from canary.engine.plan import at_last_step
+from canary.engine.timing import (
+    COUNTED_KINDS,
+    EVIDENCE_DRIVEN_JUDGES,
+    MAX_WINDOWS_PER_GAP,
+    analysis_seconds,
+    judge_of,
+    look_interval,
+    step_seconds,
+)
 from canary.model.analysis import CheckSpec, JudgeName
 from canary.model.duration import format_duration
 from canary.model.rollout import Rollout
@@ -40,7 +51,28 @@ def query_variables(
 
 def judge_name(rollout: Rollout, check: CheckSpec, override: JudgeName | None) -> JudgeName:
     """An explicit override (e.g. `simulate --judge`), then the check's own, then the rollout's."""
-    return override or check.judge or rollout.spec.analysis.judge
+    return judge_of(rollout, check, override)
+
+
+def judge_context(
+    rollout: Rollout,
+    status: RolloutStatus,
+    checks: Sequence[CheckSpec],
+    now: datetime,
+    judge_override: JudgeName | None = None,
+) -> JudgeContext:
+    """What the judges may know of the rollout at ``now``: the step and the timing."""
+    analysis = rollout.spec.analysis
+    return JudgeContext(
+        weight=status.canary_weight,
+        min_requests=analysis.min_requests,
+        final_step=at_last_step(rollout, status),
+        look_interval=look_interval(rollout, checks, judge_override),
+        interval=analysis.interval,
+        inconclusive_deadline=analysis.inconclusive_deadline,
+        step_seconds=step_seconds(rollout, status, now),
+        analysis_seconds=analysis_seconds(status, now),
+    )
 
 
 def analyse(
@@ -55,32 +87,55 @@ def analyse(
     judge_override: JudgeName | None = None,
     variables: dict[str, str] | None = None,
 ) -> tuple[list[CheckResult], list[CheckState]]:
-    """Query and judge every check; returns this tick's results and the checks' new states."""
-    context = JudgeContext(
-        weight=status.canary_weight,
-        min_requests=rollout.spec.analysis.min_requests,
-        final_step=at_last_step(rollout, status),
-    )
+    """Query and judge every check over the last ``window_seconds`` (the time since the
+    previous look: canary.engine.timing.analysis_window); returns this tick's results and the
+    checks' new states."""
+    context = judge_context(rollout, status, checks, now, judge_override)
     states = {s.name: s for s in status.analysis}
     results: list[CheckResult] = []
     new_states: list[CheckState] = []
     for check in checks:
         state = states.get(check.name, CheckState(name=check.name))
         name = judge_name(rollout, check, judge_override)
+        seconds = check_window(rollout, check, name, state, window_seconds, now)
         try:
             judge = get_judge(name)
             window = provider.window(
-                check, query_variables(targets, window_seconds, check, variables), now
+                check, query_variables(targets, seconds, check, variables), now
             )
         except (MetricsError, JudgeError) as exc:
             results.append(_inconclusive(check, name, status, now, exc))
             new_states.append(state)
             continue
-        result, state = judge.judge(check, window, state, context, now)
+        result, new_state = judge.judge(check, window, state, context, now)
+        if new_state.ticks > state.ticks:  # the window's data went into the running totals
+            new_state = new_state.model_copy(update={"window_end": now})
         results.append(result)
-        new_states.append(state)
+        new_states.append(new_state)
     # Kayenta's weighted score settles the mann-whitney verdicts (others are left as they are).
     return apply_score(results, checks), new_states
+
+
+def check_window(
+    rollout: Rollout,
+    check: CheckSpec,
+    judge: JudgeName,
+    state: CheckState,
+    window_seconds: float,
+    now: datetime,
+) -> float:
+    """The seconds a check's queries cover. An evidence-driven check (counts, sequential
+    judge) reaches back to the end of the last window it took in: a look without data (a
+    window holding fewer than two Prometheus samples, an outage) is made up by the next one,
+    and its windows never overlap. Other checks take the window they are given."""
+    if (
+        state.window_end is None
+        or check.kind not in COUNTED_KINDS
+        or judge not in EVIDENCE_DRIVEN_JUDGES
+    ):
+        return window_seconds
+    since = seconds_since(state.window_end, now)
+    return min(max(since, 1.0), MAX_WINDOWS_PER_GAP * rollout.spec.analysis.interval)
 
 
 def _inconclusive(

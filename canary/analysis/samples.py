@@ -30,10 +30,24 @@ class WindowSample(BaseModel):
 
 
 class JudgeContext(BaseModel):
-    """What a judge may know of the rollout beyond the data."""
+    """What a judge may know of the rollout beyond the data: the step, and the timing (all in
+    seconds; the judge never reads a clock)."""
 
     model_config = ConfigDict(frozen=True)
 
     weight: int = Field(ge=0, le=100, description="Canary weight during the window.")
     min_requests: int = Field(ge=0, description="Canary requests a window needs to be judged.")
     final_step: bool = Field(default=False, description="A pass now would promote.")
+    look_interval: float = Field(
+        default=60.0, gt=0, description="Seconds between looks at the checks (lookInterval)."
+    )
+    interval: float = Field(default=60.0, gt=0, description="The analysis interval.")
+    inconclusive_deadline: float = Field(
+        default=600.0, gt=0, description="How long the checks may stay inconclusive."
+    )
+    step_seconds: float = Field(
+        default=0.0, ge=0, description="Seconds the canary has been held at this weight."
+    )
+    analysis_seconds: float = Field(
+        default=0.0, ge=0, description="Seconds since the canary took its first analysis traffic."
+    )

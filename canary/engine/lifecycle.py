@@ -87,6 +87,8 @@ def start(tick: Tick) -> None:
     status.approvals = []
     status.promote_requested = False
     status.started_at = tick.now
+    status.analysis_started_at = None
+    status.step_started_at = None
     tick.emit(ScaleCanaryUp(revision=revision))
     tick.route(STABLE)
     tick.enter(

@@ -60,3 +60,10 @@ class Observations(CamelModel):
     )
     gates: list[GateAnswer] = Field(default_factory=list, description="Answers of the webhooks.")
     commands: list[Command] = Field(default_factory=list)
+    look_interval: float | None = Field(
+        default=None,
+        gt=0,
+        description="Seconds between looks at the checks while the canary is judged, from the "
+        "checks the shell resolved (canary.engine.timing.look_interval); None: "
+        "spec.analysis.lookInterval, else interval.",
+    )

@@ -8,6 +8,7 @@ from canary.engine.lifecycle import restart, withdraw
 from canary.engine.plan import SUSPENDED, at_last_step, new_revision
 from canary.engine.routes import analysis_route
 from canary.engine.tick import Tick
+from canary.engine.timing import iteration_seconds, tick_look_interval
 from canary.model.gates import ApprovalPoint, GateType
 from canary.model.notification import NotificationEvent
 from canary.model.status import MAX_CHECK_RESULTS, CheckResult, Phase, Verdict
@@ -32,6 +33,9 @@ def judged(tick: Tick) -> None:
     if tick.rollout.spec.skip_analysis:
         _advance(tick)
         return
+    if tick.status.step_started_at is None:  # a status written before steps were timed
+        tick.status.step_started_at = tick.now
+        tick.status.analysis_started_at = tick.status.analysis_started_at or tick.now
     results = _tick_results(tick)
     _record(tick, results)
     if tick.obs.check_states:
@@ -97,6 +101,8 @@ def _pre_rollout(tick: Tick) -> None:
     ok, why = tick.webhooks_open(GateType.PRE_ROLLOUT)
     if ok:
         tick.status.pre_rollout_passed = True
+        tick.status.analysis_started_at = tick.now
+        tick.status.step_started_at = tick.now
         route = analysis_route(tick.rollout, 0)
         tick.route(route)
         tick.status.message = f"canary ready; analysis started at weight {route.canary_weight}%"
@@ -186,6 +192,8 @@ def _advance(tick: Tick) -> None:
     """Every check passed: step up, count an iteration, or promote, through any gate on the way."""
     status = tick.status
     rollout = tick.rollout
+    if not _iteration_over(tick):
+        return
     if at_last_step(rollout, status) or rollout.spec.skip_analysis:
         if not _through_gate(tick, ApprovalPoint.PROMOTION):
             return
@@ -205,9 +213,33 @@ def _advance(tick: Tick) -> None:
     else:
         status.iteration += 1
         message = f"checks passed; iteration {status.iteration} done"
+    status.step_started_at = tick.now
     tick.enter(Phase.PROGRESSING, message)
     status.message = message
     tick.tell("Step", message, notification=NotificationEvent.STEP)
+
+
+def _iteration_over(tick: Tick) -> bool:
+    """An A/B or blue/green iteration lasts an interval, however often the checks are looked
+    at (a look passes it from half a look before the interval is up, for scheduling jitter).
+    The canary strategy steps at every passing look; `promote` skips the wait."""
+    rollout, status = tick.rollout, tick.status
+    if (
+        rollout.spec.strategy.kind is StrategyKind.CANARY
+        or rollout.spec.skip_analysis
+        or status.promote_requested
+    ):
+        return True
+    interval = rollout.spec.analysis.interval
+    look = tick_look_interval(rollout, tick.obs.look_interval)
+    left = interval - look / 2 - iteration_seconds(status, tick.now)
+    if left <= 0:
+        return True
+    status.message = (
+        f"checks passed; iteration {status.iteration + 1} ends in {left:.0f}s "
+        "(an iteration lasts one interval)"
+    )
+    return False
 
 
 def _through_gate(tick: Tick, point: ApprovalPoint) -> bool:

@@ -12,9 +12,10 @@ from canary.engine.commands import apply_commands
 from canary.engine.finish import finalising, promoting, rolling_back
 from canary.engine.lifecycle import idle, initializing, waiting
 from canary.engine.observations import Observations
-from canary.engine.plan import SUSPENDED, is_suspended
+from canary.engine.plan import JUDGED_PHASES, SUSPENDED, is_suspended
 from canary.engine.progress import judged
 from canary.engine.tick import FAST_REQUEUE_SECONDS, Tick
+from canary.engine.timing import tick_look_interval
 from canary.model.gates import GateType
 from canary.model.rollout import Rollout
 from canary.model.status import Phase, RolloutStatus
@@ -51,11 +52,20 @@ def step(
         else:
             _HANDLERS[current.phase](tick)
     _call_event_webhooks(tick)
-    interval = rollout.spec.analysis.interval
-    requeue = min(FAST_REQUEUE_SECONDS, interval) if tick.fast else interval
+    requeue = _requeue(rollout, tick.status, observations)
+    if tick.fast:
+        requeue = min(FAST_REQUEUE_SECONDS, requeue)
     return StepResult(
         status=tick.status, actions=tick.actions, events=tick.events, requeue_after=requeue
     )
+
+
+def _requeue(rollout: Rollout, status: RolloutStatus, obs: Observations) -> float:
+    """While the canary is judged, the next look comes a look interval later; otherwise an
+    interval later."""
+    if status.phase not in JUDGED_PHASES:
+        return rollout.spec.analysis.interval
+    return tick_look_interval(rollout, obs.look_interval)
 
 
 def _copy(status: RolloutStatus) -> RolloutStatus:

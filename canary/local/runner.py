@@ -15,6 +15,7 @@ from canary.analysis.provider import MetricsProvider, Targets
 from canary.engine import CallWebhook, SetRoute, StepResult, plan, step
 from canary.engine.observations import GateAnswer, Observations
 from canary.engine.routes import STABLE
+from canary.engine.timing import analysis_window, look_interval
 from canary.gates.api.filestore import CommandInbox, publish_rollout
 from canary.gates.webhooks import WebhookCaller
 from canary.local.state import LocalRunError, LocalState, save_state
@@ -50,6 +51,7 @@ class LocalRunner:
         self.workload = workload
         self.provider = provider
         self.checks = resolve_checks(rollout)
+        self.look_interval = look_interval(rollout, self.checks)
         settings = rollout.spec.provider.haproxy
         assert settings is not None
         self.targets = Targets(
@@ -88,7 +90,7 @@ class LocalRunner:
                 self.checks,
                 self.provider,
                 self.targets,
-                self._window_seconds(status, now),
+                analysis_window(self.rollout, status, now),
                 now,
             )
         answers: list[GateAnswer] = []
@@ -96,7 +98,12 @@ class LocalRunner:
             answers = self.webhooks.ask(self.rollout, status, needs.webhooks, now)
         commands = self.inbox.take()
         obs = Observations(
-            workload=workload, checks=checks, check_states=states, gates=answers, commands=commands
+            workload=workload,
+            checks=checks,
+            check_states=states,
+            gates=answers,
+            commands=commands,
+            look_interval=self.look_interval,
         )
         result = step(self.rollout, status, obs, now)
         for action in result.actions:
@@ -148,10 +155,3 @@ class LocalRunner:
         if self.router.current() != self.state.route:
             self.log("HAProxy drifted from the last route; applying it again")
             self.router.apply(self.state.route)
-
-    def _window_seconds(self, status: RolloutStatus, now: datetime) -> float:
-        interval = self.rollout.spec.analysis.interval
-        if status.last_tick_at is None:
-            return interval
-        since = (now - status.last_tick_at).total_seconds()
-        return min(max(since, 1.0), 4 * interval)

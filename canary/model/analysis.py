@@ -102,7 +102,19 @@ class PolicyRef(CamelModel):
 class AnalysisSpec(CamelModel):
     """How often the canary is judged, by which rule, and how much failure is tolerated."""
 
-    interval: Duration = Field(default=60.0, description="Time between ticks.")
+    interval: Duration = Field(
+        default=60.0,
+        description="Time between ticks: the window of judges that take one sample per window "
+        "(threshold, mann-whitney), and the longest a look at the checks may wait.",
+    )
+    look_interval: Duration | None = Field(
+        default=None,
+        description="How often the checks are evaluated while the canary is judged, at most "
+        "interval; each look queries the time since the previous one, and a passing look steps "
+        "the weight. Default: min(interval, 20s) when every check is judged by the sequential "
+        "judge from counts (error-rate, latency); otherwise interval. Prometheus should scrape "
+        "at least twice per lookInterval (a look without data is made up by the next one).",
+    )
     failure_limit: int = Field(default=3, ge=1, le=100, description="Failed ticks before rollback.")
     min_requests: int = Field(
         default=20, ge=0, description="Canary requests a tick needs before it can be judged."
@@ -124,6 +136,11 @@ class AnalysisSpec(CamelModel):
     def _sane_timing(self) -> AnalysisSpec:
         if self.interval < 1:
             raise ValueError("interval must be at least 1s")
+        if self.look_interval is not None and not 1 <= self.look_interval <= self.interval:
+            raise ValueError(
+                "lookInterval must be at least 1s and at most interval: the checks are looked "
+                "at every lookInterval, and at least once per interval"
+            )
         if self.inconclusive_deadline < self.interval:
             raise ValueError(
                 "inconclusiveDeadline is shorter than interval: the rollout would fail before a "

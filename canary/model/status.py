@@ -84,6 +84,11 @@ class CheckState(CamelModel):
     judge_state: list[float] = Field(
         default_factory=list, description="The judge's own running numbers (opaque)."
     )
+    window_end: datetime | None = Field(
+        default=None,
+        description="End of the last window whose data the check took in: an evidence-driven "
+        "check's next window starts here, so a look without data is made up by the next one.",
+    )
 
 
 class ConditionStatus(StrEnum):
@@ -125,5 +130,13 @@ class RolloutStatus(CamelModel):
     conditions: list[Condition] = Field(default_factory=list)
     message: str = ""
     started_at: datetime | None = None
+    analysis_started_at: datetime | None = Field(
+        default=None, description="When the canary took its first analysis traffic."
+    )
+    step_started_at: datetime | None = Field(
+        default=None,
+        description="When the current step began: the canary's weight was set, or the "
+        "current A/B or blue/green iteration began.",
+    )
     last_tick_at: datetime | None = None
     last_transition_time: datetime | None = None

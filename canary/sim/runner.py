@@ -5,7 +5,9 @@ Once the rollout is Initialized the target moves to rev-2, the canary, which the
 rolls out. Each tick: the traffic since the last tick is drawn from the scenario, the engine's
 `plan` says what it needs, webhooks answer yes (rollback hooks no), approvals are given, the
 judges turn the window into verdicts, `step` decides, and the world applies the actions.
-The next tick comes `requeue_after` virtual seconds later. Same seed, same result.
+The next tick comes `requeue_after` virtual seconds later (while the canary is judged, the look
+interval: canary.engine.timing), and its window is the time since this one. Same seed, same
+result.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
+from canary.analysis.analyse import judge_context
 from canary.analysis.checks import LATENCY_OBJECTIVE_MS, resolve_checks
 from canary.analysis.judges.base import Judge, get_judge
 from canary.analysis.judges.common import quantile_label
 from canary.analysis.judges.score import apply_score
 from canary.analysis.samples import JudgeContext, SideSample, WindowSample
 from canary.engine import Command, CommandKind, GateAnswer, Observations, plan, step
-from canary.engine.plan import at_last_step
+from canary.engine.timing import look_interval
 from canary.model.analysis import CheckKind, CheckSpec, JudgeName
 from canary.model.gates import ApprovalPoint, GateType
 from canary.model.rollout import Rollout
@@ -72,7 +75,9 @@ def simulate(
     """Run ``rollout`` against ``scenario``. ``judge`` overrides the rollout's and the checks'
     judges. Raises CheckResolutionError for inline checks that cannot be resolved and
     JudgeError for a judge that is not available."""
-    checks, notes = _plan_checks(rollout, judge)
+    resolved = resolve_checks(rollout)
+    checks, notes = _plan_checks(rollout, resolved, judge)
+    look = look_interval(rollout, resolved, judge)
     rng = np.random.default_rng(seed)
     stable_model, new_model = side_models(scenario)
     models = {STABLE_REVISION: stable_model, NEW_REVISION: new_model}
@@ -104,7 +109,8 @@ def simulate(
         now = EPOCH + timedelta(seconds=t)
         if needs.analyse:
             samples = _samples(checks, window, rng)
-            results, states = _judge(rollout, status, checks, samples, now)
+            context = judge_context(rollout, status, resolved, now, judge)
+            results, states = _judge(status, checks, samples, context, now)
         observations = Observations(
             workload=workload,
             checks=results,
@@ -114,6 +120,7 @@ def simulate(
                 for h in needs.webhooks
             ],
             commands=_approvals(status),
+            look_interval=look,
         )
         outcome = step(rollout, status, observations, now)
         status = outcome.status
@@ -160,10 +167,12 @@ def simulate(
     )
 
 
-def _plan_checks(rollout: Rollout, override: JudgeName | None) -> tuple[list[_Check], list[str]]:
+def _plan_checks(
+    rollout: Rollout, resolved: list[CheckSpec], override: JudgeName | None
+) -> tuple[list[_Check], list[str]]:
     notes: list[str] = []
     planned: list[_Check] = []
-    for spec in resolve_checks(rollout):
+    for spec in resolved:
         if spec.kind is CheckKind.CUSTOM:
             notes.append(f"custom check '{spec.name}' is not simulated: it is left out")
             continue
@@ -218,17 +227,12 @@ def _samples(checks: list[_Check], window: _Window, rng: np.random.Generator) ->
 
 
 def _judge(
-    rollout: Rollout,
     status: RolloutStatus,
     checks: list[_Check],
     samples: list[WindowSample],
+    context: JudgeContext,
     now: datetime,
 ) -> tuple[list[CheckResult], list[CheckState]]:
-    context = JudgeContext(
-        weight=status.canary_weight,
-        min_requests=rollout.spec.analysis.min_requests,
-        final_step=at_last_step(rollout, status),
-    )
     previous = {s.name: s for s in status.analysis}
     results: list[CheckResult] = []
     states: list[CheckState] = []

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from canary.analysis.analyse import analyse, query_variables
+from canary.analysis.analyse import analyse, check_window, judge_context, query_variables
 from canary.analysis.provider import MetricsUnavailableError, QueryError, Targets
 from canary.analysis.samples import SideSample, WindowSample
-from canary.model import CheckKind, CheckSpec, JudgeName, Rollout, RolloutStatus, Verdict
+from canary.model import (
+    CheckKind,
+    CheckSpec,
+    CheckState,
+    JudgeName,
+    Rollout,
+    RolloutStatus,
+    Verdict,
+)
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 TARGETS = Targets(namespace="test", target="podinfo", canary="podinfo", primary="podinfo-primary")
@@ -128,3 +136,66 @@ def test_query_variables() -> None:
         "objective_ms": "500",
         "objective_seconds": "0.5",
     }
+
+
+# --- timing: the judges' context and the windows of looks -----------------------------------
+
+
+def test_the_judges_see_the_look_interval_the_deadline_and_the_time_at_the_weight() -> None:
+    ro = rollout("sequential")
+    status = RolloutStatus(
+        canary_weight=10,
+        analysis_started_at=NOW - timedelta(seconds=100),
+        step_started_at=NOW - timedelta(seconds=40),
+    )
+    context = judge_context(ro, status, [ERRORS, LATENCY], NOW)
+    assert context.look_interval == 20.0
+    assert context.interval == 60.0
+    assert context.inconclusive_deadline == 600.0
+    assert context.step_seconds == 40.0
+    assert context.analysis_seconds == 100.0
+    assert context.weight == 10
+    assert judge_context(ro, status, [ERRORS], NOW, JudgeName.THRESHOLD).look_interval == 60.0
+
+
+def _interval(provider: Scripted) -> str:
+    return provider.asked[-1][1]["interval"]
+
+
+def test_a_sequential_check_reaches_back_over_a_look_without_data() -> None:
+    ro = rollout("sequential")
+    status = RolloutStatus(canary_weight=10)
+    provider = Scripted({"error-rate": healthy()})
+    _, states = analyse(ro, status, [ERRORS], provider, TARGETS, 20, NOW)
+    assert _interval(provider) == "20s"
+    assert states[0].window_end == NOW
+    status.analysis = states
+    provider.answers["error-rate"] = WindowSample()  # fewer than two samples: no data
+    later = NOW + timedelta(seconds=20)
+    _, states = analyse(ro, status, [ERRORS], provider, TARGETS, 20, later)
+    assert _interval(provider) == "20s"
+    assert states[0].window_end == NOW  # nothing taken in: the next window starts there
+    status.analysis = states
+    provider.answers["error-rate"] = healthy()
+    _, states = analyse(ro, status, [ERRORS], provider, TARGETS, 20, later + timedelta(seconds=20))
+    assert _interval(provider) == "40s"
+    assert states[0].ticks == 2
+    assert states[0].window_end == later + timedelta(seconds=20)
+
+
+def test_a_long_gap_reaches_back_at_most_four_intervals() -> None:
+    ro = rollout("sequential")
+    state = CheckState(name="error-rate", ticks=1, window_end=NOW - timedelta(hours=2))
+    assert check_window(ro, ERRORS, JudgeName.SEQUENTIAL, state, 20, NOW) == 240.0
+
+
+def test_other_judges_and_custom_checks_take_the_window_they_are_given() -> None:
+    ro = rollout("sequential")
+    state = CheckState(name="c", ticks=1, window_end=NOW - timedelta(seconds=90))
+    assert check_window(ro, ERRORS, JudgeName.THRESHOLD, state, 60, NOW) == 60
+    assert check_window(ro, ERRORS, JudgeName.MANN_WHITNEY, state, 60, NOW) == 60
+    custom = CheckSpec(name="c", kind=CheckKind.CUSTOM, query="q", max=1.0)
+    assert check_window(ro, custom, JudgeName.SEQUENTIAL, state, 20, NOW) == 20
+    assert check_window(ro, ERRORS, JudgeName.SEQUENTIAL, state, 20, NOW) == 90.0
+    fresh = CheckState(name="c")
+    assert check_window(ro, ERRORS, JudgeName.SEQUENTIAL, fresh, 20, NOW) == 20

@@ -6,6 +6,7 @@ itself and must agree with the vectorised version tick for tick."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 import numpy as np
@@ -18,8 +19,13 @@ from canary.analysis.judges.sequential import (
     HOLD_EVIDENCE,
     OK_EVIDENCE,
     PROMOTION_EVIDENCE,
-    STEP_TICKS,
+    PROMOTION_SECONDS,
+    QUIET_SHARE,
+    STEP_SECONDS,
+    SUSPECT_EVIDENCE,
+    SUSPECT_SECONDS,
     TOLERANCE,
+    quiet_hold,
 )
 from canary.analysis.samples import JudgeContext, SideSample, WindowSample
 from canary.model import CheckKind, CheckResult, CheckSpec, CheckState, JudgeName, Verdict
@@ -29,6 +35,9 @@ JUDGE = get_judge(JudgeName.SEQUENTIAL)
 ERRORS = CheckSpec(name="error-rate", kind=CheckKind.ERROR_RATE, compare_to_primary=True)
 LATENCY = CheckSpec(name="latency", kind=CheckKind.LATENCY, max=500.0)
 AT_10 = JudgeContext(weight=10, min_requests=20)
+LOOK = 20.0  # seconds between looks (the default look interval)
+QUIET_LOOKS = math.ceil(STEP_SECONDS / LOOK)  # looks at a weight before a quiet step passes
+PROMOTION_LOOKS = math.ceil(PROMOTION_SECONDS / LOOK)  # ... and before a quiet last step does
 
 
 def window(canary: tuple[int, int] | None, primary: tuple[int, int] | None) -> WindowSample:
@@ -44,11 +53,19 @@ def run(
     check: CheckSpec = ERRORS,
     context: JudgeContext = AT_10,
     state: CheckState | None = None,
+    look: float | None = None,
 ) -> tuple[list[CheckResult], CheckState]:
+    """The windows through the judge. With ``look``, one window per look: the context's
+    seconds at the weight grow by ``look`` a window (from where the context has them)."""
     state = state or CheckState(name=check.name)
     results = []
-    for w in windows:
-        result, state = JUDGE.judge(check, w, state, context, NOW)
+    for i, w in enumerate(windows, start=1):
+        if look is not None:
+            held = context.step_seconds + i * look
+            timed = context.model_copy(update={"look_interval": look, "step_seconds": held})
+        else:
+            timed = context
+        result, state = JUDGE.judge(check, w, state, timed, NOW)
         results.append(result)
     return results, state
 
@@ -191,20 +208,69 @@ def test_a_suspicious_canary_holds_its_weight() -> None:
     assert "holding for more data" in results[0].message
 
 
-def test_a_quiet_step_passes_after_step_ticks_and_the_next_weight_counts_again() -> None:
+def test_a_quiet_step_passes_after_step_seconds_and_the_next_weight_counts_again() -> None:
     # no failures on either side: the windows could not show a 5x canary, so the step waits
-    # STEP_TICKS ticks (the quiet-service rule), then passes with no sign of harm
-    quiet = [window((4, 0), (76, 0))] * STEP_TICKS
-    results, state = run(quiet)
-    verdicts = [r.verdict for r in results]
-    assert verdicts == [Verdict.INCONCLUSIVE] * (STEP_TICKS - 1) + [Verdict.PASS]
+    # STEP_SECONDS at its weight (the quiet-service rule), then passes with no sign of harm
+    look = STEP_SECONDS / 2
+    results, state = run([window((4, 0), (76, 0))] * 2, look=look)
+    assert [r.verdict for r in results] == [Verdict.INCONCLUSIVE, Verdict.PASS]
     assert "gathering evidence" in results[0].message
+    assert f"{look:.0f}s of {STEP_SECONDS:.0f}s at 10%" in results[0].message
     assert "too few failures to tell" in results[-1].message
-    # the next weight starts counting again
-    next_step = JudgeContext(weight=20, min_requests=20)
+    assert f"after {STEP_SECONDS:.0f}s at 10%" in results[-1].message
+    # the next weight starts counting again (the engine restarts the step's seconds)
+    next_step = JudgeContext(weight=20, min_requests=20, look_interval=look, step_seconds=look)
     result, _ = JUDGE.judge(ERRORS, window((20, 0), (80, 0)), state, next_step, NOW)
     assert result.verdict is Verdict.INCONCLUSIVE
-    assert f"at 20%, tick 1 of {STEP_TICKS}" in result.message
+    assert f"{look:.0f}s of {STEP_SECONDS:.0f}s at 20%" in result.message
+
+
+def test_the_last_step_waits_promotion_seconds() -> None:
+    final = JudgeContext(weight=50, min_requests=0, final_step=True)
+    results, _ = run([window((50, 0), (50, 0))] * 12, context=final, look=LOOK)
+    first = [r.verdict for r in results].index(Verdict.PASS)
+    assert (first + 1) * LOOK == PROMOTION_SECONDS
+    assert f"of {PROMOTION_SECONDS / 60:.1f}m at 50%: gathering evidence" in results[0].message
+
+
+def test_the_quiet_rule_counts_seconds_whatever_the_look_interval() -> None:
+    # a quiet step passes at the first look at least STEP_SECONDS after its weight was set
+    for look in (10.0, 15.0, 20.0, 30.0, 60.0):
+        results, _ = run([window((4, 0), (76, 0))] * 12, look=look)
+        first = [r.verdict for r in results].index(Verdict.PASS)
+        assert (first + 1) * look == math.ceil(STEP_SECONDS / look) * look
+
+
+def test_a_suspect_canary_waits_longer_at_its_weight() -> None:
+    # one canary failure at a 5% share and none on the primary: E of harm above
+    # SUSPECT_EVIDENCE, below HOLD_EVIDENCE: the step waits SUSPECT_SECONDS, not STEP_SECONDS
+    quiet = math.ceil(STEP_SECONDS / LOOK)  # the look at which an unsuspected step passes
+    suspect = [window((5, 1), (95, 0))] + [window((5, 0), (95, 0))] * 20
+    results, _ = run(suspect, look=LOOK)
+    assert results[0].statistic is not None
+    assert SUSPECT_EVIDENCE <= results[0].statistic < HOLD_EVIDENCE
+    assert "(suspect)" in results[quiet - 1].message
+    assert results[quiet - 1].verdict is Verdict.INCONCLUSIVE
+    first = [r.verdict for r in results].index(Verdict.PASS)
+    assert (first + 1) * LOOK == SUSPECT_SECONDS
+    # primary failures clear the suspicion: the step passes at the next look
+    cleared = [window((5, 1), (95, 0))] + [window((5, 0), (95, 8))] * 3
+    results, _ = run(cleared, look=LOOK)
+    assert results[0].verdict is Verdict.INCONCLUSIVE
+    assert results[1].statistic is not None
+    assert results[1].statistic < SUSPECT_EVIDENCE
+    assert results[1].verdict is Verdict.PASS
+
+
+def test_the_quiet_hold_fits_before_the_inconclusive_deadline() -> None:
+    short = JudgeContext(weight=10, min_requests=20, inconclusive_deadline=60.0, look_interval=10)
+    assert quiet_hold(short) == min(STEP_SECONDS, QUIET_SHARE * 60.0)
+    assert quiet_hold(short, log_harm=10.0) == QUIET_SHARE * 60.0
+    slow = JudgeContext(weight=10, min_requests=20, inconclusive_deadline=60.0, look_interval=60)
+    assert quiet_hold(slow) == 60.0  # never less than a look
+    usual = AT_10.model_copy(update={"look_interval": LOOK})
+    assert quiet_hold(usual) == STEP_SECONDS
+    assert quiet_hold(usual, log_harm=float(np.log(SUSPECT_EVIDENCE))) == SUSPECT_SECONDS
 
 
 def test_a_step_exposed_to_a_5x_canary_passes_at_once() -> None:
@@ -241,19 +307,19 @@ def test_promotion_holds_a_canary_the_data_lean_against() -> None:
 
 
 def test_a_step_without_canary_requests_never_passes() -> None:
-    results, _ = run([window((0, 0), (100, 1))] * (STEP_TICKS + 2))
+    results, _ = run([window((0, 0), (100, 1))] * (QUIET_LOOKS + 20), look=LOOK)
     assert all(r.verdict is Verdict.INCONCLUSIVE for r in results)
     assert not any(r.no_data for r in results)
 
 
 def test_promotion_needs_min_requests_in_all() -> None:
-    # a quiet last step (no failures at all) promotes after STEP_TICKS ticks, and only once
-    # the canary has served minRequests in the whole analysis
+    # a quiet last step (no failures at all) promotes after PROMOTION_SECONDS, and only once the
+    # canary has served minRequests in the whole analysis
     final = JudgeContext(weight=50, min_requests=20, final_step=True)
-    results, _ = run([window((2, 0), (2, 0))] * STEP_TICKS, context=final)
+    results, _ = run([window((2, 0), (2, 0))] * PROMOTION_LOOKS, context=final, look=LOOK)
     assert results[-1].verdict is Verdict.INCONCLUSIVE
     assert "waiting to promote" in results[-1].message
-    results, _ = run([window((2, 0), (2, 0))] * 10, context=final)
+    results, _ = run([window((2, 0), (2, 0))] * (PROMOTION_LOOKS + 4), context=final, look=LOOK)
     assert results[-1].verdict is Verdict.PASS
 
 
@@ -271,7 +337,7 @@ def test_an_objective_of_zero_is_judged_without_a_pass_test() -> None:
     check = CheckSpec(
         name="error-rate", kind=CheckKind.ERROR_RATE, max=0.0, compare_to_primary=False
     )
-    clean, _ = run([window((100, 0), None)] * STEP_TICKS, check)
+    clean, _ = run([window((100, 0), None)] * QUIET_LOOKS, check, look=LOOK)
     assert [r.verdict for r in clean][-1] is Verdict.PASS
     dirty, _ = run([window((100, 1), None)] * 3, check)
     assert dirty[-1].verdict is Verdict.FAIL
@@ -456,56 +522,66 @@ def test_a_5x_regression_is_caught_by_the_judge() -> None:
 
 
 WEIGHTS = (5, 10, 20, 50)
-DEADLINE_TICKS = 10  # inconclusiveDeadline 10m at a 1-minute interval
+DEADLINE_SECONDS = 600.0  # the default inconclusiveDeadline
 
 
-def _rollout(rate: float, error: float, ratio: float, seed: int) -> tuple[str, int, int]:
+def _rollout(rate: float, error: float, ratio: float, seed: int) -> tuple[str, float, int]:
     """A canary rollout through the istio example's weights with the built-in error-rate
-    check (margin 0.2), driven like the engine: a pass steps up (or promotes at the last
-    weight), a fail rolls back at once (decisive), more than DEADLINE_TICKS inconclusive
-    ticks in a row roll back. Returns (outcome, ticks, canary failures served)."""
+    check (margin 0.2), driven like the engine at the default 20-second look: a pass steps up
+    (or promotes at the last weight), a fail rolls back at once (decisive), checks
+    inconclusive for DEADLINE_SECONDS roll back. ``rate`` is requests a minute. Returns
+    (outcome, minutes of analysis, canary failures served)."""
     rng = np.random.default_rng(seed)
     check = ERRORS.model_copy(update={"margin": 0.2, "max": 1.0})
-    state, step, waited, served = CheckState(name="error-rate"), 0, 0, 0
-    for tick in range(1, 200):
+    state, step, held, served = CheckState(name="error-rate"), 0, 0.0, 0
+    inconclusive_since: float | None = None
+    for look in range(1, 600):
+        now, held = look * LOOK, held + LOOK
         weight = WEIGHTS[step]
-        total = int(rng.poisson(rate))
+        total = int(rng.poisson(rate * LOOK / 60))
         canary = int(rng.binomial(total, weight / 100))
         c_fail = int(rng.binomial(canary, min(error * ratio, 1.0)))
         served += c_fail
         sample = window(
             (canary, c_fail), (total - canary, int(rng.binomial(total - canary, error)))
         )
-        context = JudgeContext(weight=weight, min_requests=20, final_step=step == len(WEIGHTS) - 1)
+        context = JudgeContext(
+            weight=weight,
+            min_requests=20,
+            final_step=step == len(WEIGHTS) - 1,
+            look_interval=LOOK,
+            step_seconds=held,
+            analysis_seconds=now,
+        )
         result, state = JUDGE.judge(check, sample, state, context, NOW)
         if result.verdict is Verdict.FAIL:
-            return "failed", tick, served
+            return "failed", now / 60, served
         if result.verdict is Verdict.PASS:
-            waited = 0
+            inconclusive_since = None
             if context.final_step:
-                return "promoted", tick, served
-            step += 1
+                return "promoted", now / 60, served
+            step, held = step + 1, 0.0
         else:
-            waited += 1
-            if waited > DEADLINE_TICKS:
-                return "deadline", tick, served
-    return "stuck", tick, served
+            inconclusive_since = now if inconclusive_since is None else inconclusive_since
+            if now - inconclusive_since >= DEADLINE_SECONDS:
+                return "deadline", now / 60, served
+    return "stuck", now / 60, served
 
 
 @pytest.mark.parametrize(
-    ("rate", "error", "ratio", "promoted", "ticks"),
+    ("rate", "error", "ratio", "promoted", "minutes"),
     [
-        (1000, 0.01, 1.0, 0.95, 6),  # A/A: promoted (>= 95%), in about the 4 weights' ticks
-        (10_000, 0.001, 1.0, 0.95, 6),
-        (100, 0.01, 1.0, 0.95, 30),  # quiet: the steps wait for failures, then pass
-        (10, 0.01, 1.0, 0.95, 30),
+        (1000, 0.01, 1.0, 0.95, 3),  # A/A: promoted (>= 95%), faster than 4 one-minute ticks
+        (10_000, 0.001, 1.0, 0.95, 3),
+        (100, 0.01, 1.0, 0.95, 3),  # quiet: the steps pass on their quiet hold
+        (10, 0.01, 1.0, 0.95, 10),  # ... once the canary has served a request at each weight
         (1000, 0.01, 5.0, 0.05, None),  # 5x: rolled back (>= 95%)
         (10_000, 0.001, 5.0, 0.05, None),
-        (1000, 0.001, 5.0, 0.10, None),  # 1 failure a minute: at the edge of what the data allow
+        (1000, 0.001, 5.0, 0.60, None),  # 1 failure a minute: about half caught (the edge)
     ],
 )
 def test_rollouts_through_the_istio_weights(
-    rate: float, error: float, ratio: float, promoted: float, ticks: int | None
+    rate: float, error: float, ratio: float, promoted: float, minutes: float | None
 ) -> None:
     """300 seeded rollouts through the judge; A/A must be promoted (the rare rollbacks are
     the false alarms), 5x rolled back. Bounds: the targets, and a median promotion time."""
@@ -513,6 +589,6 @@ def test_rollouts_through_the_istio_weights(
     share = sum(o == "promoted" for o, _, _ in outcomes) / len(outcomes)
     if ratio == 1.0:
         assert share >= promoted
-        assert np.median([t for o, t, _ in outcomes if o == "promoted"]) <= ticks
+        assert np.median([t for o, t, _ in outcomes if o == "promoted"]) <= minutes
     else:
         assert share <= promoted

@@ -64,6 +64,7 @@ class World:
     route: Route = field(default_factory=Route)
     status: RolloutStatus | None = None
     now: datetime = T0
+    look_interval: float | None = None  # what the shell says (Observations.look_interval)
     history: list[StepResult] = field(default_factory=list)
 
     def workload(self) -> WorkloadState:
@@ -87,6 +88,7 @@ class World:
             checks=checks or [],
             gates=gates or [],
             commands=commands or [],
+            look_interval=self.look_interval,
         )
         result = step(self.ro, self.status, obs, self.now)
         for action in result.actions:

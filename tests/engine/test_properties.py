@@ -59,6 +59,7 @@ def rollouts(draw: st.DrawFn) -> Rollout:
             "interval": "1m",
             "failureLimit": draw(st.integers(1, 3)),
             "inconclusiveDeadline": draw(st.sampled_from(["1m", "5m"])),
+            **draw(st.sampled_from([{}, {"lookInterval": "15s"}, {"lookInterval": "1m"}])),
         },
         "gates": {
             "webhooks": [
@@ -103,7 +104,10 @@ def observations(draw: st.DrawFn, ro: Rollout, world: dict[str, Any]) -> Observa
         primary_ready=draw(st.integers(0, 4)) > 0,
         primary_revision=world["primary"],
     )
-    return Observations(workload=workload, checks=checks, gates=gates, commands=commands)
+    look = draw(st.sampled_from([None, 10.0, 20.0, 60.0, 90.0]))
+    return Observations(
+        workload=workload, checks=checks, gates=gates, commands=commands, look_interval=look
+    )
 
 
 def tick_passed(ro: Rollout, obs: Observations) -> bool:
@@ -151,7 +155,9 @@ def test_any_sequence_of_observations_keeps_the_invariants(data: st.DataObject) 
             assert not route.sends_live_traffic_to_canary, (
                 f"{status.phase.value} with traffic on the canary: {route}"
             )
-        assert result.requeue_after > 0
+        assert 0 < result.requeue_after <= ro.spec.analysis.interval
+        if status.phase in (Phase.PROGRESSING, Phase.PAUSED):  # looks, never above the shell's
+            assert result.requeue_after <= (obs.look_interval or ro.spec.analysis.interval)
         now += timedelta(seconds=data.draw(st.sampled_from([1, 5, 60, 700])))
 
 

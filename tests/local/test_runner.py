@@ -61,10 +61,27 @@ def haproxy(tmp_path: Path) -> Iterator[LocalHaproxy]:
         yield running
 
 
+class Recording(Scripted):
+    """Scripted, remembering the window each query covered."""
+
+    def __init__(self, canary_errors: int) -> None:
+        super().__init__(canary_errors)
+        self.windows: list[str] = []
+
+    def window(self, check: CheckSpec, variables: Mapping[str, str], at: datetime) -> WindowSample:
+        self.windows.append(variables["interval"])
+        return super().window(check, variables, at)
+
+
 def runner_for(
-    haproxy: LocalHaproxy, state_path: Path, canary_errors: int, time: FakeTime
+    haproxy: LocalHaproxy,
+    state_path: Path,
+    canary_errors: int,
+    time: FakeTime,
+    provider: Scripted | None = None,
+    **analysis: object,
 ) -> LocalRunner:
-    ro = with_analysis(haproxy.rollout)
+    ro = with_analysis(haproxy.rollout, **analysis)
     router = HaproxyRouter(ro, haproxy.map_dir)
     state = load_state(state_path, ro, stable="v1")
     settings = ro.spec.provider.haproxy
@@ -76,7 +93,7 @@ def runner_for(
         state,
         router,
         workload,
-        Scripted(canary_errors),
+        provider or Scripted(canary_errors),
         clock=time.clock,
         sleep=time.sleep,
         log=lambda _: None,
@@ -90,6 +107,27 @@ def test_a_healthy_canary_ends_serving_all_traffic(haproxy: LocalHaproxy, tmp_pa
     assert state.status.stable_revision == "v2"
     assert set(haproxy.send(20)) == {"canary"}  # the primary server now points at v2
     assert runner.router.current() == Route()
+
+
+def test_the_sequential_judge_is_looked_at_every_look_interval(
+    haproxy: LocalHaproxy, tmp_path: Path
+) -> None:
+    time = FakeTime()
+    provider = Recording(canary_errors=0)
+    runner = runner_for(
+        haproxy, tmp_path / "state.json", 0, time, provider, interval="1m", judge="sequential"
+    )
+    assert runner.look_interval == 20.0
+    waits = []
+    while True:
+        result = runner.tick()
+        if result.status.phase is not Phase.PROGRESSING or result.status.canary_weight == 50:
+            break
+        waits.append(result.requeue_after)
+        time.sleep(result.requeue_after)
+    assert waits[-1] == 20.0  # analysis: a look every 20 s, not every minute
+    assert provider.windows
+    assert set(provider.windows) == {"20s"}  # each look queries the time since the last
 
 
 def test_a_bad_canary_is_rolled_back_to_the_primary(haproxy: LocalHaproxy, tmp_path: Path) -> None:

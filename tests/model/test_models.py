@@ -153,6 +153,21 @@ def test_inconclusive_deadline_shorter_than_interval() -> None:
     assert "make it at least one interval" in errors_of(exc)[""]
 
 
+def test_look_interval_is_optional_and_round_trips() -> None:
+    assert AnalysisSpec().look_interval is None
+    assert "lookInterval" not in AnalysisSpec().to_wire()
+    spec = AnalysisSpec.model_validate({"interval": "1m", "lookInterval": "20s"})
+    assert spec.look_interval == 20.0
+    assert spec.to_wire()["lookInterval"] == "20s"
+
+
+@pytest.mark.parametrize("look", ["2m", "500ms"])
+def test_look_interval_lies_between_a_second_and_the_interval(look: str) -> None:
+    with pytest.raises(ValidationError) as exc:
+        AnalysisSpec.model_validate({"interval": "1m", "lookInterval": look})
+    assert "lookInterval must be at least 1s and at most interval" in errors_of(exc)[""]
+
+
 # -- weight schedules --------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -162,7 +163,11 @@ def _first_window(data: dict[str, object]) -> list[tuple[str, int, int, int, int
 
 @pytest.mark.parametrize("scenario", ["healthy", "error-regression", "latency-regression"])
 def test_the_three_judges_see_the_same_traffic(tmp_path: Path, scenario: str) -> None:
-    path = str(write_rollout(tmp_path))
+    written = write_rollout(tmp_path)  # looked at once a minute by every judge
+    written.write_text(
+        written.read_text().replace("interval: 1m", "interval: 1m\n    lookInterval: 1m")
+    )
+    path = str(written)
     runs = {}
     for judge in JUDGES:
         code, out, _ = invoke(path, "--judge", judge, "--scenario", scenario, "-o", "json")
@@ -233,3 +238,16 @@ def test_unknown_judge_is_a_usage_error(tmp_path: Path) -> None:
     code, _, err = invoke(str(write_rollout(tmp_path)), "--judge", "kayenta")
     assert code == 2
     assert "kayenta" in err
+
+
+def test_the_sequential_judge_looks_every_20_seconds_by_default(tmp_path: Path) -> None:
+    path = str(write_rollout(tmp_path))
+    looks = {}
+    for judge in ("threshold", "sequential"):
+        code, out, _ = invoke(path, "--judge", judge, "-o", "json")
+        assert code == 0
+        timeline = json.loads(out)["timeline"]
+        judged = [e["time"] for e in timeline if e["checks"]]
+        looks[judge] = {round(b - a) for a, b in itertools.pairwise(judged)}
+    assert looks["threshold"] == {60}
+    assert looks["sequential"] == {20}

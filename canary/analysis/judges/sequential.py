@@ -10,8 +10,10 @@ Passing is a different question with a wider tolerance: a step passes once its w
 have shown a DETECT_RATIO-times-worse canary (their *exposure*, from the traffic and the
 primary's failure rate) and the pass test (r <= 1 against r >= TOLERANCE) does not lean
 against the canary; strong evidence for the pass test passes any step at once; a step too
-quiet to ever get there passes after STEP_TICKS ticks with no sign of harm, except the last
-one once the analysis could tell. docs/analysis.md has the formulas, defaults and measurements.
+quiet to ever get there passes after STEP_SECONDS at its weight with no sign of harm, except
+the last one once the analysis could tell. The judge looks at every look interval (the tests
+are anytime-valid) and its rules count seconds, never looks, so it behaves the same for any
+interval. docs/analysis.md has the formulas, defaults and measurements.
 """
 
 from __future__ import annotations
@@ -65,12 +67,29 @@ PROMOTION_EVIDENCE = 20.0
 """A pass-test e-value that passes any step at once, promotion included: a canary TOLERANCE
 times worse (or more) ever reaches it with probability at most 1/20."""
 
-STEP_TICKS = 7
+STEP_SECONDS = 20.0
 """Quiet-service rule: a step with no sign of harm (every e-value of harm under HOLD_EVIDENCE)
-that no rule has passed yet passes after this many ticks with data at its weight (with at
-least one canary request) — mostly steps whose windows are too few to reach STEP_EXPOSURE;
-the last step only while the analysis is short of PROMOTION_EXPOSURE. With the default
-1-minute interval this leaves the default 10-minute inconclusiveDeadline room for a hold."""
+that no rule has passed yet passes once the canary has been held this long at its weight
+(with at least one canary request there) — mostly steps whose windows are too few to reach
+STEP_EXPOSURE; the last step only while the analysis is short of PROMOTION_EXPOSURE. Capped
+at QUIET_SHARE of the inconclusiveDeadline, so a hold still fits after it."""
+
+PROMOTION_SECONDS = 120.0
+"""The quiet hold of the last step (a quiet promotion), in place of STEP_SECONDS."""
+
+SUSPECT_EVIDENCE = 1.2
+"""A canary whose e-value of harm is at or above this (but under HOLD_EVIDENCE: the data lean
+towards harm at all, e.g. a single failure at a small share) is suspect: its quiet hold is
+SUSPECT_SECONDS instead of STEP_SECONDS or PROMOTION_SECONDS, time for more evidence. A healthy
+canary usually clears as the primary's failures come in; a bad one crosses or holds."""
+
+SUSPECT_SECONDS = 300.0
+"""The quiet hold of a suspect canary, at any step (capped like STEP_SECONDS)."""
+
+QUIET_SHARE = 0.5
+"""The quiet hold is at most this share of the inconclusiveDeadline (and at least a look):
+the inconclusive clock runs from the step's first look, and a suspicious canary must still
+have time to clear or fail before the deadline."""
 
 DEFAULT_MARGIN = 0.0
 """Tolerance when the check sets no margin: the canary may not be worse than the primary."""
@@ -79,11 +98,12 @@ LATENCY_SLOW_SHARE = 0.01
 """A latency check that does not compare with the primary tests 'at most 1% of canary
 requests slower than max', i.e. its p99 within the objective."""
 
-_FORMAT = 2.0
-_HEADER = 10  # format, null ratio, null rate, crossed, abs crossed,
-# step weight/requests/ticks/exposure, total exposure
+_FORMAT = 3.0
+_HEADER = 9  # format, null ratio, null rate, crossed, abs crossed,
+# step weight/requests/exposure, total exposure
 _SIZE = _HEADER + stats.GRID.size
 _THRESHOLD = math.log(1.0 / ALPHA)
+_JITTER_SECONDS = 1.0  # a look this much early (scheduling) still counts as on time
 _OK_SD = 0.5  # prior of the tolerance test: normal on ln(canary / primary), centred on 1x
 _SLO_CENTRE = -2.0  # ... and for the slow share against the objective: about 0.14%
 _SLO_SD = 1.0
@@ -99,11 +119,10 @@ class _Running:
 
     null_ratio: float
     null_rate: float
-    crossed: float = 0.0  # tick at which the comparison crossed 1/ALPHA (0: never)
+    crossed: float = 0.0  # look (with data) at which the comparison crossed 1/ALPHA (0: never)
     abs_crossed: float = 0.0  # same for the absolute objective
     step_weight: float = -1.0
     step_requests: float = 0.0
-    step_ticks: float = 0.0
     step_exposure: float = 0.0  # what this step's windows could tell (stats.exposure)
     exposure: float = 0.0  # ... and all windows of the analysis
     loglik: FloatArray = field(default_factory=_zeros)
@@ -112,15 +131,14 @@ class _Running:
     def load(cls, saved: list[float], null_ratio: float, null_rate: float) -> _Running:
         if len(saved) != _SIZE or saved[0] != _FORMAT or saved[1:3] != [null_ratio, null_rate]:
             return cls(null_ratio, null_rate)  # new, or the margin/objective changed: restart
-        crossed, abs_crossed, weight, requests, ticks, step_exposure, exposure = saved[3:_HEADER]
+        crossed, abs_crossed, weight, requests, step_exposure, exposure = saved[3:_HEADER]
         loglik = np.asarray(saved[_HEADER:], dtype=np.float64)
-        step = (weight, requests, ticks, step_exposure, exposure)
+        step = (weight, requests, step_exposure, exposure)
         return cls(null_ratio, null_rate, crossed, abs_crossed, *step, loglik=loglik)
 
     def dump(self) -> list[float]:
         head = [_FORMAT, self.null_ratio, self.null_rate, self.crossed, self.abs_crossed]
-        head += [self.step_weight, self.step_requests, self.step_ticks]
-        head += [self.step_exposure, self.exposure]
+        head += [self.step_weight, self.step_requests, self.step_exposure, self.exposure]
         return head + [float(v) for v in self.loglik]
 
 
@@ -225,8 +243,7 @@ def _accumulate(
     p_req = primary.requests if primary else 0
     p_fail = min(primary.failures, p_req) if primary else 0
     if weight != run.step_weight:
-        run.step_weight, run.step_requests, run.step_ticks = float(weight), 0.0, 0.0
-        run.step_exposure = 0.0
+        run.step_weight, run.step_requests, run.step_exposure = float(weight), 0.0, 0.0
     if p_req > 0:
         share = canary.requests / (canary.requests + p_req)
         run.loglik = run.loglik + stats.split_loglik(c_fail, p_fail, share, run.null_ratio)
@@ -236,7 +253,6 @@ def _accumulate(
         run.step_exposure += seen
         run.exposure += seen
     run.step_requests += canary.requests
-    run.step_ticks += 1
     return CheckState(
         name=state.name,
         ticks=state.ticks + 1,
@@ -298,7 +314,7 @@ def _verdict(
     """The rules of docs/analysis.md, in order: fail on a crossing; hold on leaning evidence;
     pass on strong evidence that the canary is tolerable; pass once exposed to a DETECT_RATIO
     canary unless the data lean against it (at the last step: hold); pass a quiet step after
-    STEP_TICKS; otherwise gather evidence."""
+    its quiet hold (STEP_SECONDS at its weight); otherwise gather evidence."""
     shown = f"evidence {_num(evidence)}"
     crossed = _crossing(run.crossed, run.abs_crossed)
     if crossed:
@@ -329,26 +345,58 @@ def _verdict(
     if exposed and final:
         why = f"{could}, but {ok} < {OK_EVIDENCE:g}: not shown tolerable, holding"
         return Verdict.INCONCLUSIVE, f"{shown}; {why}"
-    ticks = f"tick {run.step_ticks:.0f} of {STEP_TICKS}"
-    if run.step_ticks < STEP_TICKS:
-        return Verdict.INCONCLUSIVE, f"{shown}; {could}, {ticks}: gathering evidence"
-    need_requests = context.min_requests
-    if final and totals.canary_requests < need_requests:
-        why = f"{totals.canary_requests} canary requests in all (minRequests {need_requests})"
+    log_harm = max(t.log_harm for t in tests)
+    return _quiet_step(context, totals, log_harm, shown, could, ok if exposed else "")
+
+
+def _quiet_step(
+    context: JudgeContext,
+    totals: CheckState,
+    log_harm: float,
+    shown: str,
+    could: str,
+    leaning: str,
+) -> tuple[Verdict, str]:
+    """Rules 7-9: a step no evidence has passed waits its quiet hold (longer for a suspect
+    canary), then passes unless the last step lacks minRequests in all. ``leaning`` is the
+    pass test's reading when the step was exposed but the data lean against the canary."""
+    hold = quiet_hold(context, log_harm)
+    at = f"at {context.weight}%"
+    if context.step_seconds + _JITTER_SECONDS < hold:
+        suspect = " (suspect)" if hold > quiet_hold(context) else ""
+        held = f"{_seconds(context.step_seconds)} of {_seconds(hold)}{suspect} {at}"
+        return Verdict.INCONCLUSIVE, f"{shown}; {could}, {held}: gathering evidence"
+    need = context.min_requests
+    if context.final_step and totals.canary_requests < need:
+        why = f"{totals.canary_requests} canary requests in all (minRequests {need})"
         return Verdict.INCONCLUSIVE, f"{shown}; {why}: waiting to promote"
-    if exposed:  # a step before the last: the data lean against it, but not towards harm
-        why = f"{could}, {ok} < {OK_EVIDENCE:g} after {STEP_TICKS} ticks: no sign of harm"
+    after = f"after {_seconds(context.step_seconds)} {at}"
+    if leaning:  # a step before the last: the data lean against it, but not towards harm
+        why = f"{could}, {leaning} < {OK_EVIDENCE:g} {after}: no sign of harm"
     else:
-        why = f"{could} after {STEP_TICKS} ticks: too few failures to tell"
+        why = f"{could} {after}: too few failures to tell"
     return Verdict.PASS, f"{shown} < {HOLD_EVIDENCE:g}; {why}: pass"
+
+
+def quiet_hold(context: JudgeContext, log_harm: float = -math.inf) -> float:
+    """Seconds at a weight after which a quiet step passes: STEP_SECONDS (PROMOTION_SECONDS at
+    the last step), or SUSPECT_SECONDS for a suspect canary (ln E of harm at least
+    ln SUSPECT_EVIDENCE); at most QUIET_SHARE of the inconclusive deadline, at least a look."""
+    quiet = PROMOTION_SECONDS if context.final_step else STEP_SECONDS
+    hold = SUSPECT_SECONDS if log_harm >= math.log(SUSPECT_EVIDENCE) else quiet
+    return max(min(hold, QUIET_SHARE * context.inconclusive_deadline), context.look_interval)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.0f}s" if value < 120 else f"{value / 60:.1f}m"
 
 
 def _crossing(crossed: float, abs_crossed: float) -> str:
     """Why the canary fails, once a test has crossed 1/ALPHA (it stays crossed), else ''."""
     if crossed:
-        return f"worse than the primary (crossed {1 / ALPHA:g} at tick {crossed:.0f})"
+        return f"worse than the primary (crossed {1 / ALPHA:g} at look {crossed:.0f})"
     if abs_crossed:
-        return f"above the objective (crossed {1 / ALPHA:g} at tick {abs_crossed:.0f})"
+        return f"above the objective (crossed {1 / ALPHA:g} at look {abs_crossed:.0f})"
     return ""
 
 

@@ -1,0 +1,202 @@
+"""The controller of the scale benchmark (benchmarks/scale.py), in a process of its own so that
+its CPU seconds and peak RSS are its own.
+
+It builds the controller as ``canary controller`` does (canary/cli/controller.py: leader
+election on a Lease, notifications on, ``/metrics`` on 127.0.0.1 and a free port, the
+Prometheus provider with its defaults) and measures what the controller does not expose yet:
+the lateness of every tick, and the wall time of each API call and metric query (by wrapping
+the two methods that make them). APScheduler's events carry the time each run was scheduled
+for (the end of the previous tick plus its ``requeueAfter``, or the moment an early tick was
+asked for); the tick function is wrapped to note when it really started and ended, and on
+SIGTERM/SIGINT everything is written as JSON to ``--out``:
+
+    {"ticks": [[key, scheduled, submitted, started, ended, early], ...],   # epoch seconds
+     "calls": [[started, "read deployments", seconds], ...],  # API calls and queries
+     "exposition": "<the controller's /metrics>", "maxrss_kib": ..., "vmhwm_kib": ...}
+
+It prints ``READY <metrics address>`` once every cache is synced and it leads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import resource
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from apscheduler.events import (  # type: ignore[import-untyped]
+    EVENT_JOB_ERROR,
+    EVENT_JOB_EXECUTED,
+    EVENT_JOB_SUBMITTED,
+)
+from kubernetes import config
+
+from canary.analysis.prometheus import PrometheusClient, PrometheusProvider, PrometheusSettings
+from canary.controller import Controller, ControllerSettings, LeaseSettings
+from canary.controller.kube import Kube
+from canary.notify import NotifyConfig
+
+
+class TickLog:
+    """Scheduled, submitted, started and ended times of every tick, by rollout key."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.ticks: list[tuple[str, float, float, float, float, bool]] = []
+        self._submitted: dict[str, float] = {}
+        self._ran: dict[str, tuple[float, float, bool]] = {}
+
+    def wrap(self, tick: Any) -> Any:
+        def timed(key: str, early: bool) -> float:
+            started = time.time()
+            try:
+                return float(tick(key, early))
+            finally:
+                with self.lock:
+                    self._ran[key] = (started, time.time(), early)
+
+        return timed
+
+    def on_event(self, event: Any) -> None:
+        now = time.time()
+        key = str(event.job_id)
+        if event.code == EVENT_JOB_SUBMITTED:
+            with self.lock:
+                self._submitted[key] = now
+            return
+        scheduled = event.scheduled_run_time.timestamp()
+        with self.lock:
+            ran = self._ran.pop(key, None)
+            submitted = self._submitted.pop(key, scheduled)
+            if ran is not None:
+                started, ended, early = ran
+                self.ticks.append((key, scheduled, submitted, started, ended, early))
+
+
+class CallLog:
+    """The wall time of each API call and metric query the controller makes (not watches):
+    how long the controller waited on the API server and on Prometheus."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.calls: list[tuple[float, str, float]] = []
+
+    def record(self, started: float, what: str) -> None:
+        took = time.time() - started
+        with self.lock:
+            self.calls.append((round(started, 4), what, round(took, 5)))
+
+    def install(self) -> None:
+        """Wrap `Kube._request` and `PrometheusClient.query` (in this process only)."""
+        calls = self
+        request = Kube._request
+        query = PrometheusClient.query
+
+        def timed_request(self: Kube, kind: Any, verb: str, *args: Any, **kwargs: Any) -> Any:
+            started = time.time()
+            try:
+                return request(self, kind, verb, *args, **kwargs)
+            finally:
+                calls.record(started, f"{verb} {kind.plural}")
+
+        def timed_query(self: PrometheusClient, *args: Any, **kwargs: Any) -> Any:
+            started = time.time()
+            try:
+                return query(self, *args, **kwargs)
+            finally:
+                calls.record(started, "prometheus query")
+
+        Kube._request = timed_request  # type: ignore[method-assign]
+        PrometheusClient.query = timed_query  # type: ignore[method-assign]
+
+
+def _vmhwm_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kubeconfig", type=Path, required=True)
+    parser.add_argument("--prometheus", required=True)
+    parser.add_argument("--namespace", required=True)
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--log-file", type=Path, required=True)
+    parser.add_argument(
+        "--switch-interval", type=float, default=None, help="sys.setswitchinterval (a what-if)"
+    )
+    args = parser.parse_args(argv)
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval)
+
+    logging.basicConfig(
+        filename=str(args.log_file),
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    calls = CallLog()
+    calls.install()
+    api_client = config.new_client_from_config(config_file=str(args.kubeconfig))  # type: ignore[no-untyped-call]
+    controller = Controller(
+        api_client,
+        ControllerSettings(
+            namespaces=(args.namespace,),
+            identity="canary-bench",
+            lease=LeaseSettings(namespace=args.namespace),
+            metrics_address=("127.0.0.1", 0),
+            workers=args.workers,
+            notify=NotifyConfig(),
+        ),
+        provider=PrometheusProvider(PrometheusSettings(url=args.prometheus)),
+    )
+    log = TickLog()
+    scheduler = controller.scheduler
+    scheduler._tick = log.wrap(scheduler._tick)
+    scheduler._scheduler.add_listener(
+        log.on_event, EVENT_JOB_SUBMITTED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR
+    )
+
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    controller.start()
+    while not stopping.is_set():
+        ready, why = controller.ready()
+        if ready and why == "leader":
+            break
+        stopping.wait(0.1)
+    address = controller.health.address if controller.health is not None else ""
+    print(f"READY {address}", flush=True)
+    while not stopping.wait(0.5):
+        pass
+    exposition = controller.metrics.exposition().decode()
+    controller.stop()
+    with log.lock:
+        ticks = list(log.ticks)
+    with calls.lock:
+        made = list(calls.calls)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result = {
+        "ticks": ticks,
+        "calls": made,
+        "exposition": exposition,
+        "maxrss_kib": usage.ru_maxrss,
+        "vmhwm_kib": _vmhwm_kib(),
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,
+    }
+    args.out.write_text(json.dumps(result), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""A stand-in for Prometheus in the scale benchmark (benchmarks/scale.py).
+
+Real Prometheus scraping a simulated mesh of 1,000 services would measure Prometheus, not the
+controller. This process speaks Prometheus' HTTP API instead: ``/api/v1/query`` (GET or POST,
+``query`` and ``time``) answers an instant vector in Prometheus' JSON, as the controller's
+provider (prometheus-api-client) reads it. It understands the queries the shipped ``istio``
+policy renders (policies/istio.yaml): one combined query per check and tick, its parts tagged
+``__canary_series`` (requests, failures, quantile), each ``sum by (destination_workload)``
+over ``destination_workload=~"<canary>|<primary>"`` and a ``[<window>]`` range. For each part
+and side it answers one series, as Prometheus would:
+
+- requests: ``rps * window`` split by the canary weight the route objects hold now (the
+  benchmark writes each rollout's weight, read from its VirtualService, into a shared file of
+  one byte per rollout, indexed by the number at the end of the workload's name);
+- failures: 0.1% of the requests for the error-rate check (5xx), 0.2% for the latency check
+  (requests slower than the objective): a healthy canary, exactly like its primary;
+- quantile: 180 ms (NaN with no requests, as ``histogram_quantile`` gives).
+
+``/stats`` answers the number of queries answered (and refused), for the benchmark to count
+queries per tick. Run by the benchmark as::
+
+    python benchmarks/scale_prometheus.py --weights FILE --count N --rps 50
+
+It prints ``LISTENING host:port`` once it listens (127.0.0.1, a free port).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import mmap
+import re
+import signal
+import socket
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+ERROR_SHARE = 0.001
+SLOW_SHARE = 0.002
+QUANTILE_MS = 180.0
+
+_PART = re.compile(r'"__canary_series",\s*"(\w+)"')
+_WORKLOADS = re.compile(r'destination_workload\s*=~\s*"([^"|]+)\|([^"]+)"')
+_WINDOW = re.compile(r"\[((?:\d+(?:ms|s|m|h|d))+)\]")
+_UNIT = re.compile(r"(\d+)(ms|s|m|h|d)")
+_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_INDEX = re.compile(r"(\d+)$")
+
+
+def window_seconds(text: str) -> float:
+    return sum(int(n) * _SECONDS[u] for n, u in _UNIT.findall(text))
+
+
+class Answers:
+    """Answers instant queries from the weights file; counts them."""
+
+    def __init__(self, weights: mmap.mmap | None, rps: float) -> None:
+        self.weights = weights
+        self.rps = rps
+        self.lock = threading.Lock()
+        self.queries = 0
+        self.refused = 0
+
+    def weight(self, workload: str) -> float:
+        match = _INDEX.search(workload)
+        if self.weights is None or match is None:
+            return 0.0
+        index = int(match.group(1))
+        if index >= len(self.weights):
+            return 0.0
+        return self.weights[index] / 100.0
+
+    def answer(self, query: str, at: float) -> tuple[int, dict[str, Any]]:
+        parts = _PART.findall(query)
+        workloads = _WORKLOADS.search(query)
+        window = _WINDOW.search(query)
+        if not parts or workloads is None or window is None:
+            with self.lock:
+                self.refused += 1
+            return 400, {
+                "status": "error",
+                "errorType": "bad_data",
+                "error": "the stand-in only answers the istio policy's queries",
+            }
+        with self.lock:
+            self.queries += 1
+        canary, primary = workloads.group(1), workloads.group(2)
+        share = self.weight(canary)
+        total = self.rps * window_seconds(window.group(1))
+        failing = SLOW_SHARE if "istio_request_duration" in query else ERROR_SHARE
+        result = []
+        for part in dict.fromkeys(parts):
+            for workload, requests in ((canary, total * share), (primary, total * (1 - share))):
+                if part == "requests":
+                    value = requests
+                elif part == "failures":
+                    value = requests * failing
+                else:
+                    value = QUANTILE_MS if requests > 0 else math.nan
+                result.append(
+                    {
+                        "metric": {"__canary_series": part, "destination_workload": workload},
+                        "value": [at, _number(value)],
+                    }
+                )
+        return 200, {"status": "success", "data": {"resultType": "vector", "result": result}}
+
+    def stats(self) -> dict[str, int]:
+        with self.lock:
+            return {"queries": self.queries, "refused": self.refused}
+
+
+def _number(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    return f"{value:.6g}"
+
+
+def make_server(answers: Answers, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as Prometheus
+        wbufsize = 1 << 16  # headers and body leave in one write (flushed after each request)
+
+        def setup(self) -> None:
+            super().setup()
+            # as Go's net/http: no Nagle, or every answer waits for the client's delayed ACK
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def do_GET(self) -> None:
+            url = urlsplit(self.path)
+            if url.path == "/api/v1/query":
+                self._query(parse_qs(url.query))
+            elif url.path == "/stats":
+                self._send(200, answers.stats())
+            elif url.path in ("/-/ready", "/-/healthy"):
+                self._send(200, {"status": "success"})
+            else:
+                self._send(404, {"status": "error", "error": "not found"})
+
+        def do_POST(self) -> None:
+            url = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length).decode() if length else ""
+            if url.path != "/api/v1/query":
+                self._send(404, {"status": "error", "error": "not found"})
+                return
+            params = parse_qs(url.query)
+            params.update(parse_qs(body))
+            self._query(params)
+
+        def _query(self, params: dict[str, list[str]]) -> None:
+            query = (params.get("query") or [""])[0]
+            at = float((params.get("time") or [str(time.time())])[0])
+            code, body = answers.answer(query, at)
+            self._send(code, body)
+
+        def _send(self, code: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    return server
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", type=Path, required=True, help="one byte per rollout")
+    parser.add_argument("--rps", type=float, default=50.0, help="requests a second per service")
+    args = parser.parse_args(argv)
+    with args.weights.open("rb") as handle:
+        weights = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    server = make_server(Answers(weights, args.rps))
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    host, port = server.server_address[:2]
+    print(f"LISTENING {host!s}:{port}", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""The scale benchmark's quick path runs end to end (a smoke test: no figure is asserted,
+only that it finishes and reports every measure for every size)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+MEASURES = {
+    "size",
+    "ticks",
+    "ticks_per_second",
+    "lateness_p50",
+    "lateness_p99",
+    "reconcile_p50",
+    "reconcile_p99",
+    "api_calls_per_tick",
+    "queries_per_tick",
+    "controller_cpu_seconds",
+    "peak_rss_mib",
+}
+
+
+def test_scale_benchmark_runs_and_reports(tmp_path: Path) -> None:
+    out = tmp_path / "scale.json"
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "scale.py"),
+            "--sizes",
+            "3",
+            "--duration",
+            "8",
+            "--interval",
+            "2",
+            "--no-write",
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "Controller scale" in run.stdout
+    report = json.loads(out.read_text())
+    assert [r["size"] for r in report["results"]] == [3]
+    result = report["results"][0]
+    assert set(result) >= MEASURES
+    assert result["ticks"] > 0, "the controller ticked during the window"
+    assert result["api_calls_per_tick"] > 0
