@@ -35,6 +35,15 @@ class TargetRef(CamelModel):
     name: ObjectName
 
 
+class AutoscalerRef(CamelModel):
+    """The HorizontalPodAutoscaler that scales the target; canary keeps a '<name>-primary' copy
+    scaling '<target>-primary', and sizes the canary by its minReplicas."""
+
+    api_version: Literal["autoscaling/v2"] = "autoscaling/v2"
+    kind: Literal["HorizontalPodAutoscaler"] = "HorizontalPodAutoscaler"
+    name: ObjectName
+
+
 class ServiceSpec(CamelModel):
     port: Port = Field(description="Port the Services expose.")
     target_port: Port | None = Field(default=None, description="Container port (default: port).")
@@ -46,6 +55,11 @@ class ServiceSpec(CamelModel):
 
 class RolloutSpec(CamelModel):
     target_ref: TargetRef
+    autoscaler_ref: AutoscalerRef | None = Field(
+        default=None,
+        description="The target's HorizontalPodAutoscaler: copied for the primary, and the "
+        "canary is started at its minReplicas.",
+    )
     service: ServiceSpec
     provider: ProviderSpec
     strategy: Strategy = Field(default_factory=Strategy)

@@ -148,6 +148,17 @@ BUILTINS: tuple[ResourceType, ...] = (
         categories=("all",),
     ),
     ResourceType("coordination.k8s.io", "v1", "leases", "lease", "Lease", has_generation=False),
+    # Stored only: no autoscaling happens; a test sets status as the HPA controller would.
+    ResourceType(
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        "HorizontalPodAutoscaler",
+        short_names=("hpa",),
+        status=True,
+        categories=("all",),
+    ),
     # Stored only (no authorization, no eviction): what the Helm chart installs.
     ResourceType(
         "policy",

@@ -7,6 +7,13 @@ functions and writes what they return; nothing here talks to the API server.
 docs/workload.md describes names, labels, revisions, promotion and deletion.
 """
 
+from canary.workload.autoscaler import (
+    AutoscalerError,
+    autoscaler_min_replicas,
+    checked_autoscaler,
+    primary_autoscaler,
+    primary_autoscaler_name,
+)
 from canary.workload.cleanup import Cleanup, cleanup, finalizer_patch, is_deleting
 from canary.workload.names import (
     FINALIZER,
@@ -46,6 +53,7 @@ from canary.workload.services import (
 
 __all__ = [
     "FINALIZER",
+    "AutoscalerError",
     "Cleanup",
     "ConfigRefs",
     "MissingConfigError",
@@ -54,14 +62,18 @@ __all__ = [
     "PrimaryConfigs",
     "Stable",
     "WorkloadError",
+    "autoscaler_min_replicas",
     "canary_ready",
     "canary_replicas",
+    "checked_autoscaler",
     "cleanup",
     "config_refs",
     "finalizer_patch",
     "is_deleting",
     "managed_annotations",
     "normalise_template",
+    "primary_autoscaler",
+    "primary_autoscaler_name",
     "primary_configs",
     "primary_deployment",
     "primary_labels",
