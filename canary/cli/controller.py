@@ -207,6 +207,9 @@ def controller(
             )
     except (ConfigException, OSError) as exc:
         fail([f"no Kubernetes configuration: {exc}"])
+    # (Controller turns the client's per-request credential refresh off for a static
+    # kubeconfig credential, and keeps it in-cluster: canary.controller.kube.
+    # drop_static_token_refresh)
     run = Controller(
         api_client,
         ControllerSettings(

@@ -114,7 +114,7 @@ def take_commands(kube: Kube, obj: Json) -> tuple[list[Command], Json, str | Non
         try:
             return commands, _patch(kube, obj, None), problem
         except ConflictError:
-            fresh = kube.get(ROLLOUT, namespace, name)
+            fresh = kube.read(ROLLOUT, namespace, name)
             if fresh is None:
                 return [], obj, None
             obj, meta = fresh, fresh.get("metadata") or {}
@@ -130,7 +130,7 @@ def give_back(kube: Kube, namespace: str, name: str, commands: list[Command]) ->
 
 def _update(kube: Kube, namespace: str, name: str, change: _Change) -> None:
     for _ in range(ATTEMPTS):
-        obj = kube.get(ROLLOUT, namespace, name)
+        obj = kube.read(ROLLOUT, namespace, name)
         if obj is None:
             raise RolloutNotFoundError(namespace, name)
         try:

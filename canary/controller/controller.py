@@ -10,7 +10,10 @@ NotificationChannels into caches (so a new leader starts warm). Only the leader 
 it gains the Lease a job is added for every Rollout; when it loses it, all jobs are removed and
 its writes are refused at once. A new Rollout gets a job that ticks at once; a deleted one
 loses its job. A change of a Rollout's spec or commands, or of its target or primary
-Deployment, ticks it early.
+Deployment (its spec, or its replicas' readiness; not a status heartbeat), ticks it early.
+
+Ticks read the Rollout and both Deployments from the caches (`canary.controller.cached`), never
+older than the controller's own writes.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pydantic import BaseModel, ValidationError
 from canary.analysis.policies import AnyPolicy
 from canary.analysis.provider import MetricsProvider
 from canary.controller.api import start_api
+from canary.controller.cached import CachedKube
 from canary.controller.commands import COMMANDS_ANNOTATION
 from canary.controller.kinds import (
     ANALYSIS_POLICY,
@@ -39,7 +43,7 @@ from canary.controller.kinds import (
     ROLLOUT,
     Kind,
 )
-from canary.controller.kube import Json, Kube
+from canary.controller.kube import Json, Kube, drop_static_token_refresh
 from canary.controller.leader import LeaderElector, LeaseSettings
 from canary.controller.metrics import ControllerMetrics, HealthServer
 from canary.controller.reconcile import Reconciler
@@ -52,6 +56,7 @@ from canary.gates.webhooks import WebhookCaller, new_client
 from canary.model.notification import NotificationChannel
 from canary.model.policy import AnalysisPolicy, ClusterAnalysisPolicy
 from canary.notify import DirectorySecretSource, Notifier, NotifyConfig
+from canary.workload import revision_on
 
 log = logging.getLogger("canary.controller")
 
@@ -95,6 +100,8 @@ class Controller:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.settings = settings
+        if drop_static_token_refresh(api_client):
+            log.debug("a static token: the client's per-request credential refresh is off")
         self.kube = Kube(api_client, timeout=settings.request_timeout)
         self.metrics = ControllerMetrics()
         self._leading = threading.Event()
@@ -121,8 +128,13 @@ class Controller:
                 else cluster_secrets
             )
             self.notifier = Notifier(self._channel, notify_secrets, settings.notify)
+        self.reads = CachedKube(
+            writer,
+            {kind.kind: self.caches[kind.kind] for kind in (ROLLOUT, DEPLOYMENT)},
+            self._synced,
+        )
         self.reconciler = Reconciler(
-            kube=writer,
+            kube=self.reads,
             provider=provider,
             webhooks=webhooks,
             metrics=self.metrics,
@@ -132,7 +144,10 @@ class Controller:
             restore_on_delete=settings.restore_on_delete,
             clock=clock,
         )
-        self.scheduler = TickScheduler(self._tick, workers=settings.workers)
+        self.scheduler = TickScheduler(
+            self._tick, workers=settings.workers, on_lateness=self.metrics.late
+        )
+        self.metrics.workers_busy.set_function(lambda: self.scheduler.busy)
         self.reflectors = [
             Reflector(
                 self.kube,
@@ -144,6 +159,10 @@ class Controller:
             for kind in self._watched()
             for namespace in self._namespaces(kind)
         ]
+        self._index_lock = threading.Lock()
+        self._rollouts_of: dict[tuple[str, str], set[str]] = {}
+        """Rollout keys by (namespace, Deployment name): their target and its primary."""
+        self._deployments_of: dict[str, list[tuple[str, str]]] = {}
         self.caches[ROLLOUT.kind].listen(self._rollout_changed)
         self.caches[DEPLOYMENT.kind].listen(self._deployment_changed)
         self._models: dict[tuple[str, str], BaseModel | None] = {}
@@ -233,9 +252,17 @@ class Controller:
             return [None]
         return list(self.settings.namespaces)
 
+    def _synced(self, kind: Kind, namespace: str) -> bool:
+        """The cache of ``kind`` holds a full list of ``namespace``."""
+        covering = [
+            r for r in self.reflectors if r.kind == kind and r.namespace in (None, namespace)
+        ]
+        return bool(covering) and all(r.synced.is_set() for r in covering)
+
     # --- leadership ----------------------------------------------------------------------------
 
     def _lead(self) -> None:
+        self.reconciler.reset()
         self._leading.set()
         self.metrics.leader.set(1)
         for namespace, name in self.caches[ROLLOUT.kind].keys():  # noqa: SIM118 (a Cache, not a dict)
@@ -257,9 +284,11 @@ class Controller:
         obj = new or old or {}
         meta = obj.get("metadata") or {}
         key = f"{meta.get('namespace')}/{meta.get('name')}"
+        self._index(key, str(meta.get("namespace")), None if event == "DELETED" else new)
         if event == "DELETED":
             self.scheduler.remove(key)
             self.metrics.forget(str(meta.get("namespace")), str(meta.get("name")))
+            self.reconciler.forget(key)
             return
         if not self.is_leader():
             return
@@ -269,17 +298,39 @@ class Controller:
             self.scheduler.ensure(key)
             self.scheduler.trigger(key)
 
+    def _index(self, key: str, namespace: str, rollout: Json | None) -> None:
+        """Remember which Deployments ``key`` runs (none once deleted)."""
+        target = ((rollout or {}).get("spec") or {}).get("targetRef") or {}
+        name = target.get("name") if isinstance(target, dict) else None
+        wanted = [(namespace, str(name)), (namespace, f"{name}-primary")] if name else []
+        with self._index_lock:
+            before = self._deployments_of.pop(key, [])
+            if before == wanted:
+                self._deployments_of[key] = wanted
+                return
+            for deployment in before:
+                keys = self._rollouts_of.get(deployment, set())
+                keys.discard(key)
+                if not keys:
+                    self._rollouts_of.pop(deployment, None)
+            for deployment in wanted:
+                self._rollouts_of.setdefault(deployment, set()).add(key)
+            if wanted:
+                self._deployments_of[key] = wanted
+
     def _deployment_changed(self, event: str, old: Json | None, new: Json | None) -> None:
         if not self.is_leader():
             return
+        if event == "MODIFIED" and new is not None and not _wakes(old, new):
+            return  # nothing a tick reads changed
         meta = (new or old or {}).get("metadata") or {}
-        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
-        for rollout in self.caches[ROLLOUT.kind].items(namespace):
-            target = ((rollout.get("spec") or {}).get("targetRef") or {}).get("name")
-            if name in (target, f"{target}-primary"):
-                key = f"{namespace}/{rollout['metadata']['name']}"
-                self.scheduler.ensure(key)
-                self.scheduler.trigger(key)
+        with self._index_lock:
+            keys = sorted(
+                self._rollouts_of.get((str(meta.get("namespace")), str(meta.get("name"))), ())
+            )
+        for key in keys:
+            self.scheduler.ensure(key)
+            self.scheduler.trigger(key)
 
     # --- lookups from the caches ---------------------------------------------------------------
 
@@ -314,6 +365,37 @@ class Controller:
         obj = self.caches[NOTIFICATION_CHANNEL.kind].get(namespace, name)
         channel = self._model(obj, NotificationChannel) if obj is not None else None
         return channel if isinstance(channel, NotificationChannel) else None
+
+
+def _readiness(obj: Json | None) -> tuple[object, ...]:
+    """What of a Deployment a tick reads: its spec's generation (a new template, other
+    replicas), the revision canary recorded on a primary, and the readiness of its replicas
+    as the Deployment controller reports it."""
+    obj = obj or {}
+    meta, spec, status = (obj.get(part) or {} for part in ("metadata", "spec", "status"))
+    deadline = any(
+        isinstance(c, dict)
+        and c.get("type") == "Progressing"
+        and c.get("reason") == "ProgressDeadlineExceeded"
+        for c in status.get("conditions") or []
+    )
+    return (
+        meta.get("generation"),
+        revision_on(obj),
+        spec.get("replicas"),
+        status.get("observedGeneration"),
+        status.get("replicas"),
+        status.get("updatedReplicas"),
+        status.get("readyReplicas"),
+        status.get("availableReplicas"),
+        deadline,
+    )
+
+
+def _wakes(old: Json | None, new: Json) -> bool:
+    """A change of a Deployment worth an early tick (not a status heartbeat, a condition's
+    time, the Deployment controller's own annotations)."""
+    return _readiness(old) != _readiness(new)
 
 
 def _spec_or_commands_changed(old: Json | None, new: Json | None) -> bool:

@@ -19,6 +19,7 @@ import builtins
 import json
 import logging
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,11 +124,23 @@ class Kube:
     # --- reads ---------------------------------------------------------------------------------
 
     def get(self, kind: Kind, namespace: str, name: str) -> Json | None:
-        """The object, or None when it does not exist."""
+        """The object, or None when it does not exist (a `CachedKube` may answer from its
+        watch caches; `read` never does)."""
+        return self.read(kind, namespace, name)
+
+    def read(self, kind: Kind, namespace: str, name: str) -> Json | None:
+        """The object as the API server holds it now, or None when it does not exist: for
+        re-reading after a 409, where a cached copy could be the stale one."""
         try:
             return self._request(kind, "read", namespace, name)
         except NotFoundError:
             return None
+
+    @contextmanager
+    def fresh_reads(self) -> Iterator[None]:
+        """Within it, `get` on this thread reads the API server (a `CachedKube` skips its
+        caches); a plain Kube always does."""
+        yield
 
     def list(
         self, kind: Kind, namespace: str | None = None, label_selector: str | None = None
@@ -356,3 +369,42 @@ def _lines(response: Any) -> Iterator[str]:
                 yield line.decode("utf-8", errors="replace")
     if buffer.strip():
         yield buffer.decode("utf-8", errors="replace")
+
+
+def drop_static_token_refresh(api_client: client.ApiClient) -> bool:
+    """Remove the kubeconfig loader's per-request refresh hook when it can never refresh
+    anything; True when it was removed.
+
+    `kubernetes.config.new_client_from_config` with a bearer token installs a hook that runs
+    before every request: it reloads the credentials when they carry an expiry (an exec
+    plugin's ``expirationTimestamp``, a GCP token's ``expiry``) and then writes the whole
+    configuration again (token, host, TLS files; setting the host scans the environment for
+    proxies). Without an expiry the hook can only write back what is already there: a static
+    token (``token``, ``tokenFile``, read once at load), a username and password, or an OIDC
+    ``id-token`` (refreshed at load only). Only that case is dropped; the hook is kept for
+    credentials with an expiry, for the in-cluster configuration (its hook re-reads the
+    ServiceAccount token, which the kubelet rotates) and for any hook not recognised."""
+    configuration = api_client.configuration
+    hook = getattr(configuration, "refresh_api_key_hook", None)
+    if hook is None:
+        return False
+    if (
+        getattr(hook, "__module__", "") != "kubernetes.config.kube_config"
+        or getattr(hook, "__qualname__", "")
+        != "KubeConfigLoader._set_config.<locals>._refresh_api_key"
+    ):
+        return False
+    from kubernetes.config.kube_config import KubeConfigLoader
+
+    loaders = []
+    for cell in getattr(hook, "__closure__", None) or ():
+        try:
+            contents = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        if isinstance(contents, KubeConfigLoader):
+            loaders.append(contents)
+    if len(loaders) != 1 or "expiry" in vars(loaders[0]):
+        return False
+    configuration.refresh_api_key_hook = None
+    return True

@@ -21,6 +21,7 @@ from canary.model.status import CheckResult, Phase
 log = logging.getLogger("canary.controller.metrics")
 
 DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
 class _RolloutCollector(Collector):
@@ -96,6 +97,19 @@ class ControllerMetrics:
         self.leader = Gauge(
             "canary_leader", "1 while this replica holds the leader Lease.", registry=self.registry
         )
+        self.tick_lateness = Histogram(
+            "canary_tick_lateness_seconds",
+            "How long after it was due a tick started, by kind (scheduled: at its requeue time; "
+            "early: woken by a change).",
+            ["kind"],
+            buckets=LATENESS_BUCKETS,
+            registry=self.registry,
+        )
+        self.workers_busy = Gauge(
+            "canary_workers_busy",
+            "Workers running a tick now (of --workers).",
+            registry=self.registry,
+        )
         self._lock = threading.Lock()
         self._series: dict[tuple[str, str], set[tuple[Counter, tuple[str, ...]]]] = {}
         """Each rollout's labelled series, removed when the rollout is gone."""
@@ -122,6 +136,10 @@ class ControllerMetrics:
     def check_results(self, namespace: str, name: str, results: list[CheckResult]) -> None:
         for result in results:
             self._labelled(self.checks, namespace, name, result.name, result.verdict.value).inc()
+
+    def late(self, kind: str, seconds: float) -> None:
+        """A tick started ``seconds`` after it was due (kind: scheduled or early)."""
+        self.tick_lateness.labels(kind).observe(seconds)
 
     def reconcile_error(self, namespace: str, name: str, reason: str) -> None:
         self._labelled(self.reconcile_errors, namespace, name, reason).inc()

@@ -15,9 +15,19 @@ The same loop as the local runner (canary.local.runner), against the cluster:
 A tick that fails part-way writes no status: the next one starts from the same status and
 repeats the same (idempotent) actions. Commands it had taken are put back.
 
+While the canary is judged the next tick comes a *look interval* later
+(`canary.engine.timing.look_interval`: ``spec.analysis.lookInterval``, else ``min(interval,
+20s)`` when every check is judged by the sequential judge from counts, else ``interval``);
+each look queries the time since the previous one (`canary.engine.timing.analysis_window`).
+
 An *early* tick (a Deployment or the Rollout changed) runs like any other, except that it
-never judges the canary ahead of its interval: when the plan asks for analysis and the
+never judges the canary ahead of its look interval: when the plan asks for analysis and the
 target's revision is the one being judged, it does nothing and the regular tick stands.
+
+The Rollout and its two Deployments are read from the watch caches when the reconciler is
+given a `canary.controller.cached.CachedKube` (never older than the controller's own writes);
+the first tick of a Rollout after the controller starts or gains the Lease, and the tick
+after one that failed, read them from the API server.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -43,7 +54,14 @@ from canary.controller.kube import Json, Kube, KubeError, NotLeaderError
 from canary.controller.metrics import ControllerMetrics
 from canary.controller.routing import MeshRouter
 from canary.controller.status import StatusConflictError, invalid_status, with_valid, write_status
-from canary.controller.workloads import Observed, WorkloadActions, namespace_of, observe
+from canary.controller.workloads import (
+    Observed,
+    ServiceSync,
+    WorkloadActions,
+    namespace_of,
+    observe,
+    services_signature,
+)
 from canary.engine import (
     Action,
     CallWebhook,
@@ -62,6 +80,7 @@ from canary.engine import (
 )
 from canary.engine.clock import seconds_since
 from canary.engine.observations import Command
+from canary.engine.timing import analysis_window, look_interval
 from canary.gates.webhooks import WebhookCaller
 from canary.model.loader import problems_of
 from canary.model.rollout import Rollout
@@ -74,6 +93,9 @@ log = logging.getLogger("canary.controller.reconcile")
 INVALID_REQUEUE = 60.0
 """Seconds between looks at a Rollout the model refuses (a change of it ticks at once)."""
 MIN_REQUEUE = 0.05
+SERVICE_RESYNC_SECONDS = 300.0
+"""The Services are put in line with the spec when it or the primary changed, and at least
+this often besides (`ServiceSync`)."""
 
 
 @dataclass
@@ -98,22 +120,52 @@ class Reconciler:
     restore_on_delete: bool = False
     """Keep a finalizer on each Rollout and give the target back when one is deleted."""
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    services: ServiceSync = field(default_factory=lambda: ServiceSync(SERVICE_RESYNC_SECONDS))
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _errors: dict[str, tuple[str, int]] = field(default_factory=dict, init=False)
+    _checked: set[str] = field(default_factory=set, init=False)
+    """Rollouts whose last tick read the API server or succeeded since (`reset`): their next
+    tick may read the caches."""
+    _epoch: int = field(default=0, init=False)
 
     def tick(self, key: str, early: bool = False) -> float:
         """Tick the Rollout ``namespace/name``; returns seconds until its next tick."""
         started = time.monotonic()
         namespace, _, name = key.partition("/")
+        with self._lock:
+            epoch, cached = self._epoch, key in self._checked
+        ok = False
         try:
-            outcome = self._tick(namespace, name, early)
+            with nullcontext() if cached else self.kube.fresh_reads():
+                outcome = self._tick(namespace, name, early)
             self._clear_error(key)
+            ok = True
         except NotLeaderError:
             outcome = TickOutcome("skipped", 1.0, "not the leader")
         except Exception as exc:
             outcome = self._failed(namespace, name, exc)
+        with self._lock:
+            if ok and epoch == self._epoch:
+                self._checked.add(key)
+            elif not ok:  # the caches may be what failed it: the next tick reads afresh
+                self._checked.discard(key)
         self.metrics.reconcile_duration.labels(outcome.outcome).observe(time.monotonic() - started)
         return max(outcome.requeue_after, MIN_REQUEUE)
+
+    def reset(self) -> None:
+        """This replica (again) leads: every Rollout's next tick reads the API server, and
+        puts its Services in line with the spec."""
+        with self._lock:
+            self._epoch += 1
+            self._checked.clear()
+        self.services.forget()
+
+    def forget(self, key: str) -> None:
+        """The Rollout ``key`` is gone."""
+        with self._lock:
+            self._checked.discard(key)
+            self._errors.pop(key, None)
+        self.services.forget(key)
 
     # --- the tick ------------------------------------------------------------------------------
 
@@ -121,6 +173,7 @@ class Reconciler:
         obj = self.kube.get(ROLLOUT, namespace, name)
         if obj is None:
             self.metrics.forget(namespace, name)
+            self.services.forget(f"{namespace}/{name}")
             return TickOutcome("gone", INVALID_REQUEUE)
         now = self.clock()
         if is_deleting(obj):
@@ -138,18 +191,18 @@ class Reconciler:
         observed = observe(self.kube, rollout)
         workload = observed.state
         needs = plan(rollout, status, workload)
-        interval = rollout.spec.analysis.interval
+        look = look_interval(rollout, checks)
         if early and needs.analyse and workload.target_revision == status.canary_revision:
             if not _abort_waiting(obj):
+                # the next look stands: a look interval after the last tick
                 since = seconds_since(status.last_tick_at, now)
-                return TickOutcome("skipped", max(interval - since, MIN_REQUEUE))
+                return TickOutcome("skipped", max(look - since, MIN_REQUEUE))
             needs = Needs()  # an abort ends the tick before anything is judged: act on it now
         router = MeshRouter(self.kube, rollout)
         for repaired in router.repair(status):
             log.info("%s: %s", rollout.key, repaired)
         if status.phase is not Phase.INITIALIZING:
-            for written in WorkloadActions(self.kube, rollout, observed).sync_services():
-                log.info("%s: %s", rollout.key, written)
+            self._sync_services(rollout, observed)
         commands, obj, problem = take_commands(self.kube, obj)
         try:
             answers = (
@@ -164,7 +217,7 @@ class Reconciler:
                     checks,
                     self.provider,
                     targets_of(rollout),
-                    window_seconds(rollout, status, now),
+                    analysis_window(rollout, status, now),
                     now,
                 )
             observations = Observations(
@@ -173,6 +226,7 @@ class Reconciler:
                 check_states=states,
                 gates=answers,
                 commands=commands,
+                look_interval=look,
             )
             result = step(rollout, status, observations, now)
             new_status = with_valid(result.status, now)
@@ -201,6 +255,15 @@ class Reconciler:
         self.metrics.rollout(namespace, name, new_status.phase, new_status.canary_weight)
         self.metrics.check_results(namespace, name, results)
         return TickOutcome("ok", result.requeue_after, new_status.message)
+
+    def _sync_services(self, rollout: Rollout, observed: Observed) -> None:
+        """The Services in line with the spec, when it or the primary changed (`ServiceSync`)."""
+        signature = services_signature(rollout, observed)
+        if signature is None or not self.services.due(rollout.key, signature):
+            return
+        for written in WorkloadActions(self.kube, rollout, observed).sync_services():
+            log.info("%s: %s", rollout.key, written)
+        self.services.done(rollout.key, signature)
 
     def _apply(
         self, rollout: Rollout, observed: Observed, router: MeshRouter, actions: list[Action]
@@ -292,15 +355,6 @@ def targets_of(rollout: Rollout) -> Targets:
     return Targets(
         namespace=namespace_of(rollout), target=name, canary=name, primary=f"{name}-primary"
     )
-
-
-def window_seconds(rollout: Rollout, status: RolloutStatus, now: datetime) -> float:
-    """The analysis window: the time since the last tick, within [1 s, 4 intervals]."""
-    interval = rollout.spec.analysis.interval
-    if status.last_tick_at is None:
-        return interval
-    since = seconds_since(status.last_tick_at, now)
-    return min(max(since, 1.0), 4 * interval)
 
 
 def _abort_waiting(obj: Json) -> bool:

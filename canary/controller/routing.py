@@ -5,7 +5,9 @@ back, and repaired when someone changed them.
 objects (`route_from_objects`); this module does the I/O. An object is created when missing and
 replaced (with the live resourceVersion) only when it departs from the desired one
 (`differences`: fields the server added are not drift), so holding the same Route twice writes
-nothing. After applying, the objects are read back and must hold the Route asked for.
+nothing. After applying, the objects as the API server stored them (its answers to the writes)
+must hold the Route asked for. The objects are read once a tick (`MeshRouter` keeps what it
+read and wrote), not again for each route applied.
 
 Which Route a rollout should hold between ticks follows from its status (`expected_route`), so
 a controller that restarted, or a route someone edited by hand, is put right at the next tick.
@@ -44,19 +46,29 @@ def expected_route(rollout: Rollout, status: RolloutStatus) -> Route | None:
 
 
 class MeshRouter:
-    """The provider's route objects for one Rollout."""
+    """The provider's route objects for one Rollout, for one tick.
+
+    The objects are read once a tick: what `repair` read is what `apply` compares with, and
+    what a create or replace answered (the object as the API server stored it, after any
+    defaulting or admission) is what is kept and checked, so holding a route costs one GET
+    per object a tick and no read-back."""
 
     def __init__(self, kube: Kube, rollout: Rollout) -> None:
         self.kube = kube
         self.rollout = rollout
+        self._seen: dict[tuple[str, str, str, str], Json | None] = {}
 
     def live(self, desired: list[Json]) -> list[Json | None]:
-        """The live object for each desired one (None when missing)."""
+        """The live object for each desired one (None when missing), read at most once a
+        tick."""
         out: list[Json | None] = []
         for obj in desired:
-            meta = obj["metadata"]
-            kind = kind_of(obj["apiVersion"], obj["kind"])
-            out.append(self.kube.get(kind, meta["namespace"], meta["name"]))
+            key = _key(obj)
+            if key not in self._seen:
+                meta = obj["metadata"]
+                kind = kind_of(obj["apiVersion"], obj["kind"])
+                self._seen[key] = self.kube.get(kind, meta["namespace"], meta["name"])
+            out.append(self._seen[key])
         return out
 
     def current(self) -> Route:
@@ -69,28 +81,36 @@ class MeshRouter:
         """Make the objects hold ``route``; returns what was written (empty: nothing to do)."""
         desired = desired_objects(self.rollout, route)
         written: list[str] = []
+        held: list[Json] = []
         for want, have in zip(desired, self.live(desired), strict=True):
             name = f"{want['kind']} {want['metadata']['name']}"
             if have is None:
-                self.kube.create(want)
+                have = self._stored(want, self.kube.create(want))
                 written.append(f"created {name}")
-                continue
-            drift = differences(want, have)
-            if drift:
-                body = dict(want)
-                body["metadata"] = {
-                    **want["metadata"],
-                    "resourceVersion": have["metadata"].get("resourceVersion"),
-                }
-                self.kube.replace(body)
-                written.append(f"updated {name} (it differed: {'; '.join(drift[:3])})")
-        held = route_from_objects(self.rollout, [o for o in self.live(desired) if o is not None])
-        if held != route:
+            else:
+                drift = differences(want, have)
+                if drift:
+                    body = dict(want)
+                    body["metadata"] = {
+                        **want["metadata"],
+                        "resourceVersion": have["metadata"].get("resourceVersion"),
+                    }
+                    have = self._stored(want, self.kube.replace(body))
+                    written.append(f"updated {name} (it differed: {'; '.join(drift[:3])})")
+            held.append(have)
+        holds = route_from_objects(self.rollout, held)
+        if holds != route:
             raise RouterError(
-                f"the route objects hold {held.model_dump(exclude_defaults=True)} after writing "
+                f"the route objects hold {holds.model_dump(exclude_defaults=True)} after writing "
                 f"{route.model_dump(exclude_defaults=True)}"
             )
         return written
+
+    def _stored(self, want: Json, answer: Json) -> Json:
+        """What the API server answered a write with, kept as the live object."""
+        stored = answer or want  # (an empty answer: the object as sent)
+        self._seen[_key(want)] = stored
+        return stored
 
     def repair(self, status: RolloutStatus) -> list[str]:
         """Put back the Route ``status`` calls for if the objects departed from it."""
@@ -101,3 +121,8 @@ class MeshRouter:
         if written:
             log.warning("%s: route objects drifted; repaired: %s", self.rollout.key, written)
         return written
+
+
+def _key(obj: Json) -> tuple[str, str, str, str]:
+    meta = obj["metadata"]
+    return str(obj["apiVersion"]), str(obj["kind"]), str(meta["namespace"]), str(meta["name"])

@@ -6,6 +6,10 @@ rescheduled to that. Jobs run on a thread pool with ``max_instances=1`` and ``co
 one Rollout never has two ticks at once and runs missed while one was running collapse into
 one. `trigger` asks for an early tick (a Deployment or the Rollout changed): the job's next
 run is moved to now, and when the tick is running already, another one follows it at once.
+
+Each time it sets a job's next run the scheduler notes when that run is due; a run reports its
+*lateness* (how long after that it started: waiting for a free worker, or for the scheduler)
+to ``on_lateness`` as ``scheduled`` or ``early``, and `busy` is how many workers run a tick.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -27,6 +32,8 @@ log = logging.getLogger("canary.controller.scheduling")
 
 TickFunction = Callable[[str, bool], float]
 """(rollout key, early) -> seconds until the next tick."""
+LatenessObserver = Callable[[str, float], None]
+"""("scheduled" or "early", seconds after it was due that a tick started)."""
 
 MIN_DELAY = 0.05
 FALLBACK = 30.0
@@ -36,8 +43,15 @@ FALLBACK = 30.0
 class TickScheduler:
     """One job per Rollout key ("namespace/name")."""
 
-    def __init__(self, tick: TickFunction, *, workers: int = 8) -> None:
+    def __init__(
+        self,
+        tick: TickFunction,
+        *,
+        workers: int = 8,
+        on_lateness: LatenessObserver | None = None,
+    ) -> None:
         self._tick = tick
+        self._on_lateness = on_lateness
         self._scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=workers)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -48,6 +62,8 @@ class TickScheduler:
         self._early: set[str] = set()
         self._running: set[str] = set()
         self._again: set[str] = set()
+        self._due: dict[str, float] = {}
+        """When each job's next run is due (time.monotonic)."""
 
     def start(self) -> None:
         self._scheduler.start()
@@ -69,6 +85,12 @@ class TickScheduler:
     def running(self) -> bool:
         return bool(self._scheduler.running)
 
+    @property
+    def busy(self) -> int:
+        """Workers running a tick now."""
+        with self._lock:
+            return len(self._running)
+
     def keys(self) -> list[str]:
         return [str(job.id) for job in self._scheduler.get_jobs()]
 
@@ -76,6 +98,8 @@ class TickScheduler:
         """A job for ``key``, first run after ``delay`` seconds (kept as it is if it exists)."""
         if self._scheduler.get_job(key) is not None:
             return
+        with self._lock:
+            self._due[key] = time.monotonic() + max(0.0, delay)
         self._scheduler.add_job(
             self._run,
             IntervalTrigger(seconds=60, timezone=UTC),
@@ -92,6 +116,7 @@ class TickScheduler:
         with self._lock:
             self._early.discard(key)
             self._again.discard(key)
+            self._due.pop(key, None)
 
     def remove_all(self) -> None:
         for key in self.keys():
@@ -104,6 +129,8 @@ class TickScheduler:
             if key in self._running:
                 self._again.add(key)
                 return
+            # due now, or earlier when a run already waits (overdue) for a worker
+            self._due[key] = min(self._due.get(key, float("inf")), time.monotonic())
         self._move(key, 0.0)
 
     def _move(self, key: str, delay: float) -> None:
@@ -111,10 +138,14 @@ class TickScheduler:
             self._scheduler.modify_job(key, next_run_time=_after(delay))
 
     def _run(self, key: str) -> None:
+        started = time.monotonic()
         with self._lock:
             early = key in self._early
             self._early.discard(key)
             self._running.add(key)
+            due = self._due.pop(key, None)
+        if due is not None and self._on_lateness is not None:
+            self._on_lateness("early" if early else "scheduled", max(0.0, started - due))
         delay = 60.0
         try:
             delay = self._tick(key, early)
@@ -132,12 +163,16 @@ class TickScheduler:
         if again:
             delay = 0.0
         delay = max(delay, MIN_DELAY)
+        with self._lock:
+            self._due[key] = time.monotonic() + delay
         trigger = IntervalTrigger(
             seconds=max(delay, FALLBACK), start_date=_after(delay), timezone=UTC
         )
-        # (gone when removed while it ran: the Rollout was deleted, or leadership lost)
-        with contextlib.suppress(JobLookupError):
+        try:
             self._scheduler.reschedule_job(key, trigger=trigger)
+        except JobLookupError:  # removed while it ran: the Rollout was deleted, or leadership lost
+            with self._lock:
+                self._due.pop(key, None)
 
 
 def _after(seconds: float) -> datetime:

@@ -84,7 +84,7 @@ def write_status(
             return kube.replace_status(body)
         except ConflictError:
             on_conflict()
-            fresh = kube.get(ROLLOUT, namespace, name)
+            fresh = kube.read(ROLLOUT, namespace, name)
             if fresh is None:
                 raise StatusConflictError(f"rollout {namespace}/{name} was deleted") from None
             if fresh.get("status") != base_status:

@@ -8,8 +8,8 @@ workload actions, with the pure functions of `canary.workload` doing the thinkin
   ScaleCanaryUp/Down (the target's scale subresource), PromoteCanary (copies of the canary's
   configuration, then the primary's template; stale copies deleted) and RestorePrimary (the
   stable template kept in the primary's annotations); `WorkloadActions.sync_services` keeps
-  the Services in line with the spec at every tick once the primary exists (a changed port, a
-  circuit breaker added, changed or removed).
+  the Services in line with the spec once the primary exists (a changed port, a circuit
+  breaker added, changed or removed), when the spec or the primary changed (`ServiceSync`).
 
 Every write is skipped when the live object already is as wanted, so repeated actions write
 nothing; replacing an object sends the resourceVersion it was read at (a 409 fails the tick,
@@ -18,7 +18,11 @@ which is retried from fresh reads).
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from canary.controller.kinds import CONFIGMAP, DEPLOYMENT, SECRET, SERVICE, kind_of
@@ -149,6 +153,61 @@ def _comparable(obj: Json) -> Json:
     return {**{k: v for k, v in obj.items() if k != "status"}, "metadata": meta}
 
 
+def services_signature(rollout: Rollout, observed: Observed) -> str | None:
+    """What the Services are kept in line with: the Rollout (its uid and generation), the
+    Services it wants from the target (ports, selectors from the target's labels, the
+    provider's annotations), and the primary (its uid: a primary made again); None while the
+    target or the primary is missing. (Not the primary's generation: a promotion changes its
+    pod template, not what the Services select.)"""
+    target, primary = observed.target, observed.primary
+    if target is None or primary is None:
+        return None
+    wanted = services(rollout, target, provider_service_annotations(rollout))
+    return json.dumps(
+        [
+            rollout.metadata.uid,
+            rollout.metadata.generation,
+            (primary.get("metadata") or {}).get("uid"),
+            wanted,
+        ],
+        sort_keys=True,
+        default=str,
+    )
+
+
+class ServiceSync:
+    """When a Rollout's Services are put in line with the spec: when `services_signature`
+    changed since they last were (a new spec, a primary made again, other labels on the
+    target),
+    the first time after the controller starts or gains the Lease, and every ``resync``
+    seconds besides (a Service someone changed by hand is put back by then). Not at every
+    tick: that cost three GETs a tick for what changes with the spec. In memory, per
+    Rollout."""
+
+    def __init__(self, resync: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.resync = resync
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._synced: dict[str, tuple[str, float]] = {}
+
+    def due(self, key: str, signature: str) -> bool:
+        with self._lock:
+            last = self._synced.get(key)
+        return last is None or last[0] != signature or self.clock() - last[1] >= self.resync
+
+    def done(self, key: str, signature: str) -> None:
+        with self._lock:
+            self._synced[key] = (signature, self.clock())
+
+    def forget(self, key: str | None = None) -> None:
+        """Sync ``key`` (every Rollout when None) at its next tick."""
+        with self._lock:
+            if key is None:
+                self._synced.clear()
+            else:
+                self._synced.pop(key, None)
+
+
 class WorkloadActions:
     """Applies the engine's workload actions for one Rollout, from one tick's observation."""
 
@@ -202,8 +261,9 @@ class WorkloadActions:
         return done
 
     def sync_services(self) -> list[str]:
-        """At every tick once the primary exists: the Services put back in line with the spec
-        (a changed port, Linkerd's circuit breaker added, changed or removed)."""
+        """Once the primary exists: the Services put back in line with the spec (a changed
+        port, Linkerd's circuit breaker added, changed or removed). The reconciler calls it when
+        `services_signature` changed (`ServiceSync`)."""
         if self.observed.target is None or self.observed.primary is None:
             return []
         return self.ensure_services(self.observed.target)

@@ -77,6 +77,8 @@ def test_metrics_health_and_readiness(cluster: Cluster) -> None:
     ns = cluster.namespace
     assert f'canary_rollout_canary_weight{{name="web",namespace="{ns}"}} 0.0' in text
     assert 'canary_reconcile_duration_seconds_count{outcome="ok"}' in text
+    assert 'canary_tick_lateness_seconds_count{kind="scheduled"}' in text
+    assert "canary_workers_busy " in text
     assert get(f"{base}/nope")[0] == 404
 
 

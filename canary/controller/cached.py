@@ -1,0 +1,170 @@
+"""Reads from the watch caches, never older than the controller's own writes.
+
+A tick reads its Rollout and the two Deployments (target and primary) at every tick; the
+controller watches all three kinds anyway, so `CachedKube.get` answers those reads from the
+caches instead of the API server. Everything else (ConfigMaps, Secrets, Services, the route
+objects) is read from the API server as before.
+
+A cache lags the API server by the watch's latency. Lagging behind *others'* changes is
+harmless: the tick acts as if it had run a moment earlier, and each such change wakes the
+Rollout again when the watch delivers it (docs/controller.md, "Early ticks"). Lagging behind
+the controller's *own* writes is not: a tick that read the status before the previous tick's
+status write would judge that step again, put the previous route back, or promote twice. So
+every write of a cached kind leaves a *fence*, the resourceVersion the API server answered
+with, and an object with a fence is read from the API server until the cache shows that
+version (or, after a relist skipped it, shows what the API server shows). Writes are
+conditional on the resourceVersion they read (the status write, the commands patch, every
+replace), so a stale copy that got through anyway costs a 409 and the usual re-read; a tick
+that failed reads everything from the API server the next time (`Kube.fresh_reads`), and so
+does the first tick of each Rollout after the controller starts or gains the Lease.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+
+from canary.controller.kinds import Kind
+from canary.controller.kube import Json, Kube
+from canary.controller.watches import Cache, version_of
+
+log = logging.getLogger("canary.controller.cached")
+
+ObjectKey = tuple[str, str, str]
+"""(kind, namespace, name)."""
+DELETED = "<deleted>"
+"""The fence of an object the controller deleted: read it from the API server until the
+cache has dropped it too."""
+
+
+class CachedKube(Kube):
+    """A `Kube` whose `get` of the watched kinds reads the caches (see the module)."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        caches: Mapping[str, Cache],
+        synced: Callable[[Kind, str], bool],
+    ) -> None:
+        """``caches``: by kind, those `get` may answer from; ``synced(kind, namespace)``: the
+        cache holds a full list of that namespace (else `get` asks the API server)."""
+        super().__init__(kube.api_client, timeout=kube.timeout, guard=kube.guard)
+        self.caches = dict(caches)
+        self.synced = synced
+        self._lock = threading.Lock()
+        self._fences: dict[ObjectKey, str] = {}
+        self._local = threading.local()
+        for kind, cache in self.caches.items():
+            cache.listen(functools.partial(self._seen, kind))
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    def get(self, kind: Kind, namespace: str, name: str) -> Json | None:
+        cache = self.caches.get(kind.kind)
+        if cache is None or self._fresh_here() or not self.synced(kind, namespace):
+            return self.read(kind, namespace, name)
+        key = (kind.kind, namespace, name)
+        with self._lock:
+            fenced = key in self._fences
+        if fenced:
+            return self.read(kind, namespace, name)
+        found = cache.get(namespace, name)
+        # a copy: the tick may change what it read (the cache's objects are shared)
+        return copy.deepcopy(found) if found is not None else None
+
+    def read(self, kind: Kind, namespace: str, name: str) -> Json | None:
+        found = super().read(kind, namespace, name)
+        cache = self.caches.get(kind.kind)
+        if cache is not None:
+            key = (kind.kind, namespace, name)
+            cached = cache.get(namespace, name)
+            with self._lock:
+                # the cache shows what the API server shows now: it is past any write of ours
+                if key in self._fences and _version(cached) == _version(found):
+                    del self._fences[key]
+        return found
+
+    def _fresh_here(self) -> bool:
+        depth: int = getattr(self._local, "fresh", 0)
+        return depth > 0
+
+    @contextmanager
+    def fresh_reads(self) -> Iterator[None]:
+        depth: int = getattr(self._local, "fresh", 0)
+        self._local.fresh = depth + 1
+        try:
+            yield
+        finally:
+            self._local.fresh = depth
+
+    def fenced(self) -> int:
+        """How many objects are read from the API server until the caches catch up."""
+        with self._lock:
+            return len(self._fences)
+
+    # --- writes leave fences -------------------------------------------------------------------
+
+    def create(self, obj: Json) -> Json:
+        return self._fence(obj, super().create(obj))
+
+    def replace(self, obj: Json) -> Json:
+        return self._fence(obj, super().replace(obj))
+
+    def replace_status(self, obj: Json) -> Json:
+        return self._fence(obj, super().replace_status(obj))
+
+    def patch(self, kind: Kind, namespace: str, name: str, body: Json) -> Json:
+        stored = super().patch(kind, namespace, name, body)
+        self._record(kind.kind, namespace, name, version_of(stored))
+        return stored
+
+    def scale(self, kind: Kind, namespace: str, name: str, replicas: int) -> Json:
+        # the Scale's resourceVersion is the Deployment's
+        stored = super().scale(kind, namespace, name, replicas)
+        self._record(kind.kind, namespace, name, version_of(stored))
+        return stored
+
+    def delete(self, kind: Kind, namespace: str, name: str) -> bool:
+        try:
+            return super().delete(kind, namespace, name)
+        finally:
+            self._record(kind.kind, namespace, name, DELETED)
+
+    def _fence(self, sent: Json, stored: Json) -> Json:
+        meta = sent.get("metadata") or {}
+        kind = str(sent.get("kind"))
+        self._record(
+            kind, str(meta.get("namespace") or ""), str(meta.get("name") or ""), version_of(stored)
+        )
+        return stored
+
+    def _record(self, kind: str, namespace: str, name: str, version: str) -> None:
+        cache = self.caches.get(kind)
+        if cache is None:
+            return
+        key = (kind, namespace, name)
+        if not version:  # an answer without a version: read it until the cache agrees
+            version = DELETED if cache.get(namespace, name) is None else "<unknown>"
+        with self._lock:
+            if _version(cache.get(namespace, name)) == version:
+                self._fences.pop(key, None)  # the watch was faster than the answer
+            else:
+                self._fences[key] = version
+
+    def _seen(self, kind: str, event: str, old: Json | None, new: Json | None) -> None:
+        """A cache's change: the fence of an object whose version (or deletion) it now shows
+        is lifted."""
+        meta = (new or old or {}).get("metadata") or {}
+        key = (kind, str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+        shown = _version(new if event != "DELETED" else None)
+        with self._lock:
+            if self._fences.get(key) == shown:
+                del self._fences[key]
+
+
+def _version(obj: Json | None) -> str:
+    return DELETED if obj is None else version_of(obj)

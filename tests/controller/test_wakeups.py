@@ -1,0 +1,141 @@
+"""What wakes a Rollout early, and what the scheduler reports.
+
+A Deployment's change ticks the Rollouts that run it (their target or its primary, found by an
+index, not a scan) when it changes what a tick reads: the spec's generation, the primary's
+revision, the replicas' readiness; not a status heartbeat. The scheduler reports each tick's
+lateness (scheduled or early) and the workers busy."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from typing import Any
+
+from controller_support import Cluster, deployment, rollout, wait_for
+
+from canary.controller.kinds import DEPLOYMENT, ROLLOUT
+from canary.controller.scheduling import TickScheduler
+
+Json = dict[str, Any]
+
+
+class Woken:
+    """Stands in for the controller's scheduler: which Rollouts were ticked early."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+
+    def ensure(self, key: str, delay: float = 0.0) -> None:
+        pass
+
+    def trigger(self, key: str) -> None:
+        self.keys.append(key)
+
+    def remove(self, key: str) -> None:
+        pass
+
+    def remove_all(self) -> None:
+        pass
+
+    def take(self) -> list[str]:
+        taken, self.keys = self.keys, []
+        return taken
+
+
+def ready(obj: Json, replicas: int) -> Json:
+    changed = copy.deepcopy(obj)
+    meta = changed["metadata"]
+    meta["resourceVersion"] = str(int(meta.get("resourceVersion") or "1") + 1000)
+    changed["status"] = {
+        "observedGeneration": meta.get("generation", 1),
+        "replicas": replicas,
+        "updatedReplicas": replicas,
+        "readyReplicas": replicas,
+        "availableReplicas": replicas,
+    }
+    return changed
+
+
+def test_only_changes_a_tick_reads_wake_the_rollouts_of_a_deployment(cluster: Cluster) -> None:
+    ns = cluster.namespace
+    controller = cluster.controller(start=False, lease=None)
+    woken = Woken()
+    controller.scheduler = woken  # type: ignore[assignment]
+    controller._lead()  # leads, without starting the watches: the caches are fed by hand
+    rollouts, deployments = controller.caches[ROLLOUT.kind], controller.caches[DEPLOYMENT.kind]
+    rollouts.apply("ADDED", rollout("web", ns))
+    rollouts.apply("ADDED", rollout("other", ns))
+    web = f"{ns}/web"
+
+    target = cluster.api.create(deployment("web", ns))
+    deployments.apply("ADDED", target)
+    assert woken.take() == [web]
+    deployments.apply("ADDED", cluster.api.create(deployment("unrelated", ns)))
+    assert woken.take() == [], "nobody runs it"
+
+    became_ready = ready(target, 2)
+    deployments.apply("MODIFIED", became_ready)
+    assert woken.take() == [web], "the replicas became ready"
+    beat = copy.deepcopy(became_ready)
+    beat["metadata"]["resourceVersion"] += "1"
+    beat["metadata"]["annotations"] = {"deployment.kubernetes.io/revision": "2"}
+    beat["status"]["conditions"] = [{"type": "Available", "lastUpdateTime": "2030-01-01T00:00:00Z"}]
+    deployments.apply("MODIFIED", beat)
+    assert woken.take() == [], "nothing a tick reads changed"
+
+    # scaled (by the controller too: the tick after the canary is scaled down ends a rollout)
+    echo = copy.deepcopy(beat)
+    echo["metadata"].update(generation=2, resourceVersion="2000")
+    echo["spec"]["replicas"] = 3
+    deployments.apply("MODIFIED", echo)
+    assert woken.take() == [web], "the spec changed"
+    deployments.apply("MODIFIED", ready(echo, 3))
+    assert woken.take() == [web], "the new replicas ready"
+
+    primary = deployment("web-primary", ns)
+    primary["metadata"].update(generation=1, resourceVersion="5")
+    deployments.apply("ADDED", primary)
+    assert woken.take() == [web]
+    newer = copy.deepcopy(primary)
+    newer["metadata"].update(generation=2, resourceVersion="6")
+    deployments.apply("MODIFIED", newer)
+    assert woken.take() == [web], "the primary's spec changed"
+
+    moved = rollout("web", ns)
+    moved["spec"]["targetRef"]["name"] = "unrelated"
+    rollouts.apply("MODIFIED", moved)
+    deployments.apply("MODIFIED", ready(echo, 1))
+    assert woken.take() == [], "web runs another Deployment now"
+    unrelated = cluster.deployment("unrelated")
+    deployments.apply("MODIFIED", ready(unrelated, 1))
+    assert woken.take() == [web]
+    rollouts.apply("DELETED", moved)
+    deployments.apply("MODIFIED", ready(unrelated, 2))
+    assert woken.take() == [], "a deleted Rollout is not woken"
+
+
+def test_the_scheduler_reports_lateness_and_busy_workers() -> None:
+    late: list[tuple[str, float]] = []
+    busy: list[int] = []
+    release = threading.Event()
+    scheduler: TickScheduler
+
+    def tick(key: str, early: bool) -> float:
+        busy.append(scheduler.busy)
+        release.wait(10)
+        return 3600.0
+
+    scheduler = TickScheduler(tick, workers=2, on_lateness=lambda *seen: late.append(seen))
+    scheduler.start()
+    try:
+        scheduler.ensure("ns/a")
+        wait_for("the first tick", lambda: busy)
+        assert busy == [1]
+        release.set()
+        wait_for("the tick to end", lambda: scheduler.busy == 0)
+        scheduler.trigger("ns/a")
+        wait_for("the early tick", lambda: len(late) == 2)
+    finally:
+        scheduler.shutdown()
+    assert [kind for kind, _ in late] == ["scheduled", "early"]
+    assert all(seconds >= 0 for _, seconds in late)
