@@ -191,7 +191,7 @@ class KubeRolloutStore:
         revision = None
         if rollout is not None:
             try:
-                revision = observe(self.kube, rollout).revision
+                revision = observe(self.kube, rollout, autoscaler=False).revision
             except (WorkloadError, KubeError):
                 revision = None
         return RolloutView(

@@ -7,8 +7,8 @@ With ``restore_target`` (``canary controller --restore-on-delete``) the controll
 `canary.workload.cleanup`'s plan first: scale the target back up and wait until it is ready
 (at most the Rollout's ``progressDeadlineSeconds``), write the ``<target>`` Service back
 selecting the target's pods (no longer owned, so it stays), delete the mesh's route objects
-(traffic then follows the Service), delete the primary, the other Services and the
-configuration copies, and remove the finalizer.
+(traffic then follows the Service), delete ``<hpa>-primary`` (with ``spec.autoscalerRef``),
+the primary, the other Services and the configuration copies, and remove the finalizer.
 """
 
 from __future__ import annotations

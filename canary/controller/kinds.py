@@ -1,7 +1,8 @@
 """The resources the controller reads and writes: API version, kind, plural, scope.
 
 Built-in kinds go through the typed APIs of the official client (CoreV1Api, AppsV1Api,
-CoordinationV1Api), custom resources through CustomObjectsApi; `kube.Kube` picks by `api`.
+AutoscalingV2Api, CoordinationV1Api), custom resources through CustomObjectsApi; `kube.Kube`
+picks by `api`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Literal
 
 from canary.model.rollout import API_VERSION as CANARY_API_VERSION
 
-ApiName = Literal["core", "apps", "coordination", "custom"]
+ApiName = Literal["core", "apps", "autoscaling", "coordination", "custom"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,13 @@ CONFIGMAP = Kind("v1", "ConfigMap", "configmaps", "core", "config_map")
 SECRET = Kind("v1", "Secret", "secrets", "core", "secret")
 EVENT = Kind("v1", "Event", "events", "core", "event")
 LEASE = Kind("coordination.k8s.io/v1", "Lease", "leases", "coordination", "lease")
+HORIZONTAL_POD_AUTOSCALER = Kind(
+    "autoscaling/v2",
+    "HorizontalPodAutoscaler",
+    "horizontalpodautoscalers",
+    "autoscaling",
+    "horizontal_pod_autoscaler",
+)
 
 ROLLOUT = Kind(CANARY_API_VERSION, "Rollout", "rollouts", "custom")
 ANALYSIS_POLICY = Kind(CANARY_API_VERSION, "AnalysisPolicy", "analysispolicies", "custom")
@@ -63,6 +71,7 @@ KNOWN: tuple[Kind, ...] = (
     SECRET,
     EVENT,
     LEASE,
+    HORIZONTAL_POD_AUTOSCALER,
     ROLLOUT,
     ANALYSIS_POLICY,
     CLUSTER_ANALYSIS_POLICY,

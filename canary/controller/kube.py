@@ -1,7 +1,8 @@
 """A thin, typed layer over the official `kubernetes` client: objects in and out as plain dicts.
 
 Objects are addressed by `Kind` (API version, kind, plural): built-in kinds through the typed
-APIs (CoreV1Api, AppsV1Api, CoordinationV1Api), custom resources through CustomObjectsApi.
+APIs (CoreV1Api, AppsV1Api, AutoscalingV2Api, CoordinationV1Api), custom resources through
+CustomObjectsApi.
 Responses are read raw (``_preload_content=False``) and parsed as JSON, so what the controller
 sees is exactly what the API server stored (no round trip through generated models).
 Errors are `KubeError`s with the HTTP status: `NotFoundError`, `ConflictError` (a stale
@@ -113,6 +114,7 @@ class Kube:
         self._apis: dict[str, Any] = {
             "core": client.CoreV1Api(api_client),
             "apps": client.AppsV1Api(api_client),
+            "autoscaling": client.AutoscalingV2Api(api_client),
             "coordination": client.CoordinationV1Api(api_client),
             "custom": client.CustomObjectsApi(api_client),
         }

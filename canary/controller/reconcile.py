@@ -3,7 +3,9 @@
 The same loop as the local runner (canary.local.runner), against the cluster:
 
 1. read the Rollout; validate it with the model (a Rollout the model refuses gets the
-   condition ``Valid: False`` naming the field, and a Warning Event; the others go on);
+   condition ``Valid: False`` naming the field, and a Warning Event; the others go on; so
+   does one whose ``spec.autoscalerRef`` names a missing HPA or one scaling another
+   workload);
 2. observe the workload (target, its ConfigMaps and Secrets, primary), repair the route
    objects if someone changed them, and keep the Services in line with the spec (port,
    Linkerd's circuit breaker on ``<target>``);
@@ -86,12 +88,15 @@ from canary.model.loader import problems_of
 from canary.model.rollout import Rollout
 from canary.model.status import IDLE_PHASES, CheckResult, CheckState, Phase, RolloutStatus
 from canary.notify import Notifier
-from canary.workload import FINALIZER, is_deleting
+from canary.workload import FINALIZER, AutoscalerError, is_deleting
 
 log = logging.getLogger("canary.controller.reconcile")
 
 INVALID_REQUEUE = 60.0
 """Seconds between looks at a Rollout the model refuses (a change of it ticks at once)."""
+AUTOSCALER_REQUEUE = 5.0
+"""Seconds between looks at a Rollout whose HPA is missing or scales something else: the fix
+is a change of the HPA, which the controller does not watch."""
 MIN_REQUEUE = 0.05
 SERVICE_RESYNC_SECONDS = 300.0
 """The Services are put in line with the spec when it or the primary changed, and at least
@@ -188,7 +193,10 @@ class Reconciler:
             return self._invalid(obj, [f"{exc.path}: {exc.message}"], now)
         status = rollout.status or RolloutStatus()
         obj = ensure_finalizer(self.kube, obj, self.restore_on_delete)
-        observed = observe(self.kube, rollout)
+        try:
+            observed = observe(self.kube, rollout)
+        except AutoscalerError as exc:
+            return self._invalid(obj, [str(exc)], now, AUTOSCALER_REQUEUE)
         workload = observed.state
         needs = plan(rollout, status, workload)
         look = look_interval(rollout, checks)
@@ -300,7 +308,9 @@ class Reconciler:
 
     # --- what goes wrong -----------------------------------------------------------------------
 
-    def _invalid(self, obj: Json, problems: list[str], now: datetime) -> TickOutcome:
+    def _invalid(
+        self, obj: Json, problems: list[str], now: datetime, requeue: float = INVALID_REQUEUE
+    ) -> TickOutcome:
         message = "; ".join(problems)
         status = invalid_status(obj.get("status"), message, now)
         if status is not None:
@@ -308,7 +318,7 @@ class Reconciler:
             event = Event(reason="InvalidSpec", message=f"invalid Rollout: {message}", warning=True)
             self._post_events(addressee(obj), [event], now)
             log.warning("%s/%s is invalid: %s", *_key(obj), message)
-        return TickOutcome("invalid", INVALID_REQUEUE, message)
+        return TickOutcome("invalid", requeue, message)
 
     def _failed(self, namespace: str, name: str, exc: Exception) -> TickOutcome:
         key = f"{namespace}/{name}"

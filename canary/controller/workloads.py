@@ -2,14 +2,19 @@
 workload actions, with the pure functions of `canary.workload` doing the thinking.
 
 - `observe` reads the target Deployment, the ConfigMaps and Secrets its template references
-  (its revision), and ``<target>-primary``: the engine's `WorkloadState`.
+  (its revision), ``<target>-primary``, and the target's HorizontalPodAutoscaler when the
+  Rollout names one (``spec.autoscalerRef``, checked: `AutoscalerError`): the engine's
+  `WorkloadState`.
 - `WorkloadActions` applies InitializePrimary (the primary, the configuration copies, the three
-  Services, with the provider's annotations on ``<target>``: Linkerd's circuit breaker),
-  ScaleCanaryUp/Down (the target's scale subresource), PromoteCanary (copies of the canary's
-  configuration, then the primary's template; stale copies deleted) and RestorePrimary (the
-  stable template kept in the primary's annotations); `WorkloadActions.sync_services` keeps
-  the Services in line with the spec once the primary exists (a changed port, a circuit
-  breaker added, changed or removed), when the spec or the primary changed (`ServiceSync`).
+  Services, with the provider's annotations on ``<target>``: Linkerd's circuit breaker; with
+  an HPA, the primary's replicas left to ``<hpa>-primary``, created from the target's HPA),
+  ScaleCanaryUp/Down (the target's scale subresource: the primary's replicas, or the HPA's
+  ``minReplicas``), PromoteCanary (copies of the canary's configuration, then the primary's
+  template; stale copies deleted; ``<hpa>-primary`` takes the target's HPA's spec again) and
+  RestorePrimary (the stable template kept in the primary's annotations);
+  `WorkloadActions.sync_services` keeps the Services in line with the spec once the primary
+  exists (a changed port, a circuit breaker added, changed or removed), when the spec or the
+  primary changed (`ServiceSync`).
 
 Every write is skipped when the live object already is as wanted, so repeated actions write
 nothing; replacing an object sends the resourceVersion it was read at (a 409 fails the tick,
@@ -25,7 +30,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from canary.controller.kinds import CONFIGMAP, DEPLOYMENT, SECRET, SERVICE, kind_of
+from canary.controller.kinds import (
+    CONFIGMAP,
+    DEPLOYMENT,
+    HORIZONTAL_POD_AUTOSCALER,
+    SECRET,
+    SERVICE,
+    kind_of,
+)
 from canary.controller.kube import Json, Kube
 from canary.engine.observations import WorkloadState
 from canary.model.provider import ProviderName
@@ -35,8 +47,12 @@ from canary.traffic.mesh import differences
 from canary.workload import (
     Owner,
     WorkloadError,
+    autoscaler_min_replicas,
     canary_ready,
     canary_replicas,
+    checked_autoscaler,
+    primary_autoscaler,
+    primary_autoscaler_name,
     primary_configs,
     primary_deployment,
     primary_ready,
@@ -50,7 +66,7 @@ from canary.workload import (
     stable_of,
     stale_configs,
 )
-from canary.workload.names import ROLLOUT_LABEL
+from canary.workload.names import ROLLOUT_LABEL, name_of
 
 log = logging.getLogger("canary.controller.workloads")
 
@@ -64,6 +80,8 @@ class Observed:
     configmaps: list[Json] = field(default_factory=list)
     secrets: list[Json] = field(default_factory=list)
     revision: str | None = None
+    autoscaler: Json | None = None
+    """The target's HPA (``spec.autoscalerRef``), checked; None when the Rollout names none."""
 
     @property
     def state(self) -> WorkloadState:
@@ -86,22 +104,36 @@ def namespace_of(rollout: Rollout) -> str:
     return rollout.metadata.namespace or "default"
 
 
-def observe(kube: Kube, rollout: Rollout) -> Observed:
-    """Read the target, what it references and the primary; raises MissingConfigError when
-    the template needs a ConfigMap or Secret that does not exist."""
+def observe(kube: Kube, rollout: Rollout, *, autoscaler: bool = True) -> Observed:
+    """Read the target, what it references, the primary and (with ``autoscaler``) the HPA
+    the Rollout names; raises AutoscalerError when that HPA is missing or scales something
+    else, MissingConfigError when the template needs a ConfigMap or Secret that does not
+    exist."""
     namespace = namespace_of(rollout)
+    hpa = observe_autoscaler(kube, rollout) if autoscaler else None
     name = rollout.spec.target_ref.name
     target = kube.get(DEPLOYMENT, namespace, name)
     primary = kube.get(DEPLOYMENT, namespace, f"{name}-primary")
     if target is None:
-        return Observed(target=None, primary=primary)
+        return Observed(target=None, primary=primary, autoscaler=hpa)
     configmap_names, secret_names = referenced_configs(target)
     configmaps = [
         obj for n in configmap_names if (obj := kube.get(CONFIGMAP, namespace, n)) is not None
     ]
     secrets = [obj for n in secret_names if (obj := kube.get(SECRET, namespace, n)) is not None]
     revision = revision_of(target, configmaps, secrets)
-    return Observed(target, primary, configmaps, secrets, revision)
+    return Observed(target, primary, configmaps, secrets, revision, hpa)
+
+
+def observe_autoscaler(kube: Kube, rollout: Rollout) -> Json | None:
+    """The HPA ``spec.autoscalerRef`` names (read from the API server), checked against the
+    target (`checked_autoscaler`: AutoscalerError when missing or scaling something else);
+    None, without a request, when the Rollout names none."""
+    ref = rollout.spec.autoscaler_ref
+    if ref is None:
+        return None
+    hpa = kube.get(HORIZONTAL_POD_AUTOSCALER, namespace_of(rollout), ref.name)
+    return checked_autoscaler(rollout, hpa)
 
 
 def upsert(
@@ -240,12 +272,36 @@ class WorkloadActions:
             if upsert(self.kube, copy):
                 done.append(f"wrote {copy['kind']} {copy['metadata']['name']}")
         primary = primary_deployment(
-            target, self.observed.primary, owner=self.owner, revision=revision
+            target,
+            self.observed.primary,
+            owner=self.owner,
+            revision=revision,
+            hpa_managed=self.observed.autoscaler is not None,
         )
         if upsert(self.kube, primary, self.observed.primary, read=False):
             done.append(f"wrote Deployment {primary['metadata']['name']} at {revision}")
+        done += self.ensure_primary_autoscaler()
         done += self.ensure_services(target)
         return done
+
+    def ensure_primary_autoscaler(self) -> list[str]:
+        """With an HPA named: ``<hpa>-primary``, the target's HPA's spec scaling the primary,
+        created or replaced when its spec (or canary's metadata on it) differs."""
+        hpa = self.observed.autoscaler
+        if hpa is None:
+            return []
+        name = primary_autoscaler_name(name_of(hpa))
+        live = self.kube.get(HORIZONTAL_POD_AUTOSCALER, self.namespace, name)
+        desired = primary_autoscaler(
+            hpa, live, owner=self.owner, target=self.rollout.spec.target_ref.name
+        )
+        if live is None:
+            self.kube.create(desired)
+        elif live.get("spec") == desired["spec"] and not differences(_comparable(desired), live):
+            return []
+        else:  # the spec exactly (a field removed from the HPA goes from the copy too)
+            self.kube.replace(desired)
+        return [f"wrote HorizontalPodAutoscaler {name}"]
 
     def ensure_services(self, target: Json) -> list[str]:
         """The three Services as the spec wants them (port, selectors, the provider's
@@ -283,6 +339,11 @@ class WorkloadActions:
         return [f"scaled Deployment {name} to {replicas}"]
 
     def scale_up(self) -> list[str]:
+        """The canary's starting size: the HPA's minReplicas when one is named (it scales the
+        canary from there), else the primary's replicas."""
+        hpa = self.observed.autoscaler
+        if hpa is not None:
+            return self.scale_target(autoscaler_min_replicas(hpa))
         return self.scale_target(canary_replicas(self.observed.primary))
 
     def promote(self, revision: str) -> list[str]:
@@ -310,6 +371,7 @@ class WorkloadActions:
         promoted = promote(primary, target, revision)
         if upsert(self.kube, promoted, primary, read=False):
             done.append(f"promoted revision {revision} into {promoted['metadata']['name']}")
+        done += self.ensure_primary_autoscaler()  # new bounds ship with the version
         done += self._delete_stale(promoted)
         return done
 

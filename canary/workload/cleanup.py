@@ -7,9 +7,10 @@ answering, and give the target back first when asked (``restore_target``):
 1. scale the target back up to the primary's replicas and wait until it is ready;
 2. write the ``<target>`` Service back selecting the target's pods, without canary's owner
    reference, labels and annotations, so it outlives the Rollout;
-3. delete ``<target>-primary``, the ``-primary`` and ``-canary`` Services and the config copies
-   (and ``<target>`` itself when not restoring: the team then has the target, scaled to zero
-   by canary, and no Service of that name);
+3. delete ``<hpa>-primary`` (when the Rollout names an HPA), ``<target>-primary``, the
+   ``-primary`` and ``-canary`` Services and the config copies (and ``<target>`` itself when
+   not restoring: the team then has the target, scaled to zero by canary, and no Service of
+   that name);
 4. remove the finalizer.
 
 The routers remove their own objects (the mesh routes) before step 3, so traffic follows the
@@ -25,6 +26,7 @@ from collections.abc import Iterable
 from pydantic import BaseModel, ConfigDict, Field
 
 from canary.model.rollout import Rollout
+from canary.workload.autoscaler import primary_autoscaler_name
 from canary.workload.names import (
     FINALIZER,
     MANAGED_BY,
@@ -122,7 +124,12 @@ def cleanup(
     def ref(api_version: str, kind: str, object_name: str) -> ObjectRef:
         return ObjectRef(api_version=api_version, kind=kind, namespace=namespace, name=object_name)
 
-    delete = [
+    delete = []
+    autoscaler = rollout.spec.autoscaler_ref
+    if autoscaler is not None:  # before the Deployment it scales
+        hpa = primary_autoscaler_name(autoscaler.name)
+        delete.append(ref("autoscaling/v2", "HorizontalPodAutoscaler", hpa))
+    delete += [
         ref("apps/v1", "Deployment", primary_name(name)),
         ref("v1", "Service", primary_name(name)),
         ref("v1", "Service", canary_service_name(name)),

@@ -21,6 +21,14 @@ from canary.local.processes import free_port
 from canary.model.status import CheckResult, Phase, Verdict
 
 VS = ("networking.istio.io/v1", "VirtualService", "web")
+HPA = ("autoscaling/v2", "HorizontalPodAutoscaler")
+
+
+def autoscaler(name: str, namespace: str, maximum: int) -> dict[str, object]:
+    target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+    spec = {"scaleTargetRef": target, "minReplicas": 1, "maxReplicas": maximum}
+    metadata = {"name": name, "namespace": namespace}
+    return {"apiVersion": HPA[0], "kind": HPA[1], "metadata": metadata, "spec": spec}
 
 
 def get(url: str) -> tuple[int, str]:
@@ -196,13 +204,18 @@ def test_the_documented_rbac_allows_every_request(cluster: Cluster) -> None:
     container = target["spec"]["template"]["spec"]["containers"][0]
     container["envFrom"] = [{"configMapRef": {"name": "web-env"}}]
     cluster.api.apply(target)
-    cluster.api.apply(rollout("web", cluster.namespace, skipAnalysis=True))
+    cluster.api.apply(autoscaler("web", cluster.namespace, maximum=4))
+    cluster.api.apply(
+        rollout("web", cluster.namespace, skipAnalysis=True, autoscalerRef={"name": "web"})
+    )
     cluster.controller(restore_on_delete=True, namespaces=())
     cluster.wait_phase("web", "Initialized")
+    cluster.api.apply(autoscaler("web", cluster.namespace, maximum=8))  # copied at promotion
     cluster.set_image("web", "podinfo:7.0.0")
     cluster.wait_phase("web", "Succeeded")
     cluster.api.delete(ROLLOUTS, "Rollout", "web", cluster.namespace)
     wait_for("the Rollout gone", lambda: cluster.get(ROLLOUTS, "Rollout", "web") is None)
+    assert cluster.get(*HPA, "web-primary") is None
     cluster.api.stop_watches()  # the watches end: their requests are logged once answered
 
     def made_requests() -> set[tuple[str, str, str]] | None:
@@ -224,6 +237,8 @@ def test_the_documented_rbac_allows_every_request(cluster: Cluster) -> None:
     assert ("patch", "apps", "deployments/scale") in made
     assert ("watch", "canary.dev", "rollouts") in made
     assert ("create", "", "configmaps") in made
+    for verb in ("get", "create", "update", "delete"):
+        assert (verb, "autoscaling", "horizontalpodautoscalers") in made
 
 
 def test_a_deleted_rollouts_series_are_dropped() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from workload_support import Json, configmap
 
-from canary.model.rollout import Rollout
+from canary.model.rollout import AutoscalerRef, Rollout
 from canary.workload import (
     FINALIZER,
     ObjectRef,
@@ -98,3 +98,23 @@ def test_without_a_target_there_is_nothing_to_restore(rollout: Rollout) -> None:
     plan = cleanup(rollout, None, None, restore_target=True)
     assert plan.scale_target is None
     assert ("Service", "podinfo") in names(plan.delete)
+
+
+def test_the_primary_hpa_is_deleted_before_the_primary_it_scales(
+    rollout: Rollout, target: Json, owner: Owner
+) -> None:
+    scaled = rollout.model_copy(
+        update={
+            "spec": rollout.spec.model_copy(
+                update={"autoscaler_ref": AutoscalerRef(name="podinfo-hpa")}
+            )
+        }
+    )
+    primary = primary_deployment(target, owner=owner, revision="r1", hpa_managed=True)
+    for restore_target in (False, True):
+        plan = cleanup(scaled, target, primary, restore_target=restore_target)
+        assert names(plan.delete)[:2] == [
+            ("HorizontalPodAutoscaler", "podinfo-hpa-primary"),
+            ("Deployment", "podinfo-primary"),
+        ]
+        assert plan.delete[0].api_version == "autoscaling/v2"
