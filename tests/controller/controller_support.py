@@ -136,6 +136,7 @@ class FakeKubelet:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(5)
+        self._look()  # the last change may have come after the last poll
 
     def _run(self) -> None:
         while not self._stop.wait(self.every):
@@ -367,6 +368,7 @@ class WeightLog:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(5)
+        self._look()  # the last change may have come after the last poll
 
 
 MESH_OF = {"istio": "istio", "linkerd": "linkerd", "linkerd-smi": "linkerd", "gateway-api": "envoy"}
