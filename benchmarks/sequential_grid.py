@@ -286,7 +286,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--judges", default=",".join(JUDGES), help="comma-separated judges")
     parser.add_argument("--look", default=None, help="the sequential judge's lookInterval")
     parser.add_argument("--cells", default=None, help="rate:error pairs, e.g. 1000:0.1,100:1")
-    parser.add_argument("--effects", default=",".join(EFFECTS), help=f"among {', '.join(EFFECTS)}")
+    parser.add_argument(
+        "--effects",
+        default=",".join(EFFECTS),
+        help=f"among {', '.join(EFFECTS)}".replace("%", "%%"),
+    )
     args = parser.parse_args(argv)
     seeds = args.seeds or (60 if args.quick else 300)
     effects = [e for e in args.effects.split(",") if e]

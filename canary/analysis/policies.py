@@ -17,7 +17,7 @@ import re
 import sys
 import sysconfig
 from collections.abc import Iterable
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from canary.analysis.checks import CheckResolutionError
@@ -52,17 +52,30 @@ class PolicyError(CheckResolutionError):
 
 def policy_dirs() -> list[Path]:
     """Where built-in policies are looked for, in order."""
+    return list(_policy_dirs())
+
+
+@cache
+def _policy_dirs() -> tuple[Path, ...]:
+    # Read once: sysconfig and resolving the path cost more than a simulated rollout's ticks.
     source = Path(__file__).resolve().parents[2] / "policies"
     prefixes = [Path(sys.prefix), Path(sysconfig.get_path("data"))]
     installed = [p / "share" / "canary" / "policies" for p in prefixes]
-    return list(dict.fromkeys([source, *installed]))
+    return tuple(dict.fromkeys([source, *installed]))
 
 
 def builtin_dir() -> Path:
-    for candidate in policy_dirs():
+    """The first of policy_dirs() that holds the built-in policies."""
+    return _builtin_dir(tuple(policy_dirs()))
+
+
+@cache
+def _builtin_dir(candidates: tuple[Path, ...]) -> Path:
+    # Found once per list of places (not found is not remembered: it raises).
+    for candidate in candidates:
         if (candidate / "istio.yaml").is_file():
             return candidate
-    searched = ", ".join(str(p) for p in policy_dirs())
+    searched = ", ".join(str(p) for p in candidates)
     raise PolicyError("policies", f"the built-in policies are not installed (looked in {searched})")
 
 
@@ -124,19 +137,34 @@ def expand(policy: AnyPolicy, path: str = "policy") -> list[CheckSpec]:
                 f"'{name}' is given at every tick: a policy cannot set it",
             )
 
-    def substitute(text: str) -> str:
-        for _ in range(len(variables) + 1):
-            done = _PLACEHOLDER.sub(lambda m: variables.get(m.group(1), m.group(0)), text)
-            if done == text:
-                return done
-            text = done
-        raise PolicyError(f"{path}.spec.variables", "the variables refer to each other in a loop")
-
+    given = tuple(variables.items())
     checks = []
     for check in policy.spec.checks:
-        updates = {f: substitute(getattr(check, f)) for f in _QUERY_FIELDS if getattr(check, f)}
+        updates = {}
+        for f in _QUERY_FIELDS:
+            if text := getattr(check, f):
+                expanded = _substitute(text, given)
+                if expanded is None:
+                    raise PolicyError(
+                        f"{path}.spec.variables", "the variables refer to each other in a loop"
+                    )
+                updates[f] = expanded
         checks.append(check.model_copy(update=updates))
     return checks
+
+
+@lru_cache(maxsize=1024)
+def _substitute(text: str, given: tuple[tuple[str, str], ...]) -> str | None:
+    """``text`` with the policy's variables written in (they may use each other), or None if
+    they refer to each other in a loop. Remembered: a policy's queries are the same at every
+    resolution."""
+    variables = dict(given)
+    for _ in range(len(variables) + 1):
+        done = _PLACEHOLDER.sub(lambda m: variables.get(m.group(1), m.group(0)), text)
+        if done == text:
+            return done
+        text = done
+    return None
 
 
 def policy_checks(

@@ -16,6 +16,7 @@ import ast
 import contextlib
 import json
 import math
+import os
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -315,6 +316,16 @@ class PrometheusClient:
         session.headers.update(settings.headers)
         basic = settings.basic_auth
         auth = (basic.username, basic.password.get_secret_value()) if basic else None
+        # What requests takes from the environment (proxies and no_proxy, a CA bundle named by
+        # REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE, ~/.netrc), read once here: a session that
+        # trusts the environment reads and parses it again at every query.
+        session.proxies.update(requests.utils.get_environ_proxies(settings.url))
+        if session.verify is True:
+            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            session.verify = bundle or True
+        auth = auth or requests.utils.get_netrc_auth(settings.url)
+        session.trust_env = False
+        self.session = session
         self._api: Any = PrometheusConnect(
             url=settings.url,
             retry=Retry(total=0, read=False, raise_on_status=False),

@@ -13,6 +13,7 @@ docs/analysis.md for the formulas.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
@@ -59,10 +60,14 @@ def split_loglik(
     Given m = x + y failures, the canary's x ~ Binomial(m, p(r)) with
     p(r) = s*r / (s*r + 1 - s): logit p = logit s + ln r, r = null_ratio * exp(theta).
     """
-    rows = split_loglik_batch(
-        np.array([canary_failures]), np.array([primary_failures]), np.array([share]), null_ratio
-    )
-    return np.asarray(rows[0], dtype=np.float64)
+    # split_loglik_batch's arithmetic for one row, without its broadcasting (the same floats).
+    if canary_failures + primary_failures <= 0 or not 0.0 < share < 1.0:
+        return np.zeros(GRID.size)
+    s = min(max(share, 1e-300), 1.0 - 1e-16)
+    z = np.log(s / (1.0 - s)) + math.log(null_ratio) + GRID
+    x, y = float(canary_failures), float(primary_failures)
+    ll = -x * np.logaddexp(0.0, -z) - y * np.logaddexp(0.0, z)
+    return np.asarray(ll - ll[NULL_INDEX], dtype=np.float64)
 
 
 def split_loglik_batch(
@@ -89,10 +94,23 @@ def split_loglik_batch(
 def rate_loglik(failures: int, requests: int, null_rate: float) -> FloatArray:
     """Log-likelihood ratio of failures ~ Binomial(requests, q) at q = null_rate * exp(theta)
     against q = null_rate, at every grid point (-inf where q >= 1)."""
+    per_success, possible = _rate_terms(null_rate)
+    ll = failures * GRID + (requests - failures) * per_success
+    return np.asarray(np.where(possible, ll, -np.inf), dtype=np.float64)
+
+
+@lru_cache(maxsize=256)
+def _rate_terms(null_rate: float) -> tuple[FloatArray, NDArray[np.bool_]]:
+    """rate_loglik's terms that depend on the null rate only: what a request without a
+    failure adds at each grid point (0 where q >= 1, which rate_loglik makes -inf), and
+    where q < 1. Computed once per null rate; read-only."""
     q = null_rate * np.exp(GRID)
+    possible = q < 1.0
     with np.errstate(invalid="ignore", divide="ignore"):
-        ll = failures * GRID + (requests - failures) * (np.log1p(-q) - math.log1p(-null_rate))
-    return np.asarray(np.where(q < 1.0, ll, -np.inf), dtype=np.float64)
+        per_success = np.where(possible, np.log1p(-q) - math.log1p(-null_rate), 0.0)
+    per_success.flags.writeable = False
+    possible.flags.writeable = False
+    return per_success, possible
 
 
 def _mixture(loglik: FloatArray, index: int, harm: bool) -> float:
@@ -113,7 +131,8 @@ def _mixture(loglik: FloatArray, index: int, harm: bool) -> float:
 
 def log_evidence_of_harm(loglik: FloatArray) -> float:
     """ln E: the e-value against 'no worse than the null' (fail when E >= 1/alpha)."""
-    return float(log_evidence_of_harm_batch(loglik[None, :])[0])
+    alt = loglik[NULL_INDEX + 1 :] + HARM_LOG_PRIOR[: loglik.size - NULL_INDEX - 1]
+    return float(np.logaddexp.reduce(alt) - loglik[NULL_INDEX])
 
 
 def log_evidence_of_harm_batch(loglik: FloatArray) -> FloatArray:
@@ -174,52 +193,85 @@ def log_evidence_below(loglik: FloatArray, index: int, centre: float, sd: float)
     supermartingale for any effect at or above it (the binomial family is ordered), so the
     mixture is an e-value for that whole null: it reaches 1/beta with probability at most
     beta, ever, when the canary is at least that bad."""
-    return float(log_evidence_below_batch(loglik[None, :], index, centre, sd)[0])
+    at = float(loglik[index])
+    if not math.isfinite(at):
+        return -math.inf
+    mixed = np.logaddexp.reduce(loglik[:index] + _below_weights(index, centre, sd))
+    return float(mixed - at)
+
+
+@lru_cache(maxsize=256)
+def _below_weights(index: int, centre: float, sd: float) -> FloatArray:
+    """log weights of log_evidence_below's alternatives (read-only, computed once)."""
+    dens = -0.5 * ((GRID[:index] - centre) / sd) ** 2
+    weights = np.asarray(dens - np.logaddexp.reduce(dens), dtype=np.float64)
+    weights.flags.writeable = False
+    return weights
 
 
 def log_evidence_below_batch(
     loglik: FloatArray, index: int, centre: float, sd: float
 ) -> FloatArray:
     """log_evidence_below for many running sums at once (one row each)."""
-    dens = -0.5 * ((GRID[:index] - centre) / sd) ** 2
-    weights = dens - np.logaddexp.reduce(dens)
+    weights = _below_weights(index, centre, sd)
     with np.errstate(invalid="ignore"):
         mixed = np.logaddexp.reduce(loglik[:, :index] + weights[None, :], axis=1)
         out = mixed - loglik[:, index]
     return np.asarray(np.where(np.isfinite(loglik[:, index]), out, -np.inf), dtype=np.float64)
 
 
-_HARM_W = np.concatenate(([0.0], np.exp(HARM_LOG_PRIOR)))
-_SAFE_W = np.concatenate(([0.0], np.exp(SAFE_LOG_PRIOR)))
+def _shifted(weights: FloatArray, harm: bool) -> FloatArray:
+    """The prior weights as a matrix on the grid: row j mixes the likelihoods of the points
+    k steps above j (harm) or below it (otherwise) with weight ``weights[k - 1]``."""
+    index = np.arange(GRID.size)
+    steps = index[None, :] - index[:, None]  # column - row
+    if not harm:
+        steps = -steps
+    padded = np.concatenate(([0.0], weights))  # 0 steps (and fewer) weigh nothing
+    return np.asarray(padded[np.clip(steps, 0, None)], dtype=np.float64)
 
 
-def _rejected(loglik: FloatArray, alpha: float, harm: bool) -> NDArray[np.bool_]:
-    """For every grid point taken as the null: does its one-sided mixture test (against worse
-    alternatives if harm, better ones otherwise) reject at level alpha? A convolution of the
-    likelihoods with the prior weights, so all points cost one pass."""
-    finite = np.isfinite(loglik)
-    top = float(loglik[finite].max())
-    lik = np.where(finite, np.exp(np.where(finite, loglik, top) - top), 0.0)
-    n = lik.size
-    # harm: sum_k w_k * lik[j + k]; safe: sum_k w_k * lik[j - k]
-    mixed = np.convolve(lik[::-1], _HARM_W)[:n][::-1] if harm else np.convolve(lik, _SAFE_W)[:n]
-    return np.asarray((mixed > 0.0) & (mixed * alpha >= lik), dtype=np.bool_)
+_MIXERS = np.concatenate(
+    (_shifted(np.exp(HARM_LOG_PRIOR), harm=True), _shifted(np.exp(SAFE_LOG_PRIOR), harm=False))
+)
+"""Both one-sided mixtures at every grid point as one product: the harm tests' rows, then
+the safe tests'."""
+_MIXERS.flags.writeable = False
 
 
 def confidence_bounds(loglik: FloatArray, alpha: float) -> tuple[float, float]:
     """The confidence sequence's ends for theta on the grid: the smallest and largest grid
     points that neither one-sided test (each at level alpha) has rejected.
 
+    Remembered for the last thousand running sums: a look whose window adds no failure
+    leaves them as they were, and so do the first looks of every analysis."""
+    return _confidence_bounds(np.asarray(loglik, dtype=np.float64).tobytes(), alpha)
+
+
+@lru_cache(maxsize=1024)
+def _confidence_bounds(raw: bytes, alpha: float) -> tuple[float, float]:
+    """confidence_bounds of the running sums ``raw`` (float64 bytes).
+
+    Every grid point taken as the null has two one-sided mixture tests, against worse and
+    against better alternatives: the likelihoods, relative to the largest, times the prior
+    weights (one matrix product for all of them), held against the point's own at alpha.
     An end at the grid's edge means 'at most / at least that far': the grid spans
     1/20x to 1100x of the null.
     """
+    loglik = np.frombuffer(raw, dtype=np.float64)
     finite = np.isfinite(loglik)
-    kept_low = np.flatnonzero(finite & ~_rejected(loglik, alpha, harm=True))
-    kept_high = np.flatnonzero(finite & ~_rejected(loglik, alpha, harm=False))
-    if kept_low.size == 0 or kept_high.size == 0:  # every point rejected: the likeliest
+    if finite.all():  # the comparison's sums always are
+        lik = np.exp(loglik - loglik.max())
+    else:
+        top = float(loglik[finite].max())
+        lik = np.where(finite, np.exp(np.where(finite, loglik, top) - top), 0.0)
+    mixed = (_MIXERS @ lik).reshape(2, -1)
+    kept_low, kept_high = finite & ((mixed <= 0.0) | (mixed * alpha < lik))
+    if not kept_low.any() or not kept_high.any():  # every point rejected: the likeliest
         best = int(np.argmax(loglik))
         return float(GRID[best]), float(GRID[best])
-    lo, hi = int(kept_low[0]), int(kept_high[-1])
+    lo = int(kept_low.argmax())  # the first kept point
+    hi = kept_high.size - 1 - int(kept_high[::-1].argmax())  # the last
     return float(GRID[lo]), float(GRID[max(hi, lo)])
 
 

@@ -115,7 +115,12 @@ def _pre_rollout(tick: Tick) -> None:
 
 def _tick_results(tick: Tick) -> list[CheckResult]:
     """The analysis verdicts plus one verdict per rollout webhook (a 'no' is a failed check)."""
-    results = [r.model_copy(update={"weight": tick.status.canary_weight}) for r in tick.obs.checks]
+    weight = tick.status.canary_weight
+    # Results are never changed in place: one that already says the weight is kept as it is.
+    results = [
+        r if r.weight == weight else r.model_copy(update={"weight": weight})
+        for r in tick.obs.checks
+    ]
     for hook in tick.rollout.spec.gates.of_type(GateType.ROLLOUT):
         answer = next((a for a in tick.answers(GateType.ROLLOUT) if a.name == hook.name), None)
         if answer is None:

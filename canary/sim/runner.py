@@ -218,7 +218,7 @@ def _add(totals: _Window, window: _Window) -> None:
 def _samples(checks: list[_Check], window: _Window, rng: np.random.Generator) -> list[WindowSample]:
     """Each check's view of the window (the same requests; errors, or slow ones and p99)."""
     return [
-        WindowSample.model_construct(
+        WindowSample(
             canary=_sample(check, window.canary, window.canary_model, rng),
             primary=_sample(check, window.primary, window.primary_model, rng),
         )
@@ -251,11 +251,9 @@ def _sample(
     """The side as the check's metrics would show it: errors, or slow requests and a quantile."""
     if check.spec.kind is CheckKind.LATENCY:
         slow, value = draw_latency(rng, model, counts.requests, check.objective_ms, check.quantile)
-        return SideSample.model_construct(requests=counts.requests, failures=slow, value=value)
+        return SideSample(requests=counts.requests, failures=slow, value=value)
     percent = 100.0 * counts.errors / counts.requests if counts.requests else None
-    return SideSample.model_construct(
-        requests=counts.requests, failures=counts.errors, value=percent
-    )
+    return SideSample(requests=counts.requests, failures=counts.errors, value=percent)
 
 
 def _approvals(status: RolloutStatus) -> list[Command]:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import math
+import random
+import subprocess
+import sys
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
@@ -12,7 +15,14 @@ import pytest
 
 from canary.analysis.analyse import analyse
 from canary.analysis.judges import get_judge
-from canary.analysis.judges.mann_whitney import MAX_WINDOWS, MannWhitneyJudge, Samples
+from canary.analysis.judges.mann_whitney import (
+    EXACT_MAX_SIZE,
+    MAX_WINDOWS,
+    MannWhitneyJudge,
+    Samples,
+    compare,
+    mann_whitney_u,
+)
 from canary.analysis.provider import Targets
 from canary.analysis.samples import JudgeContext, SideSample, WindowSample
 from canary.model import (
@@ -209,6 +219,82 @@ def test_evidence_and_statistic() -> None:
     assert last.primary.requests == 1800
     assert last.statistic == pytest.approx(2 / 252)  # the p-value
     assert not last.decisive
+
+
+# The test itself: scipy's mannwhitneyu (method "auto", two-sided), computed without scipy.
+
+
+def _cases(seed: int, count: int) -> list[tuple[list[float], list[float]]]:
+    """Samples as the judge sees them: small and large, continuous (no ties) and failure
+    percents with many ties (mostly zeros), canary shifted or not."""
+    rng = random.Random(seed)
+    cases = []
+    for _ in range(count):
+        shape = rng.randrange(4)
+        n_c, n_p = rng.randint(1, MAX_WINDOWS), rng.randint(1, MAX_WINDOWS)
+        if shape == 0:  # one side small enough for the exact distribution
+            n_c, n_p = rng.randint(1, EXACT_MAX_SIZE + 2), rng.randint(1, MAX_WINDOWS)
+            if rng.random() < 0.5:
+                n_c, n_p = n_p, n_c
+        shift = rng.choice([0.0, 0.3, 1.0, 3.0])
+        if shape == 1:  # failure percents: ties
+            canary = [float(rng.choice([0, 0, 0, 1, 2, 5])) for _ in range(n_c)]
+            primary = [float(rng.choice([0, 0, 0, 0, 1, 2])) for _ in range(n_p)]
+        else:
+            canary = [rng.gauss(shift, 1.0) for _ in range(n_c)]
+            primary = [rng.gauss(0.0, 1.0) for _ in range(n_p)]
+        cases.append((canary, primary))
+    return cases
+
+
+def test_u_and_p_match_scipy() -> None:
+    stats = pytest.importorskip("scipy.stats")
+    exact = asymptotic = 0
+    for canary, primary in _cases(seed=7, count=3000):
+        theirs = stats.mannwhitneyu(canary, primary, alternative="two-sided", method="auto")
+        u, p, tied = mann_whitney_u(canary, primary)
+        expected = float(theirs.pvalue)
+        expected = 1.0 if math.isnan(expected) else expected  # every value tied
+        assert u == float(theirs.statistic)
+        assert tied == (len(set(canary) | set(primary)) < len(canary) + len(primary))
+        if tied or min(len(canary), len(primary)) > EXACT_MAX_SIZE:
+            asymptotic += 1
+            assert p == pytest.approx(expected, rel=1e-13, abs=1e-300)
+        else:  # the exact distribution, summed as scipy sums it: the same floats
+            exact += 1
+            assert p == expected
+    assert exact > 500
+    assert asymptotic > 1500
+
+
+@pytest.mark.parametrize(
+    ("canary", "primary", "p"),
+    [
+        ([5.0, 6.0, 7.0, 8.0, 9.0], [0.0, 1.0, 2.0, 3.0, 4.0], 2 / 252),  # all above: 2/C(10,5)
+        ([1.0, 2.0, 3.0], [1.5, 2.5, 3.5], 0.7),  # exact, interleaved
+        ([2.0, 2.0, 2.0], [2.0, 2.0, 2.0, 2.0], 1.0),  # every value tied
+        ([1.0], [2.0], 1.0),
+    ],
+)
+def test_known_p_values(canary: list[float], primary: list[float], p: float) -> None:
+    assert mann_whitney_u(canary, primary)[1] == pytest.approx(p)
+
+
+def test_compare_reads_the_direction_from_u() -> None:
+    outcome = compare([5.0, 6.0, 7.0, 8.0, 9.0], [0.0, 1.0, 2.0, 3.0, 4.0], 1.0)
+    assert outcome.u_canary == 25.0
+    assert outcome.u == 0.0
+    assert outcome.canary_higher
+    assert outcome.classification.value == "high"
+
+
+def test_the_controller_does_not_import_scipy() -> None:
+    """scipy is a test dependency only (it would add ~60 MiB to every controller process)."""
+    code = (
+        "import sys, canary.cli.main, canary.controller, canary.analysis.analyse, canary.sim\n"
+        "sys.exit('scipy' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
 # The analysis tick applies the weighted score to the mann-whitney verdicts.

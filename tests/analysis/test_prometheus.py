@@ -330,6 +330,49 @@ def test_bearer_token_basic_auth_and_headers_are_sent(tmp_path: Path) -> None:
     assert basic["Authorization"] == "Basic " + base64.b64encode(b"ann:pw").decode()
 
 
+_PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY")
+
+
+def test_the_environment_proxy_is_used_and_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in _PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    with FakePrometheus(
+        lambda _: (200, answers(("requests", "app", "7"), ("failures", "app", "0")), 0)
+    ) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        prom = provider("http://prometheus.invalid:9090")
+        monkeypatch.delenv("HTTP_PROXY")  # read when the client was made, not at each query
+        got = prom.window(ERRORS, VARIABLES, AT)
+        prom.window(ERRORS, VARIABLES, AT)
+    assert [r.path for r in proxy.received] == ["/api/v1/query"] * 2
+    assert got.canary is not None
+    assert got.canary.requests == 7
+
+
+def test_no_proxy_from_the_environment_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in _PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    with FakePrometheus(lambda _: (200, answers(), 0)) as fake:
+        provider(fake.url).window(ERRORS, VARIABLES, AT)
+    assert len(fake.received) == 1
+
+
+def test_a_ca_bundle_from_the_environment_verifies_unless_tls_says_otherwise(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/bundle.pem")
+    url = "https://prometheus.invalid"
+    assert provider(url).client.session.verify == "/etc/bundle.pem"
+    ca = tmp_path / "ca.pem"
+    assert provider(url, tls={"caFile": ca}).client.session.verify == str(ca)
+    assert provider(url, tls={"insecureSkipVerify": True}).client.session.verify is False
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+    assert provider(url).client.session.verify is True
+
+
 def test_a_missing_token_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(MetricsError, match="cannot read bearerTokenFile"):
         provider("http://127.0.0.1:1", bearer_token_file=tmp_path / "none").window(

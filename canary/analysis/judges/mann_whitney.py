@@ -3,7 +3,8 @@
 Every tick adds one sample per side: the window's failure percent for an error-rate check, its
 latency quantile in ms (``SideSample.value``) for a latency check, the query's value for a
 custom check. The samples of the current revision's analysis (the last ``MAX_WINDOWS`` per
-side) are compared with scipy's two-sided Mann-Whitney U test at ``CONFIDENCE`` (98%, Kayenta's
+side) are compared with the two-sided Mann-Whitney U test (``mann_whitney_u``: scipy's
+``mannwhitneyu`` with ``method="auto"``, without scipy) at ``CONFIDENCE`` (98%, Kayenta's
 default), and a significant difference is weighed by its effect size, the ratio of the
 canary's mean to the primary's, against the allowed increase (1 + the check's ``margin``) and
 the allowed decrease (``ALLOWED_DECREASE``). Each check is classified:
@@ -27,8 +28,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-
-from scipy.stats import mannwhitneyu
+from functools import cache
 
 from canary.analysis.judges.base import register_judge
 from canary.analysis.judges.common import (
@@ -133,15 +133,10 @@ def compare(
 ) -> Comparison:
     """Mann-Whitney U (two-sided) at ALPHA, then the effect size against the tolerances."""
     n_c, n_p = len(canary), len(primary)
-    test = mannwhitneyu(canary, primary, alternative="two-sided", method="auto")
-    u_canary = float(test.statistic)
-    p_value = float(test.pvalue)
-    if math.isnan(p_value):  # every value tied: no difference can be seen
-        p_value = 1.0
+    u_canary, p_value, tied = mann_whitney_u(canary, primary)
     ratio = _mean_ratio(canary, primary)
     # Without ties an exact two-sided test cannot go below 2 / C(n_c + n_p, n_c) (all of one
-    # side first). With ties scipy (like Kayenta) uses the normal approximation, which can.
-    tied = len(set(canary) | set(primary)) < n_c + n_p
+    # side first). With ties the normal approximation (as scipy's and Kayenta's) can.
     can_reject = tied or 2.0 / math.comb(n_c + n_p, n_c) < ALPHA
     higher = u_canary > n_c * n_p / 2.0
     classification = Classification.PASS
@@ -162,6 +157,96 @@ def compare(
         allowed_decrease=allowed_decrease,
         can_reject=can_reject,
     )
+
+
+EXACT_MAX_SIZE = 8
+"""The exact null distribution of U is used when a side has at most this many samples and no
+value is tied (scipy's ``method="auto"``); otherwise the normal approximation."""
+
+_SQRT1_2 = math.sqrt(0.5)
+
+
+def mann_whitney_u(canary: list[float], primary: list[float]) -> tuple[float, float, bool]:
+    """The canary's U, the two-sided p-value and whether any values tie: what
+    ``scipy.stats.mannwhitneyu(canary, primary, alternative="two-sided")`` computes (to within
+    a few units in the last place; tests/analysis/test_mann_whitney.py compares them), without
+    its input checks and without scipy.
+
+    U counts the (canary, primary) pairs with the canary higher, ties counting one half, from
+    the midranks of both samples together. With ties, or both samples larger than
+    EXACT_MAX_SIZE, p comes from the normal approximation with the tie correction and a
+    continuity correction of 0.5; otherwise from the exact distribution of U (counted once
+    per pair of sizes): p = min(1, 2 P(U >= max(U, n_c n_p - U))). Both sides need a sample.
+    """
+    n_c, n_p = len(canary), len(primary)
+    ranks, ties = _midranks([*canary, *primary])
+    u_canary = math.fsum(ranks[:n_c]) - n_c * (n_c + 1) / 2
+    u_max = max(u_canary, n_c * n_p - u_canary)
+    tied = bool(ties)
+    if tied or (n_c > EXACT_MAX_SIZE and n_p > EXACT_MAX_SIZE):
+        p = 2.0 * _normal_sf(u_max, n_c, n_p, ties)
+    else:
+        p = 2.0 * _exact_cdf(min(n_c, n_p), max(n_c, n_p))[n_c * n_p - int(u_max)]
+    if math.isnan(p):  # every value tied: no difference can be seen
+        p = 1.0
+    return u_canary, min(max(p, 0.0), 1.0), tied
+
+
+def _midranks(values: list[float]) -> tuple[list[float], list[int]]:
+    """Each value's rank among ``values`` (1-based, ties sharing their mean rank), and the
+    size of every group of tied values."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    ties: list[int] = []
+    start = 0
+    while start < len(order):
+        end = start + 1
+        while end < len(order) and values[order[end]] == values[order[start]]:
+            end += 1
+        rank = (start + 1 + end) / 2.0  # the mean of ranks start+1 .. end
+        for index in order[start:end]:
+            ranks[index] = rank
+        if end - start > 1:
+            ties.append(end - start)
+        start = end
+    return ranks, ties
+
+
+def _normal_sf(u: float, n_c: int, n_p: int, ties: list[int]) -> float:
+    """P(U >= u) by the normal approximation: tie-corrected variance, continuity 0.5 (the
+    arithmetic of scipy's ``_get_mwu_z`` and ``ndtr``)."""
+    n = n_c + n_p
+    tie_term = float(sum(t**3 - t for t in ties))
+    with_ties = n_c * n_p / 12 * ((n + 1) - tie_term / (n * (n - 1)))
+    if with_ties <= 0.0:
+        return math.nan  # every value tied
+    z = (u - n_c * n_p / 2 - 0.5) / math.sqrt(with_ties)
+    x = -z * _SQRT1_2  # ndtr(-z) = P(N(0, 1) >= z), computed as cephes' ndtr does
+    if abs(x) < _SQRT1_2:
+        return 0.5 + 0.5 * math.erf(x)
+    tail = 0.5 * math.erfc(abs(x))
+    return 1.0 - tail if x > 0 else tail
+
+
+@cache
+def _exact_cdf(m: int, n: int) -> tuple[float, ...]:
+    """P(U <= k) for k = 0 .. m*n, samples of m and n values without ties, under the null.
+
+    The counts of U are the coefficients of the Gaussian binomial [m + n choose m] in q
+    (exact integers); the probabilities are summed in order as scipy's exact method does."""
+    counts = [1] + [0] * (m * n)
+    for i in range(1, m + 1):
+        for k in range(m * n, n + i - 1, -1):  # times (1 - q^(n + i))
+            counts[k] -= counts[k - n - i]
+        for k in range(i, m * n + 1):  # divided by (1 - q^i), exactly
+            counts[k] += counts[k - i]
+    total = float(math.comb(m + n, m))
+    cumulative: list[float] = []
+    running = 0.0
+    for count in counts:
+        running += count / total
+        cumulative.append(running)
+    return tuple(cumulative)
 
 
 def _mean_ratio(canary: list[float], primary: list[float]) -> float | None:

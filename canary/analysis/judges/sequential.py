@@ -139,7 +139,8 @@ class _Running:
     def dump(self) -> list[float]:
         head = [_FORMAT, self.null_ratio, self.null_rate, self.crossed, self.abs_crossed]
         head += [self.step_weight, self.step_requests, self.step_exposure, self.exposure]
-        return head + [float(v) for v in self.loglik]
+        sums: list[float] = self.loglik.tolist()
+        return head + sums
 
 
 @dataclass(frozen=True)
