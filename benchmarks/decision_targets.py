@@ -263,8 +263,10 @@ def _oracle(results: Results, keys: Sequence[CellKey], oracle: Mapping[CellKey, 
     if tail:
         parts.append(
             "The true ratio is far beyond the mixture's prior (most weight between 1.3x and "
-            f"{PRIOR_BULK:g}x): the oracle, knowing it, is convinced by about one slow canary "
-            "request; the mixture needs a few: " + ", ".join(tail) + "."
+            f"{PRIOR_BULK:g}x): the oracle, knowing it, is convinced by two slow canary "
+            "requests (one lifts the evidence to just under 20); the mixture needs a few: "
+            + ", ".join(tail)
+            + "."
         )
     if other:
         parts.append(
