@@ -890,8 +890,9 @@ def markdown(results: list[SizeResult], args: argparse.Namespace, wall: float) -
         "",
         "**Lateness** is when a tick started minus when it was due (the end of the previous "
         "tick plus its `requeueAfter`, or the moment an early tick was asked for), measured "
-        "inside the controller's process from APScheduler's events (the controller exposes no "
-        "such metric yet). **Reconcile** is a tick's wall time; *waiting on API* and *waiting "
+        "inside the controller's process from APScheduler's events (in a cluster, the "
+        "controller's `canary_tick_lateness_seconds` histogram). **Reconcile** is a tick's wall "
+        "time; *waiting on API* and *waiting "
         "on queries* are the wall time of its API calls and metric queries as the controller "
         "saw them. API calls are counted at the API server, queries at the stand-in, per tick "
         "of the window. CPU is the controller process' user+system seconds over the window, "
