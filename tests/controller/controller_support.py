@@ -136,7 +136,6 @@ class FakeKubelet:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(5)
-        self._look()  # the last change may have come after the last poll
 
     def _run(self) -> None:
         while not self._stop.wait(self.every):
