@@ -7,12 +7,9 @@ docs/benchmarks.md, rewritten by `make bench-decision`.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "benchmarks" / "decision.py"
+from benchmark_support import run_benchmark
+
 HEADLINE = re.compile(
     r"^blast-radius threshold/sequential: (?:\d+(?:\.\d+)?x|n/a); "
     r"worst sequential false rollbacks: \d+(?:\.\d+)?%$"
@@ -20,15 +17,9 @@ HEADLINE = re.compile(
 
 
 def test_quick_mode_runs_and_ends_with_the_headline() -> None:
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--no-write", "--seeds", "3", "--rates", "100"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    done = run_benchmark(
+        "decision.py", "--quick", "--no-write", "--seeds", "3", "--rates", "100", timeout=120
     )
-    assert done.returncode == 0, done.stderr
     lines = [line for line in done.stdout.splitlines() if line.strip()]
     assert HEADLINE.match(lines[-1]), lines[-1]
     for judge in ("threshold", "mann-whitney", "sequential"):

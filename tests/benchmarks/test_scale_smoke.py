@@ -4,11 +4,10 @@ only that it finishes and reports every measure for every size)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from benchmark_support import run_benchmark
+
 MEASURES = {
     "size",
     "ticks",
@@ -26,26 +25,11 @@ MEASURES = {
 
 def test_scale_benchmark_runs_and_reports(tmp_path: Path) -> None:
     out = tmp_path / "scale.json"
-    run = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "scale.py"),
-            "--sizes",
-            "3",
-            "--duration",
-            "8",
-            "--interval",
-            "2",
-            "--no-write",
-            "--json",
-            str(out),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    run = run_benchmark(
+        "scale.py",
+        *("--sizes", "3", "--duration", "8", "--interval", "2"),
+        *("--no-write", "--json", str(out)),
     )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "Controller scale" in run.stdout
     report = json.loads(out.read_text())
     assert [r["size"] for r in report["results"]] == [3]

@@ -4,33 +4,17 @@ only that it finishes and reports every judge and scenario, and a profile per ju
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
+
+from benchmark_support import run_benchmark
 
 from canary.model.analysis import JudgeName
 from canary.sim import SCENARIOS
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def test_simulator_benchmark_runs_and_reports(tmp_path: Path) -> None:
     out = tmp_path / "simulator.json"
-    run = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "simulator.py"),
-            "--quick",
-            "--no-write",
-            "--json",
-            str(out),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    run = run_benchmark("simulator.py", "--quick", "--no-write", "--json", str(out))
     assert "Simulated rollouts a second" in run.stdout
     report = json.loads(out.read_text())
     judges = {j.value for j in JudgeName}
