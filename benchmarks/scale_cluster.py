@@ -2,8 +2,8 @@
 
 - `start_cluster`: the test API server (canary.testing.ApiServer) with canary's CRDs and
   minimal CRDs for Istio's VirtualService and DestinationRule (any object accepted: the
-  meshes' real schemas in ../shared/crds are not needed, so a clean clone runs it, and the
-  API server does not spend its time validating them);
+  meshes' real schemas (tests/data/mesh-crds) are not needed, and the API server does not
+  spend its time validating them);
 - `Kubelet`: what the Deployment controller and the kubelets do, as in the controller's
   tests (`ApiServer.set_deployment_ready`), ``ready_delay`` seconds after a Deployment's spec
   changes; it hears the changes from the store directly (no polling, no HTTP);

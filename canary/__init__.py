@@ -1,3 +1,3 @@
-"""canary: a progressive delivery controller. See docs/ and ../shared/DESIGN.md."""
+"""canary: a progressive delivery controller. See docs/ (docs/architecture.md first)."""
 
 __version__ = "0.1.0"

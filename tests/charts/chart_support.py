@@ -22,7 +22,7 @@ CHART = ROOT / "charts" / "canary"
 CRDS = CHART / "crds"
 POLICIES = ROOT / "policies"
 DOCS = ROOT / "docs"
-MESH_CRDS = ROOT.parent / "shared" / "crds"
+MESH_CRDS = ROOT / "tests" / "data" / "mesh-crds"
 RELEASE, NAMESPACE = "canary", "canary-system"
 
 Json = dict[str, Any]

@@ -27,7 +27,7 @@ T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[2]
 CANARY_CRDS = ROOT / "charts" / "canary" / "crds"
-MESH_CRDS = ROOT.parent / "shared" / "crds"
+MESH_CRDS = ROOT / "tests" / "data" / "mesh-crds"
 ROLLOUTS = "canary.dev/v1alpha1"
 
 

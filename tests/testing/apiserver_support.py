@@ -9,7 +9,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 CANARY_CRDS = ROOT / "charts" / "canary" / "crds"
-MESH_CRDS = ROOT.parent / "shared" / "crds"
+MESH_CRDS = ROOT / "tests" / "data" / "mesh-crds"
 
 
 def deployment(name: str = "web", replicas: int = 2, image: str = "app:1") -> dict[str, Any]:

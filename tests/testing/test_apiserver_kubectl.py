@@ -225,9 +225,7 @@ def test_get_watch_prints_table_rows(api: ApiServer, kubectl: Kubectl) -> None:
 
 
 def test_mesh_crds_apply(api: ApiServer, kubectl: Kubectl) -> None:
-    crds = ROOT.parent / "shared" / "crds"
-    if not (crds / "istio-networking.yaml").exists():
-        pytest.fail(f"the mesh CRDs are not in {crds}: ../shared/crds must sit beside the repo")
+    crds = ROOT / "tests" / "data" / "mesh-crds"
     files = ("istio-networking.yaml", "gateway-api-httproutes.yaml", "smi-trafficsplit.yaml")
     kubectl.run("apply", "--server-side", *(f"--filename={crds / name}" for name in files))
     kinds = kubectl.run("api-resources", "-o", "name").stdout.split()

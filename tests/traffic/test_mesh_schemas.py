@@ -1,6 +1,6 @@
 """Every object the mesh routers can write, validated against the meshes' real CRD schemas.
 
-The CRDs are the projects' own (../shared/crds beside the repository, see its README). Each
+The CRDs are the projects' own (tests/data/mesh-crds, reduced; see its README). Each
 object is checked as the API server would: schema defaults applied, then the OpenAPI schema
 (with jsonschema), unknown fields (the server would prune them silently, which is worse than a
 rejection), list-type keys, then the CEL rules (x-kubernetes-validations, with cel-python).
@@ -32,7 +32,7 @@ from canary.model.strategy import CookieMatch, MatchRule
 from canary.traffic import mesh
 
 ROOT = Path(__file__).resolve().parents[2]
-CRD_DIR = ROOT.parent / "shared" / "crds"
+CRD_DIR = ROOT / "tests" / "data" / "mesh-crds"
 Json = dict[str, Any]
 
 # --- the real schemas -------------------------------------------------------------------------
@@ -40,11 +40,11 @@ Json = dict[str, Any]
 
 @cache
 def schemas() -> dict[tuple[str, str, str], Json]:
-    """(group, version, kind) -> openAPIV3Schema, from every CRD in ../shared/crds."""
+    """(group, version, kind) -> openAPIV3Schema, from every CRD in tests/data/mesh-crds."""
     if not CRD_DIR.is_dir() or not list(CRD_DIR.glob("*.yaml")):
         pytest.fail(
-            f"the meshes' CRDs are missing: looked for {CRD_DIR} (../shared/crds beside the "
-            "repository, as CI provides it; see its README.md for the files and their sources)",
+            f"the meshes' CRDs are missing: looked for {CRD_DIR} (see its README.md for the "
+            "files, their sources and scripts/reduce_crds.py, which makes them)",
             pytrace=False,
         )
     found: dict[tuple[str, str, str], Json] = {}
