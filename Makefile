@@ -8,7 +8,7 @@ TYPED := canary/model canary/engine canary/analysis canary/gates canary/local ca
 # Debian packages whose programs the tests run: a real Prometheus (and its promtool).
 TEST_TOOLS := prometheus haproxy
 
-$(VENV)/.installed: pyproject.toml scripts/bootstrap.sh Makefile
+$(VENV)/.installed: pyproject.toml scripts/bootstrap.sh scripts/install_kube_tools.py Makefile
 	bash scripts/bootstrap.sh $(VENV) $(TEST_TOOLS)
 
 ## demo: two real rollouts on this machine (HAProxy, Prometheus, two versions, a load):
@@ -27,8 +27,9 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy --strict $(TYPED)
 
+# the venv's bin first on PATH: its helm and kubectl (tests/conftest.py does the same)
 unit: $(VENV)/.installed
-	$(BIN)/pytest -q
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest -q
 
 ## crds: regenerate charts/canary/crds from the models
 crds: $(VENV)/.installed

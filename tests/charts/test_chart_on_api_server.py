@@ -1,0 +1,378 @@
+"""The chart's manifests on the test API server (canary.testing.ApiServer): `kubectl apply
+--dry-run=server` of what helm renders for every documented set of values (and refusals of
+broken copies), and `canary controller` run with exactly the rendered command, arguments and
+environment, every request it makes checked against the rendered RBAC."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import yaml
+from chart_support import (
+    CRDS,
+    MESH_CRDS,
+    NAMESPACE,
+    TOKEN,
+    VARIANTS,
+    Kubectl,
+    Rendered,
+    Request,
+    container,
+    kubectl_path,
+    rbac_allows,
+    render,
+    rendered,
+    request_of,
+    stand_in_crds,
+)
+
+from canary.testing import ApiServer
+
+Json = dict[str, Any]
+T = TypeVar("T")
+
+# --- kubectl apply --dry-run=server against the test API server -------------------------------
+
+
+@pytest.fixture
+def api() -> Iterator[ApiServer]:
+    with ApiServer(bookmark_interval=0.2) as server:
+        for namespace in (NAMESPACE, "shop", "payments"):
+            server.create_namespace(namespace)
+        yield server
+
+
+@pytest.fixture
+def kubectl(api: ApiServer, tmp_path: Path) -> Kubectl:
+    kubectl_path()  # fails, saying how to install it, when kubectl is missing
+    return Kubectl(api.kubeconfig(tmp_path / "kubeconfig", namespace=NAMESPACE), tmp_path / "c")
+
+
+def install_crds(api: ApiServer, kubectl: Kubectl, tmp_path: Path) -> None:
+    """What `helm install` does before the templates: apply crds/ (for real), and the
+    stand-in CRDs of the kinds the test API server does not serve (chart_support)."""
+    kubectl.run("apply", "-f", str(CRDS))
+    stand_ins = tmp_path / "stand-in-crds.yaml"
+    stand_ins.write_text(yaml.safe_dump_all(stand_in_crds()), encoding="utf-8")
+    kubectl.run("apply", "-f", str(stand_ins))
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_kubectl_server_dry_run_accepts_the_manifests(
+    variant: str, api: ApiServer, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    install_crds(api, kubectl, tmp_path)
+    result = rendered(variant)
+    manifest = tmp_path / "manifest.yaml"
+    manifest.write_text(result.manifest(), encoding="utf-8")
+    out = kubectl.run("apply", "--dry-run=server", "-f", str(manifest)).stdout
+    lines = out.strip().splitlines()
+    assert len(lines) == len(result.objects()), out
+    assert all(line.endswith("created (server dry run)") for line in lines), out
+    assert api.list("apps/v1", "Deployment", NAMESPACE) == []  # a dry run stores nothing
+    if variant == "monitored-with-api":
+        assert "servicemonitor.monitoring.coreos.com/canary created (server dry run)" in lines
+    if variant == "monitoring":
+        for kind in ("prometheusrule.monitoring.coreos.com", "networkpolicy.networking.k8s.io"):
+            assert f"{kind}/canary created (server dry run)" in lines
+
+
+@pytest.mark.parametrize(
+    ("kind", "breakage", "refusal"),
+    [
+        pytest.param(
+            "ServiceMonitor",
+            lambda o: o["spec"]["endpoints"][0].update(intervall="30s"),
+            'unknown field "spec.endpoints[0].intervall"',
+            id="service-monitor-field",
+        ),
+        pytest.param(
+            "Deployment",
+            lambda o: o["spec"]["selector"]["matchLabels"].update(extra="x"),
+            "`selector` does not match template `labels`",
+            id="deployment-selector",
+        ),
+        pytest.param(
+            "ClusterAnalysisPolicy",
+            lambda o: o["spec"]["checks"][0].update(kind="p99"),
+            "spec.checks[0].kind: Unsupported value",
+            id="policy-schema",
+        ),
+        pytest.param(
+            "PrometheusRule",
+            lambda o: o["spec"]["groups"][0]["rules"][0].update(fro="5m"),
+            'unknown field "spec.groups[0].rules[0].fro"',
+            id="prometheus-rule-field",
+        ),
+        pytest.param(
+            "NetworkPolicy",
+            lambda o: o["spec"].update(podSelektor={}),
+            'unknown field "spec.podSelektor"',
+            id="network-policy-field",
+        ),
+        pytest.param(
+            "ValidatingAdmissionPolicy",
+            lambda o: o["spec"]["validations"][0].update(expresion="true"),
+            'unknown field "spec.validations[0].expresion"',
+            id="admission-policy-field",
+        ),
+    ],
+)
+def test_the_dry_run_refuses_a_broken_manifest(
+    kind: str,
+    breakage: Callable[[Json], None],
+    refusal: str,
+    api: ApiServer,
+    kubectl: Kubectl,
+    tmp_path: Path,
+) -> None:
+    """The check above has teeth: the same manifests with one field broken are refused."""
+    install_crds(api, kubectl, tmp_path)
+    objects = rendered("monitoring").objects()
+    breakage(next(o for o in objects if o["kind"] == kind))
+    manifest = tmp_path / "broken.yaml"
+    manifest.write_text(yaml.safe_dump_all(objects), encoding="utf-8")
+    result = kubectl.run("apply", "--dry-run=server", "-f", str(manifest), check=False)
+    assert result.returncode != 0
+    assert refusal in result.stderr, result.stderr
+
+
+# --- the controller, run with what the chart renders ------------------------------------------
+
+
+@dataclass
+class Running:
+    """`canary controller` started with the rendered Deployment's command, args and env."""
+
+    process: subprocess.Popen[str]
+    output: list[str] = field(default_factory=list)
+
+    def address(self, pattern: str, timeout: float = 30) -> str:
+        def found() -> str | None:
+            for line in list(self.output):
+                m = re.search(pattern, line)
+                if m:
+                    return m.group(1)
+            if self.process.poll() is not None:
+                raise AssertionError("the controller exited:\n" + "".join(self.output))
+            return None
+
+        return wait_for(f"{pattern!r} in the controller's log", found, timeout)
+
+
+def wait_for(what: str, check: Callable[[], T | None], timeout: float = 30) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value is not None and value is not False:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def http(url: str, token: str | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return int(response.status), response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+@contextmanager
+def controller_from_chart(result: Rendered, kubeconfig: Path, tmp_path: Path) -> Iterator[Running]:
+    """A stand-in for the kubelet: the Pod's volumes become folders (the chart's own Secrets
+    written in them), `$(POD_NAMESPACE)` and the downward API are filled in, the listening
+    addresses move to 127.0.0.1 port 0 (the log says which port), and the in-cluster config
+    becomes the test API server's kubeconfig."""
+    deployment = result.one("Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    main = pod["containers"][0]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    folders: dict[str, Path] = {}
+    for mount in main["volumeMounts"]:
+        folder = tmp_path / "volumes" / mount["name"]
+        folder.mkdir(parents=True)
+        secret = volumes[mount["name"]].get("secret")
+        if secret:
+            data = result.one("Secret", secret["secretName"])["stringData"]
+            for key, value in data.items():
+                (folder / key).write_text(value, encoding="utf-8")
+        folders[mount["mountPath"]] = folder
+    fields = {"metadata.name": "canary-5f7d8-x2x9q", "metadata.namespace": NAMESPACE}
+    env = {
+        e["name"]: e["value"] if "value" in e else fields[e["valueFrom"]["fieldRef"]["fieldPath"]]
+        for e in main["env"]
+    }
+    args = []
+    for arg in main["args"]:
+        flag, _, value = arg.replace("$(POD_NAMESPACE)", env["POD_NAMESPACE"]).partition("=")
+        if flag in ("--metrics-addr", "--api-listen"):
+            value = "127.0.0.1:0"
+        for mount_path, folder in folders.items():
+            if value.startswith(mount_path):
+                value = str(folder) + value[len(mount_path) :]
+        args.append(f"{flag}={value}" if value else flag)
+    assert main["command"][0] == "canary"
+    argv = [sys.executable, "-m", "canary.cli.main", *main["command"][1:], *args]
+    argv += ["--kubeconfig", str(kubeconfig)]
+    process = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**_environment(), **env},
+    )
+    running = Running(process)
+    reader = threading.Thread(target=lambda: running.output.extend(process.stdout or []))
+    reader.start()
+    try:
+        yield running
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+        reader.join(5)
+
+
+def _environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
+
+
+def _deployment(name: str, namespace: str, image: str) -> Json:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "app", "image": image}]},
+            },
+        },
+    }
+
+
+def _rollout(name: str, namespace: str) -> Json:
+    return {
+        "apiVersion": "canary.dev/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "targetRef": {"name": name},
+            "service": {"port": 9898},
+            "provider": {"name": "istio"},
+            "skipAnalysis": True,
+            "analysis": {"interval": "2s"},
+        },
+    }
+
+
+def _phase(api: ApiServer, namespace: str) -> str | None:
+    found = api.list("canary.dev/v1alpha1", "Rollout", namespace)
+    return (found[0].get("status") or {}).get("phase") if found else None
+
+
+def _kubelet(api: ApiServer, namespace: str) -> None:
+    """The Deployment controller's part: every Deployment's pods ready."""
+    for item in api.list("apps/v1", "Deployment", namespace):
+        status = item.get("status") or {}
+        wanted = item["spec"].get("replicas", 1)
+        current = status.get("observedGeneration") == item["metadata"].get("generation")
+        if wanted and not (current and status.get("readyReplicas") == wanted):
+            api.set_deployment_ready(namespace, item["metadata"]["name"])
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        pytest.param({"api": VARIANTS["monitored-with-api"]["api"]}, id="all-namespaces-with-api"),
+        pytest.param(VARIANTS["namespaced"], id="namespaced"),
+    ],
+)
+def test_the_controller_runs_with_the_charts_arguments_within_its_rbac(
+    variant: Json, api: ApiServer, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    """A rollout from start to promotion and deletion, by `canary controller` run with the
+    rendered command, args and env; then every request it made is one the rendered RBAC
+    grants its ServiceAccount, in that namespace (or cluster-wide)."""
+    mesh = sorted(MESH_CRDS.glob("*.yaml"))
+    assert mesh, f"the meshes' CRDs are missing: expected them in {MESH_CRDS}"
+    api.apply_file(*sorted(CRDS.glob("*.yaml")), *mesh)
+    result = render({**variant, "prometheus": {"url": "http://127.0.0.1:9"}})
+    api.apply(_deployment("web", "shop", "podinfo:6.7.0"))
+    api.apply(_rollout("web", "shop"))
+    with controller_from_chart(result, kubectl.kubeconfig, tmp_path) as running:
+        metrics = running.address(r"metrics, healthz and readyz on (http://\S+)")
+        main = container(result)
+        for probe in ("livenessProbe", "readinessProbe"):
+            assert main[probe]["httpGet"]["port"] == "metrics"
+            path = main[probe]["httpGet"]["path"]
+            wait_for(f"{probe} {path}", lambda p=path: http(metrics + p)[0] == 200)
+
+        def reached(phase: str) -> bool:
+            _kubelet(api, "shop")
+            return _phase(api, "shop") == phase
+
+        wait_for("the Rollout Initialized", lambda: reached("Initialized"))
+        target = api.get("apps/v1", "Deployment", "web", "shop")
+        target["spec"]["template"]["spec"]["containers"][0]["image"] = "podinfo:6.7.1"
+        api.apply(target)
+        wait_for("the Rollout Succeeded", lambda: reached("Succeeded"))
+        if "api" in variant:
+            base = running.address(r"the API on (http://\S+)")
+            token = TOKEN.split()[1]
+            assert http(f"{base}/api/v1/rollouts")[0] == 401
+            code, body = http(f"{base}/api/v1/rollouts", token)
+            assert code == 200, body
+            assert "web" in body
+        api.delete("canary.dev/v1alpha1", "Rollout", "web", "shop")
+        wait_for("the Rollout gone", lambda: _phase(api, "shop") is None)
+        api.stop_watches()  # the watches end: their requests are logged once answered
+
+        def requests() -> list[Request] | None:
+            made = [request_of(m, t) for m, t, _ in list(api.requests)]
+            watched = {r.resource for r in made if r is not None and r.verb == "watch"}
+            if not {"rollouts", "deployments"} <= watched:
+                return None
+            return [r for r in made if r is not None]
+
+        wait_for("the watches logged", requests)
+        running.process.send_signal(signal.SIGTERM)
+        assert running.process.wait(20) == 0, "".join(running.output)
+    lease = api.get("coordination.k8s.io/v1", "Lease", "canary-controller", NAMESPACE)
+    assert lease["spec"].get("holderIdentity") in (None, ""), "the Lease was not given up"
+    made = set(wait_for("the watches logged", requests))
+    subject = (NAMESPACE, "canary")
+    refused = sorted(str(r) for r in made if not rbac_allows(result.objects(), subject, r))
+    assert refused == []
+    namespaced = "watchNamespaces" in variant
+    assert Request("watch", "canary.dev", "rollouts", "shop" if namespaced else None) in made
+    assert Request("update", "coordination.k8s.io", "leases", NAMESPACE) in made
+    assert Request("patch", "apps", "deployments/scale", "shop") in made
+    assert Request("update", "canary.dev", "rollouts/status", "shop") in made
+    assert not [r for r in made if r.namespace not in (None, NAMESPACE, "shop", "payments")]
