@@ -121,8 +121,8 @@ def _rendered(values_json: str, release: str, extra: tuple[str, ...]) -> Rendere
     with tempfile.TemporaryDirectory(prefix="values-") as tmp:
         values = Path(tmp) / "values.yaml"
         values.write_text(yaml.safe_dump(json.loads(values_json)), encoding="utf-8")
-        common = [release, str(CHART), "--namespace", NAMESPACE, "--values", str(values), *extra]
-        texts = _split(helm("template", *common))
+        common = [release, str(CHART), "--namespace", NAMESPACE, "--values", str(values)]
+        texts = _split(helm("template", *common, *extra))
         release_json = json.loads(helm("install", *common, "--dry-run=client", "--output=json"))
     return Rendered(texts, notes=release_json["info"].get("notes", ""))
 
@@ -130,7 +130,7 @@ def _rendered(values_json: str, release: str, extra: tuple[str, ...]) -> Rendere
 def render(values: Json | None = None, release: str = RELEASE, *extra: str) -> Rendered:
     """The chart as `helm template` renders it with these values (over values.yaml), and the
     NOTES of `helm install --dry-run=client`. HelmError when helm refuses. ``extra``: more
-    flags of both commands (e.g. --kube-version)."""
+    flags of `helm template` (e.g. --kube-version)."""
     cached = _rendered(json.dumps(values or {}, sort_keys=True), release, extra)
     return Rendered(list(cached.texts), cached.notes)
 

@@ -376,3 +376,31 @@ def test_the_controller_runs_with_the_charts_arguments_within_its_rbac(
     assert Request("patch", "apps", "deployments/scale", "shop") in made
     assert Request("update", "canary.dev", "rollouts/status", "shop") in made
     assert not [r for r in made if r.namespace not in (None, NAMESPACE, "shop", "payments")]
+
+
+def test_the_crd_upgrade_path_of_the_docs(api: ApiServer, kubectl: Kubectl, tmp_path: Path) -> None:
+    """docs/helm.md's upgrade step over CRDs created as `helm install` creates crds/: a newer
+    CRD (here: one more printer column) is applied with server-side apply, and the Rollouts
+    stored under the old one are still there."""
+    kubectl.run("create", "-f", str(CRDS))
+    api.apply(_rollout("web", "shop"))
+    newer = tmp_path / "crds"
+    newer.mkdir()
+    for path in sorted(CRDS.glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if crd["metadata"]["name"] == "rollouts.canary.dev":
+            for version in crd["spec"]["versions"]:
+                column = {"name": "Upgraded", "type": "string", "jsonPath": ".spec.suspend"}
+                version.setdefault("additionalPrinterColumns", []).append(column)
+        (newer / path.name).write_text(yaml.safe_dump(crd), encoding="utf-8")
+    out = kubectl.run("apply", "--server-side", "--force-conflicts", "-f", str(newer)).stdout
+    assert (
+        "customresourcedefinition.apiextensions.k8s.io/rollouts.canary.dev serverside-applied"
+        in out
+    )
+    crd = api.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", "rollouts.canary.dev")
+    columns = [c["name"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]]
+    assert "Upgraded" in columns
+    assert [r["metadata"]["name"] for r in api.list("canary.dev/v1alpha1", "Rollout", "shop")] == [
+        "web"
+    ]

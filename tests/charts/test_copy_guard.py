@@ -1,0 +1,234 @@
+"""The copy guard (templates/admission-policy.yaml): the ValidatingAdmissionPolicy that holds
+the controller's ConfigMap and Secret writes to the copies it makes. Its CEL rules, as helm
+renders them, evaluated with cel-python on the requests a real API server would send it:
+the controller's own copies (made by canary.workload, the code the controller runs) are
+admitted; writes to anything else, service-account-token Secrets and protected namespaces
+are refused; other users' requests are not its business. What a real API server adds (it
+calls the policy at all, with these variables) is Kubernetes' part and is not run here."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+import celpy
+import pytest
+from chart_support import NAMESPACE, HelmError, render, rendered
+
+from canary.workload.names import Owner
+from canary.workload.primary import primary_configs
+
+Json = dict[str, Any]
+CONTROLLER = f"system:serviceaccount:{NAMESPACE}:canary"
+
+
+def _program(expression: str) -> Any:
+    env = celpy.Environment()
+    return env.program(env.compile(expression))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    applies: bool  # the matchConditions held: the policy judges this request
+    refusals: tuple[str, ...]  # the messages of the validations that failed
+
+    @property
+    def admitted(self) -> bool:
+        return not self.refusals
+
+
+def judge(
+    policy: Json, operation: str, obj: Json | None, old: Json | None, user: str = CONTROLLER
+) -> Verdict:
+    """The policy's verdict on one admission request, as the API server evaluates it."""
+    subject = obj if obj is not None else old
+    assert subject is not None
+    resource = {"ConfigMap": "configmaps", "Secret": "secrets"}[subject["kind"]]
+    rules = policy["spec"]["matchConstraints"]["resourceRules"]
+    if not any(resource in r["resources"] and operation in r["operations"] for r in rules):
+        return Verdict(False, ())
+    request = {
+        "operation": operation,
+        "namespace": subject["metadata"]["namespace"],
+        "name": subject["metadata"]["name"],
+        "userInfo": {"username": user},
+        "resource": {"group": "", "version": "v1", "resource": resource},
+    }
+    activation = {
+        "request": celpy.json_to_cel(request),
+        "object": celpy.json_to_cel(obj),
+        "oldObject": celpy.json_to_cel(old),
+    }
+    for condition in policy["spec"]["matchConditions"]:
+        if not bool(_program(condition["expression"]).evaluate(activation)):
+            return Verdict(False, ())
+    refusals = []
+    for validation in policy["spec"]["validations"]:
+        result = _program(validation["expression"]).evaluate(activation)
+        assert isinstance(result, celpy.celtypes.BoolType), (validation, result)
+        if not bool(result):
+            refusals.append(validation["message"])
+    return Verdict(True, tuple(refusals))
+
+
+def policy(variant: str = "defaults") -> Json:
+    return rendered(variant).one("ValidatingAdmissionPolicy")
+
+
+def the_controllers_copies() -> list[Json]:
+    """The copies canary.workload makes of a target's ConfigMap and Secret."""
+    target = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "app",
+                            "image": "web:1",
+                            "envFrom": [
+                                {"configMapRef": {"name": "web-config"}},
+                                {"secretRef": {"name": "web-secrets"}},
+                            ],
+                        }
+                    ]
+                },
+            },
+        },
+    }
+    config = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "web-config", "namespace": "shop"},
+        "data": {"LEVEL": "info"},
+    }
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "web-secrets", "namespace": "shop"},
+        "type": "Opaque",
+        "data": {"TOKEN": base64.b64encode(b"s3cret").decode()},
+    }
+    owner = Owner(name="web", uid="0b6a-42", namespace="shop")
+    made = primary_configs(target, [config], [secret], owner=owner, revision="5f7d8")
+    copies = [*made.configmaps, *made.secrets]
+    assert [c["kind"] for c in copies] == ["ConfigMap", "Secret"]
+    return copies
+
+
+def test_the_policy_is_bound_and_denies() -> None:
+    result = rendered()
+    binding = result.one("ValidatingAdmissionPolicyBinding")
+    assert binding["spec"] == {
+        "policyName": "canary-config-copies",
+        "validationActions": ["Deny"],
+    }
+    assert policy()["spec"]["failurePolicy"] == "Fail"
+
+
+def test_the_controllers_own_copies_are_admitted_through_their_life() -> None:
+    rules = policy()
+    for copy in the_controllers_copies():
+        label = f"{copy['kind']} {copy['metadata']['name']}"
+        assert judge(rules, "CREATE", copy, None) == Verdict(True, ()), label
+        changed = {**copy, "data": {**copy["data"], "MORE": "eA=="}}
+        assert judge(rules, "UPDATE", changed, copy) == Verdict(True, ()), label
+        assert judge(rules, "DELETE", None, copy) == Verdict(True, ()), label
+
+
+def _plain(kind: str, namespace: str = "shop", **extra: Any) -> Json:
+    return {
+        "apiVersion": "v1",
+        "kind": kind,
+        "metadata": {"name": "team-db", "namespace": namespace},
+        **extra,
+    }
+
+
+REFUSED_BECAUSE = {
+    "protected": "protected namespace",
+    "not-ours": "changes or deletes only the copies it made",
+    "not-a-copy": "writes only copies labelled canary.dev/rollout and owned by a Rollout",
+    "token": "no service-account-token Secret",
+}
+
+
+def _refusals() -> list[Any]:
+    copy_secret = the_controllers_copies()[1]
+    unlabelled = _plain("Secret", type="Opaque", data={"password": "aHVudGVyMg=="})
+    labelled_only = _plain("ConfigMap")
+    labelled_only["metadata"]["labels"] = {"canary.dev/rollout": "web"}
+    foreign_owner = _plain("ConfigMap")
+    foreign_owner["metadata"]["labels"] = {"canary.dev/rollout": "web"}
+    foreign_owner["metadata"]["ownerReferences"] = [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "1"}
+    ]
+    token = {**copy_secret, "type": "kubernetes.io/service-account-token"}
+    in_kube_system = {**copy_secret, "metadata": {**copy_secret["metadata"]}}
+    in_kube_system["metadata"]["namespace"] = "kube-system"
+    claimed = {**unlabelled, "metadata": {**unlabelled["metadata"], **copy_secret["metadata"]}}
+    claimed["metadata"]["name"] = "team-db"
+    return [
+        pytest.param("CREATE", unlabelled, None, ["not-a-copy"], id="create-a-secret"),
+        pytest.param("CREATE", labelled_only, None, ["not-a-copy"], id="label-without-owner"),
+        pytest.param("CREATE", foreign_owner, None, ["not-a-copy"], id="owned-by-another-kind"),
+        pytest.param("UPDATE", claimed, unlabelled, ["not-ours"], id="take-over-by-labelling"),
+        pytest.param("DELETE", None, unlabelled, ["not-ours"], id="delete-a-secret"),
+        pytest.param("CREATE", token, None, ["token"], id="service-account-token"),
+        pytest.param("UPDATE", token, copy_secret, ["token"], id="copy-turned-token"),
+        pytest.param("CREATE", in_kube_system, None, ["protected"], id="kube-system"),
+        pytest.param("DELETE", None, in_kube_system, ["protected"], id="kube-system-delete"),
+    ]
+
+
+@pytest.mark.parametrize(("operation", "obj", "old", "reasons"), _refusals())
+def test_writes_beyond_the_copies_are_refused(
+    operation: str, obj: Json | None, old: Json | None, reasons: list[str]
+) -> None:
+    verdict = judge(policy(), operation, obj, old)
+    assert verdict.applies
+    assert len(verdict.refusals) == len(reasons), verdict.refusals
+    for refusal, reason in zip(verdict.refusals, reasons, strict=True):
+        assert REFUSED_BECAUSE[reason] in refusal
+
+
+def test_other_users_are_not_its_business() -> None:
+    unlabelled = _plain("Secret", "kube-system", type="Opaque")
+    verdict = judge(policy(), "CREATE", unlabelled, None, user="kubernetes-admin")
+    assert verdict == Verdict(False, ())
+    other_sa = f"system:serviceaccount:{NAMESPACE}:someone-else"
+    assert not judge(policy(), "CREATE", unlabelled, None, user=other_sa).applies
+
+
+def test_the_protected_namespaces_follow_the_values() -> None:
+    copy = the_controllers_copies()[0]
+    mine = {**copy, "metadata": {**copy["metadata"], "namespace": NAMESPACE}}
+    assert judge(policy(), "CREATE", mine, None).admitted  # the defaults leave it writable
+    refused = judge(policy("monitoring"), "CREATE", mine, None)
+    assert [r for r in refused.refusals if "protected namespace" in r]
+
+
+def test_the_guard_follows_the_service_account_and_rbac() -> None:
+    named = render({"serviceAccount": {"name": "deployer"}}).one("ValidatingAdmissionPolicy")
+    copy = the_controllers_copies()[0]
+    assert judge(named, "CREATE", copy, None, f"system:serviceaccount:{NAMESPACE}:deployer").applies
+    assert not judge(named, "CREATE", copy, None).applies
+    assert rendered("minimal").find("ValidatingAdmissionPolicy") == []  # rbac.create off
+    off = render({"rbac": {"copyGuard": {"enabled": False}}})
+    assert off.find("ValidatingAdmissionPolicy") == []
+    assert off.find("ValidatingAdmissionPolicyBinding") == []
+
+
+def test_a_cluster_without_admission_policies_is_told_what_to_choose() -> None:
+    with pytest.raises(HelmError, match="needs ValidatingAdmissionPolicy") as refused:
+        render(None, "canary", "--kube-version=1.29.0")
+    assert "watchNamespaces" in str(refused.value)
+    assert "rbac.copyGuard.enabled=false" in str(refused.value)
+    assert render(None, "canary", "--kube-version=1.30.0").find("ValidatingAdmissionPolicy")
+    older = render({"rbac": {"copyGuard": {"enabled": False}}}, "canary", "--kube-version=1.29.0")
+    assert older.find("Deployment")
