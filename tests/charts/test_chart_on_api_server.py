@@ -5,23 +5,22 @@ environment, every request it makes checked against the rendered RBAC."""
 
 from __future__ import annotations
 
-import os
-import re
 import signal
-import subprocess
-import sys
-import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 import yaml
+from chart_controller import (
+    controller_from_chart,
+    deployment,
+    http,
+    kubelet,
+    phase_of,
+    rollout,
+    wait_for,
+)
 from chart_support import (
     CRDS,
     MESH_CRDS,
@@ -29,7 +28,6 @@ from chart_support import (
     TOKEN,
     VARIANTS,
     Kubectl,
-    Rendered,
     Request,
     container,
     kubectl_path,
@@ -154,159 +152,6 @@ def test_the_dry_run_refuses_a_broken_manifest(
 # --- the controller, run with what the chart renders ------------------------------------------
 
 
-@dataclass
-class Running:
-    """`canary controller` started with the rendered Deployment's command, args and env."""
-
-    process: subprocess.Popen[str]
-    output: list[str] = field(default_factory=list)
-
-    def address(self, pattern: str, timeout: float = 30) -> str:
-        def found() -> str | None:
-            for line in list(self.output):
-                m = re.search(pattern, line)
-                if m:
-                    return m.group(1)
-            if self.process.poll() is not None:
-                raise AssertionError("the controller exited:\n" + "".join(self.output))
-            return None
-
-        return wait_for(f"{pattern!r} in the controller's log", found, timeout)
-
-
-def wait_for(what: str, check: Callable[[], T | None], timeout: float = 30) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value is not None and value is not False:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def http(url: str, token: str | None = None) -> tuple[int, str]:
-    request = urllib.request.Request(url)
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return int(response.status), response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-
-
-@contextmanager
-def controller_from_chart(result: Rendered, kubeconfig: Path, tmp_path: Path) -> Iterator[Running]:
-    """A stand-in for the kubelet: the Pod's volumes become folders (the chart's own Secrets
-    written in them), `$(POD_NAMESPACE)` and the downward API are filled in, the listening
-    addresses move to 127.0.0.1 port 0 (the log says which port), and the in-cluster config
-    becomes the test API server's kubeconfig."""
-    deployment = result.one("Deployment")
-    pod = deployment["spec"]["template"]["spec"]
-    main = pod["containers"][0]
-    volumes = {v["name"]: v for v in pod["volumes"]}
-    folders: dict[str, Path] = {}
-    for mount in main["volumeMounts"]:
-        folder = tmp_path / "volumes" / mount["name"]
-        folder.mkdir(parents=True)
-        secret = volumes[mount["name"]].get("secret")
-        if secret:
-            data = result.one("Secret", secret["secretName"])["stringData"]
-            for key, value in data.items():
-                (folder / key).write_text(value, encoding="utf-8")
-        folders[mount["mountPath"]] = folder
-    fields = {"metadata.name": "canary-5f7d8-x2x9q", "metadata.namespace": NAMESPACE}
-    env = {
-        e["name"]: e["value"] if "value" in e else fields[e["valueFrom"]["fieldRef"]["fieldPath"]]
-        for e in main["env"]
-    }
-    args = []
-    for arg in main["args"]:
-        flag, _, value = arg.replace("$(POD_NAMESPACE)", env["POD_NAMESPACE"]).partition("=")
-        if flag in ("--metrics-addr", "--api-listen"):
-            value = "127.0.0.1:0"
-        for mount_path, folder in folders.items():
-            if value.startswith(mount_path):
-                value = str(folder) + value[len(mount_path) :]
-        args.append(f"{flag}={value}" if value else flag)
-    assert main["command"][0] == "canary"
-    argv = [sys.executable, "-m", "canary.cli.main", *main["command"][1:], *args]
-    argv += ["--kubeconfig", str(kubeconfig)]
-    process = subprocess.Popen(
-        argv,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**_environment(), **env},
-    )
-    running = Running(process)
-    reader = threading.Thread(target=lambda: running.output.extend(process.stdout or []))
-    reader.start()
-    try:
-        yield running
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
-        reader.join(5)
-
-
-def _environment() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
-
-
-def _deployment(name: str, namespace: str, image: str) -> Json:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace, "labels": labels},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "app", "image": image}]},
-            },
-        },
-    }
-
-
-def _rollout(name: str, namespace: str) -> Json:
-    return {
-        "apiVersion": "canary.dev/v1alpha1",
-        "kind": "Rollout",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "targetRef": {"name": name},
-            "service": {"port": 9898},
-            "provider": {"name": "istio"},
-            "skipAnalysis": True,
-            "analysis": {"interval": "2s"},
-        },
-    }
-
-
-def _phase(api: ApiServer, namespace: str) -> str | None:
-    found = api.list("canary.dev/v1alpha1", "Rollout", namespace)
-    return (found[0].get("status") or {}).get("phase") if found else None
-
-
-def _kubelet(api: ApiServer, namespace: str) -> None:
-    """The Deployment controller's part: every Deployment's pods ready."""
-    for item in api.list("apps/v1", "Deployment", namespace):
-        status = item.get("status") or {}
-        wanted = item["spec"].get("replicas", 1)
-        current = status.get("observedGeneration") == item["metadata"].get("generation")
-        if wanted and not (current and status.get("readyReplicas") == wanted):
-            api.set_deployment_ready(namespace, item["metadata"]["name"])
-
-
 @pytest.mark.parametrize(
     "variant",
     [
@@ -324,8 +169,8 @@ def test_the_controller_runs_with_the_charts_arguments_within_its_rbac(
     assert mesh, f"the meshes' CRDs are missing: expected them in {MESH_CRDS}"
     api.apply_file(*sorted(CRDS.glob("*.yaml")), *mesh)
     result = render({**variant, "prometheus": {"url": "http://127.0.0.1:9"}})
-    api.apply(_deployment("web", "shop", "podinfo:6.7.0"))
-    api.apply(_rollout("web", "shop"))
+    api.apply(deployment("web", "shop", "podinfo:6.7.0"))
+    api.apply(rollout("web", "shop"))
     with controller_from_chart(result, kubectl.kubeconfig, tmp_path) as running:
         metrics = running.address(r"metrics, healthz and readyz on (http://\S+)")
         main = container(result)
@@ -335,8 +180,8 @@ def test_the_controller_runs_with_the_charts_arguments_within_its_rbac(
             wait_for(f"{probe} {path}", lambda p=path: http(metrics + p)[0] == 200)
 
         def reached(phase: str) -> bool:
-            _kubelet(api, "shop")
-            return _phase(api, "shop") == phase
+            kubelet(api, "shop")
+            return phase_of(api, "shop") == phase
 
         wait_for("the Rollout Initialized", lambda: reached("Initialized"))
         target = api.get("apps/v1", "Deployment", "web", "shop")
@@ -351,7 +196,7 @@ def test_the_controller_runs_with_the_charts_arguments_within_its_rbac(
             assert code == 200, body
             assert "web" in body
         api.delete("canary.dev/v1alpha1", "Rollout", "web", "shop")
-        wait_for("the Rollout gone", lambda: _phase(api, "shop") is None)
+        wait_for("the Rollout gone", lambda: phase_of(api, "shop") is None)
         api.stop_watches()  # the watches end: their requests are logged once answered
 
         def requests() -> list[Request] | None:
@@ -383,7 +228,7 @@ def test_the_crd_upgrade_path_of_the_docs(api: ApiServer, kubectl: Kubectl, tmp_
     CRD (here: one more printer column) is applied with server-side apply, and the Rollouts
     stored under the old one are still there."""
     kubectl.run("create", "-f", str(CRDS))
-    api.apply(_rollout("web", "shop"))
+    api.apply(rollout("web", "shop"))
     newer = tmp_path / "crds"
     newer.mkdir()
     for path in sorted(CRDS.glob("*.yaml")):
