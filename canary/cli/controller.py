@@ -16,6 +16,7 @@ from types import FrameType
 
 import click
 
+from canary.cli.link import rollout_link_option
 from canary.cli.timeline import fail
 from canary.model.duration import DurationError, parse_duration
 
@@ -136,7 +137,7 @@ def default_lease_namespace() -> str:
     default=None,
     help="With --api-listen: tokens file (lines 'NAME SCOPE TOKEN') or directory.",
 )
-@click.option("--api-url", default=None, help="Public URL of canary's API, linked in messages.")
+@rollout_link_option
 @click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
@@ -165,7 +166,7 @@ def controller(
     notifications: bool,
     api_listen: str | None,
     api_tokens: Path | None,
-    api_url: str | None,
+    rollout_link: str | None,
     log_level: str,
 ) -> None:
     """Run the canary controller: watch Rollouts and their Deployments, roll canaries out
@@ -228,7 +229,7 @@ def controller(
             metrics_address=address,
             workers=workers,
             secrets_dir=None if secrets_from_cluster else secrets_dir,
-            notify=NotifyConfig(api_url=api_url) if notifications else None,
+            notify=NotifyConfig(rollout_link=rollout_link) if notifications else None,
             restore_on_delete=restore_on_delete,
             api_address=api_address,
             api_tokens=api_tokens,

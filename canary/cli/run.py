@@ -15,6 +15,7 @@ from rich.text import Text
 
 from canary.analysis.checks import CheckResolutionError
 from canary.analysis.prometheus import PrometheusProvider, PrometheusSettings
+from canary.cli.link import rollout_link_option
 from canary.cli.output import console
 from canary.cli.timeline import fail
 from canary.engine import StepResult
@@ -105,11 +106,7 @@ def haproxy_config(file: Path, listen: str, metrics: str, map_dir: Path, output:
     default=None,
     help="With --api-listen: tokens file (lines 'NAME SCOPE TOKEN') or directory.",
 )
-@click.option(
-    "--api-url",
-    default=None,
-    help="Public URL of canary's API; messages that wait for a person link to it.",
-)
+@rollout_link_option
 def run(
     file: Path,
     revision: str,
@@ -121,7 +118,7 @@ def run(
     channels_file: Path | None,
     api_listen: str | None,
     api_tokens: Path | None,
-    api_url: str | None,
+    rollout_link: str | None,
 ) -> None:
     """Roll the canary of the local Rollout in FILE out through a running HAProxy."""
     rollout = _local_rollout(file)
@@ -131,7 +128,7 @@ def run(
         fail(["--api-listen and --api-tokens go together"])
     api = None
     if api_listen is not None and api_tokens is not None:
-        api = _serve_api(state_path.parent, api_listen, api_tokens)
+        api = serve_state_api(state_path.parent, api_listen, api_tokens)
     try:
         saved = load_state(state_path, rollout, stable)
         router = HaproxyRouter(rollout, map_dir.resolve())
@@ -142,7 +139,7 @@ def run(
         notifier = _notifier(
             channels_file,
             secrets_dir,
-            NotifyConfig(state_dir=state_path.parent / "notify", api_url=api_url),
+            NotifyConfig(state_dir=state_path.parent / "notify", rollout_link=rollout_link),
         )
         with WebhookCaller.create(secrets_dir) as webhooks:
             runner = LocalRunner(
@@ -173,7 +170,7 @@ def run(
     raise SystemExit(0 if final.status.stable_revision == revision else 1)
 
 
-def _serve_api(state_dir: Path, listen: str, tokens: Path) -> ApiServer:
+def serve_state_api(state_dir: Path, listen: str, tokens: Path) -> ApiServer:
     """The API over the state folder this run writes, in a thread (``canary api`` serves the
     same from another process)."""
     try:

@@ -299,11 +299,14 @@ class CrdKind:
         return f"{self.plural}.{GROUP}"
 
 
+# Short names are checked against the projects teams run beside canary: Argo Rollouts takes `ro`
+# (Rollout), `ar`, `at`, `cat` and `exp`; Flagger's kinds have none. kubectl resolves a short name
+# to one resource only, so a clash would hide one project's objects behind the other's.
 CRD_KINDS: tuple[CrdKind, ...] = (
     CrdKind(
         Rollout,
         "rollouts",
-        ("ro",),
+        ("cro",),
         status=True,
         columns=(
             _column("Phase", ".status.phase"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from string import Formatter
+from urllib.parse import quote
 
 
 @dataclass(frozen=True)
@@ -19,12 +21,11 @@ class NotifyConfig:
     """Messages kept per channel; past it the oldest waiting one is dropped (and counted)."""
     state_dir: Path | None = None
     """Where the pending queue and the Slack message ids are kept across restarts (optional)."""
-    api_url: str | None = None
-    """The public URL of canary's API; messages that wait for a person link to it."""
-    rollout_url_template: str = "{api}/api/v1/namespaces/{namespace}/rollouts/{name}"
-    """How a rollout's link is built from ``api_url`` (``{api}``, ``{namespace}``, ``{name}``):
-    by default the API's own ``GET`` of the rollout (its status and latest check numbers, for a
-    ``read`` token); point it at a dashboard instead if you have one."""
+    rollout_link: str | None = None
+    """A page a person can open for one rollout, with ``{namespace}`` and ``{name}`` filled in
+    (e.g. the rollout's Grafana dashboard): messages that wait for a person show it as a button.
+    None, the default: no button (the message still says what to run). canary's own API is
+    not linked: it answers JSON to a bearer token, so a browser following the link gets 401."""
     slack_base_url: str = "https://slack.com/api/"
     """Slack's Web API (tests point it at a local server)."""
     http_timeout: float = 10.0
@@ -40,9 +41,34 @@ class NotifyConfig:
     """Longest the worker sleeps between looks at the queue (it is also woken on enqueue)."""
 
     def rollout_url(self, namespace: str, name: str) -> str | None:
-        """The link to a rollout, or None without ``api_url``."""
-        if not self.api_url:
+        """The page of a rollout, or None without ``rollout_link``."""
+        if not self.rollout_link:
             return None
-        return self.rollout_url_template.format(
-            api=self.api_url.rstrip("/"), namespace=namespace, name=name
+        return self.rollout_link.format(namespace=quote(namespace), name=quote(name))
+
+
+EXAMPLE_LINK = (
+    "https://grafana.example.com/d/canary-rollouts?var-namespace={namespace}&var-rollout={name}"
+)
+
+
+class RolloutLinkError(ValueError):
+    """A --rollout-link that cannot make a URL; the message says why and what to give."""
+
+
+def check_rollout_link(template: str) -> str:
+    """``template`` if it makes an http(s) URL from ``{namespace}`` and ``{name}`` alone."""
+    example = f"e.g. {EXAMPLE_LINK!r}"
+    if not template.startswith(("http://", "https://")):
+        raise RolloutLinkError(f"--rollout-link {template!r}: not an http(s) URL; {example}")
+    try:
+        fields = {f for _, f, _, _ in Formatter().parse(template) if f is not None}
+    except ValueError as exc:
+        raise RolloutLinkError(f"--rollout-link {template!r}: {exc}; {example}") from None
+    unknown = sorted(fields - {"namespace", "name"})
+    if unknown:
+        raise RolloutLinkError(
+            f"--rollout-link {template!r}: unknown placeholder {{{unknown[0]}}}; only "
+            f"{{namespace}} and {{name}} are filled in; {example}"
         )
+    return template

@@ -8,8 +8,18 @@ official `kubernetes` client both work against it. See docs/testing.md.
 (`canary.testing.telemetry`, the mesh telemetry simulator, is a module of its own.)
 """
 
-from canary.testing.apiserver import ApiServer
-from canary.testing.errors import ApiError
-from canary.testing.faults import Fault
+import importlib.util
+
+_EXTRA = ("aiohttp", "jsonpatch", "jsonschema")
+_MISSING = [module for module in _EXTRA if importlib.util.find_spec(module) is None]
+if _MISSING:
+    raise ImportError(
+        f"canary.testing needs {', '.join(_MISSING)}, which the runtime install leaves out: "
+        "pip install 'canary-delivery[testing]'"
+    )
+
+from canary.testing.apiserver import ApiServer  # noqa: E402
+from canary.testing.errors import ApiError  # noqa: E402
+from canary.testing.faults import Fault  # noqa: E402
 
 __all__ = ["ApiError", "ApiServer", "Fault"]

@@ -1,5 +1,5 @@
 """`canary run`'s notification options: --channels (the NotificationChannels file) and
---api-url (the public URL waiting messages link to) reach the notifier."""
+--rollout-link (the page waiting messages link to) reach the notifier."""
 
 from __future__ import annotations
 
@@ -20,15 +20,18 @@ spec:
 """
 
 
-def test_api_url_reaches_the_notifier(tmp_path: Path) -> None:
+def test_the_rollout_link_reaches_the_notifier(tmp_path: Path) -> None:
     channels = tmp_path / "channels.yaml"
     channels.write_text(CHANNELS)
-    settings = NotifyConfig(state_dir=tmp_path / "notify", api_url="https://canary.example.com")
+    link = (
+        "https://grafana.example.com/d/canary-rollouts?var-namespace={namespace}&var-rollout={name}"
+    )
+    settings = NotifyConfig(state_dir=tmp_path / "notify", rollout_link=link)
     notifier = _notifier(channels, tmp_path / "secrets", settings)
     assert notifier is not None
     try:
         assert notifier.config.rollout_url("shop", "checkout") == (
-            "https://canary.example.com/api/v1/namespaces/shop/rollouts/checkout"
+            "https://grafana.example.com/d/canary-rollouts?var-namespace=shop&var-rollout=checkout"
         )
     finally:
         notifier.close()
@@ -39,4 +42,5 @@ def test_run_help_lists_the_options() -> None:
     result = CliRunner().invoke(cli, ["run", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     assert "--channels" in result.output
-    assert "--api-url" in result.output
+    assert "--rollout-link" in result.output
+    assert "--api-url" not in result.output, "retired: hidden, accepted with a warning"

@@ -619,7 +619,7 @@ def test_rollout_is_served_with_status_and_printer_columns() -> None:
     assert (names["plural"], names["singular"], names["shortNames"], names["categories"]) == (
         "rollouts",
         "rollout",
-        ["ro"],
+        ["cro"],
         ["canary"],
     )
     version = crd["spec"]["versions"][0]
@@ -655,6 +655,18 @@ def test_other_kinds_are_served(kind: str, plural: str, short: str, scope: str) 
     [version] = crd["spec"]["versions"]
     assert (version["name"], version["served"], version["storage"]) == ("v1alpha1", True, True)
     assert "subresources" not in version
+
+
+# Argo Rollouts' short names (rollouts, analysisruns, analysistemplates, clusteranalysistemplates,
+# experiments); Flagger's kinds have none. kubectl resolves a short name to one resource only.
+ARGO_ROLLOUTS_SHORT_NAMES = {"ro", "ar", "at", "cat", "exp"}
+
+
+def test_no_short_name_is_one_argo_rollouts_uses() -> None:
+    ours = {short for crd in CRDS.values() for short in crd["spec"]["names"]["shortNames"]}
+    assert ours, "every kind has a short name"
+    assert not ours & ARGO_ROLLOUTS_SHORT_NAMES
+    assert all(crd["spec"]["names"]["categories"] == ["canary"] for crd in CRDS.values())
 
 
 def test_every_loadable_kind_has_a_crd() -> None:

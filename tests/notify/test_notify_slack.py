@@ -35,7 +35,7 @@ from canary.model import Verdict
 from canary.notify import MappingSecretSource, Notifier, NotifyConfig
 from canary.notify.slack_blocks import GREEN, RED, YELLOW
 
-API = "https://canary.example.com"
+LINK = "https://grafana.example.com/d/canary-rollouts?var-namespace={namespace}&var-rollout={name}"
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def make_notifier(
 ) -> Notifier:
     settings: dict[str, Any] = {
         "slack_base_url": slack.base_url,
-        "api_url": API,
+        "rollout_link": LINK,
         "initial_backoff": 5.0,
         "max_backoff": 60.0,
         "connection_retry_interval": 0.01,
@@ -162,7 +162,7 @@ def test_a_rollout_that_waits_for_a_person_says_what_to_run(slack: SlackAPI) -> 
         text = blocks_text(wait_reply)
         assert "`canary approve checkout --point promotion -n shop`" in text
         assert "`kubectl canary approve checkout --point promotion -n shop`" in text
-        assert f"{API}/api/v1/namespaces/shop/rollouts/checkout" in text
+        assert LINK.format(namespace="shop", name="checkout") in text
         assert color_of(slack.api_calls("chat.update")[-1].params) == YELLOW
 
         result = run.tick(

@@ -45,7 +45,7 @@ def test_crd_becomes_discoverable_with_its_names(api: ApiServer, k8s: client.Api
         listed = json.load(response)
     main, status = listed["resources"]
     assert (main["name"], main["kind"], main["namespaced"]) == ("rollouts", "Rollout", True)
-    assert (main["shortNames"], main["singularName"]) == (["ro"], "rollout")
+    assert (main["shortNames"], main["singularName"]) == (["cro"], "rollout")
     assert status["name"] == "rollouts/status"
     crd = client.ApiextensionsV1Api(k8s).read_custom_resource_definition("rollouts.canary.dev")
     assert {c.type: c.status for c in crd.status.conditions}["Established"] == "True"

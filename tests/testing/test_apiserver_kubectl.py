@@ -56,7 +56,9 @@ def test_apply_crds_then_an_example_rollout(api: ApiServer, with_crds: Kubectl) 
         "rollout.canary.dev/podinfo created",
     ]
     assert "unchanged" in kubectl.run("apply", "-f", str(EXAMPLE)).stdout
-    ro = json.loads(kubectl.run("get", "ro", "podinfo", "-o", "json").stdout)
+    ro = json.loads(kubectl.run("get", "cro", "podinfo", "-o", "json").stdout)
+    # the category lists every canary kind, fully qualified
+    assert "rollout.canary.dev/podinfo" in kubectl.run("get", "canary", "-o", "name").stdout
     assert ro["spec"]["strategy"]["canary"]["weights"] == [5, 10, 20, 50]
     assert "kubectl.kubernetes.io/last-applied-configuration" in ro["metadata"]["annotations"]
     header = kubectl.run("get", "rollouts").stdout.splitlines()[0].split()

@@ -1,0 +1,103 @@
+"""THE IMAGE TEST: the Dockerfile built with buildah, then run from its root filesystem.
+
+Takes two to four minutes (a Debian root filesystem, the runtime wheels, two build stages on
+vfs storage). Needs root; installs buildah and mmdebstrap with apt-get when they are missing.
+Deselect it in a quick run with ``-m 'not image'``. image_build.py says how it works.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from image_build import (
+    BASE,
+    IMAGE,
+    ROOT,
+    Buildah,
+    debian_rootfs,
+    ensure_tools,
+    run_read_only,
+    wheelhouse,
+)
+
+pytestmark = pytest.mark.image
+
+
+@dataclass(frozen=True)
+class Built:
+    config: dict[str, Any]
+    rootfs: Path
+    files: Path  # copied to /tmp/files inside
+
+    def sh(self, script: str) -> str:
+        return run_read_only(self.rootfs, self.config, script, self.files)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+    ensure_tools()
+    work = tmp_path_factory.mktemp("image")
+    buildah = Buildah(work / "storage")
+    try:
+        debian_rootfs(work / "base.tar")
+        buildah.import_rootfs(work / "base.tar", BASE)
+        (work / "base.tar").unlink()
+        wheelhouse(work / "wheels", work / "scratch")
+        buildah.build(ROOT / "Dockerfile", ROOT, work / "wheels", IMAGE)
+        container, rootfs = buildah.mount(IMAGE)
+        files = work / "files"
+        shutil.copytree(ROOT / "examples", files / "examples")
+        yield Built(buildah.config(IMAGE), rootfs, files)
+        buildah("rm", container)
+    finally:
+        shutil.rmtree(work / "storage", ignore_errors=True)
+
+
+def test_the_image_runs_canary_as_a_fixed_non_root_user(built: Built) -> None:
+    config = built.config
+    assert config["Entrypoint"] == ["canary"]
+    assert config["Cmd"] == ["controller"]
+    uid, _, gid = config["User"].partition(":")
+    assert int(uid) > 0, "numeric, so that runAsNonRoot can check it"
+    assert int(gid) > 0
+    assert built.sh("id -u").strip() == uid
+
+
+def test_the_image_says_what_it_is(built: Built) -> None:
+    labels = built.config["Labels"]
+    assert labels["org.opencontainers.image.version"] == IMAGE.rpartition(":")[2]
+    assert labels["org.opencontainers.image.licenses"] == "Apache-2.0"
+    for key in ("title", "description", "source", "documentation"):
+        assert labels[f"org.opencontainers.image.{key}"], key
+
+
+def test_controller_help_runs_on_a_read_only_root(built: Built) -> None:
+    out = built.sh("canary controller --help && (touch /opt/canary/x 2>&1 || true)")
+    assert out.startswith("Usage: canary controller")
+    assert "Read-only file system" in out, "the root is mounted read-only, as the chart does"
+
+
+def test_validate_and_a_simulated_rollout_find_the_shipped_policies(built: Built) -> None:
+    out = built.sh("canary validate files/examples/podinfo-istio.yaml")
+    assert "podinfo-istio.yaml: ok (Rollout/podinfo)" in out
+    report = json.loads(built.sh("canary simulate files/examples/podinfo-istio.yaml -o json"))
+    assert report["phase"] == "Succeeded"
+    assert {c["name"] for c in report["checks"]} == {"error-rate", "latency"}
+
+
+def test_only_runtime_dependencies_are_installed(built: Built) -> None:
+    script = (
+        "for m in canary kubernetes fastapi pytest hypothesis mypy ruff jsonpatch setuptools "
+        'pip; do python3 -c "import $m" 2>/dev/null && echo $m; done; true'
+    )
+    present = set(built.sh(script).split())
+    assert {"canary", "kubernetes", "fastapi"} <= present
+    assert not present & {"pytest", "hypothesis", "mypy", "ruff", "jsonpatch"}, "dev extra"
+    assert not present & {"setuptools", "pip"}, "the build's tools stay in the build stage"
+    assert not (built.rootfs / "src").exists(), "no source tree in the image"
