@@ -20,8 +20,11 @@ from collections.abc import Iterable
 from functools import cache, lru_cache
 from pathlib import Path
 
+from pydantic.alias_generators import to_camel
+
 from canary.analysis.checks import CheckResolutionError
 from canary.model.analysis import CheckSpec, PolicyKind
+from canary.model.limits import MAX_EXPANDED_QUERY, MAX_EXPANSION_PASSES, MAX_VARIABLES
 from canary.model.loader import LoadError, load_file
 from canary.model.policy import AnalysisPolicy, ClusterAnalysisPolicy
 from canary.model.provider import ProviderName
@@ -128,7 +131,8 @@ def find_policy(
 
 
 def expand(policy: AnyPolicy, path: str = "policy") -> list[CheckSpec]:
-    """The policy's checks with its variables written into their queries."""
+    """The policy's checks with its variables written into their queries; a PolicyError names
+    the field when the variables loop, nest too deep or make a query too long."""
     variables = policy.spec.variables
     for name in variables:
         if name in TICK_VARIABLES:
@@ -136,35 +140,55 @@ def expand(policy: AnyPolicy, path: str = "policy") -> list[CheckSpec]:
                 f"{path}.spec.variables.{name}",
                 f"'{name}' is given at every tick: a policy cannot set it",
             )
+    if len(variables) > MAX_VARIABLES:
+        raise PolicyError(
+            f"{path}.spec.variables",
+            f"{len(variables)} variables: a policy has at most {MAX_VARIABLES}",
+        )
 
     given = tuple(variables.items())
     checks = []
-    for check in policy.spec.checks:
+    for index, check in enumerate(policy.spec.checks):
         updates = {}
         for f in _QUERY_FIELDS:
             if text := getattr(check, f):
-                expanded = _substitute(text, given)
-                if expanded is None:
-                    raise PolicyError(
-                        f"{path}.spec.variables", "the variables refer to each other in a loop"
-                    )
-                updates[f] = expanded
+                try:
+                    updates[f] = _substitute(text, given)
+                except ExpansionError as exc:
+                    where = f"{path}.spec.checks[{index}].{to_camel(f)}"
+                    raise PolicyError(where, str(exc)) from None
         checks.append(check.model_copy(update=updates))
     return checks
 
 
+class ExpansionError(ValueError):
+    """Variables that loop, nest too deep, or expand a query past its length limit."""
+
+
 @lru_cache(maxsize=1024)
-def _substitute(text: str, given: tuple[tuple[str, str], ...]) -> str | None:
-    """``text`` with the policy's variables written in (they may use each other), or None if
-    they refer to each other in a loop. Remembered: a policy's queries are the same at every
-    resolution."""
+def _substitute(text: str, given: tuple[tuple[str, str], ...]) -> str:
+    """``text`` with the policy's variables written in (they may use each other). Each pass
+    measures its result before building it, so no pass makes a string longer than
+    MAX_EXPANDED_QUERY: the work is bounded whatever the variables hold. Remembered: a
+    policy's queries are the same at every resolution."""
     variables = dict(given)
-    for _ in range(len(variables) + 1):
-        done = _PLACEHOLDER.sub(lambda m: variables.get(m.group(1), m.group(0)), text)
-        if done == text:
-            return done
-        text = done
-    return None
+    for _ in range(MAX_EXPANSION_PASSES + 1):
+        matches = [m for m in _PLACEHOLDER.finditer(text) if m.group(1) in variables]
+        if not matches:
+            return text
+        grows = sum(len(variables[m.group(1)]) - len(m.group(0)) for m in matches)
+        if len(text) + grows > MAX_EXPANDED_QUERY:
+            raise ExpansionError(
+                f"the variables expand this query past {MAX_EXPANDED_QUERY} characters: "
+                "use fewer or shorter variables"
+            )
+        text = _PLACEHOLDER.sub(lambda m: variables.get(m.group(1), m.group(0)), text)
+    if any(m.group(1) in variables for m in _PLACEHOLDER.finditer(text)):
+        raise ExpansionError(
+            f"the variables refer to each other in a loop, or more than "
+            f"{MAX_EXPANSION_PASSES} deep: write them out"
+        )
+    return text
 
 
 def policy_checks(

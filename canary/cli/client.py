@@ -1,7 +1,8 @@
 """Where the operator commands send their requests: the canary API (`ApiClient`, httpx), or
 the cluster itself through a kubeconfig (`canary.cli.kube.KubeBackend`). Both are a `Backend`;
 `backend_options` adds the options choosing one (``--api``/``CANARY_API``, ``--token``,
-``--token-file``/``CANARY_TOKEN``, ``--kubeconfig``, ``--context``) to a command.
+``--token-file``/``CANARY_TOKEN``: a token given as ``--token`` is refused, since ``ps`` shows it,
+``--kubeconfig``, ``--context``) to a command.
 
 Which one: ``--kubeconfig``/``--context`` on the command line, else ``--api``/``CANARY_API``,
 else a kubeconfig from ``$KUBECONFIG`` or ``~/.kube/config`` (what kubectl would use, so that
@@ -33,7 +34,7 @@ NO_API = (
     "--kubeconfig to talk to the cluster directly (no kubeconfig found in $KUBECONFIG or "
     "~/.kube/config)"
 )
-NO_TOKEN = "set --token, --token-file or CANARY_TOKEN to a token of the canary API"
+NO_TOKEN = "set --token-file or CANARY_TOKEN to a token of the canary API"
 
 M = TypeVar("M", bound=BaseModel)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -164,10 +165,17 @@ class CannotAskError(click.ClickException):
     exit_code = 3
 
 
+TOKEN_IN_ARGV = (
+    "--token would show the token to every user of this machine (`ps`, shell history): "
+    "use --token-file PATH or the CANARY_TOKEN environment variable"
+)
+
+
 def resolve_token(token: str | None, token_file: Path | None) -> str:
-    """--token, else --token-file, else CANARY_TOKEN; raises ValueError naming what to set."""
+    """--token-file, else CANARY_TOKEN; raises ValueError naming what to set. A token on the
+    command line (--token) is refused: any local user can read it in the process list."""
     if token:
-        return token
+        raise ValueError(TOKEN_IN_ARGV)
     if token_file is not None:
         try:
             text = token_file.read_text().strip()
@@ -243,11 +251,11 @@ def backend_options(exit_code: int = 1) -> Callable[[F], F]:
             metavar="URL",
             help="The canary API, e.g. http://127.0.0.1:8088 (env CANARY_API).",
         )
-        @click.option("--token", metavar="TOKEN", help="Bearer token (env CANARY_TOKEN).")
+        @click.option("--token", metavar="TOKEN", hidden=True, help="Refused: see --token-file.")
         @click.option(
             "--token-file",
             type=click.Path(dir_okay=False, path_type=Path),
-            help="File holding the bearer token.",
+            help="File holding the bearer token (or set CANARY_TOKEN).",
         )
         @click.option(
             "--kubeconfig",

@@ -35,20 +35,45 @@ from canary.model.duration import DurationError, parse_duration
     help="JSON lines of every write (default: STATE_DIR/audit.jsonl).",
 )
 @click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM certificate chain: serve HTTPS (with --tls-key). Without it, serve on loopback "
+    "or behind a TLS proxy (docs/security.md).",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM private key of --tls-cert.",
+)
+@click.option(
     "--poll-interval",
     default="1s",
     show_default=True,
     help="How often a `wait` re-reads the state.",
 )
 def api(
-    state_dir: Path, tokens: Path, listen: str, audit_log: Path | None, poll_interval: str
+    state_dir: Path,
+    tokens: Path,
+    listen: str,
+    audit_log: Path | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    poll_interval: str,
 ) -> None:
     """Serve the canary API for local mode: `canary get/list/approve/promote/abort/retry/wait`
     and CI pipelines talk to it."""
     from canary.gates.api.auth import TokenError
-    from canary.gates.api.serve import local_app, parse_listen, serve
+    from canary.gates.api.serve import Tls, local_app, parse_listen, serve
 
+    tls = None
     try:
+        if (tls_cert is None) != (tls_key is None):
+            raise ValueError("--tls-cert and --tls-key go together")
+        if tls_cert is not None and tls_key is not None:
+            tls = Tls(tls_cert, tls_key)
+            tls.check()
         interval = parse_duration(poll_interval)
         parse_listen(listen)
         app = local_app(state_dir, tokens, audit_log=audit_log, poll_interval=interval)
@@ -56,6 +81,9 @@ def api(
         fail([str(exc)])
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     console().print(
-        Text(f"canary API for {state_dir.resolve()} on http://{listen} (OpenAPI: /openapi.json)")
+        Text(
+            f"canary API for {state_dir.resolve()} on {'https' if tls else 'http'}://{listen} "
+            "(OpenAPI: /openapi.json)"
+        )
     )
-    serve(app, listen)
+    serve(app, listen, tls)

@@ -1,4 +1,9 @@
-"""`canary validate FILE...`: every problem of every file, as file: path.to.field: message."""
+"""`canary validate FILE...`: every problem of every file, as file: path.to.field: message.
+
+Each file is judged on its own (one that cannot be read never stops the others); a policy's
+variables are expanded as the controller would, so a policy that loops or grows past the
+limits of canary.model.limits is refused here too.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,23 @@ from pathlib import Path
 
 import click
 
+from canary.analysis.checks import CheckResolutionError
+from canary.analysis.policies import expand
 from canary.cli.output import OUTPUT_OPTION, console, print_json
 from canary.model.loader import KINDS, Document, LoadError, Problem, load_file
+from canary.model.policy import AnalysisPolicy, ClusterAnalysisPolicy
+
+
+def _expansion_problems(documents: list[Document]) -> list[Problem]:
+    problems = []
+    for document in documents:
+        if isinstance(document.resource, AnalysisPolicy | ClusterAnalysisPolicy):
+            try:
+                expand(document.resource, path="")
+            except CheckResolutionError as exc:
+                path = exc.path.removeprefix(".")
+                problems.append(Problem(document.source, path, exc.message))
+    return problems
 
 
 def validate_path(path: Path) -> tuple[list[Document], list[Problem]]:
@@ -16,6 +36,9 @@ def validate_path(path: Path) -> tuple[list[Document], list[Problem]]:
         documents = load_file(path)
     except LoadError as exc:
         return [], exc.problems
+    expanded = _expansion_problems(documents)
+    if expanded:
+        return documents, expanded
     if not any(d.resource is not None for d in documents):
         kinds = ", ".join(sorted({d.kind for d in documents}))
         return documents, [

@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from canary.model.base import CamelModel, Name, ObjectName
 from canary.model.duration import Duration
+from canary.model.limits import MAX_CHECKS, MAX_COUNT, MAX_POLICIES, Query
 
 
 class JudgeName(StrEnum):
@@ -32,25 +33,28 @@ class CheckSpec(CamelModel):
 
     name: Name
     kind: CheckKind | None = None
-    requests_query: str | None = Field(
+    requests_query: Query | None = Field(
         default=None, description="PromQL: requests per side over the interval (counts)."
     )
-    failures_query: str | None = Field(
+    failures_query: Query | None = Field(
         default=None,
         description="PromQL: failed requests per side (errors, or requests slower than 'max').",
     )
-    quantile_query: str | None = Field(
+    quantile_query: Query | None = Field(
         default=None, description="PromQL: the latency quantile per side, for display."
     )
-    query: str | None = Field(
+    query: Query | None = Field(
         default=None, description="PromQL for a custom check: a value per side."
     )
     max: float | None = Field(
         default=None,
+        allow_inf_nan=False,
         description="Upper bound on the canary: percent for error-rate, milliseconds for latency "
         "(the latency objective), the query's unit for custom.",
     )
-    min: float | None = Field(default=None, description="Lower bound on the canary's value.")
+    min: float | None = Field(
+        default=None, allow_inf_nan=False, description="Lower bound on the canary's value."
+    )
     compare_to_primary: bool | None = Field(
         default=None, description="Judge the canary against the primary on the same window."
     )
@@ -61,7 +65,9 @@ class CheckSpec(CamelModel):
         description="Tolerance against the primary: the canary may be (1 + margin) times worse.",
     )
     judge: JudgeName | None = Field(default=None, description="Overrides the rollout's judge.")
-    weight: float | None = Field(default=None, gt=0, description="Share in a weighted score.")
+    weight: float | None = Field(
+        default=None, gt=0, le=1000, description="Share in a weighted score."
+    )
     critical: bool | None = Field(default=None, description="A failure fails the whole tick.")
 
     @model_validator(mode="after")
@@ -117,7 +123,10 @@ class AnalysisSpec(CamelModel):
     )
     failure_limit: int = Field(default=3, ge=1, le=100, description="Failed ticks before rollback.")
     min_requests: int = Field(
-        default=20, ge=0, description="Canary requests a tick needs before it can be judged."
+        default=20,
+        ge=0,
+        le=MAX_COUNT,
+        description="Canary requests a tick needs before it can be judged.",
     )
     judge: JudgeName = JudgeName.SEQUENTIAL
     inconclusive_deadline: Duration = Field(
@@ -126,10 +135,13 @@ class AnalysisSpec(CamelModel):
     )
     policies: list[PolicyRef] = Field(
         default_factory=list,
+        max_length=MAX_POLICIES,
         description="Policies whose checks apply; the provider's built-in policy when empty.",
     )
     checks: list[CheckSpec] = Field(
-        default_factory=list, description="Inline checks, or overrides of policy checks by name."
+        default_factory=list,
+        max_length=MAX_CHECKS,
+        description="Inline checks, or overrides of policy checks by name.",
     )
 
     @model_validator(mode="after")

@@ -162,6 +162,14 @@ _PROVIDER_BLOCKS = {p.value: to_camel(p.value.replace("-", "_")) for p in Provid
 _NAMED_LIST = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
 _POLICY_EXTRAS: dict[str, Schema] = {"spec.checks": _NAMED_LIST}
 _ROLLOUT_EXTRAS: dict[str, Schema] = {
+    # The Services and files named after a Rollout must fit a DNS label (canary.model.limits).
+    "": _rules(
+        (
+            "self.metadata.name.size() <= 63",
+            "a Rollout's name is at most 63 characters: the objects and files named after it "
+            "must fit a DNS label",
+        )
+    ),
     "spec.provider": _rules(
         *(
             (
@@ -230,7 +238,7 @@ _CHANNEL_EXTRAS: dict[str, Schema] = {
 def _add_extras(schema: Schema, extras: dict[str, Schema]) -> None:
     for path, additions in extras.items():
         node = schema
-        for name in path.split("."):
+        for name in path.split(".") if path else ():
             props = node.get("properties", {})
             if name not in props:
                 raise SchemaConversionError(f"extra rules for {path}: no such field in the model")

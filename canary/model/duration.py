@@ -10,6 +10,8 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
+from canary.model.limits import MAX_DURATION_SECONDS, MAX_DURATION_TEXT
+
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 _PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -26,12 +28,22 @@ def parse_duration(text: str) -> float:
             f"a duration is a string such as '30s', '5m' or '1h', not {type(text).__name__} "
             f"{text!r}: write it with a unit"
         )
+    if len(text) > MAX_DURATION_TEXT:
+        raise DurationError(
+            f"a duration is at most {MAX_DURATION_TEXT} characters (got {len(text)}): "
+            "write it with larger units, e.g. '36h'"
+        )
     if not re.fullmatch(DURATION_PATTERN, text.strip()):
         raise DurationError(
             f"{text!r} is not a duration: use a number and a unit (ms, s, m, h), "
             "e.g. '30s', '5m', '1h30m'"
         )
-    return sum(float(n) * _UNIT_SECONDS[u] for n, u in _PART.findall(text.strip()))
+    seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _PART.findall(text.strip()))
+    if seconds > MAX_DURATION_SECONDS:
+        raise DurationError(
+            f"{text!r} is longer than the longest duration accepted, 366 days ('8784h')"
+        )
+    return seconds
 
 
 def format_duration(seconds: float) -> str:
@@ -60,6 +72,6 @@ Duration = Annotated[
     float,
     BeforeValidator(_validate),
     PlainSerializer(format_duration, return_type=str, when_used="json"),
-    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN}),
+    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "maxLength": MAX_DURATION_TEXT}),
 ]
 """Seconds in Python; a string like '30s', '5m' or '1h' in YAML and JSON."""

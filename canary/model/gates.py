@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from canary.model.base import CamelModel, Name, ObjectName
 from canary.model.duration import Duration
+from canary.model.limits import MAX_METADATA_ENTRIES, MAX_WEBHOOKS, ShortText, Url
 
 
 class GateType(StrEnum):
@@ -44,23 +45,25 @@ CONFIRM_GATE_OF_POINT = {
 
 class SecretKeyRef(CamelModel):
     name: ObjectName
-    key: str = Field(min_length=1)
+    key: str = Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
 
 
 class Webhook(CamelModel):
     name: Name
     type: GateType
-    url: str = Field(pattern=r"^https?://[^\s]+$", description="http(s) URL that receives a POST.")
+    url: Url = Field(description="http(s) URL that receives a POST.")
     timeout: Duration = Field(default=10.0)
     retries: int = Field(default=2, ge=0, le=10)
-    metadata: dict[str, str] = Field(default_factory=dict, description="Sent with the payload.")
+    metadata: dict[ShortText, ShortText] = Field(
+        default_factory=dict, max_length=MAX_METADATA_ENTRIES, description="Sent with the payload."
+    )
     secret_ref: SecretKeyRef | None = Field(
         default=None, description="Secret key whose value signs the body (HMAC-SHA256)."
     )
 
 
 class GatesSpec(CamelModel):
-    webhooks: list[Webhook] = Field(default_factory=list)
+    webhooks: list[Webhook] = Field(default_factory=list, max_length=MAX_WEBHOOKS)
     approvals: list[ApprovalPoint] = Field(
         default_factory=list, description="Points that wait for a person's approval."
     )

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from canary.model.fields import field_help, suggest_field
 from canary.model.notification import NotificationChannel
 from canary.model.policy import AnalysisPolicy, ClusterAnalysisPolicy
 from canary.model.rollout import API_VERSION, Rollout
@@ -69,15 +70,19 @@ def field_path(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def _message(error: dict[str, Any]) -> str:
+def _message(error: dict[str, Any], model: type[BaseModel] | None) -> str:
     message = str(error["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
+    loc = tuple(error["loc"])
     if error["type"] == "extra_forbidden":
-        return "unknown field: check its spelling against `canary crds` or docs/rollout.md"
+        guess = suggest_field(model, loc) if model is not None else None
+        hint = f"did you mean '{guess}'? " if guess else ""
+        return f"unknown field: {hint}`canary crds` prints every field of each kind"
     if error["type"] == "missing":
-        name = next((p for p in reversed(error["loc"]) if isinstance(p, str)), "")
-        return f"required field is missing: add '{name}' (see docs/rollout.md)"
+        name = next((p for p in reversed(loc) if isinstance(p, str)), "")
+        help_text = field_help(model, loc) if model is not None else None
+        return f"required field is missing: add '{name}'" + (f" ({help_text})" if help_text else "")
     if error["type"] in _SHOWS_INPUT:
         return f"{message} (got {error.get('input')!r})"
     return message
@@ -96,7 +101,9 @@ _SHOWS_INPUT = frozenset(
 )
 
 
-def problems_of(source: str, error: ValidationError, prefix: str = "") -> list[Problem]:
+def problems_of(
+    source: str, error: ValidationError, prefix: str = "", model: type[BaseModel] | None = None
+) -> list[Problem]:
     problems = []
     for item in error.errors():
         loc = tuple(
@@ -105,14 +112,57 @@ def problems_of(source: str, error: ValidationError, prefix: str = "") -> list[P
         path = field_path(loc)
         if prefix:
             path = f"{prefix}.{path}" if path else prefix
-        problems.append(Problem(source, path, _message(dict(item))))
+        problems.append(Problem(source, path, _message({**item, "loc": loc}, model)))
     return problems
+
+
+class _AliasError(yaml.YAMLError):
+    """A YAML alias: refused before it is expanded (a few hundred bytes of aliases nested a
+    few levels expand to gigabytes)."""
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """The safe loader, refusing anchors and aliases (Kubernetes manifests need neither)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise _AliasError(
+                f"line {event.start_mark.line + 1}: YAML aliases (*{event.anchor}) are not "
+                "accepted in canary resources: write the value out in full"
+            )
+        return super().compose_node(parent, index)
+
+    def construct_as_text(self, node: Any) -> Any:
+        return self.construct_scalar(node)
+
+    def construct_yaml_int(self, node: Any) -> Any:
+        # Python refuses to read integers of more than 4,300 digits: pass the text on, and
+        # the model names the field that cannot hold it.
+        if len(str(node.value)) > _MAX_INT_DIGITS:
+            return str(node.value)
+        return super().construct_yaml_int(node)
+
+
+_MAX_INT_DIGITS = 30
+
+# Timestamps stay text: the model reads the ones it knows (creationTimestamp) and names the
+# field of one that is not a date, where YAML would fail on the whole file.
+_NoAliasLoader.add_constructor("tag:yaml.org,2002:timestamp", _NoAliasLoader.construct_as_text)
+_NoAliasLoader.add_constructor("tag:yaml.org,2002:int", _NoAliasLoader.construct_yaml_int)
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    return text if len(text) <= 200 else text[:200] + "..."
 
 
 def parse_documents(source: str, text: str) -> list[Document]:
     """Every document of ``text``; raises LoadError listing all problems found."""
     try:
-        raw_docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        raw_docs = [d for d in yaml.load_all(text, Loader=_NoAliasLoader) if d is not None]
+    except _AliasError as exc:
+        raise LoadError([Problem(source, "", str(exc))]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -122,6 +172,9 @@ def parse_documents(source: str, text: str) -> list[Document]:
         raise LoadError(
             [Problem(source, "", "nested too deeply to be a canary resource")]
         ) from None
+    except (ValueError, OverflowError) as exc:
+        # a scalar YAML types itself but cannot hold: a date like 2001-13-45, a 5,000-digit int
+        raise LoadError([Problem(source, "", f"a value cannot be read: {_short(exc)}")]) from None
     if not raw_docs:
         raise LoadError([Problem(source, "", "empty: no YAML documents in the file")])
     documents: list[Document] = []
@@ -167,7 +220,7 @@ def _parse_one(label: str, index: int, raw: object) -> Document:
     try:
         return Document(label, index, kind, model.model_validate(raw))
     except ValidationError as exc:
-        raise LoadError(problems_of(label, exc)) from None
+        raise LoadError(problems_of(label, exc, model=model)) from None
 
 
 def read_text(path: Path) -> str:

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from canary.model.base import CamelModel, ObjectName
 from canary.model.gates import SecretKeyRef
+from canary.model.limits import MAX_CHANNELS, Url
 from canary.model.meta import ObjectMeta
 
 
@@ -27,7 +28,7 @@ class ChannelRef(CamelModel):
 
 
 class NotificationsSpec(CamelModel):
-    channels: list[ChannelRef] = Field(default_factory=list)
+    channels: list[ChannelRef] = Field(default_factory=list, max_length=MAX_CHANNELS)
     events: list[NotificationEvent] = Field(
         default_factory=lambda: list(NotificationEvent),
         description="Events sent; all by default.",
@@ -35,7 +36,12 @@ class NotificationsSpec(CamelModel):
 
 
 class SlackChannel(CamelModel):
-    channel: str | None = Field(default=None, description="Channel name or id (bot-token mode).")
+    channel: str | None = Field(
+        default=None,
+        max_length=80,
+        pattern=r"^[#@]?[A-Za-z0-9._-]+$",
+        description="Channel name or id (bot-token mode).",
+    )
     token_secret_ref: SecretKeyRef | None = Field(default=None, description="Bot token Secret.")
     webhook_url_secret_ref: SecretKeyRef | None = Field(
         default=None, description="Incoming-webhook URL Secret (webhook mode)."
@@ -53,7 +59,7 @@ class SlackChannel(CamelModel):
 
 
 class WebhookChannel(CamelModel):
-    url: str = Field(pattern=r"^https?://[^\s]+$")
+    url: Url
     secret_ref: SecretKeyRef | None = None
 
 

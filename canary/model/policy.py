@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from canary.model.analysis import CheckSpec
 from canary.model.base import CamelModel
+from canary.model.limits import MAX_CHECKS, MAX_QUERY, MAX_VARIABLES, ShortText
 from canary.model.meta import ObjectMeta
+
+VariableName = Annotated[
+    str, StringConstraints(min_length=1, max_length=63, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+]
+VariableValue = Annotated[str, StringConstraints(max_length=MAX_QUERY)]
 
 
 class AnalysisPolicySpec(CamelModel):
-    description: str = ""
-    variables: dict[str, str] = Field(
-        default_factory=dict, description="Defaults for {{ variables }} used in the queries."
+    description: ShortText = ""
+    variables: dict[VariableName, VariableValue] = Field(
+        default_factory=dict,
+        max_length=MAX_VARIABLES,
+        description="Defaults for {{ variables }} used in the queries (PromQL text; a value may "
+        "use other variables, at most 8 deep, and a query expands to at most 16384 characters).",
     )
-    checks: list[CheckSpec] = Field(min_length=1)
+    checks: list[CheckSpec] = Field(min_length=1, max_length=MAX_CHECKS)
 
     @model_validator(mode="after")
     def _complete_and_unique(self) -> AnalysisPolicySpec:

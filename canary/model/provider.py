@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from canary.model.base import CamelModel, Name, ObjectName
 
@@ -52,18 +53,31 @@ class GatewayApiSettings(CamelModel):
     hostnames: list[str] = Field(default_factory=list)
 
 
+HaproxyName = Annotated[
+    str, StringConstraints(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+]
+"""A backend or server name HAProxy accepts, safe in haproxy.cfg and on its runtime API."""
+HostPort = Annotated[
+    str,
+    StringConstraints(min_length=3, max_length=261, pattern=r"^[A-Za-z0-9.:\[\]_-]+:[0-9]{1,5}$"),
+]
+"""host:port with no whitespace or separators HAProxy would read as more words."""
+
+
 class HaproxySettings(CamelModel):
     """Local mode: a running HAProxy driven through its runtime API."""
 
     runtime_api: str = Field(
         default="127.0.0.1:9999",
+        max_length=1024,
+        pattern=r"^\S+$",
         description="Runtime API address: host:port or the path of a unix socket.",
     )
-    backend: str = Field(default="app", min_length=1)
-    primary_server: str = Field(default="primary", min_length=1)
-    canary_server: str = Field(default="canary", min_length=1)
-    primary_address: str | None = Field(default=None, description="host:port of the primary.")
-    canary_address: str | None = Field(default=None, description="host:port of the canary.")
+    backend: HaproxyName = "app"
+    primary_server: HaproxyName = "primary"
+    canary_server: HaproxyName = "canary"
+    primary_address: HostPort | None = Field(default=None, description="host:port of the primary.")
+    canary_address: HostPort | None = Field(default=None, description="host:port of the canary.")
 
 
 class ProviderSpec(CamelModel):

@@ -10,6 +10,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from canary.model.analysis import AnalysisSpec
 from canary.model.base import CamelModel, ObjectName, Port
 from canary.model.gates import GatesSpec
+from canary.model.limits import MAX_COUNT, MAX_NAME
 from canary.model.meta import ObjectMeta
 from canary.model.notification import NotificationsSpec
 from canary.model.provider import (
@@ -27,12 +28,19 @@ VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
 
+TARGET_NAME_MAX = MAX_NAME - len("-primary")
+
+
 class TargetRef(CamelModel):
     """The Deployment the team owns; canary keeps a '<name>-primary' copy beside it."""
 
     api_version: Literal["apps/v1"] = "apps/v1"
     kind: Literal["Deployment"] = "Deployment"
-    name: ObjectName
+    name: ObjectName = Field(
+        max_length=TARGET_NAME_MAX,
+        description="At most 55 characters: the Services '<name>-primary' and '<name>-canary' "
+        "must be DNS labels (63).",
+    )
 
 
 class AutoscalerRef(CamelModel):
@@ -68,7 +76,10 @@ class RolloutSpec(CamelModel):
     notifications: NotificationsSpec = Field(default_factory=NotificationsSpec)
     skip_analysis: bool = Field(default=False, description="Promote without judging (emergencies).")
     progress_deadline_seconds: int = Field(
-        default=600, ge=1, description="How long the canary may take to become ready."
+        default=600,
+        ge=1,
+        le=MAX_COUNT,
+        description="How long the canary may take to become ready.",
     )
     suspend: bool = Field(default=False, description="Hold the rollout where it is.")
 
@@ -137,6 +148,26 @@ class Rollout(CamelModel):
     metadata: ObjectMeta
     spec: RolloutSpec
     status: RolloutStatus | None = None
+
+    @model_validator(mode="after")
+    def _short_name(self) -> Rollout:
+        if len(self.metadata.name) > MAX_NAME:
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError(
+                            "name_too_long",
+                            "a Rollout's name is at most {limit} characters (got {length}): the "
+                            "objects and files named after it must fit a DNS label",
+                            {"limit": MAX_NAME, "length": len(self.metadata.name)},
+                        ),
+                        loc=("metadata", "name"),
+                        input=self.metadata.name,
+                    )
+                ],
+            )
+        return self
 
     @property
     def key(self) -> str:

@@ -93,7 +93,7 @@ def test_a_directory_of_token_files_like_a_mounted_secret(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        ("ci operate\n", r"tokens:1: expected 'NAME SCOPE TOKEN', found 2 fields"),
+        ("ci operate\n", r"tokens:1: expected 'NAME SCOPE TOKEN \[NAMESPACES\]', found 2 fields"),
         ("ci admin 0123456789abcdef\n", r"scope 'admin' of token ci: use 'read' or 'operate'"),
         ("ci read short\n", r"shorter than 16 characters"),
         ("a read 0123456789abcdef\na read fedcba9876543210\n", r"a repeated"),

@@ -171,9 +171,20 @@ def test_missing_api_is_a_clear_error(command: str) -> None:
 def test_a_token_is_required_before_asking(served: Served) -> None:
     result = CliRunner().invoke(cli, ["list", "--api", served.url], env={"CANARY_TOKEN": ""})
     assert result.exit_code == 1
-    assert "set --token, --token-file or CANARY_TOKEN" in result.output
-    result = CliRunner().invoke(cli, ["list", "--api", served.url, "--token", "wrong-token-000000"])
+    assert "set --token-file or CANARY_TOKEN" in result.output
+    result = CliRunner().invoke(
+        cli, ["list", "--api", served.url], env={"CANARY_TOKEN": "wrong-token-000000"}
+    )
     assert "401 Unauthorized: the bearer token is not known" in result.output
+
+
+def test_a_token_on_the_command_line_is_refused(served: Served) -> None:
+    result = CliRunner().invoke(
+        cli, ["list", "--api", served.url, "--token", "ci-token-0123456789"]
+    )
+    assert result.exit_code == 1
+    assert "--token would show the token" in result.output
+    assert "--token-file" in result.output
 
 
 def _free_port() -> int:

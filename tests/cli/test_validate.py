@@ -73,7 +73,7 @@ BROKEN = {
         "spec.targetRef", ("required field is missing", "add 'targetRef'")
     ),
     "typo-field.yaml": Expected(
-        "spec.strategy.canary.stepWieght", ("unknown field", "check its spelling")
+        "spec.strategy.canary.stepWieght", ("unknown field", "did you mean 'stepWeight'?")
     ),
     "unsupported-route-setting.yaml": Expected(
         "spec.service.route.circuitBreaker.outlierDetection",

@@ -2,7 +2,10 @@
 
 `create_app(store, tokens)` builds it over any `RolloutStore`; the OpenAPI document is at
 ``/openapi.json``. Reads need a token of scope ``read`` or ``operate``; writes need
-``operate``. Every write is recorded (`Audit`) with the token's name as who asked.
+``operate``; a token limited to namespaces reaches only their rollouts. Every write is
+recorded (`Audit`) with the token's name as who asked. The `Guard` in front refuses an
+unauthenticated request before its body is read, bodies over ``max_body`` bytes, and clients
+that keep failing to authenticate (docs/security.md).
 """
 
 # No `from __future__ import annotations` here: FastAPI evaluates the routes' annotations,
@@ -27,6 +30,7 @@ from canary import __version__
 from canary.engine.observations import CommandKind
 from canary.gates.api.audit import Audit, AuditSink
 from canary.gates.api.auth import Caller, Scope, TokenSet
+from canary.gates.api.guard import MAX_BODY, FailureLimiter, Guard
 from canary.gates.api.models import (
     ApiError,
     ApproveRequest,
@@ -54,7 +58,9 @@ _REASONS = {
     404: "NotFound",
     405: "MethodNotAllowed",
     409: "Conflict",
+    413: "TooLarge",
     422: "Invalid",
+    429: "TooManyRequests",
     503: "Unavailable",
 }
 
@@ -82,6 +88,8 @@ class ApiSettings:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     now: Callable[[], datetime] = _utcnow
     audit_sinks: Sequence[AuditSink] = field(default_factory=list)
+    max_body: int = MAX_BODY
+    limiter: FailureLimiter = field(default_factory=FailureLimiter)
 
 
 class ApiProblemError(Exception):
@@ -98,7 +106,8 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 
 
 def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"model": ApiError, "description": _REASONS[code]} for code in codes}
+    # Every API path may be refused by the Guard: 413 (body too large), 429 (failed logins).
+    return {code: {"model": ApiError, "description": _REASONS[code]} for code in (*codes, 413, 429)}
 
 
 Namespace = Annotated[
@@ -163,6 +172,7 @@ def create_app(
         "promote, abort or retry them, and wait for them to end.",
     )
     app.state.tokens = tokens
+    app.add_middleware(Guard, tokens=tokens, max_body=conf.max_body, limiter=conf.limiter)
 
     @app.exception_handler(ApiProblemError)
     async def _problem(_: Request, exc: ApiProblemError) -> JSONResponse:
@@ -180,6 +190,13 @@ def create_app(
         ]
         return _error(422, "; ".join(problems) or "invalid request")
 
+    def reach(caller: Caller, namespace: str) -> None:
+        if not caller.reaches(namespace):
+            allowed = ", ".join(sorted(caller.namespaces or ()))
+            raise ApiProblemError(
+                403, f"token {caller.name} reaches namespaces {allowed} only, not {namespace}"
+            )
+
     def fetch(namespace: str, name: str) -> RolloutView:
         try:
             return store.get(namespace, name)
@@ -191,6 +208,7 @@ def create_app(
     def send(
         kind: CommandKind, namespace: str, name: str, caller: Caller, point: ApprovalPoint | None
     ) -> CommandAccepted:
+        reach(caller, namespace)
         try:
             return queue_command(
                 store, audit, kind, namespace, name, by=caller.name, point=point, now=conf.now()
@@ -214,7 +232,7 @@ def create_app(
         tags=["rollouts"],
     )
     def list_rollouts(
-        _: Reader,
+        caller: Reader,
         namespace: Annotated[
             str | None, Query(max_length=63, description="Only this namespace.")
         ] = None,
@@ -224,7 +242,11 @@ def create_app(
             views = store.list()
         except StoreError as exc:
             raise ApiProblemError(503, str(exc)) from None
-        items = [RolloutSummary.of(v) for v in views if namespace in (None, v.namespace)]
+        items = [
+            RolloutSummary.of(v)
+            for v in views
+            if namespace in (None, v.namespace) and caller.reaches(v.namespace)
+        ]
         return RolloutList(items=items)
 
     @app.get(
@@ -233,8 +255,9 @@ def create_app(
         responses=_responses(401, 404, 422, 503),
         tags=["rollouts"],
     )
-    def get_rollout(namespace: Namespace, name: Name, _: Reader) -> RolloutView:
+    def get_rollout(namespace: Namespace, name: Name, caller: Reader) -> RolloutView:
         """One rollout: its spec summary, status and recent check results."""
+        reach(caller, namespace)
         return fetch(namespace, name)
 
     writes = _responses(400, 401, 403, 404, 409, 422, 503)
@@ -295,7 +318,7 @@ def create_app(
     async def wait(
         namespace: Namespace,
         name: Name,
-        _: Reader,
+        caller: Reader,
         timeout: Annotated[
             float, Query(ge=0, le=conf.max_wait, description="Seconds to wait at most.")
         ] = 30.0,
@@ -311,6 +334,7 @@ def create_app(
         """Long-poll: answers when the rollout has Succeeded or Failed (RollingBack counts as
         failed) for the revision, or when ``timeout`` seconds have passed. A client that
         hangs up early costs a poll per interval until its timeout (at most max_wait)."""
+        reach(caller, namespace)
         started = conf.clock()
         while True:
             view = await run_in_threadpool(fetch, namespace, name)

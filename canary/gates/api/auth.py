@@ -2,16 +2,17 @@
 
 Two ways to give the tokens (``--tokens PATH``):
 
-- **a file**, one token a line: ``NAME SCOPE TOKEN`` (``#`` starts a comment), e.g.
-  ``ci operate 3f9c...``;
+- **a file**, one token a line: ``NAME SCOPE TOKEN [NAMESPACES]`` (``#`` starts a comment),
+  e.g. ``ci operate 3f9c... team-a,team-b``;
 - **a directory** (a Kubernetes Secret mounted as a volume): each file is one token, named
-  after the file, holding ``SCOPE TOKEN``. Hidden entries (the Secret's ``..data`` links) are
-  skipped.
+  after the file, holding ``SCOPE TOKEN [NAMESPACES]``. Hidden entries (the Secret's
+  ``..data`` links) are skipped.
 
 SCOPE is ``read`` (list, get, wait) or ``operate`` (read, plus approve, promote, abort,
-retry). A token is at least 16 characters. Files are read again when they change, so a rotated
-Secret takes effect without a restart; a change that does not parse keeps the previous tokens
-(and is logged).
+retry). NAMESPACES, comma-separated, limits the token to the rollouts of those namespaces
+(``*`` or nothing: every namespace). A token is at least 16 characters. Files are read again
+when they change, so a rotated Secret takes effect without a restart; a change that does not
+parse keeps the previous tokens (and is logged).
 """
 
 from __future__ import annotations
@@ -44,13 +45,34 @@ class TokenError(ValueError):
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is asking: the token's name (recorded in the audit) and its scope."""
+    """Who is asking: the token's name (recorded in the audit), its scope and the namespaces
+    it may reach (None: all)."""
 
     name: str
     scope: Scope
+    namespaces: frozenset[str] | None = None
 
     def may(self, needed: Scope) -> bool:
         return _RANK[self.scope] >= _RANK[needed]
+
+    def reaches(self, namespace: str) -> bool:
+        return self.namespaces is None or namespace in self.namespaces
+
+
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def parse_namespaces(text: str | None, where: str) -> frozenset[str] | None:
+    """``a,b`` -> {a, b}; ``*`` or nothing -> None (every namespace)."""
+    if text is None or text == "*":
+        return None
+    names = [n for n in text.split(",") if n]
+    bad = [n for n in names if not _NAMESPACE.match(n)]
+    if bad or not names:
+        raise TokenError(
+            f"{where}: namespaces {text!r}: give namespace names separated by commas, or '*'"
+        )
+    return frozenset(names)
 
 
 @dataclass(frozen=True)
@@ -58,9 +80,12 @@ class Token:
     name: str
     scope: Scope
     digest: bytes
+    namespaces: frozenset[str] | None = None
 
     @classmethod
-    def make(cls, name: str, scope: str, secret: str, where: str) -> Token:
+    def make(
+        cls, name: str, scope: str, secret: str, where: str, namespaces: str | None = None
+    ) -> Token:
         if not _NAME.match(name):
             raise TokenError(
                 f"{where}: token name {name!r}: use letters, digits and . _ @ - (at most 63)"
@@ -76,7 +101,7 @@ class Token:
                 f"{where}: token {name} is shorter than {MIN_TOKEN_LENGTH} characters: "
                 "generate one with e.g. `openssl rand -hex 24`"
             )
-        return cls(name, checked, _digest(secret))
+        return cls(name, checked, _digest(secret), parse_namespaces(namespaces, where))
 
 
 def _digest(secret: str) -> bytes:
@@ -95,21 +120,23 @@ def _lines(text: str) -> list[tuple[int, list[str]]]:
 def parse_tokens_file(text: str, source: str) -> list[Token]:
     tokens = []
     for number, fields in _lines(text):
-        if len(fields) != 3:
+        if len(fields) not in (3, 4):
             raise TokenError(
-                f"{source}:{number}: expected 'NAME SCOPE TOKEN', found {len(fields)} fields"
+                f"{source}:{number}: expected 'NAME SCOPE TOKEN [NAMESPACES]', found "
+                f"{len(fields)} fields"
             )
-        name, scope, secret = fields
-        tokens.append(Token.make(name, scope, secret, where=f"{source}:{number}"))
+        name, scope, secret, *namespaces = fields
+        where = f"{source}:{number}"
+        tokens.append(Token.make(name, scope, secret, where, next(iter(namespaces), None)))
     return tokens
 
 
 def _token_of_file(path: Path) -> Token:
     lines = _lines(path.read_text())
-    if len(lines) != 1 or len(lines[0][1]) != 2:
-        raise TokenError(f"{path}: a token file holds one line 'SCOPE TOKEN'")
-    scope, secret = lines[0][1]
-    return Token.make(path.name, scope, secret, where=str(path))
+    if len(lines) != 1 or len(lines[0][1]) not in (2, 3):
+        raise TokenError(f"{path}: a token file holds one line 'SCOPE TOKEN [NAMESPACES]'")
+    scope, secret, *namespaces = lines[0][1]
+    return Token.make(path.name, scope, secret, str(path), next(iter(namespaces), None))
 
 
 def load_tokens(path: Path) -> list[Token]:
@@ -157,9 +184,13 @@ class TokenSet:
         return cls(load_tokens(path), path)
 
     @classmethod
-    def of(cls, *entries: tuple[str, str, str]) -> TokenSet:
-        """From (name, scope, secret) triples: for tests and embedding."""
-        return cls([Token.make(n, s, t, where="tokens") for n, s, t in entries])
+    def of(cls, *entries: tuple[str, ...]) -> TokenSet:
+        """From (name, scope, secret[, namespaces]) tuples: for tests and embedding."""
+        made = []
+        for entry in entries:
+            name, scope, secret, *namespaces = entry
+            made.append(Token.make(name, scope, secret, "tokens", next(iter(namespaces), None)))
+        return cls(made)
 
     def _reload_if_changed(self) -> None:
         if self.path is None:
@@ -181,5 +212,5 @@ class TokenSet:
         found = None
         for token in self._tokens:
             if hmac.compare_digest(token.digest, presented):
-                found = Caller(token.name, token.scope)
+                found = Caller(token.name, token.scope, token.namespaces)
         return found

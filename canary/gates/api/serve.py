@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -42,20 +43,47 @@ def local_app(
     return create_app(FileStore(state_dir), token_set, settings)
 
 
-def serve(app: FastAPI, listen: str) -> None:
-    """Serve in the foreground until interrupted."""
+@dataclass(frozen=True)
+class Tls:
+    """A certificate chain and its key (PEM files): the API then speaks HTTPS only."""
+
+    cert: Path
+    key: Path
+
+    def check(self) -> None:
+        for what, path in (("--tls-cert", self.cert), ("--tls-key", self.key)):
+            if not path.is_file():
+                raise ValueError(f"{what} {path}: no such file")
+
+
+def _config(app: FastAPI, host: str, port: int, level: str, tls: Tls | None) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=level,
+        lifespan="off",
+        ssl_certfile=str(tls.cert) if tls else None,
+        ssl_keyfile=str(tls.key) if tls else None,
+    )
+
+
+def serve(app: FastAPI, listen: str, tls: Tls | None = None) -> None:
+    """Serve in the foreground until interrupted (HTTPS when ``tls`` is given)."""
     host, port = parse_listen(listen)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.Server(_config(app, host, port, "info", tls)).run()
 
 
 class ApiServer:
     """uvicorn in a daemon thread; port 0 picks a free port (see `url` once started)."""
 
-    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> None:
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
-        self.server = uvicorn.Server(config)
+    def __init__(
+        self, app: FastAPI, host: str = "127.0.0.1", port: int = 0, tls: Tls | None = None
+    ) -> None:
+        self.server = uvicorn.Server(_config(app, host, port, "warning", tls))
         self.thread = threading.Thread(target=self.server.run, name="canary-api", daemon=True)
         self.host = host
+        self.scheme = "https" if tls else "http"
 
     def start(self, timeout: float = 10.0) -> ApiServer:
         self.thread.start()
@@ -74,7 +102,7 @@ class ApiServer:
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{self.scheme}://{host}:{self.port}"
 
     def stop(self) -> None:
         self.server.should_exit = True
