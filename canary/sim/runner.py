@@ -24,6 +24,7 @@ from canary.analysis.judges.common import quantile_label
 from canary.analysis.judges.score import apply_score
 from canary.analysis.samples import JudgeContext, SideSample, WindowSample
 from canary.engine import Command, CommandKind, GateAnswer, Observations, plan, step
+from canary.engine.progress import UNDECIDED
 from canary.engine.timing import look_interval
 from canary.model.analysis import CheckKind, CheckSpec, JudgeName
 from canary.model.gates import ApprovalPoint, GateType
@@ -42,6 +43,7 @@ STABLE_REVISION = "rev-1"
 NEW_REVISION = "rev-2"
 TIME_LIMIT_SECONDS = 6 * 3600.0
 _DONE = frozenset({Phase.SUCCEEDED, Phase.FAILED})
+_DECIDING = frozenset({Phase.ROLLING_BACK, Phase.PROMOTING, Phase.PAUSED})
 _APPROVAL_POINTS = frozenset(p.value for p in ApprovalPoint)
 
 
@@ -91,6 +93,7 @@ def simulate(
     status = RolloutStatus()
     totals = _Window(Counts(), Counts(), new_model, stable_model)
     timeline: list[TimelineEntry] = []
+    reason = ""
     detected_at: float | None = None
     t = last_t = 0.0
     while True:
@@ -123,6 +126,8 @@ def simulate(
             look_interval=look,
         )
         outcome = step(rollout, status, observations, now)
+        if outcome.status.phase is not status.phase and outcome.status.phase in _DECIDING:
+            reason = outcome.status.message
         status = outcome.status
         world.apply(outcome.actions, t)
         if detected_at is not None and record_timeline:
@@ -130,6 +135,9 @@ def simulate(
         if world.target_revision == STABLE_REVISION and status.phase is Phase.INITIALIZED:
             world.target_revision = NEW_REVISION
         if detected_at is not None and status.phase in _DONE:
+            break
+        if status.waiting_for == UNDECIDED:  # onUndecided: pause; nobody here decides
+            notes.append(f"paused for a person: {status.message}")
             break
         if t >= time_limit:
             notes.append(
@@ -162,6 +170,7 @@ def simulate(
         primary_revision=world.primary_revision,
         stable_revision=status.stable_revision,
         timed_out=status.phase not in _DONE or detected_at is None,
+        reason=reason,
         notes=notes,
         timeline=timeline,
     )
