@@ -192,7 +192,7 @@ class SequentialJudge:
         tests: list[_Test] = []
         if compare:
             tests.append(_Test("primary", stats.log_evidence_of_harm(run.loglik)))
-        if null_rate is not None:
+        if null_rate is not None and not compare:  # comparing conditions on common modes
             rate_ll = stats.rate_loglik(new.canary_failures, new.canary_requests, null_rate)
             tests.append(_Test("objective", stats.log_evidence_of_harm(rate_ll)))
         threshold = math.log(1.0 / context.alpha)
