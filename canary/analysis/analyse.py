@@ -72,6 +72,9 @@ def judge_context(
         inconclusive_deadline=analysis.inconclusive_deadline,
         step_seconds=step_seconds(rollout, status, now),
         analysis_seconds=analysis_seconds(status, now),
+        detect=analysis.detect,
+        alpha=analysis.alpha,
+        beta=analysis.beta,
     )
 
 

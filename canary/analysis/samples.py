@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from canary.model.analysis import DEFAULT_ALPHA, DEFAULT_BETA, DEFAULT_DETECT
+
 
 class SideSample(BaseModel):
     """One side's window: requests, failed requests (errors, or requests slower than the
@@ -51,3 +53,8 @@ class JudgeContext(BaseModel):
     analysis_seconds: float = Field(
         default=0.0, ge=0, description="Seconds since the canary took its first analysis traffic."
     )
+    detect: float = Field(
+        default=DEFAULT_DETECT, gt=1, description="The ratio a promotion must rule out."
+    )
+    alpha: float = Field(default=DEFAULT_ALPHA, gt=0, lt=1, description="False rollback, per test.")
+    beta: float = Field(default=DEFAULT_BETA, gt=0, lt=1, description="Promotion of a bad canary.")

@@ -9,10 +9,14 @@ from canary.engine.plan import SUSPENDED, at_last_step, new_revision
 from canary.engine.routes import analysis_route
 from canary.engine.tick import Tick
 from canary.engine.timing import iteration_seconds, tick_look_interval
+from canary.model.analysis import UndecidedOutcome
 from canary.model.gates import ApprovalPoint, GateType
 from canary.model.notification import NotificationEvent
 from canary.model.status import MAX_CHECK_RESULTS, CheckResult, Phase, Verdict
 from canary.model.strategy import StrategyKind
+
+UNDECIDED = "a person: `canary promote` or `canary abort` (the analysis is undecided)"
+"""status.waitingFor of a rollout paused by onUndecided: pause."""
 
 
 def judged(tick: Tick) -> None:
@@ -180,17 +184,43 @@ def _failed_tick(tick: Tick, results: list[CheckResult]) -> None:
 
 def _inconclusive_tick(tick: Tick, results: list[CheckResult]) -> None:
     status = tick.status
+    summary = _summary(results, Verdict.INCONCLUSIVE)
+    if status.waiting_for == UNDECIDED:
+        if status.promote_requested:
+            begin_promotion(tick, "promoted by a person after an undecided analysis")
+            return
+        status.message = (
+            f"paused at weight {status.canary_weight}%: waiting for {UNDECIDED} ({summary})"
+        )
+        return
     if status.inconclusive_since is None:
         status.inconclusive_since = tick.now
     waited = seconds_since(status.inconclusive_since, tick.now)
-    deadline = tick.rollout.spec.analysis.inconclusive_deadline
-    summary = _summary(results, Verdict.INCONCLUSIVE)
-    if waited >= deadline:
-        rollback(
-            tick, f"checks inconclusive for {waited:.0f}s, past inconclusiveDeadline ({summary})"
-        )
+    if waited >= tick.rollout.spec.analysis.inconclusive_deadline:
+        _undecided(tick, results, waited, summary)
         return
     status.message = f"holding at weight {status.canary_weight}%: inconclusive ({summary})"
+
+
+def _undecided(tick: Tick, results: list[CheckResult], waited: float, summary: str) -> None:
+    """The inconclusiveDeadline has passed without a decision: spec.analysis.onUndecided says
+    what happens. A check without data never promotes: it rolls back instead."""
+    outcome = tick.rollout.spec.analysis.on_undecided
+    past = f"checks undecided for {waited:.0f}s, past inconclusiveDeadline"
+    no_data = [r.name for r in results if r.verdict is Verdict.INCONCLUSIVE and r.no_data]
+    if outcome is UndecidedOutcome.PROMOTE and not no_data:
+        begin_promotion(tick, f"{past}; onUndecided: promote ({summary})")
+        return
+    if outcome is UndecidedOutcome.PAUSE:
+        tick.status.waiting_for = UNDECIDED
+        message = f"{past}; onUndecided: pause, waiting for {UNDECIDED} ({summary})"
+        tick.enter(Phase.PAUSED, message, notification=NotificationEvent.WAITING)
+        tick.status.message = message
+        return
+    why = "rollback"
+    if outcome is UndecidedOutcome.PROMOTE:
+        why = f"promote, but {', '.join(no_data)} had no data: rolling back instead"
+    rollback(tick, f"{past} (onUndecided: {why}) ({summary})")
 
 
 def _advance(tick: Tick) -> None:
@@ -263,4 +293,4 @@ def _through_gate(tick: Tick, point: ApprovalPoint) -> bool:
     return True
 
 
-__all__ = ["judged", "tick_verdict"]
+__all__ = ["UNDECIDED", "judged", "tick_verdict"]

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from canary.model.base import CamelModel, Name, ObjectName
 from canary.model.duration import Duration
 from canary.model.limits import MAX_CHECKS, MAX_COUNT, MAX_POLICIES, Query
+
+DEFAULT_DETECT = 2.0
+"""spec.analysis.detect: the regression the sequential judge must not promote."""
+DEFAULT_ALPHA = 0.05
+"""spec.analysis.alpha: chance of a false rollback per fail test."""
+DEFAULT_BETA = 0.05
+"""spec.analysis.beta: chance of promoting a canary ``detect`` times worse."""
 
 
 class JudgeName(StrEnum):
@@ -95,6 +103,25 @@ class CheckSpec(CamelModel):
         return False
 
 
+class UndecidedOutcome(StrEnum):
+    """What happens when the analysis reaches its deadline without a decision."""
+
+    ROLLBACK = "rollback"
+    PAUSE = "pause"
+    PROMOTE = "promote"
+
+
+def _ratio(value: object) -> object:
+    """'2x', '2.5X' or a number: the regression the judge must be able to catch."""
+    if isinstance(value, str):
+        text = value.strip().lower().removesuffix("x")
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"detect must be a ratio such as '2x' or 2, not {value!r}") from None
+    return value
+
+
 class PolicyKind(StrEnum):
     ANALYSIS_POLICY = "AnalysisPolicy"
     CLUSTER_ANALYSIS_POLICY = "ClusterAnalysisPolicy"
@@ -142,6 +169,34 @@ class AnalysisSpec(CamelModel):
         default_factory=list,
         max_length=MAX_CHECKS,
         description="Inline checks, or overrides of policy checks by name.",
+    )
+    detect: Annotated[float, BeforeValidator(_ratio)] = Field(
+        default=DEFAULT_DETECT,
+        gt=1,
+        le=100,
+        description="The regression that must not be promoted: a canary failing this many times "
+        "as often as its primary (and over its objective) is promoted with probability at most "
+        "beta. '2x' or 2.",
+    )
+    alpha: float = Field(
+        default=DEFAULT_ALPHA,
+        gt=0,
+        le=0.5,
+        description="Sequential judge: chance of rolling back a canary that is no worse than its "
+        "primary (by margin) nor over its objective, per test, over the whole analysis.",
+    )
+    beta: float = Field(
+        default=DEFAULT_BETA,
+        gt=0,
+        le=0.5,
+        description="Sequential judge: chance of promoting a canary 'detect' times worse than its "
+        "primary and over its objective, over the whole analysis.",
+    )
+    on_undecided: UndecidedOutcome = Field(
+        default=UndecidedOutcome.ROLLBACK,
+        description="What happens when the checks are still undecided at inconclusiveDeadline: "
+        "rollback (default), pause for a person (canary promote / canary abort), or promote "
+        "(never when a check has no data).",
     )
 
     @model_validator(mode="after")

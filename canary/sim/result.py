@@ -69,6 +69,9 @@ class SimulationResult(CamelModel):
     primary_revision: str | None = None
     stable_revision: str | None = None
     timed_out: bool = False
+    reason: str = Field(
+        default="", description="The status message when the rollout was decided (or paused)."
+    )
     notes: list[str] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
 

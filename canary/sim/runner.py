@@ -24,6 +24,7 @@ from canary.analysis.judges.common import quantile_label
 from canary.analysis.judges.score import apply_score
 from canary.analysis.samples import JudgeContext, SideSample, WindowSample
 from canary.engine import Command, CommandKind, GateAnswer, Observations, plan, step
+from canary.engine.progress import UNDECIDED
 from canary.engine.timing import look_interval
 from canary.model.analysis import CheckKind, CheckSpec, JudgeName
 from canary.model.gates import ApprovalPoint, GateType
@@ -33,6 +34,7 @@ from canary.model.strategy import StrategyKind
 from canary.sim.result import CheckOutcome, CheckSummary, SimulationResult, TimelineEntry
 from canary.sim.scenario import Scenario
 from canary.sim.traffic import Counts, SideModel, canary_load, draw_latency, serve, side_models
+from canary.sim.weather import Weather
 from canary.sim.world import World
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -42,6 +44,7 @@ STABLE_REVISION = "rev-1"
 NEW_REVISION = "rev-2"
 TIME_LIMIT_SECONDS = 6 * 3600.0
 _DONE = frozenset({Phase.SUCCEEDED, Phase.FAILED})
+_DECIDING = frozenset({Phase.ROLLING_BACK, Phase.PROMOTING, Phase.PAUSED})
 _APPROVAL_POINTS = frozenset(p.value for p in ApprovalPoint)
 
 
@@ -79,6 +82,7 @@ def simulate(
     checks, notes = _plan_checks(rollout, resolved, judge)
     look = look_interval(rollout, resolved, judge)
     rng = np.random.default_rng(seed)
+    weather = Weather.draw(scenario, seed, time_limit)
     stable_model, new_model = side_models(scenario)
     models = {STABLE_REVISION: stable_model, NEW_REVISION: new_model}
     blue_green = rollout.spec.strategy.kind is StrategyKind.BLUE_GREEN
@@ -91,6 +95,7 @@ def simulate(
     status = RolloutStatus()
     totals = _Window(Counts(), Counts(), new_model, stable_model)
     timeline: list[TimelineEntry] = []
+    reason = ""
     detected_at: float | None = None
     t = last_t = 0.0
     while True:
@@ -99,7 +104,9 @@ def simulate(
         # Traffic is drawn from the detection of the new revision on (before it, only the
         # primary serves and nothing is judged).
         expected = expected_per_second * (t - last_t) if detected_at is not None else 0.0
-        window = _traffic(world, rng, models, expected, last_t, blue_green)
+        expected *= weather.volume(last_t, t)
+        common = weather.error_factor(last_t, t)
+        window = _traffic(world, rng, models, expected, (last_t, common), blue_green, weather)
         _add(totals, window)
         workload = world.observe(t)
         needs = plan(rollout, status, workload)
@@ -123,6 +130,8 @@ def simulate(
             look_interval=look,
         )
         outcome = step(rollout, status, observations, now)
+        if outcome.status.phase is not status.phase and outcome.status.phase in _DECIDING:
+            reason = outcome.status.message
         status = outcome.status
         world.apply(outcome.actions, t)
         if detected_at is not None and record_timeline:
@@ -130,6 +139,9 @@ def simulate(
         if world.target_revision == STABLE_REVISION and status.phase is Phase.INITIALIZED:
             world.target_revision = NEW_REVISION
         if detected_at is not None and status.phase in _DONE:
+            break
+        if status.waiting_for == UNDECIDED:  # onUndecided: pause; nobody here decides
+            notes.append(f"paused for a person: {status.message}")
             break
         if t >= time_limit:
             notes.append(
@@ -162,6 +174,7 @@ def simulate(
         primary_revision=world.primary_revision,
         stable_revision=status.stable_revision,
         timed_out=status.phase not in _DONE or detected_at is None,
+        reason=reason,
         notes=notes,
         timeline=timeline,
     )
@@ -195,16 +208,25 @@ def _traffic(
     rng: np.random.Generator,
     models: dict[str, SideModel],
     expected: float,
-    since: float,
+    window: tuple[float, float],
     blue_green: bool,
+    weather: Weather,
 ) -> _Window:
-    """Requests and errors of each side over the window that started at ``since``."""
+    """Requests and errors of each side over the window that started at ``window[0]``, both
+    sides' error rates times ``window[1]`` (bursts and cycle) and their pods' factors."""
+    since, common = window
     ready = world.canary_ready(since)
     canary_model = models[world.canary_revision or NEW_REVISION]
     primary_model = models[world.primary_revision or STABLE_REVISION]
     live, extra = canary_load(world.route, blue_green=blue_green, canary_ready=ready)
-    canary = serve(rng, canary_model, expected * (live + extra), up=ready)
-    primary = serve(rng, primary_model, expected * (1.0 - live), up=True)
+    canary_factor = common * weather.canary_pod_factor
+    primary_factor = common * weather.primary_pod_factor
+    canary = serve(
+        rng, canary_model, expected * (live + extra), up=ready, error_factor=canary_factor
+    )
+    primary = serve(
+        rng, primary_model, expected * (1.0 - live), up=True, error_factor=primary_factor
+    )
     return _Window(canary, primary, canary_model, primary_model)
 
 

@@ -38,10 +38,46 @@ class Scenario(CamelModel):
     promotion_seconds: float = Field(
         default=45.0, ge=0, description="For the primary to roll out a new revision."
     )
+    # Real traffic (canary/sim/weather.py): all off by default.
+    bursts_per_hour: float = Field(
+        default=0.0, ge=0, le=600, description="Error bursts common to both versions, per hour."
+    )
+    burst_seconds: float = Field(default=60.0, gt=0, le=3600, description="How long each lasts.")
+    burst_error_multiplier: float = Field(
+        default=10.0, ge=1, le=1000, description="Both versions' error rates during a burst."
+    )
+    cycle_amplitude: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="A traffic cycle: requests and both versions' error rates swing by this "
+        "share around their means (0.5: from half to one and a half).",
+    )
+    cycle_minutes: float = Field(
+        default=1440.0, gt=0, description="The cycle's period (a day: 1440; compressed: 30)."
+    )
+    canary_pods: int = Field(default=0, ge=0, le=1000, description="Canary pods (0: no pods).")
+    primary_pods: int = Field(default=10, ge=1, le=1000, description="Primary pods.")
+    pod_error_sd: float = Field(
+        default=0.0,
+        ge=0,
+        le=3,
+        description="Per-pod variation of the error rate, sd of its log (drawn once per run, "
+        "mean one): with canaryPods > 0 each side fails at the mean of its pods' rates.",
+    )
+    endpoint_share: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description="Share of requests that reach the endpoint where the canary differs: "
+        "canaryErrorMultiplier applies to them only (1: every request).",
+    )
 
     @property
     def canary_error_percent(self) -> float:
-        return min(100.0, self.primary_error_percent * self.canary_error_multiplier)
+        share = self.endpoint_share
+        multiplier = share * self.canary_error_multiplier + (1.0 - share)
+        return min(100.0, self.primary_error_percent * multiplier)
 
     @property
     def canary_latency_median_ms(self) -> float:

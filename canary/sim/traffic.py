@@ -84,12 +84,21 @@ def canary_load(route: Route, *, blue_green: bool, canary_ready: bool) -> tuple[
     return live, extra
 
 
-def serve(rng: np.random.Generator, model: SideModel, expected: float, *, up: bool) -> Counts:
-    """Poisson requests and binomial errors; a side that is not up fails every request."""
+def serve(
+    rng: np.random.Generator,
+    model: SideModel,
+    expected: float,
+    *,
+    up: bool,
+    error_factor: float = 1.0,
+) -> Counts:
+    """Poisson requests and binomial errors (the model's rate times ``error_factor``: bursts,
+    cycles, pods); a side that is not up fails every request."""
     requests = int(rng.poisson(expected)) if expected > 0 else 0
     if requests == 0:
         return Counts()
-    errors = int(rng.binomial(requests, model.error_probability)) if up else requests
+    probability = min(model.error_probability * error_factor, 1.0)
+    errors = int(rng.binomial(requests, probability)) if up else requests
     return Counts(requests, errors)
 
 

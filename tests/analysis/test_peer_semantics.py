@@ -302,9 +302,12 @@ def test_kayenta_confidence_is_98_not_95_percent() -> None:
     assert outcome.p_value == pytest.approx(2 / 70)
     assert outcome.classification is Classification.PASS
     assert not outcome.can_reject
+    # ... and a test that could not have failed passes nothing (Kayenta's mustHaveData, for
+    # the windows): inconclusive, as no data
     result = mann_whitney(DURATION, [612.0, 598.0, 640.0, 605.0], PRIMARY_P99[:4])
-    assert result.verdict is Verdict.PASS
-    assert "too few windows to reject at 98%" in result.message
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert result.no_data
+    assert "too few to reject at 98%: no pass yet" in result.message
 
 
 def test_kayenta_identical_distributions_pass() -> None:
@@ -344,9 +347,11 @@ def test_kayenta_fewer_than_3_windows_is_no_data(windows: int) -> None:
         assert result.verdict is Verdict.INCONCLUSIVE
         assert result.no_data
         assert result.message.startswith("no-data:")
-    # The third window brings the test.
+    # The third window brings the test, which cannot reject with 3 a side (p >= 0.1): still
+    # no pass on it
     result, _ = judge.judge(DURATION, window(p99=900.0), state, CONTEXT, NOW)
-    assert (result.verdict is Verdict.INCONCLUSIVE) is (windows < MIN_WINDOWS - 1)
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert result.no_data
 
 
 def test_kayenta_missing_side_is_no_data() -> None:

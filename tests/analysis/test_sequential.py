@@ -13,18 +13,14 @@ import numpy as np
 import pytest
 
 from canary.analysis import stats
-from canary.analysis.judges import get_judge
+from canary.analysis.judges import get_judge, promotion
 from canary.analysis.judges.sequential import (
     ALPHA,
     HOLD_EVIDENCE,
-    OK_EVIDENCE,
-    PROMOTION_EVIDENCE,
-    PROMOTION_SECONDS,
     QUIET_SHARE,
     STEP_SECONDS,
     SUSPECT_EVIDENCE,
     SUSPECT_SECONDS,
-    TOLERANCE,
     quiet_hold,
 )
 from canary.analysis.samples import JudgeContext, SideSample, WindowSample
@@ -37,7 +33,8 @@ LATENCY = CheckSpec(name="latency", kind=CheckKind.LATENCY, max=500.0)
 AT_10 = JudgeContext(weight=10, min_requests=20)
 LOOK = 20.0  # seconds between looks (the default look interval)
 QUIET_LOOKS = math.ceil(STEP_SECONDS / LOOK)  # looks at a weight before a quiet step passes
-PROMOTION_LOOKS = math.ceil(PROMOTION_SECONDS / LOOK)  # ... and before a quiet last step does
+BETA = 0.05  # the default spec.analysis.beta
+TOLERANCE = 2.0  # the default spec.analysis.detect
 
 
 def window(canary: tuple[int, int] | None, primary: tuple[int, int] | None) -> WindowSample:
@@ -132,11 +129,18 @@ def test_the_primary_is_not_needed_when_only_the_objective_is_judged() -> None:
     assert [r.verdict for r in good] == [Verdict.PASS] * 4
 
 
-def test_the_objective_fails_a_canary_as_bad_as_its_primary() -> None:
+def test_a_canary_as_bad_as_its_primary_is_not_failed_for_the_objective() -> None:
+    # both sides at 5% against a 1% objective: a common mode (a dependency down, a burst).
+    # Comparing conditions on it, so the canary is not failed for what the primary shares;
+    # it is not promoted either (not shown within the objective, nor yet not 2x worse)
     check = ERRORS.model_copy(update={"max": 1.0})
     results, _ = run([window((500, 25), (500, 25))] * 3, check)
-    assert results[-1].verdict is Verdict.FAIL
+    assert all(r.verdict is not Verdict.FAIL for r in results)
     assert "objective 1%" in results[-1].message
+    # without a primary to compare with, the objective is the test: failed
+    alone = check.model_copy(update={"compare_to_primary": False})
+    results, _ = run([window((500, 25), None)] * 3, alone)
+    assert results[-1].verdict is Verdict.FAIL
     assert "above the objective" in results[-1].message
 
 
@@ -225,12 +229,18 @@ def test_a_quiet_step_passes_after_step_seconds_and_the_next_weight_counts_again
     assert f"{look:.0f}s of {STEP_SECONDS:.0f}s at 20%" in result.message
 
 
-def test_the_last_step_waits_promotion_seconds() -> None:
+def test_the_last_step_never_passes_on_time_alone() -> None:
+    # no failures anywhere and no objective: nothing can show the canary is not 2x worse, so
+    # the last step waits however long, and says so
     final = JudgeContext(weight=50, min_requests=0, final_step=True)
-    results, _ = run([window((50, 0), (50, 0))] * 12, context=final, look=LOOK)
-    first = [r.verdict for r in results].index(Verdict.PASS)
-    assert (first + 1) * LOOK == PROMOTION_SECONDS
-    assert f"of {PROMOTION_SECONDS / 60:.1f}m at 50%: gathering evidence" in results[0].message
+    results, _ = run([window((50, 0), (50, 0))] * 30, context=final, look=LOOK)
+    assert all(r.verdict is Verdict.INCONCLUSIVE for r in results)
+    assert "cannot show the canary is not 2x worse at this traffic" in results[-1].message
+    # a few failures: it says about how much more traffic a canary like its primary needs
+    results, _ = run([window((50, 1), (50, 1))] * 3, context=final, look=LOOK)
+    assert results[-1].verdict is Verdict.INCONCLUSIVE
+    assert "more canary requests to show it is not 2x worse" in results[-1].message
+    assert "at this traffic about" in results[-1].message
 
 
 def test_the_quiet_rule_counts_seconds_whatever_the_look_interval() -> None:
@@ -292,15 +302,13 @@ def test_exposure_comes_from_the_traffic_and_the_primary_not_from_the_canary() -
 
 
 def test_promotion_holds_a_canary_the_data_lean_against() -> None:
-    # margin 1 (null 2x, tolerance 4x); the canary shows 2.5x, never enough to fail it, but
-    # once the analysis could have shown a 5x canary it is not promoted: it holds
+    # margin 1 (null 2x, T 2.2x); the canary shows 2.5x, never enough to fail it, and never
+    # shown better than T: the last step holds; an earlier step is not passed by exposure
     check = ERRORS.model_copy(update={"margin": 1.0})
     final = JudgeContext(weight=50, min_requests=20, final_step=True)
     results, _ = run([window((1000, 25), (1000, 10))] * 3, check, final)
     assert [r.verdict for r in results] == [Verdict.INCONCLUSIVE] * 3
-    assert "not shown tolerable, holding" in results[-1].message
-    assert f"< {OK_EVIDENCE:g}" in results[-1].message
-    # the same canary at an earlier step is not passed by exposure either: it waits
+    assert "promotion evidence" in results[-1].message
     step = JudgeContext(weight=50, min_requests=20)
     results, _ = run([window((1000, 25), (1000, 10))] * 3, check, step)
     assert all(r.verdict is Verdict.INCONCLUSIVE for r in results)
@@ -312,25 +320,29 @@ def test_a_step_without_canary_requests_never_passes() -> None:
     assert not any(r.no_data for r in results)
 
 
-def test_promotion_needs_min_requests_in_all() -> None:
-    # a quiet last step (no failures at all) promotes after PROMOTION_SECONDS, and only once the
-    # canary has served minRequests in the whole analysis
-    final = JudgeContext(weight=50, min_requests=20, final_step=True)
-    results, _ = run([window((2, 0), (2, 0))] * PROMOTION_LOOKS, context=final, look=LOOK)
-    assert results[-1].verdict is Verdict.INCONCLUSIVE
-    assert "waiting to promote" in results[-1].message
-    results, _ = run([window((2, 0), (2, 0))] * (PROMOTION_LOOKS + 4), context=final, look=LOOK)
+def test_promotion_needs_positive_evidence_and_the_crossing_sticks() -> None:
+    # an equal canary with many failures on both sides is shown not 2x worse: it passes
+    final = JudgeContext(weight=50, min_requests=100_000, final_step=True)
+    results, state = run([window((5000, 50), (5000, 50))] * 3, context=final)
+    passed = [r.verdict for r in results].index(Verdict.PASS)
+    assert "shown within" in results[passed].message
+    assert f"crossed {1 / BETA:g}" in results[passed].message
+    # the crossing sticks: later windows that lean the other way do not undo it
+    later, _ = run([window((5000, 80), (5000, 50))], context=final, state=state)
+    assert later[0].verdict is Verdict.PASS
+    # a canary well within its objective passes on that route alone, primary or not
+    check = CheckSpec(
+        name="error-rate", kind=CheckKind.ERROR_RATE, max=5.0, compare_to_primary=False
+    )
+    results, _ = run([window((2000, 2), None)] * 3, check, final)
     assert results[-1].verdict is Verdict.PASS
 
 
-def test_a_canary_shown_within_the_tolerance_passes_at_once() -> None:
-    # strong evidence for the pass test passes any step, whatever minRequests and the ticks
-    check = ERRORS.model_copy(update={"margin": 1.0})
-    final = JudgeContext(weight=50, min_requests=100_000, final_step=True)
-    result, _ = JUDGE.judge(check, window((5000, 50), (5000, 50)), CheckState(name="e"), final, NOW)
-    assert result.verdict is Verdict.PASS
-    assert "within 4x (pass test" in result.message
-    assert f">= {PROMOTION_EVIDENCE:g}" in result.message
+def test_the_mean_of_the_routes_is_the_promotion_evidence() -> None:
+    one = promotion.Route("primary", "2x", 0.0, math.log(30.0))
+    other = promotion.Route("objective", "1%", 0.0, math.log(10.0))
+    assert promotion.log_promotion_evidence([one, other]) == pytest.approx(math.log(20.0))
+    assert promotion.log_promotion_evidence([one]) == pytest.approx(math.log(30.0))
 
 
 def test_an_objective_of_zero_is_judged_without_a_pass_test() -> None:
@@ -406,27 +418,18 @@ def _traffic(
     )
 
 
-def _first_crossing(
-    traffic: tuple[np.ndarray, ...], null_ratio: float, *, harm: bool = True
-) -> np.ndarray:
-    """Per run, the first window (1-based) at which the judge's fail test (harm) or its pass
-    test at the tolerance (not harm) reaches its threshold; 0 for never. The judge's maths,
-    vectorised over the runs."""
+def _first_crossing(traffic: tuple[np.ndarray, ...], null_ratio: float) -> np.ndarray:
+    """Per run, the first window (1-based) at which the judge's fail test reaches 1/ALPHA; 0
+    for never. The judge's maths, vectorised over the runs."""
     canary, c_fail, primary, p_fail = traffic
     windows, runs = canary.shape
     loglik = np.zeros((runs, stats.GRID.size))
     first = np.zeros(runs, dtype=int)
-    index = stats.tolerance_index(null_ratio, max(TOLERANCE, 2 * null_ratio))
     for t in range(windows):
         both = canary[t] + primary[t]
         share = np.where(primary[t] > 0, canary[t] / np.maximum(both, 1), 0.0)
         loglik += stats.split_loglik_batch(c_fail[t], p_fail[t], share, null_ratio)
-        if harm:
-            log_e = stats.log_evidence_of_harm_batch(loglik)
-            crossed = log_e >= np.log(1 / ALPHA)
-        else:
-            log_e = stats.log_evidence_below_batch(loglik, index, -np.log(null_ratio), 0.5)
-            crossed = log_e >= np.log(PROMOTION_EVIDENCE)
+        crossed = stats.log_evidence_of_harm_batch(loglik) >= np.log(1 / ALPHA)
         first = np.where((first == 0) & crossed, t + 1, first)
     return first
 
@@ -456,20 +459,59 @@ def test_aa_false_fail_rate_stays_within_alpha(
     assert failed <= ALPHA + TOLERANCE_3SE
 
 
-@pytest.mark.parametrize(("share", "error"), [(0.05, 0.01), (0.5, 0.01), (0.1, 0.001)])
-def test_the_pass_test_rarely_passes_a_canary_at_the_tolerance(share: float, error: float) -> None:
-    """The promotion guarantee: a canary exactly TOLERANCE times worse than its primary (the
-    boundary of the pass test's null) reaches PROMOTION_EVIDENCE in at most 1/20 of 1,000
-    runs, tolerance 3 standard errors; a canary as good as its primary gets there."""
+def _first_promotion(
+    traffic: tuple[np.ndarray, ...], null_ratio: float, objective: float
+) -> np.ndarray:
+    """Per run, the first window (1-based) at which the judge's promotion evidence (the mean
+    of the route against the primary, T = TOLERANCE, and the route against ``objective``)
+    reaches 1/BETA; 0 for never. The judge's maths, vectorised over the runs."""
+    canary, c_fail, primary, p_fail = traffic
+    windows, runs = canary.shape
+    loglik = np.zeros((runs, stats.GRID.size))
+    first = np.zeros(runs, dtype=int)
+    index = stats.tolerance_index(null_ratio, TOLERANCE)
+    per_success = np.log1p(-np.minimum(objective * np.exp(stats.GRID), 1 - 1e-12))
+    per_success = per_success - np.log1p(-objective)
+    possible = objective * np.exp(stats.GRID) < 1.0
+    failures, requests = np.zeros(runs), np.zeros(runs)
+    for t in range(windows):
+        both = canary[t] + primary[t]
+        share = np.where(primary[t] > 0, canary[t] / np.maximum(both, 1), 0.0)
+        loglik += stats.split_loglik_batch(c_fail[t], p_fail[t], share, null_ratio)
+        along = stats.log_evidence_below_batch(loglik, index, -np.log(null_ratio), promotion.OK_SD)
+        failures, requests = failures + c_fail[t], requests + canary[t]
+        rate_ll = failures[:, None] * stats.GRID + (requests - failures)[:, None] * per_success
+        rate_ll = np.where(possible[None, :], rate_ll, -np.inf)
+        centre = promotion.objective_centre(objective)
+        below = stats.log_evidence_below_batch(rate_ll, stats.NULL_INDEX, centre, promotion.SLO_SD)
+        log_e = np.logaddexp(along, below) - np.log(2.0)
+        first = np.where((first == 0) & (log_e >= np.log(1 / BETA)), t + 1, first)
+    return first
+
+
+@pytest.mark.parametrize(
+    ("share", "error", "power"), [(0.05, 0.005, 0.5), (0.5, 0.005, 0.9), (0.1, 0.001, 0.2)]
+)
+def test_a_canary_at_the_boundary_of_bad_is_rarely_promoted(
+    share: float, error: float, power: float
+) -> None:
+    """The promotion guarantee at its hardest point: a canary exactly T times worse than its
+    primary (T on the grid: 1.98x for the built-in check's null 1.2) *and* exactly at its
+    objective (``max`` set to the canary's own rate) reaches 1/BETA in at most BETA of 1,000
+    runs of 30 windows (tolerance 3 standard errors); a canary as good as its primary gets
+    there in at least ``power`` of them (few failures at 0.1%: the guarantee costs time)."""
     null_ratio = 1.2  # the built-in error-rate check's margin
     index = stats.tolerance_index(null_ratio, TOLERANCE)
     boundary = null_ratio * float(np.exp(stats.GRID[index]))
     assert boundary <= TOLERANCE
     bad = _traffic(RUNS, 30, 2000, share, error, boundary, seed=17)
-    passed = float(np.mean(_first_crossing(bad, null_ratio, harm=False) > 0))
-    assert passed <= 1 / PROMOTION_EVIDENCE + TOLERANCE_3SE
-    good = _traffic(RUNS, 30, 2000, share, 0.01, 1.0, seed=17)
-    assert float(np.mean(_first_crossing(good, null_ratio, harm=False) > 0)) > 0.9
+    objective = error * boundary
+    promoted = float(np.mean(_first_promotion(bad, null_ratio, objective) > 0))
+    assert promoted <= BETA + 3 * (BETA * (1 - BETA) / RUNS) ** 0.5
+    good = _traffic(RUNS, 30, 2000, share, error, 1.0, seed=17)
+    good_promoted = float(np.mean(_first_promotion(good, null_ratio, objective) > 0))
+    print(f"promoted: bad {promoted:.3f}, good {good_promoted:.3f}")
+    assert good_promoted >= power
 
 
 def test_the_judge_agrees_with_the_vectorised_maths() -> None:
@@ -568,27 +610,47 @@ def _rollout(rate: float, error: float, ratio: float, seed: int) -> tuple[str, f
     return "stuck", now / 60, served
 
 
+SEEDS = 500
+BOUND = 0.05 + 3 * (0.05 * 0.95 / SEEDS) ** 0.5
+"""alpha or beta (both 0.05 by default) plus 3 standard errors over SEEDS runs."""
+
+
 @pytest.mark.parametrize(
     ("rate", "error", "ratio", "promoted", "minutes"),
     [
-        (1000, 0.01, 1.0, 0.95, 3),  # A/A: promoted (>= 95%), faster than 4 one-minute ticks
-        (10_000, 0.001, 1.0, 0.95, 3),
-        (100, 0.01, 1.0, 0.95, 3),  # quiet: the steps pass on their quiet hold
-        (10, 0.01, 1.0, 0.95, 10),  # ... once the canary has served a request at each weight
-        (1000, 0.01, 5.0, 0.05, None),  # 5x: rolled back (>= 95%)
-        (10_000, 0.001, 5.0, 0.05, None),
-        (1000, 0.001, 5.0, 0.60, None),  # 1 failure a minute: about half caught (the edge)
+        (1000, 0.01, 1.0, 0.7, 7),  # A/A: promoted on evidence; the rest reach the deadline
+        (10_000, 0.001, 1.0, 0.95, 3),  # shown within the 1% objective within minutes
+        (100, 0.01, 1.0, 0.0, None),  # at its objective, 1 failure a minute: mostly undecided
     ],
 )
-def test_rollouts_through_the_istio_weights(
+def test_healthy_rollouts_through_the_istio_weights(
     rate: float, error: float, ratio: float, promoted: float, minutes: float | None
 ) -> None:
-    """300 seeded rollouts through the judge; A/A must be promoted (the rare rollbacks are
-    the false alarms), 5x rolled back. Bounds: the targets, and a median promotion time."""
-    outcomes = [_rollout(rate, error, ratio, seed) for seed in range(300)]
-    share = sum(o == "promoted" for o, _, _ in outcomes) / len(outcomes)
-    if ratio == 1.0:
-        assert share >= promoted
+    """SEEDS seeded rollouts through the judge: a healthy canary is rolled back by a
+    judgement (a crossing of 1/alpha) in at most alpha of them (+ 3 standard errors); where
+    the traffic allows, it is promoted, and the median promotion time is bounded."""
+    outcomes = [_rollout(rate, error, ratio, seed) for seed in range(SEEDS)]
+    assert sum(o == "failed" for o, _, _ in outcomes) / SEEDS <= BOUND
+    assert sum(o == "promoted" for o, _, _ in outcomes) / SEEDS >= promoted
+    if minutes is not None:
         assert np.median([t for o, t, _ in outcomes if o == "promoted"]) <= minutes
-    else:
-        assert share <= promoted
+
+
+@pytest.mark.parametrize(
+    ("rate", "error", "ratio"),
+    [
+        (1000, 0.01, 2.0),  # T times worse, over the 1% objective
+        (3000, 0.005, 2.0),  # T times worse and exactly at the objective: the hardest case
+        (300, 0.005, 2.0),
+        (1000, 0.01, 5.0),
+        (100, 0.01, 3.0),
+    ],
+)
+def test_bad_rollouts_through_the_istio_weights_are_rarely_promoted(
+    rate: float, error: float, ratio: float
+) -> None:
+    """The promotion guarantee through whole rollouts (weights changing, looks every 20 s,
+    the deadline): a canary at least T = 2 times worse than its primary and at or over its
+    objective is promoted in at most beta of SEEDS runs (+ 3 standard errors)."""
+    outcomes = [_rollout(rate, error, ratio, seed) for seed in range(SEEDS)]
+    assert sum(o == "promoted" for o, _, _ in outcomes) / SEEDS <= BOUND

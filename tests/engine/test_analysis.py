@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from engine_harness import FAIL, INCONCLUSIVE, PASS, World, check, rollout
 
-from canary.engine import tick_verdict
+from canary.engine import Command, CommandKind, tick_verdict
 from canary.model import CheckState, Phase, Verdict
 
 
@@ -141,3 +141,54 @@ def test_a_decisive_pass_is_just_a_pass(world: World) -> None:
     decisive = check(Verdict.PASS).model_copy(update={"decisive": True})
     world.tick(checks=[decisive])
     assert world.route.canary_weight == 10
+
+
+def _undecided(outcome: str) -> World:
+    analysis = {"interval": "1m", "inconclusiveDeadline": "5m", "onUndecided": outcome}
+    return World(rollout(analysis=analysis)).initialized().progressing()
+
+
+def test_undecided_at_the_deadline_rolls_back_by_default(world: World) -> None:
+    assert world.ro.spec.analysis.on_undecided.value == "rollback"
+    world.progressing()
+    for _ in range(5):
+        world.tick(checks=INCONCLUSIVE)
+    result = world.tick(checks=INCONCLUSIVE)
+    assert result.status.phase is Phase.ROLLING_BACK
+    assert "onUndecided: rollback" in result.status.message
+
+
+def test_undecided_may_promote_but_never_without_data() -> None:
+    world = _undecided("promote")
+    for _ in range(6):
+        result = world.tick(checks=INCONCLUSIVE)
+    assert result.status.phase is Phase.PROMOTING
+    assert "onUndecided: promote" in result.status.message
+    blind = _undecided("promote")
+    no_data = [check(Verdict.INCONCLUSIVE).model_copy(update={"no_data": True})]
+    for _ in range(6):
+        result = blind.tick(checks=no_data)
+    assert result.status.phase is Phase.ROLLING_BACK
+    assert "error-rate had no data: rolling back instead" in result.status.message
+
+
+def test_undecided_may_pause_for_a_person_who_promotes_or_aborts() -> None:
+    world = _undecided("pause")
+    for _ in range(6):
+        result = world.tick(checks=INCONCLUSIVE)
+    assert result.status.phase is Phase.PAUSED
+    assert result.status.waiting_for is not None
+    assert "canary promote" in result.status.waiting_for
+    assert any(e.notification and e.notification.value == "waiting" for e in result.events)
+    for _ in range(20):  # nobody answers: it waits, at the same weight
+        assert world.tick(checks=INCONCLUSIVE).status.phase is Phase.PAUSED
+    assert world.route.canary_weight == 5
+    promote = Command(kind=CommandKind.PROMOTE, by="alice")
+    result = world.tick(checks=INCONCLUSIVE, commands=[promote])
+    assert result.status.phase is Phase.PROMOTING
+    # evidence still decides while it waits: a fail rolls back
+    failing = _undecided("pause")
+    for _ in range(6):
+        failing.tick(checks=INCONCLUSIVE)
+    failing.tick(checks=[check(Verdict.FAIL).model_copy(update={"decisive": True})])
+    assert failing.phase is Phase.ROLLING_BACK

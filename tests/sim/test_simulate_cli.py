@@ -251,3 +251,44 @@ def test_the_sequential_judge_looks_every_20_seconds_by_default(tmp_path: Path) 
         looks[judge] = {round(b - a) for a, b in itertools.pairwise(judged)}
     assert looks["threshold"] == {60}
     assert looks["sequential"] == {20}
+
+
+def test_runs_summarise_a_world_described_on_the_command_line() -> None:
+    args = ("--rpm", "600", "--primary-errors", "0.5%", "--canary-errors", "3x", "-o", "json")
+    code, out, _ = invoke(str(EXAMPLE), *args, "--runs", "60")
+    assert code == 0
+    data = json.loads(out)
+    for key in ("runs", "promoted", "rolledBack", "medianMinutesToDecision"):
+        assert key in data
+    assert data["runs"] == 60
+    assert data["promoted"] + data["rolledBack"] + data["paused"] == 60
+    assert data["promoted"] <= 6  # beta 5% under the defaults; 60 runs
+    assert data["medianCanaryBadRequests"] > 0
+    assert data["world"]["canaryErrorMultiplier"] == 3.0
+    assert data["world"]["requestsPerMinute"] == 600.0
+    again = invoke(str(EXAMPLE), *args, "--runs", "60")[1]
+    assert again == out  # seeds from --seed: the same summary
+
+
+def test_runs_table_has_intervals_and_warns_when_undecided() -> None:
+    code, out, err = invoke(str(EXAMPLE), "--rpm", "60", "--runs", "20")
+    assert code == 0
+    assert "95%" in out
+    assert "promoted" in out
+    assert "undecided" in err
+    assert "cannot reach a decision within the deadline" in err
+
+
+def test_a_world_file_and_bad_world_numbers(tmp_path: Path) -> None:
+    world = tmp_path / "world.yaml"
+    world.write_text("requestsPerMinute: 3000\nprimaryErrorPercent: 1\ncanaryErrorMultiplier: 5\n")
+    code, out, _ = invoke(str(EXAMPLE), "--world", str(world), "--runs", "10", "-o", "json")
+    assert code == 0
+    assert json.loads(out)["rolledBack"] == 10
+    code, _, err = invoke(str(EXAMPLE), "--canary-errors", "lots")
+    assert code == 2
+    assert "--canary-errors" in err
+    world.write_text("requestsPerMinute: -5\n")
+    code, _, err = invoke(str(EXAMPLE), "--world", str(world))
+    assert code == 1
+    assert "requestsPerMinute" in err

@@ -136,8 +136,13 @@ def compare(
     u_canary, p_value, tied = mann_whitney_u(canary, primary)
     ratio = _mean_ratio(canary, primary)
     # Without ties an exact two-sided test cannot go below 2 / C(n_c + n_p, n_c) (all of one
-    # side first). With ties the normal approximation (as scipy's and Kayenta's) can.
-    can_reject = tied or 2.0 / math.comb(n_c + n_p, n_c) < ALPHA
+    # side first). With ties it depends on them: the test could have rejected only if the
+    # most extreme arrangement of these very values (the canary holding the largest) does.
+    if tied:
+        pooled = sorted([*canary, *primary])
+        can_reject = mann_whitney_u(pooled[n_p:], pooled[:n_p])[1] < ALPHA
+    else:
+        can_reject = 2.0 / math.comb(n_c + n_p, n_c) < ALPHA
     higher = u_canary > n_c * n_p / 2.0
     classification = Classification.PASS
     if p_value < ALPHA:
@@ -330,6 +335,11 @@ class MannWhitneyJudge:
             bad = Classification.LOW
             outcome = compare(samples.canary, samples.primary, 1.0, 1.0 / (1.0 + margin))
         verdict = Verdict.FAIL if outcome.classification is bad else Verdict.PASS
+        if verdict is Verdict.PASS and not outcome.can_reject:
+            # Kayenta's mustHaveData, for the windows: a test that could not have failed
+            # with this many windows says nothing, and nothing passes on nothing.
+            why = f"no-data: {counts}, too few to reject at {CONFIDENCE:.0%}: no pass yet"
+            return result(inconclusive, why, p=outcome.p_value, no_data=True), new_state
         label = outcome.classification.value
         if label != verdict.value:
             label += f" → {verdict.value}"  # high → fail, low → pass

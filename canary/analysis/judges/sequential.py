@@ -1,19 +1,19 @@
-"""The sequential judge: an anytime-valid test on cumulative failure counts.
+"""The sequential judge: anytime-valid tests on cumulative failure counts.
 
-Given the failures of both sides in a window, the canary's share of them is binomial with
-p = s*r / (s*r + 1 - s) (s: the canary's share of the window's requests, r: canary failure
-rate / primary failure rate). A mixture of likelihood ratios over r > 1 + margin, kept as
-running log-likelihood ratios on a fixed grid, is a test martingale under "the canary is no
-worse": it fails the canary once it reaches 1/ALPHA (and the crossing sticks).
+Rolling back: given the failures of both sides in a window, the canary's share of them is
+binomial with p = s*r / (s*r + 1 - s) (s: the canary's share of the window's requests, r:
+canary failure rate / primary failure rate). A mixture of likelihood ratios over r > 1 +
+margin, kept as running log-likelihood ratios on a fixed grid, is a test supermartingale under
+"the canary is no worse": it fails the canary once it reaches 1/alpha (the crossing sticks);
+the canary's rate against the check's objective is tested the same way.
 
-Passing is a different question with a wider tolerance: a step passes once its windows could
-have shown a DETECT_RATIO-times-worse canary (their *exposure*, from the traffic and the
-primary's failure rate) and the pass test (r <= 1 against r >= TOLERANCE) does not lean
-against the canary; strong evidence for the pass test passes any step at once; a step too
-quiet to ever get there passes after STEP_SECONDS at its weight with no sign of harm, except
-the last one once the analysis could tell. The judge looks at every look interval (the tests
-are anytime-valid) and its rules count seconds, never looks, so it behaves the same for any
-interval. docs/analysis.md has the formulas, defaults and measurements.
+Promoting needs positive evidence (canary.analysis.judges.promotion): that the canary is not
+``detect`` (T) times worse than its primary, or that it is within its objective; the mean of
+the two routes' e-values reaching 1/beta promotes (and sticks), and nothing else does. A step
+*before the last* may pass on weaker grounds — its windows could have shown a DETECT_RATIO
+canary and the data do not lean against it, or a quiet hold with no sign of harm: a heuristic,
+as a step moves risk and ships nothing. The rules count seconds, never looks.
+docs/analysis.md has the formulas, guarantees, defaults and measurements.
 """
 
 from __future__ import annotations
@@ -25,15 +25,16 @@ from datetime import datetime
 import numpy as np
 
 from canary.analysis import stats
+from canary.analysis.judges import promotion
 from canary.analysis.judges.base import register_judge
 from canary.analysis.samples import JudgeContext, SideSample, WindowSample
 from canary.analysis.stats import FloatArray
-from canary.model.analysis import CheckKind, CheckSpec, JudgeName
+from canary.model.analysis import DEFAULT_ALPHA, CheckKind, CheckSpec, JudgeName
 from canary.model.status import CheckResult, CheckState, SideEvidence, Verdict
 
-ALPHA = 0.05
-"""Chance of failing a canary that is no worse than the null, over the whole analysis (per
-test): the e-value threshold is 1/ALPHA = 20."""
+ALPHA = DEFAULT_ALPHA
+"""Default chance of failing a canary that is no worse than the null, over the whole analysis
+(per test): the e-value threshold is 1/alpha = 20 (spec.analysis.alpha)."""
 
 HOLD_EVIDENCE = 5.0
 """A step does not pass while an e-value of harm is at or above this (the data lean towards
@@ -45,42 +46,24 @@ reference — the primary's failure rate (and at least twice the null 1 + margin
 check against an objective (latency: 1% slow) the objective's rate."""
 
 STEP_EXPOSURE = 1.0
-"""A step passes once its own windows would have given a DETECT_RATIO canary this much
-evidence against the null: the expected ln e-value, computed from the traffic and the
-primary's failure rate (never from the canary's failures, so luck cannot make it)."""
-
-PROMOTION_EXPOSURE = 8.0
-"""The same over the whole analysis, for the last step (promotion): a DETECT_RATIO canary
-would be expected to be at e^8 (about 3,000) by then, far past the fail threshold of 20."""
-
-TOLERANCE = 3.0
-"""The pass test weighs "the canary fails no more than its primary" against "it fails
-TOLERANCE times as often" (at least twice the null 1 + margin; for an objective: "well under
-it" against "at it")."""
+"""A step before the last passes once its own windows would have given a DETECT_RATIO canary
+this much evidence against the null: the expected ln e-value, computed from the traffic and
+the primary's failure rate (never from the canary's failures, so luck cannot make it)."""
 
 OK_EVIDENCE = 0.5
-"""A pass on exposure needs the pass test's e-value at or above this: the data may not lean
-against a tolerable canary by more than 2 to 1. At the last step, once exposed, a canary
-below it holds (and rolls back at the inconclusive deadline unless the data clear it)."""
-
-PROMOTION_EVIDENCE = 20.0
-"""A pass-test e-value that passes any step at once, promotion included: a canary TOLERANCE
-times worse (or more) ever reaches it with probability at most 1/20."""
+"""A step's pass on exposure needs a route's e-value at or above this: the data may not lean
+against the canary by more than 2 to 1."""
 
 STEP_SECONDS = 20.0
 """Quiet-service rule: a step with no sign of harm (every e-value of harm under HOLD_EVIDENCE)
 that no rule has passed yet passes once the canary has been held this long at its weight
-(with at least one canary request there) — mostly steps whose windows are too few to reach
-STEP_EXPOSURE; the last step only while the analysis is short of PROMOTION_EXPOSURE. Capped
-at QUIET_SHARE of the inconclusiveDeadline, so a hold still fits after it."""
-
-PROMOTION_SECONDS = 120.0
-"""The quiet hold of the last step (a quiet promotion), in place of STEP_SECONDS."""
+(with at least one canary request there) — steps whose windows are too few to reach
+STEP_EXPOSURE; never the last step. Capped at QUIET_SHARE of the inconclusiveDeadline."""
 
 SUSPECT_EVIDENCE = 1.2
 """A canary whose e-value of harm is at or above this (but under HOLD_EVIDENCE: the data lean
 towards harm at all, e.g. a single failure at a small share) is suspect: its quiet hold is
-SUSPECT_SECONDS instead of STEP_SECONDS or PROMOTION_SECONDS, time for more evidence. A healthy
+SUSPECT_SECONDS instead of STEP_SECONDS, time for more evidence. A healthy
 canary usually clears as the primary's failures come in; a bad one crosses or holds."""
 
 SUSPECT_SECONDS = 300.0
@@ -98,15 +81,11 @@ LATENCY_SLOW_SHARE = 0.01
 """A latency check that does not compare with the primary tests 'at most 1% of canary
 requests slower than max', i.e. its p99 within the objective."""
 
-_FORMAT = 3.0
-_HEADER = 9  # format, null ratio, null rate, crossed, abs crossed,
-# step weight/requests/exposure, total exposure
+_FORMAT = 4.0
+_HEADER = 10  # format, null ratio, null rate, crossed, abs crossed,
+# step weight/requests/exposure, total exposure, promotion crossed
 _SIZE = _HEADER + stats.GRID.size
-_THRESHOLD = math.log(1.0 / ALPHA)
 _JITTER_SECONDS = 1.0  # a look this much early (scheduling) still counts as on time
-_OK_SD = 0.5  # prior of the tolerance test: normal on ln(canary / primary), centred on 1x
-_SLO_CENTRE = -2.0  # ... and for the slow share against the objective: about 0.14%
-_SLO_SD = 1.0
 
 
 def _zeros() -> FloatArray:
@@ -119,26 +98,28 @@ class _Running:
 
     null_ratio: float
     null_rate: float
-    crossed: float = 0.0  # look (with data) at which the comparison crossed 1/ALPHA (0: never)
+    crossed: float = 0.0  # look (with data) at which the comparison crossed 1/alpha (0: never)
     abs_crossed: float = 0.0  # same for the absolute objective
     step_weight: float = -1.0
     step_requests: float = 0.0
     step_exposure: float = 0.0  # what this step's windows could tell (stats.exposure)
     exposure: float = 0.0  # ... and all windows of the analysis
+    promoted: float = 0.0  # look at which the promotion evidence reached 1/beta (0: never)
     loglik: FloatArray = field(default_factory=_zeros)
 
     @classmethod
     def load(cls, saved: list[float], null_ratio: float, null_rate: float) -> _Running:
         if len(saved) != _SIZE or saved[0] != _FORMAT or saved[1:3] != [null_ratio, null_rate]:
             return cls(null_ratio, null_rate)  # new, or the margin/objective changed: restart
-        crossed, abs_crossed, weight, requests, step_exposure, exposure = saved[3:_HEADER]
+        crossed, abs_crossed, weight, requests, step_exposure, exposure, promoted = saved[3:_HEADER]
         loglik = np.asarray(saved[_HEADER:], dtype=np.float64)
-        step = (weight, requests, step_exposure, exposure)
+        step = (weight, requests, step_exposure, exposure, promoted)
         return cls(null_ratio, null_rate, crossed, abs_crossed, *step, loglik=loglik)
 
     def dump(self) -> list[float]:
         head = [_FORMAT, self.null_ratio, self.null_rate, self.crossed, self.abs_crossed]
         head += [self.step_weight, self.step_requests, self.step_exposure, self.exposure]
+        head += [self.promoted]
         sums: list[float] = self.loglik.tolist()
         return head + sums
 
@@ -181,7 +162,7 @@ class SequentialJudge:
                 primary=_evidence(totals.primary_requests, totals.primary_failures),
                 statistic=statistic,
                 no_data=no_data,
-                # A fail here is a crossing of 1/ALPHA, which never un-crosses: waiting for
+                # A fail here is a crossing of 1/alpha, which never un-crosses: waiting for
                 # failureLimit more ticks would only let the canary serve more bad requests.
                 decisive=verdict is Verdict.FAIL,
                 message=message,
@@ -200,7 +181,7 @@ class SequentialJudge:
         canary, primary = window.canary, window.primary
         if canary is None or (compare and primary is None):
             why = f"no {'canary' if canary is None else 'primary'} data in the window"
-            crossed = _crossed(state.judge_state)
+            crossed = _crossed(state.judge_state, context.alpha)
             if crossed:  # decided on earlier data; a gap does not undo it
                 return result(Verdict.FAIL, f"{why}; {crossed}: fail", state), state
             return result(Verdict.INCONCLUSIVE, why, state, no_data=True), state
@@ -211,19 +192,24 @@ class SequentialJudge:
         tests: list[_Test] = []
         if compare:
             tests.append(_Test("primary", stats.log_evidence_of_harm(run.loglik)))
-        if null_rate is not None:
+        if null_rate is not None and not compare:  # comparing conditions on common modes
             rate_ll = stats.rate_loglik(new.canary_failures, new.canary_requests, null_rate)
             tests.append(_Test("objective", stats.log_evidence_of_harm(rate_ll)))
+        threshold = math.log(1.0 / context.alpha)
         for test in tests:
-            if test.log_harm >= _THRESHOLD and test.against == "primary" and not run.crossed:
+            if test.log_harm >= threshold and test.against == "primary" and not run.crossed:
                 run.crossed = new.ticks
-            if test.log_harm >= _THRESHOLD and test.against == "objective" and not run.abs_crossed:
+            if test.log_harm >= threshold and test.against == "objective" and not run.abs_crossed:
                 run.abs_crossed = new.ticks
+        routes, tolerance = _routes(check, run, new, compare, null_rate, context)
+        log_promote = promotion.log_promotion_evidence(routes)
+        if log_promote >= math.log(1.0 / context.beta) and not run.promoted:
+            run.promoted = new.ticks
         new.judge_state = run.dump()
         statistic = stats.evalue(max(t.log_harm for t in tests))
-        routes = _routes(check, run, new, compare, null_rate, context.final_step)
-        verdict, why = _verdict(run, tests, routes, new, context, statistic)
-        text = _describe(check, new, run, null_rate, compare)
+        case = _Case(run, tests, routes, new, context, statistic, log_promote, tolerance)
+        verdict, why = _verdict(case)
+        text = _describe(check, new, run, null_rate, compare, context.alpha)
         return result(verdict, f"{text}, {why}", new, statistic), new
 
 
@@ -264,127 +250,135 @@ def _accumulate(
     )
 
 
-@dataclass(frozen=True)
-class _Route:
-    """One way to show a canary tolerable: against its primary, or against the objective."""
-
-    within: str  # what it is shown within, for the message
-    exposure: float  # what the windows could have told about a DETECT_RATIO canary
-    log_ok: float  # ln of the pass test's e-value
-
-
 def _routes(
     check: CheckSpec,
     run: _Running,
     totals: CheckState,
     compare: bool,
     null_rate: float | None,
-    final: bool,
-) -> list[_Route]:
-    """The pass tests of a check, with their exposure: the step's windows, or at the last
-    step the whole analysis'. Against the primary: "r <= 1" against "r >= TOLERANCE". Against
-    the objective (latency: 1% slow; an error-rate check that does not compare: ``max``):
-    "well under it" against "at it"."""
-    routes: list[_Route] = []
+    context: JudgeContext,
+) -> tuple[list[promotion.Route], float]:
+    """The routes to promotion of a check, with their exposure (the step's windows, or at the
+    last step the whole analysis'), and the ratio T the primary route rules out. Against the
+    primary: "r <= 1" against "r >= T". Against the objective (an error-rate check's ``max``;
+    a latency check's 1% slow): "under it" against "at it"."""
+    routes: list[promotion.Route] = []
+    tolerance = max(context.detect, run.null_ratio * math.exp(stats.GRID_STEP))
     if compare:
-        tolerance = max(TOLERANCE, 2.0 * run.null_ratio)
-        index = stats.tolerance_index(run.null_ratio, tolerance)
-        centre = -math.log(run.null_ratio)  # ratio 1: a canary as good as its primary
-        ok = stats.log_evidence_below(run.loglik, index, centre, _OK_SD)
-        seen = run.exposure if final else run.step_exposure
-        routes.append(_Route(f"{tolerance:g}x", seen, ok))
-    slo = LATENCY_SLOW_SHARE if check.kind is CheckKind.LATENCY else None if compare else null_rate
+        seen = run.exposure if context.final_step else run.step_exposure
+        route, tolerance = promotion.primary_route(run.loglik, run.null_ratio, tolerance, seen)
+        routes.append(route)
+    slo = LATENCY_SLOW_SHARE if check.kind is CheckKind.LATENCY else null_rate
     if slo is not None and 0.0 < slo < 1.0:
-        rate_ll = stats.rate_loglik(totals.canary_failures, totals.canary_requests, slo)
-        ok = stats.log_evidence_below(rate_ll, stats.NULL_INDEX, _SLO_CENTRE, _SLO_SD)
-        requests = totals.canary_requests if final else run.step_requests
+        requests = totals.canary_requests if context.final_step else run.step_requests
         worse = min(DETECT_RATIO * slo, (1.0 + slo) / 2.0)
         seen = requests * stats.rate_divergence(worse, slo)
-        routes.append(_Route("the objective", seen, ok))
-    return routes or [_Route("the objective", 0.0, -math.inf)]  # max: 0 has no pass test
+        failures, total = totals.canary_failures, totals.canary_requests
+        routes.append(promotion.objective_route(failures, total, slo, seen))
+    if not routes:  # max: 0 and nothing to compare with: no canary can be shown within it
+        routes.append(promotion.Route("objective", "the objective 0%", 0.0, -math.inf))
+    return routes, tolerance
 
 
-def _verdict(
-    run: _Running,
-    tests: list[_Test],
-    routes: list[_Route],
-    totals: CheckState,
-    context: JudgeContext,
-    evidence: float,
-) -> tuple[Verdict, str]:
-    """The rules of docs/analysis.md, in order: fail on a crossing; hold on leaning evidence;
-    pass on strong evidence that the canary is tolerable; pass once exposed to a DETECT_RATIO
-    canary unless the data lean against it (at the last step: hold); pass a quiet step after
-    its quiet hold (STEP_SECONDS at its weight); otherwise gather evidence."""
-    shown = f"evidence {_num(evidence)}"
-    crossed = _crossing(run.crossed, run.abs_crossed)
+@dataclass(frozen=True)
+class _Case:
+    """Everything one verdict is decided on."""
+
+    run: _Running
+    tests: list[_Test]
+    routes: list[promotion.Route]
+    totals: CheckState
+    context: JudgeContext
+    evidence: float  # the e-value of harm shown
+    log_promote: float  # ln of the promotion evidence (the mean of the routes' e-values)
+    tolerance: float  # the ratio T the primary route rules out
+
+
+def _verdict(case: _Case) -> tuple[Verdict, str]:
+    """The rules of docs/analysis.md, in order: fail on a crossing of 1/alpha; pass on a
+    crossing of 1/beta by the promotion evidence (both stick); hold on leaning evidence; at
+    the last step nothing else passes; a step before it passes once exposed (unless the data
+    lean against it) or after its quiet hold with no sign of harm."""
+    run, context = case.run, case.context
+    shown = f"evidence {_num(case.evidence)}"
+    crossed = _crossing(run.crossed, run.abs_crossed, context.alpha)
     if crossed:
         return Verdict.FAIL, f"{shown}; {crossed}: fail"
-    if any(t.log_harm >= math.log(HOLD_EVIDENCE) for t in tests):
-        why = f"{shown} >= {HOLD_EVIDENCE:g} (fails at {1 / ALPHA:g}): holding for more data"
+    promote = f"{_num(stats.evalue(case.log_promote))} of {1 / context.beta:g}"
+    if run.promoted:
+        within = " or ".join(r.within for r in case.routes)
+        why = f"shown within {within} (promotion evidence crossed {1 / context.beta:g} "
+        return Verdict.PASS, f"{shown}; {why}at look {run.promoted:.0f}): pass"
+    if any(t.log_harm >= math.log(HOLD_EVIDENCE) for t in case.tests):
+        why = (
+            f"{shown} >= {HOLD_EVIDENCE:g} (fails at {1 / context.alpha:g}): holding for more data"
+        )
         return Verdict.INCONCLUSIVE, why
     at = f"at {context.weight}%"
     if run.step_requests < 1:
         return Verdict.INCONCLUSIVE, f"{shown}; no canary request {at} yet: waiting for traffic"
-    best = max(routes, key=lambda r: r.log_ok)
-    if best.log_ok >= math.log(PROMOTION_EVIDENCE):
-        ok = f"pass test {_num(stats.evalue(best.log_ok))} >= {PROMOTION_EVIDENCE:g}"
-        return Verdict.PASS, f"{shown}; within {best.within} ({ok}): pass"
-    final = context.final_step
-    need = PROMOTION_EXPOSURE if final else STEP_EXPOSURE
-    seen = max(r.exposure for r in routes)
-    could = (
-        f"a {DETECT_RATIO:g}x canary would be at {_num(stats.evalue(seen))} of "
-        f"{_num(stats.evalue(need))} {'in all' if final else at}"
-    )
-    exposed = [r for r in routes if r.exposure >= need]
-    for route in exposed:
-        if route.log_ok >= math.log(OK_EVIDENCE):
+    if context.final_step:
+        needs = _needs(case)
+        return Verdict.INCONCLUSIVE, f"{shown}; promotion evidence {promote}, {needs}"
+    seen = max(r.exposure for r in case.routes)
+    could = f"a {DETECT_RATIO:g}x canary would be at {_num(stats.evalue(seen))} of "
+    could += f"{_num(stats.evalue(STEP_EXPOSURE))} {at}"
+    best = max(case.routes, key=lambda r: r.log_ok)
+    for route in case.routes:
+        if route.exposure >= STEP_EXPOSURE and route.log_ok >= math.log(OK_EVIDENCE):
             ok = f"pass test within {route.within} {_num(stats.evalue(route.log_ok))}"
-            return Verdict.PASS, f"{shown}; {could}, {ok}: pass"
+            return Verdict.PASS, f"{shown}; {could}, {ok}: step passes"
+    exposed = any(r.exposure >= STEP_EXPOSURE for r in case.routes)
     ok = f"pass test within {best.within} {_num(stats.evalue(best.log_ok))}"
-    if exposed and final:
-        why = f"{could}, but {ok} < {OK_EVIDENCE:g}: not shown tolerable, holding"
-        return Verdict.INCONCLUSIVE, f"{shown}; {why}"
-    log_harm = max(t.log_harm for t in tests)
-    return _quiet_step(context, totals, log_harm, shown, could, ok if exposed else "")
+    log_harm = max(t.log_harm for t in case.tests)
+    return _quiet_step(context, log_harm, shown, could, ok if exposed else "")
+
+
+def _needs(case: _Case) -> str:
+    """What the last step is missing, in plain words: about how many more canary requests a
+    canary like its primary would need, and at the step's traffic how long."""
+    totals, run, context = case.totals, case.run, case.context
+    primary_rate = (
+        totals.primary_failures / totals.primary_requests if totals.primary_requests else 0.0
+    )
+    share = context.weight / 100.0
+    objective = next((r.objective for r in case.routes if r.objective is not None), None)
+    growth = promotion.healthy_growth(primary_rate, share, case.tolerance, objective)
+    requests = promotion.requests_needed(case.routes, growth, context.beta)
+    per_minute = 60.0 * run.step_requests / context.step_seconds if context.step_seconds else 0.0
+    return promotion.describe_needs(requests, per_minute, max(context.detect, case.tolerance))
 
 
 def _quiet_step(
     context: JudgeContext,
-    totals: CheckState,
     log_harm: float,
     shown: str,
     could: str,
     leaning: str,
 ) -> tuple[Verdict, str]:
-    """Rules 7-9: a step no evidence has passed waits its quiet hold (longer for a suspect
-    canary), then passes unless the last step lacks minRequests in all. ``leaning`` is the
-    pass test's reading when the step was exposed but the data lean against the canary."""
+    """A step before the last that no evidence has passed waits its quiet hold (longer for
+    a suspect canary), then passes: a heuristic, as it moves risk and does not ship it.
+    ``leaning`` is the pass test's reading when the step was exposed but the data lean
+    against the canary."""
     hold = quiet_hold(context, log_harm)
     at = f"at {context.weight}%"
     if context.step_seconds + _JITTER_SECONDS < hold:
         suspect = " (suspect)" if hold > quiet_hold(context) else ""
         held = f"{_seconds(context.step_seconds)} of {_seconds(hold)}{suspect} {at}"
         return Verdict.INCONCLUSIVE, f"{shown}; {could}, {held}: gathering evidence"
-    need = context.min_requests
-    if context.final_step and totals.canary_requests < need:
-        why = f"{totals.canary_requests} canary requests in all (minRequests {need})"
-        return Verdict.INCONCLUSIVE, f"{shown}; {why}: waiting to promote"
     after = f"after {_seconds(context.step_seconds)} {at}"
-    if leaning:  # a step before the last: the data lean against it, but not towards harm
+    if leaning:  # the data lean against it, but not towards harm
         why = f"{could}, {leaning} < {OK_EVIDENCE:g} {after}: no sign of harm"
     else:
         why = f"{could} {after}: too few failures to tell"
-    return Verdict.PASS, f"{shown} < {HOLD_EVIDENCE:g}; {why}: pass"
+    return Verdict.PASS, f"{shown} < {HOLD_EVIDENCE:g}; {why}: step passes"
 
 
 def quiet_hold(context: JudgeContext, log_harm: float = -math.inf) -> float:
-    """Seconds at a weight after which a quiet step passes: STEP_SECONDS (PROMOTION_SECONDS at
-    the last step), or SUSPECT_SECONDS for a suspect canary (ln E of harm at least
-    ln SUSPECT_EVIDENCE); at most QUIET_SHARE of the inconclusive deadline, at least a look."""
-    quiet = PROMOTION_SECONDS if context.final_step else STEP_SECONDS
-    hold = SUSPECT_SECONDS if log_harm >= math.log(SUSPECT_EVIDENCE) else quiet
+    """Seconds at a weight (before the last) after which a quiet step passes: STEP_SECONDS,
+    or SUSPECT_SECONDS for a suspect canary (ln E of harm at least ln SUSPECT_EVIDENCE); at
+    most QUIET_SHARE of the inconclusive deadline, at least a look."""
+    hold = SUSPECT_SECONDS if log_harm >= math.log(SUSPECT_EVIDENCE) else STEP_SECONDS
     return max(min(hold, QUIET_SHARE * context.inconclusive_deadline), context.look_interval)
 
 
@@ -392,21 +386,26 @@ def _seconds(value: float) -> str:
     return f"{value:.0f}s" if value < 120 else f"{value / 60:.1f}m"
 
 
-def _crossing(crossed: float, abs_crossed: float) -> str:
-    """Why the canary fails, once a test has crossed 1/ALPHA (it stays crossed), else ''."""
+def _crossing(crossed: float, abs_crossed: float, alpha: float) -> str:
+    """Why the canary fails, once a test has crossed 1/alpha (it stays crossed), else ''."""
     if crossed:
-        return f"worse than the primary (crossed {1 / ALPHA:g} at look {crossed:.0f})"
+        return f"worse than the primary (crossed {1 / alpha:g} at look {crossed:.0f})"
     if abs_crossed:
-        return f"above the objective (crossed {1 / ALPHA:g} at look {abs_crossed:.0f})"
+        return f"above the objective (crossed {1 / alpha:g} at look {abs_crossed:.0f})"
     return ""
 
 
-def _crossed(saved: list[float]) -> str:
-    return _crossing(saved[3], saved[4]) if len(saved) == _SIZE else ""
+def _crossed(saved: list[float], alpha: float) -> str:
+    return _crossing(saved[3], saved[4], alpha) if len(saved) == _SIZE else ""
 
 
 def _describe(
-    check: CheckSpec, totals: CheckState, run: _Running, null_rate: float | None, compare: bool
+    check: CheckSpec,
+    totals: CheckState,
+    run: _Running,
+    null_rate: float | None,
+    compare: bool,
+    alpha: float,
 ) -> str:
     """The numbers: rates, canary requests, the ratio and its confidence sequence."""
     what = "errors" if check.kind is CheckKind.ERROR_RATE else f"slow (>{check.max or 0:g}ms)"
@@ -415,7 +414,7 @@ def _describe(
         text += f" vs primary {_percent(totals.primary_failures, totals.primary_requests)}"
     text += f" (n={totals.canary_requests:,})"
     if compare:
-        lo, hi = stats.confidence_bounds(run.loglik, ALPHA)
+        lo, hi = stats.confidence_bounds(run.loglik, alpha)
         low = "0x" if lo <= stats.GRID[0] else _x(run.null_ratio * math.exp(lo))
         high = "inf" if hi >= stats.GRID[-1] else _x(run.null_ratio * math.exp(hi))
         text += f", {_ratio(totals)} (CS {low}-{high})"

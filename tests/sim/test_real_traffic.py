@@ -1,0 +1,98 @@
+"""The default judge under real traffic: bursts common to both versions, a traffic cycle, a
+canary failing one endpoint, and pods whose error rates differ. Seeded runs of the istio
+example through the simulator; each world must keep the judge's stated rates (false
+rollbacks by a judgement <= alpha, promotions of a 2x canary <= beta, + 3 standard errors),
+or, for the breaches docs/analysis.md states as assumptions, show them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from canary.model.loader import load_rollout
+from canary.sim import simulate
+from canary.sim.scenario import Scenario
+from canary.sim.summary import Summary, summarise
+from canary.sim.weather import Weather
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "podinfo-istio.yaml"
+RUNS = 300
+BOUND = 0.05 + 3 * (0.05 * 0.95 / RUNS) ** 0.5
+BURSTS = {"bursts_per_hour": 20, "burst_seconds": 20, "burst_error_multiplier": 20}
+CYCLE = {"cycle_amplitude": 0.6, "cycle_minutes": 20}
+
+
+def _run(rpm: float, errors: float, ratio: float, **world: Any) -> Summary:
+    rollout = load_rollout(EXAMPLE)
+    scenario = Scenario(
+        name="world",
+        requests_per_minute=rpm,
+        primary_error_percent=errors,
+        canary_error_multiplier=ratio,
+        **world,
+    )
+    results = [simulate(rollout, scenario, s, record_timeline=False) for s in range(RUNS)]
+    return summarise(results, 0)
+
+
+@pytest.mark.parametrize("world", [BURSTS, CYCLE], ids=["bursts", "cycle"])
+@pytest.mark.parametrize(("rpm", "errors"), [(600, 0.5), (3000, 1.0)])
+def test_common_modes_keep_both_rates(world: dict[str, float], rpm: float, errors: float) -> None:
+    """Bursts and cycles scale both versions alike; comparing on the split of each look's
+    failures conditions them away. (Before the objective stopped failing compared canaries,
+    short bursts rolled back 50-60% of healthy canaries here.)"""
+    healthy = _run(rpm, errors, 1.0, **world)
+    assert healthy.rolled_back_by_judgement / RUNS <= BOUND
+    if rpm == 3000:
+        assert healthy.promoted / RUNS >= 0.9
+    worse = _run(rpm, errors, 2.0, **BURSTS) if world is BURSTS else None
+    if worse is not None:
+        assert worse.promoted / RUNS <= BOUND
+
+
+def test_a_canary_failing_one_endpoint_is_judged_on_its_whole_rate() -> None:
+    """11x on an endpoint that takes a tenth of the requests is 2x overall: not promoted."""
+    worse = _run(3000, 1.0, 11.0, endpoint_share=0.1)
+    assert worse.promoted / RUNS <= BOUND
+    assert worse.rolled_back_by_judgement / RUNS >= 0.9
+
+
+def test_pods_of_the_same_size_with_small_spread_keep_the_rates() -> None:
+    """The canary runs as many pods as the primary (canary_replicas); with a per-pod spread
+    of 0.3 in log rate over 10 pods a side the stated rates hold."""
+    pods = {"canary_pods": 10, "primary_pods": 10, "pod_error_sd": 0.3}
+    assert _run(3000, 1.0, 1.0, **pods).rolled_back_by_judgement / RUNS <= BOUND
+    assert _run(3000, 1.0, 2.0, **pods).promoted / RUNS <= BOUND
+
+
+def test_few_or_uneven_pods_breach_the_promotion_bound_as_documented() -> None:
+    """The stated assumption, measured: one canary pod among ten primary pods with a spread
+    of 0.5 lets a 2x version through far more often than beta (the pod is a draw, not the
+    version). docs/analysis.md gives the figures; this pins that the breach is real, so the
+    documentation cannot drift into a guarantee."""
+    pods = {"canary_pods": 1, "primary_pods": 10, "pod_error_sd": 0.5}
+    assert _run(3000, 1.0, 2.0, **pods).promoted / RUNS > BOUND
+
+
+def test_a_calm_world_draws_what_it_drew_before() -> None:
+    """Weather has a stream of its own: without bursts, cycle or pods nothing changes."""
+    calm = Weather.draw(Scenario(name="calm"), 5, 3600.0)
+    assert calm.burst_starts == ()
+    assert calm.volume(0.0, 60.0) == 1.0
+    assert calm.error_factor(0.0, 60.0) == 1.0
+    assert calm.canary_pod_factor == calm.primary_pod_factor == 1.0
+
+
+def test_bursts_and_cycle_shape_the_windows() -> None:
+    bursty = Weather.draw(Scenario(name="b", bursts_per_hour=60, burst_seconds=30), 1, 3600.0)
+    assert 30 <= len(bursty.burst_starts) <= 100
+    start = bursty.burst_starts[0]
+    assert bursty.error_factor(start, start + 30.0) == pytest.approx(10.0)
+    assert bursty.error_factor(start, start + 60.0) >= 5.0
+    cyclic = Weather.draw(Scenario(name="c", cycle_amplitude=0.5, cycle_minutes=10), 1, 3600.0)
+    assert cyclic.volume(0.0, 600.0) == pytest.approx(1.0, abs=1e-9)  # a whole period
+    samples = [cyclic.volume(t, t + 10.0) for t in range(0, 600, 10)]
+    assert max(samples) > 1.45
+    assert min(samples) < 0.55
