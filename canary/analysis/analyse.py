@@ -103,9 +103,10 @@ def analyse(
         seconds = check_window(rollout, check, name, state, window_seconds, now)
         try:
             judge = get_judge(name)
-            window = provider.window(
-                check, query_variables(targets, seconds, check, variables), now
-            )
+            given = query_variables(targets, seconds, check, variables)
+            # The exact window's start: the previous look's end, so consecutive looks add up.
+            given.setdefault("window_start", f"{now.timestamp() - seconds:.3f}")
+            window = provider.window(check, given, now)
         except (MetricsError, JudgeError) as exc:
             results.append(_inconclusive(check, name, status, now, exc))
             new_states.append(state)

@@ -21,9 +21,9 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from prometheus_api_client.exceptions import PrometheusApiClientException
@@ -31,10 +31,13 @@ from prometheus_api_client.prometheus_connect import PrometheusConnect
 from pydantic import Field, SecretStr, field_validator, model_validator
 from urllib3.util.retry import Retry
 
+from canary.analysis import exact
+from canary.analysis.exact import SeriesPoints
 from canary.analysis.provider import MetricsError, MetricsUnavailableError, QueryError
 from canary.analysis.samples import SideSample, WindowSample
 from canary.model.analysis import CheckKind, CheckSpec
 from canary.model.base import CamelModel
+from canary.model.duration import parse_duration
 
 
 class RetrySettings(CamelModel):
@@ -80,6 +83,35 @@ class PrometheusSettings(CamelModel):
     basic_auth: BasicAuth | None = None
     tls: TlsSettings = Field(default_factory=TlsSettings)
     headers: dict[str, str] = Field(default_factory=dict, description="Sent with every query.")
+    resolution: float = Field(
+        default=1.0,
+        ge=0.1,
+        le=60,
+        description="Exact counts: seconds between the points read from each series; at most "
+        "the scrape interval (a reset between two points whose counter grew past its old value "
+        "is missed).",
+    )
+    lookback: float = Field(
+        default=120.0,
+        ge=0,
+        le=3600,
+        description="Exact counts: seconds before a look's start searched for each series' "
+        "value there; a series without one was born inside the look and counts from zero, so "
+        "make it longer than the longest scrape gap.",
+    )
+    max_series: int = Field(
+        default=2000,
+        ge=1,
+        le=100_000,
+        description="Exact counts: the most series one check may select (both sides).",
+    )
+    max_points: int = Field(
+        default=1200,
+        ge=10,
+        le=100_000,
+        description="Exact counts: the most points read per series; a longer look reads at a "
+        "coarser resolution.",
+    )
 
     @field_validator("url")
     @classmethod
@@ -176,7 +208,7 @@ def _value(name: str, variables: Mapping[str, str], quote: str, regex: bool) -> 
     return escape_string(value, "'" if quote == "'" else '"')
 
 
-TAG = "__canary_series"
+TAG = exact.TAG
 """The synthetic label telling which of the check's queries a series answers."""
 
 _FIELDS = {
@@ -291,6 +323,29 @@ def _no_failures(check: CheckSpec, workload: str, count: int) -> str:
     return f"{head}: make it 0 when nothing failed, e.g. '<errors> or 0 * <requests>'"
 
 
+_T = TypeVar("_T")
+
+
+def _window_seconds(variables: Mapping[str, str]) -> float:
+    interval = variables.get("interval")
+    if not interval:
+        raise QueryError("the look has no {{ interval }}: cannot tell its boundaries")
+    try:
+        return parse_duration(interval)
+    except ValueError as exc:
+        raise QueryError(f"variable interval: {exc}") from None
+
+
+def _on_grid(unix: float, resolution: float) -> float:
+    """The last multiple of ``resolution`` at or before ``unix`` (a microsecond's tolerance,
+    so a boundary computed twice lands on the same point)."""
+    return math.floor((unix + 1e-6) / resolution) * resolution
+
+
+def _at(unix: float) -> datetime:
+    return datetime.fromtimestamp(unix, tz=UTC)
+
+
 class _RetryableError(Exception):
     """A try that failed in a way another try may not: ``reason`` completes 'prometheus at URL'."""
 
@@ -336,6 +391,13 @@ class PrometheusClient:
 
     def query(self, promql: str, at: datetime) -> list[Series]:
         """The instant vector of ``promql`` at ``at``; raises _RetryableError or a MetricsError."""
+        return _parse(self._raw(promql, at))
+
+    def query_points(self, promql: str, at: datetime) -> list[SeriesPoints]:
+        """The range vector of ``promql`` (a subquery or range selector) at ``at``."""
+        return _parse_matrix(self._raw(promql, at))
+
+    def _raw(self, promql: str, at: datetime) -> object:
         self._api.headers = self._authorization()
         where = f"prometheus at {self.settings.url}"
         try:
@@ -359,7 +421,7 @@ class PrometheusClient:
             ) from None
         except (ValueError, KeyError, TypeError):
             raise MetricsError(f"{where} answered with something that is not its API") from None
-        return _parse(raw)
+        return raw
 
     def _authorization(self) -> dict[str, str]:
         token = self.settings.bearer_token
@@ -409,6 +471,24 @@ def _parse(raw: object) -> list[Series]:
     return out
 
 
+def _parse_matrix(raw: object) -> list[SeriesPoints]:
+    if not isinstance(raw, list):
+        raise MetricsError("prometheus answered a query with something that is not a matrix")
+    out = []
+    for item in raw:
+        metric = item.get("metric") if isinstance(item, dict) else None
+        values = item.get("values") if isinstance(item, dict) else None
+        if not isinstance(metric, dict) or not isinstance(values, list):
+            continue
+        points = []
+        for pair in values:
+            with contextlib.suppress(TypeError, ValueError, IndexError):
+                points.append((float(pair[0]), float(pair[1])))
+        points.sort()
+        out.append(SeriesPoints({str(k): str(v) for k, v in metric.items()}, points))
+    return out
+
+
 class PrometheusProvider:
     """`MetricsProvider` on Prometheus: one instant query per check per tick."""
 
@@ -420,15 +500,48 @@ class PrometheusProvider:
         self._sleep = sleep
 
     def window(self, check: CheckSpec, variables: Mapping[str, str], at: datetime) -> WindowSample:
+        if check.side_label and check.kind in (CheckKind.ERROR_RATE, CheckKind.LATENCY):
+            return self.exact_window(check, variables, at)
         return split(check, self.query(render_check(check, variables), at), variables)
+
+    def exact_window(
+        self, check: CheckSpec, variables: Mapping[str, str], at: datetime
+    ) -> WindowSample:
+        """Exact counts (canary.analysis.exact): one subquery, per series increases."""
+        look = self.look(variables, at)
+        parts = {}
+        for part, template in query_parts(check).items():
+            try:
+                parts[part] = render(template, variables)
+            except QueryError as exc:
+                raise QueryError(f"{_FIELDS[part]} of check '{check.name}': {exc}") from None
+        promql = exact.subquery(exact.combine(parts, self.settings.max_series), look)
+        answer = self._retried(lambda: self.client.query_points(promql, _at(look.end)))
+        return exact.split(check, answer, variables, look, self.settings.max_series)
+
+    def look(self, variables: Mapping[str, str], at: datetime) -> exact.Look:
+        """The look's boundaries on the resolution's grid: its end at or before ``at``, its
+        start ``window_start`` when given (the previous look's end), else ``interval`` before."""
+        settings = self.settings
+        seconds = _window_seconds(variables)
+        resolution = max(settings.resolution, seconds / settings.max_points)
+        end = _on_grid(at.timestamp(), resolution)
+        given = variables.get("window_start")
+        start = _on_grid(float(given), resolution) if given else end - seconds
+        return exact.Look(
+            start=min(start, end), end=end, resolution=resolution, lookback=settings.lookback
+        )
 
     def query(self, promql: str, at: datetime) -> list[Series]:
         """``promql`` at ``at``, retried with backoff while Prometheus is unreachable or failing."""
+        return self._retried(lambda: self.client.query(promql, at))
+
+    def _retried(self, ask: Callable[[], _T]) -> _T:
         retries = self.settings.retries
         reason = ""
         for attempt in range(1, retries.attempts + 1):
             try:
-                return self.client.query(promql, at)
+                return ask()
             except _RetryableError as exc:
                 reason = exc.reason
             if attempt < retries.attempts:

@@ -16,6 +16,13 @@ class SideSample(BaseModel):
     requests: int = Field(ge=0)
     failures: int = Field(ge=0)
     value: float | None = None
+    quantile_low: float | None = Field(
+        default=None,
+        description="A quantile value is an estimate inside a histogram bucket: its lower bound.",
+    )
+    quantile_high: float | None = Field(
+        default=None, description="The bucket's upper bound (inf for the last, open bucket)."
+    )
 
     @property
     def failure_percent(self) -> float | None:

@@ -54,6 +54,15 @@ class CheckSpec(CamelModel):
     query: Query | None = Field(
         default=None, description="PromQL for a custom check: a value per side."
     )
+    side_label: str | None = Field(
+        default=None,
+        pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$",
+        description="Exact counts: the label whose value names each series' side (the canary's "
+        "or the primary's workload). requestsQuery and failuresQuery then select the counter "
+        "series as they are (no increase(), no sum) and canary counts each series' increase "
+        "between the look's boundaries itself. Without it the queries aggregate with "
+        "increase() by one label (Prometheus' extrapolated estimate). See docs/policies.md.",
+    )
     max: float | None = Field(
         default=None,
         allow_inf_nan=False,
@@ -86,6 +95,11 @@ class CheckSpec(CamelModel):
             raise ValueError(
                 "a custom check takes 'query'; requestsQuery/failuresQuery belong to "
                 "error-rate and latency checks"
+            )
+        if self.kind is CheckKind.CUSTOM and self.side_label:
+            raise ValueError(
+                "sideLabel belongs to error-rate and latency checks (exact counts); a custom "
+                "check's query gives one value per side"
             )
         if self.kind in (CheckKind.ERROR_RATE, CheckKind.LATENCY) and self.query:
             raise ValueError(

@@ -63,7 +63,8 @@ def test_each_provider_defaults_to_its_shipped_policy(name: str) -> None:
     )
     assert (latency.kind, latency.max) == (CheckKind.LATENCY, 500.0)
     assert latency.quantile_query
-    assert "histogram_quantile(0.99" in latency.quantile_query
+    assert latency.side_label is not None
+    assert f"sum by ({latency.side_label}, le)" in latency.quantile_query
 
 
 def test_policy_variables_are_written_into_the_queries() -> None:
@@ -128,7 +129,7 @@ def test_an_unknown_policy_names_the_field() -> None:
         resolve_checks(rollout(policies=[{"name": "istio"}, {"name": "istoi"}]))
     assert caught.value.path == "spec.analysis.policies[1].name"
     assert "istoi" in caught.value.message
-    assert "gateway-api-envoy, haproxy, istio, linkerd" in caught.value.message
+    assert "gateway-api-envoy, haproxy, istio, istio-ambient, linkerd" in caught.value.message
     assert isinstance(caught.value, CheckResolutionError)  # the CLI reports it like any other
 
 

@@ -30,9 +30,15 @@ ROOT = Path(__file__).resolve().parents[2]
 FILES = sorted((ROOT / "policies").glob("*.yaml"))
 
 
-def test_the_four_policies_are_shipped() -> None:
-    assert [f.stem for f in FILES] == ["gateway-api-envoy", "haproxy", "istio", "linkerd"]
-    assert sorted(builtin_policies()) == [f.stem for f in FILES]
+def test_the_five_policies_are_shipped() -> None:
+    assert sorted(f.stem for f in FILES) == [
+        "gateway-api-envoy",
+        "haproxy",
+        "istio",
+        "istio-ambient",
+        "linkerd",
+    ]
+    assert sorted(builtin_policies()) == sorted(f.stem for f in FILES)
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
@@ -52,7 +58,19 @@ def test_each_file_is_one_cluster_policy_with_error_rate_and_latency(path: Path)
     assert latency.failures_query is not None
     assert "{{ objective_" in latency.failures_query  # slow = total - bucket{le=objective}
     assert latency.quantile_query is not None
-    assert "histogram_quantile(0.99," in latency.quantile_query
+    # The p99 shown: bucket counts by side and le (an estimate with its bucket), or, for the
+    # seconds histograms of local mode, histogram_quantile's estimate in ms.
+    assert (
+        "histogram_quantile(0.99," in latency.quantile_query
+        or f"sum by ({latency.side_label}, le)" in latency.quantile_query
+    )
+    # Every shipped count check is counted exactly, per series, by the side's label.
+    assert errors.side_label
+    assert errors.side_label == latency.side_label
+    for query in (errors.requests_query, errors.failures_query, latency.requests_query):
+        assert query is not None
+        assert "increase(" not in query
+        assert "sum" not in query
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
@@ -61,7 +79,9 @@ def test_each_query_renders_for_a_tick(path: Path) -> None:
     for check in expand(builtin_policies()[path.stem]):
         query = render_check(check, query_variables(targets, 60, check))
         assert "{{" not in query
-        assert "[1m]" in query
+        # Exact checks read the series as they are (the provider adds the range); the
+        # quantile they show is counted over the window.
+        assert check.side_label or "[1m]" in query
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
@@ -102,7 +122,7 @@ def test_a_wheel_install_finds_them_under_the_prefix(
     no_source = tmp_path / "site-packages" / "policies"
     monkeypatch.setattr(policies, "policy_dirs", lambda: [no_source, share])
     assert builtin_dir() == share
-    assert sorted(builtin_policies()) == [f.stem for f in FILES]
+    assert sorted(builtin_policies()) == sorted(f.stem for f in FILES)
     monkeypatch.setattr(policies, "policy_dirs", lambda: [no_source])
     with pytest.raises(PolicyError, match="not installed"):
         builtin_dir()

@@ -253,6 +253,7 @@ def test_the_default_objects() -> None:
         "ClusterAnalysisPolicy/gateway-api-envoy",
         "ClusterAnalysisPolicy/haproxy",
         "ClusterAnalysisPolicy/istio",
+        "ClusterAnalysisPolicy/istio-ambient",
         "ClusterAnalysisPolicy/linkerd",
         "ClusterRole/canary",
         "ClusterRoleBinding/canary",
