@@ -723,9 +723,9 @@ def kubectl_path() -> str:
     if found is None:
         pytest.fail(
             "kubectl is not installed: the chart's manifests are checked with "
-            "`kubectl apply --dry-run=server` against the test API server. Install kubectl "
-            "1.25 or later and put it on PATH (the development machines have it as "
-            "/usr/bin/kubectl, from the Debian package `kubectl`)."
+            "`kubectl apply --dry-run=server` against the test API server. "
+            "scripts/bootstrap.sh (make .venv/.installed) puts kubectl and helm into the "
+            "venv's bin (scripts/install_kube_tools.py)."
         )
     return found
 
