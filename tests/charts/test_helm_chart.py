@@ -529,3 +529,57 @@ def test_the_crds_are_the_generated_ones() -> None:
     expected = crd_files()
     actual = {p.name: p.read_text(encoding="utf-8") for p in CRDS.glob("*.yaml")}
     assert actual == expected, "charts/canary/crds is out of date with the models: run `make crds`"
+
+
+# --- what a platform team adds (the monitoring set) -----------------------------------------
+
+
+def test_the_image_is_pulled_by_digest_when_one_is_given() -> None:
+    digest = VARIANTS["monitoring"]["image"]["digest"]
+    assert container(rendered("monitoring"))["image"] == f"ghcr.io/canary-dev/canary@{digest}"
+    tagged = render({"image": {"repository": "registry.example.com/canary", "tag": "1.2.3"}})
+    assert container(tagged)["image"] == "registry.example.com/canary:1.2.3"
+
+
+def test_the_ca_bundle_and_extra_volumes_are_mounted() -> None:
+    result = rendered("monitoring")
+    main = container(result)
+    pod = result.one("Deployment")["spec"]["template"]["spec"]
+    assert "--prometheus=https://prometheus.monitoring:9091" in main["args"]
+    assert "--prometheus-ca-file=/etc/canary/prometheus-ca/ca.pem" in main["args"]
+    mounts = {m["name"]: m for m in main["volumeMounts"]}
+    assert mounts["prometheus-ca"] == {
+        "name": "prometheus-ca",
+        "mountPath": "/etc/canary/prometheus-ca",
+        "readOnly": True,
+    }
+    assert mounts["webhook-ca"]["mountPath"] == "/etc/webhook-ca"
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["prometheus-ca"] == {
+        "name": "prometheus-ca",
+        "configMap": {"name": "cluster-ca"},
+    }
+    assert volumes["webhook-ca"] == {"name": "webhook-ca", "secret": {"secretName": "webhook-ca"}}
+    secret = render({"prometheus": {"caBundle": {"secret": "prom-ca"}}})
+    assert "--prometheus-ca-file=/etc/canary/prometheus-ca/ca.crt" in container(secret)["args"]
+    assert not [a for a in container(rendered())["args"] if "ca-file" in a]
+
+
+def test_the_network_policy_admits_the_metrics_and_api_ports_only() -> None:
+    policy = rendered("monitoring").one("NetworkPolicy")["spec"]
+    values = VARIANTS["monitoring"]["networkPolicy"]
+    assert (
+        policy["podSelector"]["matchLabels"]
+        == (rendered("monitoring").one("Deployment")["spec"]["selector"]["matchLabels"])
+    )
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["ingress"] == [
+        {"ports": [{"port": "metrics", "protocol": "TCP"}], "from": values["metricsFrom"]},
+        {"ports": [{"port": "api", "protocol": "TCP"}], "from": values["apiFrom"]},
+    ]
+    assert policy["egress"] == values["egress"]
+    open_egress = render({"networkPolicy": {"enabled": True}}).one("NetworkPolicy")["spec"]
+    assert open_egress["policyTypes"] == ["Ingress"]
+    assert open_egress["ingress"] == [{"ports": [{"port": "metrics", "protocol": "TCP"}]}]
+    assert "egress" not in open_egress
+    assert rendered().find("NetworkPolicy") == []
