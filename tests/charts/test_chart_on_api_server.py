@@ -21,6 +21,8 @@ from chart_controller import (
     rollout,
     wait_for,
 )
+from chart_kinds import stand_in_crds
+from chart_rbac import Request, Verdict, judge, rbac_allows, request_of
 from chart_support import (
     CRDS,
     MESH_CRDS,
@@ -28,16 +30,10 @@ from chart_support import (
     TOKEN,
     VARIANTS,
     Kubectl,
-    Request,
-    Verdict,
     container,
-    judge,
     kubectl_path,
-    rbac_allows,
     render,
     rendered,
-    request_of,
-    stand_in_crds,
 )
 
 from canary.testing import ApiServer

@@ -12,7 +12,8 @@ import base64
 from typing import Any
 
 import pytest
-from chart_support import NAMESPACE, HelmError, Verdict, judge, render, rendered
+from chart_rbac import Verdict, judge
+from chart_support import NAMESPACE, HelmError, render, rendered
 
 from canary.workload.names import Owner
 from canary.workload.primary import primary_configs

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 import yaml
+from chart_kinds import missing_required, unknown_fields
+from chart_rbac import Request, documented_rbac, rbac_allows
 from chart_support import (
     CHART,
     CRDS,
@@ -21,18 +23,13 @@ from chart_support import (
     ROOT,
     VARIANTS,
     HelmError,
-    Request,
     container,
     default_values,
-    documented_rbac,
     lint,
-    missing_required,
-    rbac_allows,
     render,
     rendered,
     schema,
     schema_errors,
-    unknown_fields,
     values_of,
 )
 
