@@ -117,7 +117,11 @@ class AnalysisSpec(CamelModel):
     )
     failure_limit: int = Field(default=3, ge=1, le=100, description="Failed ticks before rollback.")
     min_requests: int = Field(
-        default=20, ge=0, description="Canary requests a tick needs before it can be judged."
+        default=20,
+        ge=0,
+        description="The fewest canary requests a verdict rests on: sequential judge, in the "
+        "whole analysis before a quiet last step promotes; threshold and mann-whitney, in a "
+        "window (fewer: no verdict from that window).",
     )
     judge: JudgeName = JudgeName.SEQUENTIAL
     inconclusive_deadline: Duration = Field(
