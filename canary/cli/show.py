@@ -10,7 +10,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from canary.gates.api.models import RolloutSummary, RolloutView, WaitOutcome
-from canary.model.status import CheckResult, Phase, SideEvidence, Verdict
+from canary.model.status import CheckResult, Phase, RolloutStatus, SideEvidence, Verdict
 
 PHASE_STYLE = {
     Phase.SUCCEEDED: "bold green",
@@ -27,6 +27,17 @@ OUTCOME_STYLE = {
     WaitOutcome.FAILED: "bold red",
     WaitOutcome.TIMEOUT: "bold yellow",
 }
+
+
+UNTOUCHED = "no controller has picked it up yet (no status)"
+"""What `get` and `list` say of a Rollout whose status no controller (or runner) ever wrote:
+its phase would be a default, not something that happened, so none is shown (as kubectl's
+PHASE column shows none)."""
+
+
+def untouched(status: RolloutStatus) -> bool:
+    """True for a Rollout no controller has written a status for."""
+    return status == RolloutStatus()
 
 
 def _number(value: float) -> str:
@@ -82,6 +93,13 @@ def _progress(view: RolloutView) -> str:
 
 def rollout_tree(view: RolloutView) -> Tree:
     status = view.status
+    if untouched(status):
+        tree = Tree(Text.assemble((view.key, "bold"), "  ", ("-", "dim")))
+        tree.add(Text(UNTOUCHED, style="yellow"))
+        if view.target_revision:
+            tree.add(Text(f"target runs revision {view.target_revision}"))
+        _add_pending(tree, view)
+        return tree
     head = Text.assemble(
         (view.key, "bold"),
         "  ",
@@ -105,9 +123,7 @@ def rollout_tree(view: RolloutView) -> Tree:
     tree.add(Text(f"failed ticks: {status.failed_checks}{limit}"))
     if status.message:
         tree.add(Text(f"message: {status.message}"))
-    for command in view.pending_commands:
-        point = f" {command.point.value}" if command.point else ""
-        tree.add(Text(f"pending: {command.kind.value}{point} by {command.by}", style="magenta"))
+    _add_pending(tree, view)
     latest = view.latest_checks()
     if latest:
         tree.add(Text("checks (latest)", style="bold")).add(checks_table(latest))
@@ -115,6 +131,17 @@ def rollout_tree(view: RolloutView) -> Tree:
         tree.add(Text("checks: none yet", style="dim"))
     tree.add(Text(f"last tick: {_when(status.last_tick_at)}", style="dim"))
     return tree
+
+
+def _add_pending(tree: Tree, view: RolloutView) -> None:
+    for command in view.pending_commands:
+        point = f" {command.point.value}" if command.point else ""
+        tree.add(Text(f"pending: {command.kind.value}{point} by {command.by}", style="magenta"))
+
+
+def _untouched_line(item: RolloutSummary) -> bool:
+    blank = RolloutView(namespace=item.namespace, name=item.name, status=RolloutStatus())
+    return item == RolloutSummary.of(blank)
 
 
 def rollout_table(items: list[RolloutSummary]) -> RenderableType:
@@ -125,6 +152,11 @@ def rollout_table(items: list[RolloutSummary]) -> RenderableType:
         table.add_column(column, no_wrap=True)
     table.add_column("message", overflow="fold")
     for item in items:
+        if _untouched_line(item):
+            dash = Text("-", style="dim")
+            table.add_row(Text(item.namespace), Text(item.name), dash, dash, dash, dash,
+                          Text(UNTOUCHED, style="yellow"))  # fmt: skip
+            continue
         table.add_row(
             Text(item.namespace),
             Text(item.name),

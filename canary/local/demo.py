@@ -7,7 +7,7 @@ engine judges v2 with the shipped `haproxy` policy and promotes or rolls it back
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -24,6 +24,7 @@ from canary.local.service import Behaviour
 from canary.local.state import load_state
 from canary.local.workload import FixedBackends
 from canary.model.analysis import CheckKind, CheckSpec
+from canary.model.gates import ApprovalPoint
 from canary.model.rollout import Rollout
 from canary.sim.result import CheckOutcome, CheckSummary, SimulationResult, TimelineEntry
 from canary.traffic.haproxy.router import HaproxyRouter
@@ -46,6 +47,15 @@ _V2 = {
 AB_HEADER = "x-canary"
 AB_VALUE = "insider"
 
+DEMO_NAME = "demo"
+DEMO_NAMESPACE = "local"
+
+
+def state_file(workdir: Path) -> Path:
+    """Where the demo keeps its state: NAME.state.json, the name `canary api --state-dir` and
+    `canary run` use, so that the API (`canary get/approve`) serves the demo's rollout."""
+    return workdir / f"{DEMO_NAME}.state.json"
+
 
 @dataclass(frozen=True)
 class DemoTiming:
@@ -58,7 +68,12 @@ class DemoTiming:
     iterations: int = 5
 
 
-def demo_rollout(scenario: DemoScenario, ports: Ports, timing: DemoTiming) -> Rollout:
+def demo_rollout(
+    scenario: DemoScenario,
+    ports: Ports,
+    timing: DemoTiming,
+    approvals: Sequence[ApprovalPoint] = (),
+) -> Rollout:
     strategy: dict[str, Any]
     if scenario is DemoScenario.AB:
         match = [{"headers": {AB_HEADER: {"exact": AB_VALUE}}}]
@@ -67,7 +82,7 @@ def demo_rollout(scenario: DemoScenario, ports: Ports, timing: DemoTiming) -> Ro
         strategy = {"canary": {"weights": list(timing.weights)}}
     return Rollout.model_validate(
         {
-            "metadata": {"name": "demo", "namespace": "local"},
+            "metadata": {"name": DEMO_NAME, "namespace": DEMO_NAMESPACE},
             "spec": {
                 "targetRef": {"name": "demo"},
                 "service": {"port": int(ports.frontend.rpartition(":")[2])},
@@ -87,6 +102,7 @@ def demo_rollout(scenario: DemoScenario, ports: Ports, timing: DemoTiming) -> Ro
                     "minRequests": 10,
                 },
                 "progressDeadlineSeconds": 60,
+                "gates": {"approvals": [p.value for p in approvals]},
             },
         }
     )
@@ -118,25 +134,26 @@ def run_demo(
     timing: DemoTiming | None = None,
     on_tick: Progress | None = None,
     log: Callable[[str], None] = print,
+    approvals: Sequence[ApprovalPoint] = (),
 ) -> tuple[SimulationResult, DemoStack]:
     """Start the stack, run the rollout to its end, stop everything; the report and the
     (closed) stack, whose load generator counts say who served what."""
     timing = timing or DemoTiming()
     ports = Ports.pick()
-    rollout = demo_rollout(scenario, ports, timing)
+    rollout = demo_rollout(scenario, ports, timing, approvals)
     tagged = 0.3 if scenario is DemoScenario.AB else 0.0
     load = LoadSpec(target=ports.frontend, rate=timing.rate, tagged_share=tagged)
     stack = DemoStack(rollout, ports, workdir, V1, _V2[scenario], load, timing.scrape_interval)
     timeline: list[TimelineEntry] = []
     with stack:
         router = HaproxyRouter(rollout, stack.map_dir)
-        state = load_state(workdir / "state.json", rollout, stable="v1")
+        state = load_state(state_file(workdir), rollout, stable="v1")
         settings = rollout.spec.provider.haproxy
         assert settings is not None
         workload = FixedBackends(settings, router.runtime, "v2", state.workload)
         provider = RecordingProvider(provider_factory(f"http://{ports.prometheus}"))
         runner = LocalRunner(
-            rollout, workdir / "state.json", state, router, workload, provider, log=log
+            rollout, state_file(workdir), state, router, workload, provider, log=log
         )
 
         kinds = {c.name: c.kind for c in runner.checks}

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import yaml
 
 from canary.local.processes import ManagedProcess, ProcessError, find_binary
@@ -71,7 +70,6 @@ def start_prometheus(
 
 def _ready(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return int(response.status) == 200
-    except (urllib.error.URLError, OSError):
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
         return False

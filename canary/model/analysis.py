@@ -167,7 +167,9 @@ class AnalysisSpec(CamelModel):
         default=20,
         ge=0,
         le=MAX_COUNT,
-        description="Canary requests a tick needs before it can be judged.",
+        description="The fewest canary requests a verdict rests on: sequential judge, in the "
+        "whole analysis before a quiet last step promotes; threshold and mann-whitney, in a "
+        "window (fewer: no verdict from that window).",
     )
     judge: JudgeName = JudgeName.SEQUENTIAL
     inconclusive_deadline: Duration = Field(

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import requests
+import httpx
 
 from canary.notify.notice import Notice, check_summary
 from canary.notify.queue import Delivery, RetryLaterError
@@ -96,13 +96,14 @@ class WebhookSender:
         *,
         timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
-        session: requests.Session | None = None,
+        session: httpx.Client | None = None,
     ) -> None:
         self.url = url
         self.secret = secret
         self.timeout = timeout
         self.clock = clock
-        self.session = session or requests.Session()
+        # A redirect is not followed (a POST would be replayed as a GET): it is a failure.
+        self.session = session or httpx.Client(follow_redirects=False)
 
     def send(self, delivery: Delivery) -> None:
         body = json.dumps(payload(delivery.notice), separators=(",", ":")).encode()
@@ -117,8 +118,10 @@ class WebhookSender:
         if self.secret:
             headers[SIGNATURE_HEADER] = sign(self.secret, timestamp, body)
         try:
-            response = self.session.post(self.url, data=body, headers=headers, timeout=self.timeout)
-        except requests.RequestException as exc:
+            response = self.session.post(
+                self.url, content=body, headers=headers, timeout=self.timeout
+            )
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise RetryLaterError(f"webhook {self.url} unreachable: {exc}") from exc
         if not 200 <= response.status_code < 300:
             after = response.headers.get("Retry-After")
