@@ -147,10 +147,10 @@ def wheelhouse(folder: Path, scratch: Path) -> None:
         own.unlink()
 
 
-def run_read_only(rootfs: Path, config: dict[str, Any], script: str, files: Path) -> str:
-    """``script`` (sh) in ``rootfs`` as a container of ``config`` would run: the image's user,
-    environment and working folder, a read-only root with a tmpfs on /tmp (what the chart
-    mounts), and ``files`` copied to /tmp/files."""
+def read_only_command(rootfs: Path, config: dict[str, Any], script: str, files: Path) -> list[str]:
+    """The command that runs ``script`` (sh) in ``rootfs`` as a container of ``config`` would:
+    the image's user, environment and working folder, a read-only root with a tmpfs on /tmp
+    (what the chart mounts), and ``files`` copied to /tmp/files. The network is the host's."""
     user = config["User"]
     env = list(config.get("Env", []))
     workdir = config.get("WorkingDir") or "/"
@@ -162,4 +162,10 @@ def run_read_only(rootfs: Path, config: dict[str, Any], script: str, files: Path
         f'&& cp -r "{files}" "{rootfs}/tmp/files" && chmod -R a+rX "{rootfs}/tmp/files" '
         '&& exec "$@"'
     )
-    return run(["unshare", "--mount", "--fork", "/bin/sh", "-c", setup, "setup", *inside])
+    unshare = ["unshare", "--mount", "--fork", "--kill-child"]
+    return [*unshare, "/bin/sh", "-c", setup, "setup", *inside]
+
+
+def run_read_only(rootfs: Path, config: dict[str, Any], script: str, files: Path) -> str:
+    """``script``'s output, run as `read_only_command` says."""
+    return run(read_only_command(rootfs, config, script, files))
