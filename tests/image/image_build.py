@@ -16,12 +16,14 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-IMAGE = "ghcr.io/canary-dev/canary:0.1.0"
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+IMAGE = f"ghcr.io/canary-dev/canary:{VERSION}"
 BASE = "localhost/canary-image-test/python:3.11-bookworm"
 SUITE = "bookworm"
 BASE_PACKAGES = ("python3", "python3-venv")
@@ -96,6 +98,8 @@ class Buildah:
             "PIP_FIND_LINKS=/wheels",
             "--build-arg",
             "PIP_NO_INDEX=1",
+            "--build-arg",
+            f"VERSION={VERSION}",
             "--tag",
             tag,
             "--file",
