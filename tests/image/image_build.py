@@ -16,12 +16,14 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-IMAGE = "ghcr.io/canary-dev/canary:0.1.0"
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+IMAGE = f"ghcr.io/canary-dev/canary:{VERSION}"
 BASE = "localhost/canary-image-test/python:3.11-bookworm"
 SUITE = "bookworm"
 BASE_PACKAGES = ("python3", "python3-venv")
@@ -96,6 +98,8 @@ class Buildah:
             "PIP_FIND_LINKS=/wheels",
             "--build-arg",
             "PIP_NO_INDEX=1",
+            "--build-arg",
+            f"VERSION={VERSION}",
             "--tag",
             tag,
             "--file",
@@ -147,10 +151,10 @@ def wheelhouse(folder: Path, scratch: Path) -> None:
         own.unlink()
 
 
-def run_read_only(rootfs: Path, config: dict[str, Any], script: str, files: Path) -> str:
-    """``script`` (sh) in ``rootfs`` as a container of ``config`` would run: the image's user,
-    environment and working folder, a read-only root with a tmpfs on /tmp (what the chart
-    mounts), and ``files`` copied to /tmp/files."""
+def read_only_command(rootfs: Path, config: dict[str, Any], script: str, files: Path) -> list[str]:
+    """The command that runs ``script`` (sh) in ``rootfs`` as a container of ``config`` would:
+    the image's user, environment and working folder, a read-only root with a tmpfs on /tmp
+    (what the chart mounts), and ``files`` copied to /tmp/files. The network is the host's."""
     user = config["User"]
     env = list(config.get("Env", []))
     workdir = config.get("WorkingDir") or "/"
@@ -162,4 +166,10 @@ def run_read_only(rootfs: Path, config: dict[str, Any], script: str, files: Path
         f'&& cp -r "{files}" "{rootfs}/tmp/files" && chmod -R a+rX "{rootfs}/tmp/files" '
         '&& exec "$@"'
     )
-    return run(["unshare", "--mount", "--fork", "/bin/sh", "-c", setup, "setup", *inside])
+    unshare = ["unshare", "--mount", "--fork", "--kill-child"]
+    return [*unshare, "/bin/sh", "-c", setup, "setup", *inside]
+
+
+def run_read_only(rootfs: Path, config: dict[str, Any], script: str, files: Path) -> str:
+    """``script``'s output, run as `read_only_command` says."""
+    return run(read_only_command(rootfs, config, script, files))

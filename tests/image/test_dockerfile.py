@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,3 +48,8 @@ def test_the_build_context_is_what_the_build_copies() -> None:
         if words[:1] == ["COPY"] and not words[1].startswith("--from"):
             sources.update(words[1:-1])
     assert sources == allowed
+
+
+def test_the_image_version_defaults_to_the_package_version() -> None:
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert f"ARG VERSION={version}" in DOCKERFILE.read_text().splitlines()

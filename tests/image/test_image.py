@@ -8,12 +8,18 @@ Deselect it in a quick run with ``-m 'not image'``. image_build.py says how it w
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import socket
+import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from image_build import (
     BASE,
@@ -22,9 +28,12 @@ from image_build import (
     Buildah,
     debian_rootfs,
     ensure_tools,
+    read_only_command,
     run_read_only,
     wheelhouse,
 )
+
+from canary.testing import ApiServer
 
 pytestmark = pytest.mark.image
 
@@ -37,6 +46,12 @@ class Built:
 
     def sh(self, script: str) -> str:
         return run_read_only(self.rootfs, self.config, script, self.files)
+
+    def start(self, script: str) -> subprocess.Popen[str]:
+        """``script`` in the background (a process group of its own, to stop it whole)."""
+        command = read_only_command(self.rootfs, self.config, script, self.files)
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, start_new_session=True)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +68,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
         container, rootfs = buildah.mount(IMAGE)
         files = work / "files"
         shutil.copytree(ROOT / "examples", files / "examples")
+        shutil.copytree(ROOT / "charts" / "canary" / "crds", files / "crds")
         yield Built(buildah.config(IMAGE), rootfs, files)
         buildah("rm", container)
     finally:
@@ -101,3 +117,55 @@ def test_only_runtime_dependencies_are_installed(built: Built) -> None:
     assert not present & {"pytest", "hypothesis", "mypy", "ruff", "jsonpatch"}, "dev extra"
     assert not present & {"setuptools", "pip"}, "the build's tools stay in the build stage"
     assert not (built.rootfs / "src").exists(), "no source tree in the image"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_the_controller_starts_and_gets_ready_on_a_read_only_root(built: Built) -> None:
+    # The test API server runs here; the controller, in the image's root, reaches it over the
+    # host's loopback (chroot keeps the network).
+    with ApiServer() as api:
+        api.apply_file(*sorted((built.files / "crds").glob("*.yaml")))
+        api.kubeconfig(built.files / "kubeconfig", namespace="default")
+        port = _free_port()
+        controller = built.start(
+            "exec canary controller --kubeconfig /tmp/files/kubeconfig --no-leader-elect "
+            f"--metrics-addr 127.0.0.1:{port} --prometheus http://127.0.0.1:9"
+        )
+        try:
+            ready = _ready(f"http://127.0.0.1:{port}/readyz", controller)
+        finally:
+            _stop(controller)
+            output, _ = controller.communicate(timeout=60)
+    assert ready, output
+    assert "Read-only file system" not in output
+    assert "Traceback" not in output
+    assert controller.returncode == 0, output
+
+
+def _ready(url: str, process: subprocess.Popen[str]) -> bool:
+    deadline = time.monotonic() + 120  # a bound on a loaded machine, not a measured figure
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    """SIGTERM to the controller (unshare's child, which unshare then exits with), as a
+    kubelet stops a container; SIGKILL to the whole group if it is not gone in 30 s."""
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    for pid in children.read_text().split() if children.exists() else []:
+        os.kill(int(pid), signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
