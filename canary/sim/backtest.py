@@ -211,7 +211,9 @@ def _check(result: CheckResult, kind: CheckKind | None, sample: WindowSample | N
         verdict=result.verdict,
         judge=result.judge,
         decisive=result.decisive,
-        values={side: s.value for side, s in sides if s is not None and s.value is not None},
+        values={
+            side: round(s.value, 1) for side, s in sides if s is not None and s.value is not None
+        },
         buckets={
             side: (s.quantile_low, s.quantile_high)
             for side, s in sides

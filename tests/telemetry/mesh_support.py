@@ -42,7 +42,7 @@ LOOKALIKE = Behaviour((0.5, 0, 0, 0, 0.5, 0, 0, 0), 40.0, 0.5)
 IDLE = Behaviour(HEALTHY.shares, 50.0, 0.5)
 
 
-def _pods(workload: str, namespace: str, count: int, born: int, subnet: int) -> list[Pod]:
+def replica_pods(workload: str, namespace: str, count: int, born: int, subnet: int) -> list[Pod]:
     """Pods named as a ReplicaSet names them (a hash per ReplicaSet: unique here)."""
     return [
         Pod(
@@ -56,38 +56,45 @@ def _pods(workload: str, namespace: str, count: int, born: int, subnet: int) -> 
     ]
 
 
+def replica_set(workload: str, count: int, born: int, subnet: int) -> tuple[Pod, ...]:
+    """``count`` pods of ``workload`` in the rollout's namespace."""
+    return tuple(replica_pods(workload, NAMESPACE, count, born, subnet))
+
+
 def workloads() -> tuple[Workload, ...]:
-    primary = _pods("podinfo-primary", NAMESPACE, 3, 0, 1)
+    primary = replica_pods("podinfo-primary", NAMESPACE, 3, 0, 1)
     primary[1] = Pod(
         primary[1].name, primary[1].workload, NAMESPACE, 0, None, (170,), primary[1].ip
     )
-    canary = _pods("podinfo", NAMESPACE, 2, ANALYSIS_START, 2)
+    canary = replica_pods("podinfo", NAMESPACE, 2, ANALYSIS_START, 2)
     canary[0] = Pod(canary[0].name, "podinfo", NAMESPACE, ANALYSIS_START, 200, (), canary[0].ip)
     canary.append(Pod("podinfo-6f8c9d7b5-zq9wn", "podinfo", NAMESPACE, 205, ip="10.1.2.9"))
     return (
         Workload(NAMESPACE, "podinfo-primary", 60.0, HEALTHY, tuple(primary), "primary"),
         Workload(NAMESPACE, "podinfo", 20.0, BAD, tuple(canary), "canary"),
         Workload(
-            NAMESPACE, "podinfo-v2", 5.0, LOOKALIKE, tuple(_pods("podinfo-v2", NAMESPACE, 1, 0, 3))
+            NAMESPACE,
+            "podinfo-v2",
+            5.0,
+            LOOKALIKE,
+            tuple(replica_pods("podinfo-v2", NAMESPACE, 1, 0, 3)),
         ),
         Workload(
             "shop-staging",
             "podinfo",
             5.0,
             LOOKALIKE,
-            tuple(_pods("podinfo", "shop-staging", 1, 0, 4)),
+            tuple(replica_pods("podinfo", "shop-staging", 1, 0, 4)),
         ),
         Workload(
             "shop-staging",
             "podinfo-primary",
             5.0,
             LOOKALIKE,
-            tuple(_pods("podinfo-primary", "shop-staging", 1, 0, 5)),
+            tuple(replica_pods("podinfo-primary", "shop-staging", 1, 0, 5)),
         ),
-        Workload(
-            NAMESPACE, "idle-primary", 10.0, IDLE, tuple(_pods("idle-primary", NAMESPACE, 1, 0, 6))
-        ),
-        Workload(NAMESPACE, "idle", 0.0, IDLE, tuple(_pods("idle", NAMESPACE, 1, 0, 7))),
+        Workload(NAMESPACE, "idle-primary", 10.0, IDLE, replica_set("idle-primary", 1, 0, 6)),
+        Workload(NAMESPACE, "idle", 0.0, IDLE, replica_set("idle", 1, 0, 7)),
     )
 
 
