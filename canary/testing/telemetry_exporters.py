@@ -444,13 +444,19 @@ def mesh_targets(history: History) -> list[Target]:
 # OpenMetrics
 
 
-def openmetrics(history: History, targets: list[Target]) -> Iterator[str]:
-    """The text promtool backfills: every target's samples at each of its scrapes."""
+def openmetrics(
+    history: History, targets: list[Target], *, float_le: bool = False
+) -> Iterator[str]:
+    """The text promtool backfills: every target's samples at each of its scrapes.
+    ``float_le`` writes bucket boundaries as Prometheus 3 stores classic histograms' (``500.0``
+    for ``500``)."""
     families: dict[str, list[tuple[int, str]]] = defaultdict(list)
     for target in targets:
         for t in history.scrapes(target.name, target.pod):
             stamp = history.start + t
             for name, labels, value in target.expose(t):
+                if float_le and "le" in labels and labels["le"] != "+Inf":
+                    labels = {**labels, "le": repr(float(labels["le"]))}
                 text = _labels({**labels, **target.labels})
                 families[name].append((stamp, f"{name}{text} {value:.17g} {stamp}\n"))
     for name, lines in families.items():

@@ -8,6 +8,7 @@ bracket a look's boundaries (what Prometheus can know), and what each side serve
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,9 +19,12 @@ from mesh_support import (
     backtest,
     holders,
     start_mesh_prometheus,
+    workloads,
 )
+from prometheus_backfill import history_start, start_backfilled_prometheus
 
-from canary.testing.telemetry_history import Totals
+from canary.testing.telemetry_exporters import mesh_targets, openmetrics
+from canary.testing.telemetry_history import History, Totals
 
 POLICIES = ("istio", "istio-ambient", "linkerd", "gateway-api-envoy")
 
@@ -147,3 +151,25 @@ def test_the_json_has_the_documented_shape(mesh: MeshPrometheus) -> None:
     latency = next(c for c in look["checks"] if c["name"] == "latency")
     low, high = latency["buckets"]["canary"]
     assert low < latency["values"]["canary"] <= high
+
+
+def test_prometheus_3s_float_bucket_boundaries_count_the_same(tmp_path: Path) -> None:
+    """Prometheus 3 stores a classic histogram's le="500" as le="500.0": the shipped policies
+    match both (docs/policies.md)."""
+    history = History(history_start(), 120, workloads()[:2], seed=5)
+    source = tmp_path / "float-le.om"
+    with source.open("w") as out:
+        out.writelines(openmetrics(history, mesh_targets(history), float_le=True))
+    assert 'le="500.0"' in source.read_text()
+    url, process = start_backfilled_prometheus(tmp_path, source)
+    try:
+        mesh = MeshPrometheus(history, url, process, tmp_path)
+        for policy in ("istio", "linkerd", "gateway-api-envoy"):
+            data = backtest(mesh, policy, ANALYSIS_START, 120, 60)
+            latency = _counts(data["looks"][0], "latency", "canary")
+            truth = history.known_in(holders(mesh, policy, "canary"), ANALYSIS_START, 120)
+            assert latency == {"requests": truth.requests, "failures": truth.slow}, policy
+            check = next(c for c in data["looks"][0]["checks"] if c["name"] == "latency")
+            assert "canary" in check["buckets"], policy
+    finally:
+        process.stop()
