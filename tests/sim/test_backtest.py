@@ -18,7 +18,7 @@ from canary.cli.backtest import parse_time
 from canary.cli.main import cli
 from canary.model.status import Verdict
 from canary.sim.backtest import MAX_LOOKS, Decision, Look, LookCheck, decide
-from canary.testing.telemetry_exporters import mesh_targets, openmetrics
+from canary.testing.telemetry_backfill import mesh_targets, openmetrics
 from canary.testing.telemetry_history import BAD, HEALTHY, History, Workload
 
 SECONDS = 120

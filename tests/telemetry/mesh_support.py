@@ -23,7 +23,7 @@ from prometheus_backfill import history_start, start_backfilled_prometheus
 
 from canary.cli.main import cli
 from canary.local.processes import ManagedProcess
-from canary.testing.telemetry_exporters import GATEWAYS, mesh_targets, openmetrics
+from canary.testing.telemetry_backfill import GATEWAYS, mesh_targets, openmetrics
 from canary.testing.telemetry_history import (
     BAD,
     HEALTHY,

@@ -23,7 +23,7 @@ from mesh_support import (
 )
 from prometheus_backfill import history_start, start_backfilled_prometheus
 
-from canary.testing.telemetry_exporters import mesh_targets, openmetrics
+from canary.testing.telemetry_backfill import mesh_targets, openmetrics
 from canary.testing.telemetry_history import History, Totals
 
 POLICIES = ("istio", "istio-ambient", "linkerd", "gateway-api-envoy")
