@@ -51,8 +51,9 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
 
 
 def run(*args: str) -> tuple[int, str]:
+    """The exit code, and stdout (with stderr after it when the command failed)."""
     result = CliRunner().invoke(cli, ["backtest", *args], catch_exceptions=False)
-    return result.exit_code, result.output
+    return result.exit_code, result.stdout + (result.stderr if result.exit_code else "")
 
 
 def test_times_are_rfc3339_or_unix_seconds() -> None:
@@ -113,7 +114,7 @@ def test_json_and_a_plot(prometheus: tuple[str, int, Path], tmp_path: Path) -> N
         str(picture),
     )
     assert code == 0, out
-    data = json.loads(out[: out.rindex("}") + 1])
+    data = json.loads(out)
     assert [look["end"] for look in data["looks"]] == [
         datetime.fromtimestamp(start + s, UTC).isoformat().replace("+00:00", "Z")
         for s in (40, 60, 80)

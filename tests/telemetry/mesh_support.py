@@ -160,7 +160,7 @@ def backtest(
     ]
     run = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert run.exit_code == 0, run.output
-    data: dict[str, Any] = json.loads(run.output)
+    data: dict[str, Any] = json.loads(run.stdout)  # stderr may hold another thread's noise
     return data
 
 
