@@ -16,6 +16,11 @@ and side it answers one series, as Prometheus would:
   (requests slower than the objective): a healthy canary, exactly like its primary;
 - quantile: 180 ms (NaN with no requests, as ``histogram_quantile`` gives).
 
+The policy counts exactly (``sideLabel``): its query is a subquery over the counter series,
+``(...)[<range>s:<resolution>s]``, answered as a matrix: per part and side one counter growing
+at the side's current rate over the range (so a look's increase is ``rate * window``), and the
+quantile as a constant. An instant query of ``sum by`` parts is answered as before.
+
 ``/stats`` answers the number of queries answered (and refused), for the benchmark to count
 queries per tick. Run by the benchmark as::
 
@@ -51,6 +56,7 @@ _WINDOW = re.compile(r"\[((?:\d+(?:ms|s|m|h|d))+)\]")
 _UNIT = re.compile(r"(\d+)(ms|s|m|h|d)")
 _SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _INDEX = re.compile(r"(\d+)$")
+_SUBQUERY = re.compile(r"\)\[(\d+)s:(\d+(?:\.\d+)?)s\]\s*$")
 
 
 def window_seconds(text: str) -> float:
@@ -80,6 +86,9 @@ class Answers:
         parts = _PART.findall(query)
         workloads = _WORKLOADS.search(query)
         window = _WINDOW.search(query)
+        subquery = _SUBQUERY.search(query)
+        if parts and workloads is not None and subquery is not None:
+            return self._matrix(query, parts, workloads.groups(), subquery.groups(), at)
         if not parts or workloads is None or window is None:
             with self.lock:
                 self.refused += 1
@@ -110,6 +119,39 @@ class Answers:
                     }
                 )
         return 200, {"status": "success", "data": {"resultType": "vector", "result": result}}
+
+    def _matrix(
+        self,
+        query: str,
+        parts: list[str],
+        workloads: tuple[str | Any, ...],
+        subquery: tuple[str | Any, ...],
+        at: float,
+    ) -> tuple[int, dict[str, Any]]:
+        """Counters over the subquery's range, at its resolution (exact counting)."""
+        with self.lock:
+            self.queries += 1
+        canary, primary = str(workloads[0]), str(workloads[1])
+        reach, step = float(subquery[0]), float(subquery[1])
+        end = math.floor(at / step) * step
+        times = [end - k * step for k in range(int(reach / step), -1, -1)]
+        share = self.weight(canary)
+        failing = SLOW_SHARE if "istio_request_duration" in query else ERROR_SHARE
+        result = []
+        for part in dict.fromkeys(parts):
+            for workload, rate in ((canary, self.rps * share), (primary, self.rps * (1 - share))):
+                if part == "quantile":
+                    values = [QUANTILE_MS if rate > 0 else math.nan for _ in times]
+                else:
+                    per_second = rate * (failing if part == "failures" else 1.0)
+                    values = [per_second * (t - times[0]) + 1000.0 for t in times]
+                result.append(
+                    {
+                        "metric": {"__canary_series": part, "destination_workload": workload},
+                        "values": [[t, _number(v)] for t, v in zip(times, values, strict=True)],
+                    }
+                )
+        return 200, {"status": "success", "data": {"resultType": "matrix", "result": result}}
 
     def stats(self) -> dict[str, int]:
         with self.lock:

@@ -6,7 +6,9 @@ point of a fine grid). No extrapolation: a request is counted in the look whose 
 first boundary after Prometheus scraped it, so consecutive looks add up to the total.
 
 - A drop between two points is a counter reset (the process restarted): what the counter
-  shows after it was all counted after the restart, so the new value is added.
+  shows after it was all counted after the restart, so the new value is added. A restart
+  after which the counter is back above its old value by the next point looks like growth
+  (Prometheus' own increase() has the same blind spot).
 - A series with no point at or before the start (within the lookback the query reaches back)
   was born inside the look: a new pod, or the first answer of a new kind (the first 503), so
   its first value was counted from zero. The assumption: Prometheus scraped its targets

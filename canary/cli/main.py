@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from canary import __version__
+from canary.cli.backtest import backtest_command
 from canary.cli.controller import controller
 from canary.cli.crds import crds
 from canary.cli.demo import demo
@@ -29,6 +30,7 @@ def cli() -> None:
 cli.add_command(validate)
 cli.add_command(crds)
 cli.add_command(simulate)
+cli.add_command(backtest_command, name="backtest")
 cli.add_command(demo)
 cli.add_command(run)
 cli.add_command(haproxy_config)

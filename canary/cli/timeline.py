@@ -76,12 +76,21 @@ def _check_cell(check: CheckOutcome) -> Text:
     if check.kind is CheckKind.ERROR_RATE:
         text.append(f" {_num(canary, '{:.2f}%')} vs {_num(primary, '{:.2f}%')}")
     elif check.kind is CheckKind.LATENCY:
-        text.append(f" {_num(canary, '{:.0f}')} vs {_num(primary, '{:.0f}ms')}")
+        # The judged number is the share slower than the objective; the p99 is read from
+        # histogram buckets, an estimate (docs/policies.md).
+        slow = _share(check.canary_failures, check.canary_requests)
+        slow_primary = _share(check.primary_failures, check.primary_requests)
+        text.append(f" {slow} vs {slow_primary} slow")
+        text.append(f" p99~{_num(canary, '{:.0f}ms')}", "dim")
     else:
         text.append(f" {_num(canary, '{:g}')} vs {_num(primary, '{:g}')}")
     if check.canary_requests is not None:
         text.append(f" n={check.canary_requests:,}", style="dim")
     return text
+
+
+def _share(failures: int | None, requests: int | None) -> str:
+    return "-" if failures is None or not requests else f"{100.0 * failures / requests:.1f}%"
 
 
 def _num(value: float | None, form: str) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -27,11 +26,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-import pytest
+from prometheus_backfill import history_start, start_backfilled_prometheus
 
 from canary.analysis.provider import Targets
-from canary.local.processes import ManagedProcess, ProcessError, find_binary, free_port
-from canary.local.prometheus import start_prometheus
+from canary.local.processes import ManagedProcess, free_port
 from canary.local.service import LATENCY_BUCKETS
 
 STEP = 10
@@ -41,11 +39,6 @@ SPAN = 25 * 60
 AT_OFFSET = 20 * 60 + 5
 """The query time, after the first sample: 5 s after a sample, with 20 minutes of data before."""
 
-INSTALL_HINT = (
-    "the Prometheus tests need the Debian package `prometheus` (prometheus and promtool): "
-    "install it with `apt-get install -y prometheus`, or run `make test`, whose "
-    "scripts/bootstrap.sh installs it"
-)
 
 ISTIO_BUCKETS = (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
 LINKERD_BUCKETS = (1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500, 1000, 2000, 5000)
@@ -313,41 +306,11 @@ class LoadedPrometheus:
 
 def start_loaded_prometheus(workdir: Path, now: float | None = None) -> LoadedPrometheus:
     """Backfill the known series and start Prometheus on a free port; fails with the reason."""
-    promtool = _binary("promtool")
-    _binary("prometheus")
-    # Whole 2-hour blocks, a few hours back: inside the 1-day retention, clear of the head.
-    start = int((now or time.time()) // 7200 * 7200 - 4 * 3600)
+    start = history_start(now)
     source = workdir / "series.om"
     source.write_text(openmetrics(start))
-    data = workdir / "data"
-    backfill = subprocess.run(
-        [promtool, "tsdb", "create-blocks-from", "openmetrics", str(source), str(data)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if backfill.returncode != 0:
-        pytest.fail(f"promtool could not backfill the test series:\n{backfill.stderr[-2000:]}")
-    at = datetime.fromtimestamp(start + AT_OFFSET, UTC)
-    problem = ""
-    for _ in range(3):  # the free port may be taken before Prometheus binds it: try another
-        listen = f"127.0.0.1:{free_port()}"
-        try:
-            process = start_prometheus("scrape_configs: []\n", listen, workdir, timeout=60)
-        except ProcessError as exc:
-            problem = str(exc)
-            continue
-        return LoadedPrometheus(f"http://{listen}", at, process)
-    pytest.fail(f"Prometheus did not start: {problem}", pytrace=False)
-
-
-def _binary(name: str) -> str:
-    try:
-        return find_binary(name, "prometheus")
-    except ProcessError:
-        pass
-    pytest.fail(INSTALL_HINT, pytrace=False)
+    url, process = start_backfilled_prometheus(workdir, source)
+    return LoadedPrometheus(url, datetime.fromtimestamp(start + AT_OFFSET, UTC), process)
 
 
 def closed_port() -> int:

@@ -133,3 +133,14 @@ def test_the_prefix_and_the_wheel_agree_on_the_place() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     data_files = project["tool"]["setuptools"]["data-files"]
     assert data_files["share/canary/policies"] == ["policies/*.yaml"]
+
+
+def test_the_docs_example_of_ones_own_policy_is_valid_and_counts_exactly(tmp_path: Path) -> None:
+    docs = (ROOT / "docs" / "policies.md").read_text()
+    section = docs[docs.index("## Writing your own policy") :]
+    example = section[section.index("```yaml\n") + 8 : section.index("```\n", 8)]
+    path = tmp_path / "policy.yaml"
+    path.write_text(example)
+    (document,) = load_file(path)
+    checks = {c.name: c for c in document.resource.spec.checks}  # type: ignore[union-attr]
+    assert checks["error-rate"].side_label == checks["latency"].side_label == "app"

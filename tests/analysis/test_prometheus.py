@@ -532,3 +532,111 @@ def test_a_tick_with_prometheus_down_is_inconclusive_never_pass() -> None:
     results = tick(url, SCENARIOS["istio"]["healthy"].targets, AT)
     assert [r.verdict for r in results] == [Verdict.INCONCLUSIVE, Verdict.INCONCLUSIVE]
     assert all(r.no_data and "could not be reached" in r.message for r in results)
+
+
+# --- exact counts (sideLabel) -------------------------------------------------------------
+
+EXACT = CheckSpec(
+    name="errors",
+    kind=CheckKind.ERROR_RATE,
+    side_label="app",
+    requests_query='requests_total{app=~"{{ canary }}|{{ primary }}"}',
+    failures_query='requests_total{app=~"{{ canary }}|{{ primary }}", code=~"5.."}',
+)
+SLOW = CheckSpec(
+    name="latency",
+    kind=CheckKind.LATENCY,
+    max=500,
+    side_label="app",
+    requests_query='latency_count{app=~"{{ canary }}|{{ primary }}"}',
+    failures_query='latency_count{app=~"{{ canary }}|{{ primary }}"} - ignoring (le) '
+    'latency_bucket{app=~"{{ canary }}|{{ primary }}", le="{{ objective_ms }}"}',
+    quantile_query='sum by (app, le) (increase(latency_bucket{app="app"}[{{ interval }}]))',
+)
+END = AT.timestamp()
+
+
+def matrix(*series: tuple[dict[str, str], list[tuple[float, float]]]) -> dict[str, Any]:
+    """A range-query answer: (labels, [(unix seconds, value), ...]) per series."""
+    result = [
+        {"metric": labels, "values": [[t, f"{v:g}"] for t, v in points]}
+        for labels, points in series
+    ]
+    return {"status": "success", "data": {"resultType": "matrix", "result": result}}
+
+
+def exact_window(answer: dict[str, Any], check: CheckSpec = EXACT, **settings: Any) -> WindowSample:
+    variables = {**query_variables(TARGETS, 20, check), "window_start": f"{END - 20:.3f}"}
+    with FakePrometheus(lambda _: (200, answer, 0)) as fake:
+        return provider(fake.url, **settings).window(check, variables, AT)
+
+
+def test_exact_counts_are_one_subquery_per_check_over_the_look_and_its_lookback() -> None:
+    with FakePrometheus(lambda _: (200, matrix(), 0)) as fake:
+        variables = {**query_variables(TARGETS, 20, EXACT), "window_start": f"{END - 20:.3f}"}
+        provider(fake.url, lookback=60).window(EXACT, variables, AT)
+    (sent,) = fake.received
+    assert float(sent.params["time"]) == END
+    query = sent.params["query"]
+    assert query.startswith("(topk(2001,")
+    assert query.endswith(")[81s:1s]")  # the look, the lookback and one point before
+    assert f'"{TAG}", "requests"' in query
+    assert f'"{TAG}", "failures"' in query
+
+
+def test_exact_counts_sum_each_series_increase_by_side() -> None:
+    pod = {TAG: "requests", "app": "app", "pod": "a"}
+    answer = matrix(
+        (pod, [(END - 30, 100), (END - 20, 110), (END - 10, 130), (END, 150)]),
+        ({**pod, "pod": "b"}, [(END - 30, 7), (END - 15, 2), (END - 5, 9)]),  # reset
+        ({**pod, "pod": "c"}, [(END - 12, 4), (END - 2, 6)]),  # born inside the look
+        ({**pod, TAG: "failures", "code": "503"}, [(END - 25, 1), (END - 5, 4)]),
+        ({TAG: "requests", "app": "app-primary"}, [(END - 40, 10), (END, 70)]),
+        ({TAG: "requests", "app": "app-other"}, [(END - 40, 10), (END, 7000)]),  # ignored
+    )
+    got = exact_window(answer)
+    assert got.canary == SideSample(requests=40 + 9 + 6, failures=3)
+    assert got.primary == SideSample(requests=60, failures=0)  # no 5xx series: none failed
+
+
+def test_exact_counts_without_requests_series_are_no_data() -> None:
+    idle = [(END - 30, 5.0), (END, 5.0)]
+    got = exact_window(matrix(({TAG: "requests", "app": "app-primary"}, idle)))
+    assert got.canary is None
+    assert got.primary == SideSample(requests=0, failures=0)
+
+
+def test_exact_latency_needs_the_objectives_bucket_and_shows_the_p99_with_its_bucket() -> None:
+    count = {TAG: "requests", "app": "app"}
+    buckets = [
+        ({TAG: "quantile", "app": "app", "le": le}, [(END, n)])
+        for le, n in (("100", 80.0), ("500", 97.0), ("1000", 100.0), ("+Inf", 100.0))
+    ]
+    got = exact_window(
+        matrix(
+            (count, [(END - 30, 0), (END, 100)]),
+            *buckets,
+            ({TAG: "failures", "app": "app"}, [(END - 30, 0), (END, 3)]),
+        ),
+        SLOW,
+    )
+    assert got.canary is not None
+    assert (got.canary.requests, got.canary.failures) == (100, 3)
+    assert (got.canary.quantile_low, got.canary.quantile_high) == (500.0, 1000.0)
+    assert got.canary.value is not None
+    assert 500 < got.canary.value <= 1000
+    with pytest.raises(QueryError, match="must be a bucket boundary"):
+        exact_window(matrix((count, [(END - 30, 0), (END, 100)])), SLOW)
+
+
+def test_exact_counts_refuse_series_without_the_side_label_or_too_many() -> None:
+    with pytest.raises(QueryError, match="without its sideLabel 'app'"):
+        exact_window(matrix(({TAG: "requests", "pod": "a"}, [(END, 1)])))
+    many = [({TAG: "requests", "app": "app", "pod": str(i)}, [(END, 1)]) for i in range(6)]
+    with pytest.raises(QueryError, match=r"more than 5 series \(maxSeries\)"):
+        exact_window(matrix(*many), max_series=5)
+
+
+def test_a_custom_check_cannot_take_a_side_label() -> None:
+    with pytest.raises(ValueError, match="sideLabel belongs to error-rate and latency"):
+        CheckSpec(name="x", kind=CheckKind.CUSTOM, query="up", side_label="app")
