@@ -13,8 +13,8 @@ from canary.analysis.checks import resolve_checks
 from canary.analysis.judges.feasibility import promotion_minutes, traffic_warnings
 from canary.cli.main import cli
 from canary.model.analysis import CheckKind, CheckSpec, JudgeName
-from canary.model.rollout import Rollout
 from canary.model.loader import load_rollout
+from canary.model.rollout import Rollout
 from canary.sim import simulate
 from canary.sim.scenario import Scenario
 from canary.sim.summary import summarise
