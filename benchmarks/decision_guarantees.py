@@ -181,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=500)
     parser.add_argument("--judges", default="sequential,flagger")
     parser.add_argument("--worlds", action="store_true", help="the real-traffic rows only")
+    parser.add_argument("--rates", default=",".join(str(r) for r in RATES))
     args = parser.parse_args(argv)
+    rates = [float(r) for r in args.rates.split(",")]
     judges = args.judges.split(",")
     cells: list[Cell] = []
     if args.worlds:
@@ -189,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             for canary in ("1x", "2x"):
                 cells += [Cell(600, 0.5, canary, world), Cell(3000, 1.0, canary, world)]
     else:
-        cells = [Cell(r, e, c) for r in RATES for e in ERRORS for c in CANARIES]
+        cells = [Cell(r, e, c) for r in rates for e in ERRORS for c in CANARIES]
     head = "| world | rpm | primary | canary | bad | judge | promoted | judged rollback | "
     head += "undecided (rolled back) | median min | promoted: median min | mean cost | "
     head += "needed (median) | Wald min |"
