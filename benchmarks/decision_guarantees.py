@@ -98,7 +98,7 @@ class Cell:
         error_x, latency_x = CANARIES[self.canary]
         if latency_x >= 2.5:
             return True
-        return error_x >= DETECT and self.errors * error_x > OBJECTIVE
+        return error_x >= DETECT and self.errors * error_x >= OBJECTIVE
 
 
 @lru_cache(maxsize=4)
