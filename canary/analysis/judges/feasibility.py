@@ -45,11 +45,13 @@ def promotion_minutes(
     else:
         rate = primary_error_percent / 100.0
         objective = check.max / 100.0 if check.max is not None and check.max < 100 else None
-    routes = 1 + (objective is not None and check.compare_to_primary is not False)
+    growth = promotion.healthy_growth(rate, final, tolerance, objective)
+    # both routes in the mean halve the evidence, unless the objective route is idle
+    idle = growth.objective < promotion.IDLE_SHARE * growth.primary
+    routes = 1 + (objective is not None and check.compare_to_primary is not False and not idle)
     need = math.log(routes / analysis.beta) * MIXTURE_COST
     # the steps before the last: about a quiet hold each, adding to the objective route
     early = sum(rpm * w / 100.0 * max(STEP_SECONDS, 20.0) / 60.0 for w in weights[:-1])
-    growth = promotion.healthy_growth(rate, final, tolerance, objective)
     per_minute_final = rpm * final
     best = math.inf
     if growth.primary > 0 and check.compare_to_primary is not False:
