@@ -34,8 +34,8 @@ OK_SD = 0.5
 
 SLO_CENTRE = -1.0
 SLO_SD = 1.0
-"""Prior of the route against the objective: normal on ln(rate / objective), centred on
-about 0.37 of the objective."""
+"""Prior of the route against an objective above 1%: normal on ln(rate / objective), centred
+on about 0.37 of the objective (objective_centre: -2 for 1% or less)."""
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,9 @@ def objective_route(failures: int, requests: int, rate: float, exposure: float) 
 
 
 def objective_centre(rate: float) -> float:
-    """Centre of the objective route's prior, in ln(rate / objective): a slow share of at
-    most 1% is usually far under it (about 0.14 of it), an error objective less so."""
+    """Centre of the objective route's prior, in ln(rate / objective): for objectives of 1%
+    or less (the built-in 1% errors, the 1% slow share) about 0.14 of it, where a healthy
+    service usually sits; for larger ones about 0.37."""
     return -2.0 if rate <= 0.01 else SLO_CENTRE
 
 
