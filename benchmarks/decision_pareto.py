@@ -187,7 +187,7 @@ def _headline(chosen: dict[tuple[float, float], dict[str, tuple[Config, Outcome]
             ratios.append(value)
             ratio = f"{value:.2f}"
         print(
-            f"| {rate} | {errors:g}% | {cells[0][0]} | {cells[0][1]} | {cells[1][0]} | "
+            f"| {rate:g} | {errors:g}% | {cells[0][0]} | {cells[0][1]} | {cells[1][0]} | "
             f"{cells[1][1]} | {ratio} |"
         )
     if ratios:
