@@ -166,7 +166,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         body = [
             context,
-            f"**Headline:** `{line}`",
+            "*The judges' rollbacks, detection and blast radius at their shipped settings. This "
+            "section's headline takes medians over rolled-back runs only and compares judges at "
+            "different false-rollback rates, so it cannot say which judge is better: see "
+            "[Decision guarantees](#decision-guarantees) for the cost including promoted bad "
+            "canaries, with every judge tuned to the same false-rollback level.*",
+            f"**Rollback headline:** `{line}`",
             setup_text(rates, share, looks),
             markdown(tables[0]),
             "\n\n".join(f"- **{t.name}**: {t.detail}" for t in found if t.detail),

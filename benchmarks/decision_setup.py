@@ -82,7 +82,10 @@ def judge_table(looks: Mapping[str, float]) -> str:
             + "; the project's failureLimit and minRequests (a window with fewer canary "
             "requests gives no sample)"
         ),
-        SEQUENTIAL: ("the project default, as the example runs it: " + _constants(sequential)),
+        SEQUENTIAL: (
+            "the project default, as the example runs it: spec.analysis detect 2x, alpha 0.05, "
+            "beta 0.05, onUndecided rollback; " + _constants(sequential)
+        ),
     }
     lines = [
         "| judge | configured as | analysis | looks every | checks |",

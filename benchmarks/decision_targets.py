@@ -121,10 +121,12 @@ def _false_rollbacks(results: Results, keys: Sequence[CellKey]) -> Target:
     detail = (
         "Over by: "
         + "; ".join(parts)
-        + ". A crossing is the fail test reaching 20 (alpha 5% per test, two tests for an "
-        "error-rate check with an objective); a deadline is a hold (evidence >= 5, or an "
-        "exposed last step the pass test does not clear) that lasted the 10-minute "
-        "inconclusiveDeadline: holds are not covered by the 5% guarantee."
+        + ". A crossing is the fail test reaching 20 (alpha 5% per fail test); a deadline is "
+        "an analysis still undecided at the 10-minute inconclusiveDeadline — no crossing of "
+        "1/alpha, and the promotion evidence short of 1/beta — rolled back by onUndecided: "
+        "rollback. The alpha guarantee covers crossings only: a healthy canary that the traffic "
+        "cannot show to be less than 2x worse within the deadline is not promoted (the beta "
+        "guarantee), see Decision guarantees."
     )
     return Target("false rollbacks", goal, result, False, detail)
 

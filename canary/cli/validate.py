@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from canary.analysis.checks import CheckResolutionError
+from canary.analysis.judges.feasibility import document_warnings as traffic_warnings
 from canary.analysis.policies import expand
 from canary.cli.output import OUTPUT_OPTION, console, print_json
 from canary.model.loader import KINDS, Document, LoadError, Problem, load_file
@@ -54,14 +55,34 @@ def validate_path(path: Path) -> tuple[list[Document], list[Problem]]:
 
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--rpm",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Expected requests a minute: also warn when this traffic cannot reach a decision "
+    "within a Rollout's deadline, or a judge cannot see the canary.",
+)
+@click.option(
+    "--primary-errors",
+    type=click.FloatRange(0, 100),
+    default=0.5,
+    show_default=True,
+    help="Expected primary error rate in percent, with --rpm.",
+)
 @OUTPUT_OPTION
-def validate(files: tuple[Path, ...], output: str) -> None:
-    """Check Rollouts, policies and channels; exit 1 listing every problem."""
+def validate(
+    files: tuple[Path, ...], rpm: float | None, primary_errors: float, output: str
+) -> None:
+    """Check Rollouts, policies and channels; exit 1 listing every problem (warnings do not
+    change the exit code)."""
     report = []
     problems: list[Problem] = []
     for path in files:
         documents, found = validate_path(path)
         problems.extend(found)
+        warnings = traffic_warnings(documents, rpm, primary_errors) if rpm and not found else []
+        for warning in warnings:
+            console(stderr=True).print(f"{path}: warning: {warning}", style="yellow", markup=False)
         report.append(
             {
                 "file": str(path),
@@ -72,6 +93,7 @@ def validate(files: tuple[Path, ...], output: str) -> None:
                     if d.resource is not None
                 ],
                 "problems": [{"path": p.path, "message": p.message} for p in found],
+                "warnings": warnings,
             }
         )
     if output == "json":

@@ -118,8 +118,12 @@ def _reason(result: SimulationResult) -> str:
 
 
 def _needs(result: SimulationResult) -> str:
+    """What an undecided run was missing, in the judge's words where it said so."""
     reason = _reason(result)
-    at = reason.find("needs about")
-    if at < 0:
-        at = reason.find("cannot show")
-    return reason[at:].split(";")[0].split(")")[0] if at >= 0 else reason[:200]
+    for mark in ("needs about", "cannot show"):
+        at = reason.find(mark)
+        if at >= 0:
+            return reason[at:].split(";")[0].split(")")[0]
+    if "holding for more data" in reason:
+        return "the evidence leaned towards harm (held) but never crossed 1/alpha"
+    return reason[:300]

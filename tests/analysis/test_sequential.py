@@ -338,11 +338,26 @@ def test_promotion_needs_positive_evidence_and_the_crossing_sticks() -> None:
     assert results[-1].verdict is Verdict.PASS
 
 
-def test_the_mean_of_the_routes_is_the_promotion_evidence() -> None:
-    one = promotion.Route("primary", "2x", 0.0, math.log(30.0))
-    other = promotion.Route("objective", "1%", 0.0, math.log(10.0))
-    assert promotion.log_promotion_evidence([one, other]) == pytest.approx(math.log(20.0))
-    assert promotion.log_promotion_evidence([one]) == pytest.approx(math.log(30.0))
+def test_the_promotion_evidence_is_the_mean_until_the_objective_is_out_of_reach() -> None:
+    def routes(primary: float, objective: float) -> list[promotion.Route]:
+        return [
+            promotion.Route("primary", "2x", 0.0, math.log(primary)),
+            promotion.Route("objective", "1%", 0.0, math.log(objective), 0.01),
+        ]
+
+    combined = promotion.Combined()
+    assert combined.add(routes(30.0, 10.0), only_primary=False) == pytest.approx(math.log(20.0))
+    # the objective out of reach: from here C moves with the comparison alone
+    assert combined.add(routes(60.0, 5.0), only_primary=True) == pytest.approx(math.log(40.0))
+    # and back: C moves with the sum of the routes
+    later = combined.add(routes(60.0, 20.0), only_primary=False)
+    assert later == pytest.approx(math.log(40.0 * 80.0 / 65.0))
+    # the primary's totals decide whether the objective is out of reach, before the look
+    # (at a 50% share, T 2x, against a 1% objective)
+    assert promotion.objective_out_of_reach(12, 1000, 0.5, 2.0, routes(1, 1))  # at 1.2%
+    assert promotion.objective_out_of_reach(19, 2000, 0.5, 2.0, routes(1, 1))  # at 0.95%
+    assert not promotion.objective_out_of_reach(9, 900, 0.5, 2.0, routes(1, 1))  # too few
+    assert not promotion.objective_out_of_reach(12, 2400, 0.5, 2.0, routes(1, 1))  # at 0.5%
 
 
 def test_an_objective_of_zero_is_judged_without_a_pass_test() -> None:

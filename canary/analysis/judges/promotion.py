@@ -24,6 +24,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from canary.analysis import stats
 from canary.analysis.stats import FloatArray
 
@@ -32,8 +34,8 @@ OK_SD = 0.5
 
 SLO_CENTRE = -1.0
 SLO_SD = 1.0
-"""Prior of the route against the objective: normal on ln(rate / objective), centred on
-about 0.37 of the objective."""
+"""Prior of the route against an objective above 1%: normal on ln(rate / objective), centred
+on about 0.37 of the objective (objective_centre: -2 for 1% or less)."""
 
 
 @dataclass(frozen=True)
@@ -67,18 +69,67 @@ def objective_route(failures: int, requests: int, rate: float, exposure: float) 
 
 
 def objective_centre(rate: float) -> float:
-    """Centre of the objective route's prior, in ln(rate / objective): a slow share of at
-    most 1% is usually far under it (about 0.14 of it), an error objective less so."""
+    """Centre of the objective route's prior, in ln(rate / objective): for objectives of 1%
+    or less (the built-in 1% errors, the 1% slow share) about 0.14 of it, where a healthy
+    service usually sits; for larger ones about 0.37."""
     return -2.0 if rate <= 0.01 else SLO_CENTRE
 
 
-def log_promotion_evidence(routes: Sequence[Route]) -> float:
-    """ln of the mean of the routes' e-values: an e-process for "bad" (both nulls at once)."""
-    logs = [r.log_ok for r in routes]
-    if not logs or all(v == -math.inf for v in logs):
-        return -math.inf
-    top = max(logs)
-    return top + math.log(sum(math.exp(v - top) for v in logs) / len(logs))
+OUT_OF_REACH_FAILURES = 10
+"""The objective route is judged against the comparison only once the primary has failed at
+least this often (before that its rate says little)."""
+
+IDLE_SHARE = 0.25
+"""The objective route is dropped from the promotion evidence while a canary like its primary
+would gain less than this share of what the comparison gains per request (at the primary's
+rate so far; nothing at all once the primary fails at the objective's rate or more)."""
+
+_FLOOR = -1e9  # ln e-values are stored finite (JSON); -inf is kept as this
+
+
+@dataclass
+class Combined:
+    """The promotion evidence as it runs: C_t = C_{t-1} · Σ c_i E_i,t / Σ c_i E_i,t-1 over
+    the routes, with weights c_i in {0, 1} fixed before each look (predictable). Whatever the
+    weights, each factor has conditional expectation at most 1 when every route's null holds
+    (each E_i is a supermartingale then), so C is a test supermartingale for "bad", C_0 = 1.
+    With both weights 1 throughout it is the mean of the routes; dropping the objective route
+    once it is out of reach (the primary itself fails at the objective's rate or more) spares
+    the mean's halving, so the comparison alone carries C on from there."""
+
+    log_c: float = 0.0
+    before_primary: float = 0.0
+    before_objective: float = 0.0
+
+    def add(self, routes: Sequence[Route], *, only_primary: bool) -> float:
+        """Take in this look's route values; ln C after it."""
+        by = {r.against: max(r.log_ok, _FLOOR) for r in routes}
+        if len(by) == 1:
+            self.log_c = next(iter(by.values()))
+            return self.log_c if self.log_c > _FLOOR else -math.inf
+        now_p, now_o = by["primary"], by["objective"]
+        if only_primary:
+            self.log_c += now_p - self.before_primary
+        else:
+            now = float(np.logaddexp(now_p, now_o))
+            self.log_c += now - float(np.logaddexp(self.before_primary, self.before_objective))
+        self.before_primary, self.before_objective = now_p, now_o
+        return self.log_c
+
+    def dump(self) -> list[float]:
+        return [self.log_c, self.before_primary, self.before_objective]
+
+
+def objective_out_of_reach(
+    failures: int, requests: int, share: float, tolerance: float, routes: Sequence[Route]
+) -> bool:
+    """Whether, from the primary's totals before this look (predictable), the objective route
+    would gain a canary as good as its primary much less than the comparison does."""
+    objective = next((r.objective for r in routes if r.objective is not None), None)
+    if objective is None or failures < OUT_OF_REACH_FAILURES or not requests:
+        return False
+    growth = healthy_growth(failures / requests, share, tolerance, objective)
+    return growth.objective < IDLE_SHARE * growth.primary
 
 
 @dataclass(frozen=True)
@@ -110,17 +161,14 @@ def healthy_growth(
     return Growth(along, below)
 
 
-def requests_needed(routes: Sequence[Route], growth: Growth, beta: float) -> float:
-    """About how many more canary requests a healthy canary needs before the mean of the
-    routes reaches 1/beta: the quicker route alone, brought to len(routes)/beta (inf when
-    neither can get there at this traffic)."""
-    target = math.log(max(len(routes), 1) / beta)
-    best = math.inf
-    for route in routes:
-        rate = growth.primary if route.against == "primary" else growth.objective
-        if rate > 0.0:
-            best = min(best, max(target - max(route.log_ok, -50.0), 0.0) / rate)
-    return best
+def requests_needed(log_promote: float, growth: Growth, beta: float) -> float:
+    """About how many more canary requests a healthy canary needs before the promotion
+    evidence (now ``log_promote``) reaches 1/beta, at the quicker route's gain (inf when
+    neither can gain at this traffic)."""
+    rate = max(growth.primary, growth.objective)
+    if rate <= 0.0:
+        return math.inf
+    return max(math.log(1.0 / beta) - max(log_promote, -50.0), 0.0) / rate
 
 
 def describe_needs(requests: float, per_minute: float, tolerance: float) -> str:

@@ -81,9 +81,10 @@ LATENCY_SLOW_SHARE = 0.01
 """A latency check that does not compare with the primary tests 'at most 1% of canary
 requests slower than max', i.e. its p99 within the objective."""
 
-_FORMAT = 4.0
-_HEADER = 10  # format, null ratio, null rate, crossed, abs crossed,
-# step weight/requests/exposure, total exposure, promotion crossed
+_FORMAT = 5.0
+_HEADER = 13  # format, null ratio, null rate, crossed, abs crossed,
+# step weight/requests/exposure, total exposure, promotion crossed, the promotion evidence
+# (ln) and its routes' at the previous look
 _SIZE = _HEADER + stats.GRID.size
 _JITTER_SECONDS = 1.0  # a look this much early (scheduling) still counts as on time
 
@@ -105,21 +106,23 @@ class _Running:
     step_exposure: float = 0.0  # what this step's windows could tell (stats.exposure)
     exposure: float = 0.0  # ... and all windows of the analysis
     promoted: float = 0.0  # look at which the promotion evidence reached 1/beta (0: never)
+    combined: promotion.Combined = field(default_factory=promotion.Combined)
     loglik: FloatArray = field(default_factory=_zeros)
 
     @classmethod
     def load(cls, saved: list[float], null_ratio: float, null_rate: float) -> _Running:
         if len(saved) != _SIZE or saved[0] != _FORMAT or saved[1:3] != [null_ratio, null_rate]:
             return cls(null_ratio, null_rate)  # new, or the margin/objective changed: restart
-        crossed, abs_crossed, weight, requests, step_exposure, exposure, promoted = saved[3:_HEADER]
+        crossed, abs_crossed, weight, requests, step_exposure, exposure, promoted = saved[3:10]
+        combined = promotion.Combined(*saved[10:_HEADER])
         loglik = np.asarray(saved[_HEADER:], dtype=np.float64)
-        step = (weight, requests, step_exposure, exposure, promoted)
+        step = (weight, requests, step_exposure, exposure, promoted, combined)
         return cls(null_ratio, null_rate, crossed, abs_crossed, *step, loglik=loglik)
 
     def dump(self) -> list[float]:
         head = [_FORMAT, self.null_ratio, self.null_rate, self.crossed, self.abs_crossed]
         head += [self.step_weight, self.step_requests, self.step_exposure, self.exposure]
-        head += [self.promoted]
+        head += [self.promoted, *self.combined.dump()]
         sums: list[float] = self.loglik.tolist()
         return head + sums
 
@@ -202,7 +205,10 @@ class SequentialJudge:
             if test.log_harm >= threshold and test.against == "objective" and not run.abs_crossed:
                 run.abs_crossed = new.ticks
         routes, tolerance = _routes(check, run, new, compare, null_rate, context)
-        log_promote = promotion.log_promotion_evidence(routes)
+        share = context.weight / 100.0
+        totals = (state.primary_failures, state.primary_requests)
+        dead = promotion.objective_out_of_reach(*totals, share, tolerance, routes)
+        log_promote = run.combined.add(routes, only_primary=dead)
         if log_promote >= math.log(1.0 / context.beta) and not run.promoted:
             run.promoted = new.ticks
         new.judge_state = run.dump()
@@ -344,7 +350,7 @@ def _needs(case: _Case) -> str:
     share = context.weight / 100.0
     objective = next((r.objective for r in case.routes if r.objective is not None), None)
     growth = promotion.healthy_growth(primary_rate, share, case.tolerance, objective)
-    requests = promotion.requests_needed(case.routes, growth, context.beta)
+    requests = promotion.requests_needed(case.log_promote, growth, context.beta)
     per_minute = 60.0 * run.step_requests / context.step_seconds if context.step_seconds else 0.0
     return promotion.describe_needs(requests, per_minute, max(context.detect, case.tolerance))
 
