@@ -8,6 +8,7 @@ limits of canary.model.limits is refused here too.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -57,7 +58,7 @@ def validate_path(path: Path) -> tuple[list[Document], list[Problem]]:
 @OUTPUT_OPTION
 def validate(files: tuple[Path, ...], output: str) -> None:
     """Check Rollouts, policies and channels; exit 1 listing every problem."""
-    report = []
+    report: list[dict[str, Any]] = []
     problems: list[Problem] = []
     for path in files:
         documents, found = validate_path(path)
