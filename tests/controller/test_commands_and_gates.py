@@ -264,6 +264,9 @@ def test_the_api_served_by_the_controller(cluster: Cluster, tmp_path: Path) -> N
     cluster.api.apply(
         rollout("web", cluster.namespace, skipAnalysis=True, gates={"approvals": ["rollout"]})
     )
+    # the controller's client is the test server's default user: the policy lets it (only)
+    # act for API tokens
+    cluster.api.install_admission_policies(admission_policy("kubernetes-admin"))
     controller = cluster.controller(api_address=("127.0.0.1", 0), api_tokens=tokens)
     assert controller.api is not None
     cluster.wait_phase("web", "Initialized")
