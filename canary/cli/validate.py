@@ -31,6 +31,12 @@ def _expansion_problems(documents: list[Document]) -> list[Problem]:
     return problems
 
 
+def _name_of(document: Document) -> str:
+    meta = getattr(document.resource, "metadata", None)
+    name = getattr(meta, "name", None) or getattr(meta, "generate_name", None)
+    return str(name) if name else "?"
+
+
 def validate_path(path: Path) -> tuple[list[Document], list[Problem]]:
     """Documents and problems of one file; a file without any canary resource is a problem."""
     try:
@@ -68,7 +74,7 @@ def validate(files: tuple[Path, ...], output: str) -> None:
                 "file": str(path),
                 "valid": not found,
                 "resources": [
-                    f"{d.kind}/{getattr(getattr(d.resource, 'metadata', None), 'name', '?')}"
+                    f"{d.kind}/{_name_of(d)}"
                     for d in documents
                     if d.resource is not None
                 ],

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from canary.model.base import CamelModel, ShortObjectName
+from canary.model.base import CamelModel, ObjectName, ShortObjectName
 from canary.model.gates import ApprovalPoint
 from canary.model.meta import ObjectMeta
 
@@ -58,10 +58,17 @@ class RolloutCommandSpec(CamelModel):
         return self
 
 
+class CommandMeta(ObjectMeta):
+    """A command is usually created with ``generateName``: its name comes from the server."""
+
+    name: ObjectName | None = None  # type: ignore[assignment]
+    generate_name: str | None = Field(default=None, max_length=200)
+
+
 class RolloutCommand(CamelModel):
     api_version: Literal["canary.dev/v1alpha1"] = "canary.dev/v1alpha1"
     kind: Literal["RolloutCommand"] = "RolloutCommand"
-    metadata: ObjectMeta
+    metadata: CommandMeta
     spec: RolloutCommandSpec
 
     @property
