@@ -74,9 +74,7 @@ def validate(files: tuple[Path, ...], output: str) -> None:
                 "file": str(path),
                 "valid": not found,
                 "resources": [
-                    f"{d.kind}/{_name_of(d)}"
-                    for d in documents
-                    if d.resource is not None
+                    f"{d.kind}/{_name_of(d)}" for d in documents if d.resource is not None
                 ],
                 "problems": [{"path": p.path, "message": p.message} for p in found],
             }
