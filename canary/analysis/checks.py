@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
+from pydantic.alias_generators import to_camel
 
 from canary.model.analysis import CheckSpec
 from canary.model.rollout import Rollout
@@ -36,26 +37,43 @@ class CheckResolutionError(ValueError):
         super().__init__(f"{path}: {message}")
 
 
-def resolve_checks(rollout: Rollout, extra_policies: Iterable[AnyPolicy] = ()) -> list[CheckSpec]:
+QUERY_FIELDS = ("requests_query", "failures_query", "quantile_query", "query")
+
+
+def resolve_checks(
+    rollout: Rollout, extra_policies: Iterable[AnyPolicy] = (), *, inline_queries: bool = True
+) -> list[CheckSpec]:
     """The checks ``rollout`` is judged by, in order: its policies' checks, then its own.
 
     A rollout with complete inline checks and no policy runs only its own checks. Otherwise
     its policies apply (the provider's built-in policy when it names none; a PolicyError names
     an unknown one), and each inline check overrides the policy check of the same name field
     by field; an inline check of another name is added when it says what it measures (its
-    ``kind``).
+    ``kind``). An override may set only the fields its policy lists in ``overridable``;
+    with ``inline_queries=False`` (the controller's --forbid-inline-queries) a Rollout may
+    bring no query of its own at all (docs/security.md).
     """
-    from canary.analysis.policies import policy_checks  # it imports this module
+    from canary.analysis.policies import (  # they import this module
+        check_inline_scope,
+        namespace_label_of,
+        policy_checks_and_rules,
+    )
 
     analysis = rollout.spec.analysis
     inline = analysis.checks
     own_only = not analysis.policies and any(c.is_complete() for c in inline)
-    base = {} if own_only else policy_checks(rollout, extra_policies)
+    extra = list(extra_policies)
+    base, rules = ({}, {}) if own_only else policy_checks_and_rules(rollout, extra)
     resolved = dict(base)
+    label = namespace_label_of(rollout, extra) if inline else None
     for index, check in enumerate(inline):
         path = f"spec.analysis.checks[{index}]"
+        if not inline_queries:
+            _no_queries(check, path)
+        check_inline_scope(check, label, path)
         default = base.get(check.name)
         if default is not None:
+            _only_overridable(check, rules.get(check.name, frozenset()), path)
             resolved[check.name] = merge_check(default, check, path)
         elif check.kind is None:
             known = ", ".join(base) or "none"
@@ -67,6 +85,28 @@ def resolve_checks(rollout: Rollout, extra_policies: Iterable[AnyPolicy] = ()) -
         else:
             resolved[check.name] = check
     return list(resolved.values())
+
+
+def _no_queries(check: CheckSpec, path: str) -> None:
+    for name in QUERY_FIELDS:
+        if getattr(check, name) is not None:
+            raise CheckResolutionError(
+                f"{path}.{to_camel(name)}",
+                "this controller forbids queries in Rollouts (--forbid-inline-queries): use a "
+                "policy's checks, overriding their thresholds if the policy allows",
+            )
+
+
+def _only_overridable(check: CheckSpec, allowed: frozenset[str], path: str) -> None:
+    given = check.model_dump(exclude_none=True, by_alias=True)
+    for name in given:
+        if name != "name" and name not in allowed:
+            shown = ", ".join(sorted(allowed)) or "none"
+            raise CheckResolutionError(
+                f"{path}.{name}",
+                f"the policy of check '{check.name}' does not let a Rollout override '{name}' "
+                f"(overridable: {shown}); ask the policy's owner, or add a check of another name",
+            )
 
 
 def merge_check(base: CheckSpec, override: CheckSpec, path: str = "check") -> CheckSpec:

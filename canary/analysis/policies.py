@@ -23,6 +23,7 @@ from pathlib import Path
 from pydantic.alias_generators import to_camel
 
 from canary.analysis.checks import CheckResolutionError
+from canary.analysis.scope import ScopeError, check_scoped
 from canary.model.analysis import CheckSpec, PolicyKind
 from canary.model.limits import MAX_EXPANDED_QUERY, MAX_EXPANSION_PASSES, MAX_VARIABLES
 from canary.model.loader import LoadError, load_file
@@ -196,6 +197,14 @@ def policy_checks(
 ) -> dict[str, CheckSpec]:
     """The checks of the rollout's policies (the provider's default when it names none), by
     name; a PolicyError names the field of a policy that is unknown or clashes."""
+    return policy_checks_and_rules(rollout, extra_policies)[0]
+
+
+def policy_checks_and_rules(
+    rollout: Rollout, extra_policies: Iterable[AnyPolicy] = ()
+) -> tuple[dict[str, CheckSpec], dict[str, frozenset[str]]]:
+    """`policy_checks`, and for each check the fields a Rollout may override (its policy's
+    ``overridable``, as wire names)."""
     extra = list(extra_policies)
     namespace = rollout.metadata.namespace
     refs = rollout.spec.analysis.policies
@@ -216,8 +225,10 @@ def policy_checks(
         found = [("spec.provider.name", policy)]
     checks: dict[str, CheckSpec] = {}
     owners: dict[str, str] = {}
+    rules: dict[str, frozenset[str]] = {}
     for path, policy in found:
-        for check in expand(policy, path):
+        for index, check in enumerate(expand(policy, path)):
+            _scoped(check, policy.spec.namespace_label, f"{path}.spec.checks[{index}]")
             if check.name in checks:
                 raise PolicyError(
                     path,
@@ -226,7 +237,34 @@ def policy_checks(
                 )
             checks[check.name] = check
             owners[check.name] = policy.metadata.name
-    return checks
+            rules[check.name] = frozenset(policy.spec.overridable)
+    return checks, rules
+
+
+def _scoped(check: CheckSpec, label: str | None, path: str) -> None:
+    if label is None:
+        return
+    for name in _QUERY_FIELDS:
+        if text := getattr(check, name):
+            try:
+                check_scoped(text, label)
+            except ScopeError as exc:
+                raise PolicyError(f"{path}.{to_camel(name)}", str(exc)) from None
+
+
+def namespace_label_of(rollout: Rollout, extra_policies: Iterable[AnyPolicy] = ()) -> str | None:
+    """The namespace label one of the rollout's policies asks its queries to be scoped by."""
+    namespace = rollout.metadata.namespace
+    for ref in rollout.spec.analysis.policies:
+        policy = find_policy(ref.name, ref.kind, namespace, extra_policies)
+        if policy is not None and policy.spec.namespace_label:
+            return policy.spec.namespace_label
+    return None
+
+
+def check_inline_scope(check: CheckSpec, label: str | None, path: str) -> None:
+    """An inline check's own queries, scoped like its policies' (see canary.analysis.scope)."""
+    _scoped(check, label, path)
 
 
 def _unknown(

@@ -148,20 +148,25 @@ def render(template: str, variables: Mapping[str, str]) -> str:
     """``template`` with each ``{{ name }}`` replaced, escaped for where it stands.
 
     Inside a string the value is escaped for that string (and for a regular expression after
-    ``=~``/``!~``), so no value can close the string; outside strings only numbers and
-    durations may go. ``interval`` must be a duration and ``objective_*`` numbers, wherever
-    they stand. An unknown name is a QueryError naming it.
+    ``=~``/``!~`` and as the regex argument of ``label_replace``; ``$`` doubled in its
+    replacement argument), so no value can close the string or mean more than itself;
+    outside strings only numbers and durations may go. ``interval`` must be a duration and
+    ``objective_*`` numbers, wherever they stand. An unknown name is a QueryError naming it.
     """
     out: list[str] = []
     quote = ""  # the open string's quote; "#" in a comment; "" in plain code
     regex = False
+    calls: list[list[Any]] = []  # open parentheses: [function name, argument index]
     i = 0
     while i < len(template):
         if template.startswith("{{", i):
             match = _PLACEHOLDER.match(template, i)
             if match is None:
                 raise QueryError(f"malformed placeholder {template[i : i + 24]!r}")
-            out.append(_value(match.group(1), variables, quote, regex))
+            value = _value(match.group(1), variables, quote, regex)
+            if quote in ('"', "'") and _argument(calls) == ("label_replace", 2):
+                value = value.replace("$", "$$")  # the replacement: $1 would expand
+            out.append(value)
             i = match.end()
             continue
         char = template[i]
@@ -177,10 +182,33 @@ def render(template: str, variables: Mapping[str, str]) -> str:
             quote = ""
         elif not quote and char in "\"'`#":
             quote = char
-            regex = template[: i - 1].rstrip().endswith(("=~", "!~"))
+            regex = template[: i - 1].rstrip().endswith(("=~", "!~")) or _argument(calls) == (
+                "label_replace",
+                4,
+            )
+        elif not quote:
+            _track_call(calls, template, i - 1, char)
     if quote and quote != "#":
         raise QueryError(f"unterminated {quote}-quoted string in the query")
     return "".join(out)
+
+
+_FUNCTION_BEFORE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*$")
+
+
+def _track_call(calls: list[list[Any]], template: str, at: int, char: str) -> None:
+    """Follow parentheses and commas outside strings: which function's argument we are in."""
+    if char == "(":
+        found = _FUNCTION_BEFORE.search(template, max(0, at - 64), at)
+        calls.append([found.group(1).lower() if found else "", 0])
+    elif char == ")" and calls:
+        calls.pop()
+    elif char == "," and calls:
+        calls[-1][1] += 1
+
+
+def _argument(calls: list[list[Any]]) -> tuple[str, int] | None:
+    return (str(calls[-1][0]), int(calls[-1][1])) if calls else None
 
 
 def _value(name: str, variables: Mapping[str, str], quote: str, regex: bool) -> str:

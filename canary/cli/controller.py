@@ -139,6 +139,20 @@ def default_lease_namespace() -> str:
 )
 @rollout_link_option
 @click.option(
+    "--forbid-inline-queries",
+    is_flag=True,
+    default=False,
+    help="Rollouts may use only their policies' queries, overriding what the policy allows.",
+)
+@click.option(
+    "--webhook-allow",
+    "webhook_allow",
+    multiple=True,
+    metavar="CIDR",
+    help="Let webhooks reach this range although the destination policy refuses it "
+    "(loopback, link-local, the API server); repeatable. docs/security.md.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
@@ -167,6 +181,8 @@ def controller(
     api_listen: str | None,
     api_tokens: Path | None,
     rollout_link: str | None,
+    forbid_inline_queries: bool,
+    webhook_allow: tuple[str, ...],
     log_level: str,
 ) -> None:
     """Run the canary controller: watch Rollouts and their Deployments, roll canaries out
@@ -179,6 +195,7 @@ def controller(
     from canary.controller import Controller, ControllerSettings, LeaseSettings
     from canary.controller.controller import default_identity
     from canary.gates.api.auth import TokenError
+    from canary.gates.destinations import DestinationPolicy
     from canary.notify import NotifyConfig
 
     logging.basicConfig(
@@ -199,6 +216,7 @@ def controller(
         )
         address = None if metrics_addr in ("0", "") else parse_address(metrics_addr)
         api_address = parse_address(api_listen) if api_listen else None
+        DestinationPolicy.of(allow=webhook_allow)  # a bad CIDR is named here, not in a thread
         settings = PrometheusSettings(
             url=prometheus,
             bearer_token_file=prometheus_bearer_token_file,
@@ -229,7 +247,11 @@ def controller(
             metrics_address=address,
             workers=workers,
             secrets_dir=None if secrets_from_cluster else secrets_dir,
-            notify=NotifyConfig(rollout_link=rollout_link) if notifications else None,
+            notify=NotifyConfig(rollout_link=rollout_link, webhook_allow=webhook_allow)
+            if notifications
+            else None,
+            forbid_inline_queries=forbid_inline_queries,
+            webhook_allow=webhook_allow,
             restore_on_delete=restore_on_delete,
             api_address=api_address,
             api_tokens=api_tokens,

@@ -1,15 +1,17 @@
 """The operator commands without the API: straight to the cluster with a kubeconfig.
 
 Reads are the Rollout resources (and the target Deployment, for the revision it runs); a write
-is the same command the API would queue, appended to the Rollout's ``canary.dev/commands``
-annotation through `KubeRolloutStore` (the controller takes it at the Rollout's next tick), and
-checked first by the same rules (`canary.gates.api.service`), so a command that cannot apply is
-refused with the API's 409 message. Who asked is the kubeconfig context's user; each write
-asked for (accepted or refused) is recorded as a Kubernetes Event on the Rollout, like the
-API's writes. `wait` reads the Rollout every ``poll`` seconds.
+is a RolloutCommand object created through `KubeRolloutStore` (the controller applies it at the
+Rollout's next tick), checked first by the same rules (`canary.gates.api.service`), so a
+command that cannot apply is refused with the API's 409 message. Who asks is the user the
+cluster authenticates (a SelfSubjectReview; the kubeconfig context's user name only when the
+cluster cannot say, and then the admission policy refuses a wrong one); each write asked for
+(accepted or refused) is recorded as a Kubernetes Event on the Rollout. The controller's own
+Event (Approved, Aborted, ...) names the same authenticated user. `wait` reads the Rollout
+every ``poll`` seconds.
 
 RBAC: get/list rollouts.canary.dev (and get deployments, for the target's revision); the writes
-also need patch on rollouts.canary.dev and create on events.
+need create on rolloutcommands.canary.dev (no right on the Rollout) and create on events.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from canary.cli.client import ApiClientError
 from canary.controller.api import AuditEvents
-from canary.controller.commands import KubeRolloutStore
+from canary.controller.commands import KubeRolloutStore, whoami
 from canary.controller.kube import Kube, KubeError
 from canary.engine.observations import CommandKind
 from canary.gates.api.audit import Audit
@@ -100,9 +102,10 @@ class KubeBackend:
             raise ValueError(f"kubeconfig {path}: {exc}") from None
         settings = (chosen or {}).get("context") or {}
         host = str(api_client.configuration.host)
+        kube = Kube(api_client, timeout=15.0)
         return cls(
-            Kube(api_client, timeout=15.0),
-            user=str(settings.get("user") or "unknown"),
+            kube,
+            user=whoami(kube) or str(settings.get("user") or "unknown"),
             default_namespace=str(settings.get("namespace") or "default"),
             where=f"the Kubernetes API at {host}",
         )
@@ -160,7 +163,7 @@ class KubeBackend:
         point = (body or {}).get("point")
         with self._errors():
             return queue_command(
-                KubeRolloutStore(self.kube),
+                KubeRolloutStore(self.kube, user=self.user),
                 self.audit,
                 CommandKind(action),
                 namespace,

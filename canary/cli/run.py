@@ -21,6 +21,7 @@ from canary.cli.timeline import fail
 from canary.engine import StepResult
 from canary.gates.api.auth import TokenError
 from canary.gates.api.serve import ApiServer, local_app, parse_listen
+from canary.gates.destinations import LOCAL_MODE
 from canary.gates.webhooks import WebhookCaller
 from canary.local.runner import LocalRunner
 from canary.local.state import LocalRunError, load_state
@@ -139,9 +140,13 @@ def run(
         notifier = _notifier(
             channels_file,
             secrets_dir,
-            NotifyConfig(state_dir=state_path.parent / "notify", rollout_link=rollout_link),
+            NotifyConfig(
+                state_dir=state_path.parent / "notify",
+                rollout_link=rollout_link,
+                webhook_allow=("127.0.0.0/8", "::1/128"),  # local mode: see LOCAL_MODE
+            ),
         )
-        with WebhookCaller.create(secrets_dir) as webhooks:
+        with WebhookCaller.create(secrets_dir, destinations=LOCAL_MODE) as webhooks:
             runner = LocalRunner(
                 rollout,
                 state_path,

@@ -8,6 +8,7 @@ limits of canary.model.limits is refused here too.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -29,6 +30,12 @@ def _expansion_problems(documents: list[Document]) -> list[Problem]:
                 path = exc.path.removeprefix(".")
                 problems.append(Problem(document.source, path, exc.message))
     return problems
+
+
+def _name_of(document: Document) -> str:
+    meta = getattr(document.resource, "metadata", None)
+    name = getattr(meta, "name", None) or getattr(meta, "generate_name", None)
+    return str(name) if name else "?"
 
 
 def validate_path(path: Path) -> tuple[list[Document], list[Problem]]:
@@ -75,7 +82,7 @@ def validate(
 ) -> None:
     """Check Rollouts, policies and channels; exit 1 listing every problem (warnings do not
     change the exit code)."""
-    report = []
+    report: list[dict[str, Any]] = []
     problems: list[Problem] = []
     for path in files:
         documents, found = validate_path(path)
@@ -88,9 +95,7 @@ def validate(
                 "file": str(path),
                 "valid": not found,
                 "resources": [
-                    f"{d.kind}/{getattr(getattr(d.resource, 'metadata', None), 'name', '?')}"
-                    for d in documents
-                    if d.resource is not None
+                    f"{d.kind}/{_name_of(d)}" for d in documents if d.resource is not None
                 ],
                 "problems": [{"path": p.path, "message": p.message} for p in found],
                 "warnings": warnings,

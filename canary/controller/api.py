@@ -1,10 +1,11 @@
 """The incoming API (`canary.gates.api`), served by the controller over the cluster's Rollouts.
 
 `canary get/list/approve/promote/abort/retry/wait` and CI pipelines talk to it with bearer
-tokens. Reads come from the Rollout resources; writes are queued in each Rollout's
-``canary.dev/commands`` annotation (`KubeRolloutStore`) and taken by the leader's next tick, so
-every replica may serve the API. Each write asked for is recorded as an Event on the Rollout
-(reason ``Command<Action>``, Warning when refused), beside the API's audit log line.
+tokens. Reads come from the Rollout resources; writes are RolloutCommand objects created by
+the controller's ServiceAccount with the token's name in ``spec.onBehalfOf``
+(`KubeRolloutStore`), applied by the leader's next tick, so every replica may serve the API.
+Each write asked for is recorded as an Event on the Rollout (reason ``Command<Action>``,
+Warning when refused), beside the API's audit log line.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from canary.controller.commands import KubeRolloutStore
+from canary.controller.commands import KubeRolloutStore, whoami
 from canary.controller.events import addressee, post_events
 from canary.controller.kinds import ROLLOUT
 from canary.controller.kube import Kube, KubeError
@@ -76,5 +77,7 @@ def start_api(
 ) -> ApiServer:
     """Serve the API on ``address`` (a thread); raises TokenError for a bad tokens file."""
     settings = ApiSettings(audit_sinks=[AuditEvents(kube, identity, clock)])
-    app = create_app(KubeRolloutStore(kube, namespaces), TokenSet.from_path(tokens), settings)
+    user = whoami(kube) or "unknown"
+    store = KubeRolloutStore(kube, namespaces, user=user, on_behalf=True)
+    app = create_app(store, TokenSet.from_path(tokens), settings)
     return ApiServer(app, *address).start()

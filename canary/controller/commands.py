@@ -1,156 +1,187 @@
-"""Commands for a Rollout (approve, promote, abort, retry), queued in its annotation.
+"""Commands for a Rollout (approve, promote, abort, retry) as RolloutCommand objects.
 
-``canary.dev/commands`` holds a JSON list, oldest first, of queued commands as the API writes
-them, ``{"id": "...", "postedAt": "...", "command": {"kind": "approve", "point": "promotion",
-"by": "alice"}}``; a bare command (``{"kind": "abort", "by": "bob"}``) is accepted too, so a
-person can queue one with ``kubectl annotate``. Anyone allowed to patch the Rollout may append
-one (the API through `KubeRolloutStore`, kubectl); the controller takes them all at the
-Rollout's next tick and removes the annotation.
+A person (``canary approve`` with a kubeconfig, ``kubectl create``) or the canary API creates a
+RolloutCommand in the Rollout's namespace, labelled ``canary.dev/rollout=<name>``; RBAC grants
+``create`` on ``rolloutcommands`` apart from any right on the Rollout, and the shipped
+ValidatingAdmissionPolicy refuses a ``spec.user`` other than the authenticated user
+(canary.model.command). The old ``canary.dev/commands`` annotation is gone: anyone allowed to
+patch a Rollout could write any name into it.
 
-Appending and taking are read-modify-write patches conditional on the Rollout's
-resourceVersion: a concurrent writer gets 409 and the store reads again, so a command is never
-lost to a race nor delivered twice. `KubeRolloutStore` is the `RolloutStore` of the incoming API
+Exactly once, whatever moment the process dies at (docs/security.md, "Commands"):
+
+1. `pending` reads the Rollout's commands, oldest first, skipping those whose uid is already
+   in ``status.appliedCommands``; nothing is removed yet;
+2. the tick applies them and `remember` adds their uids to the new status, so the status write
+   that records their effect also records that they were applied;
+3. only after that write has landed does `clean_up` delete the objects; one that survives
+   (a crash, a failed delete) is found again with its uid in the status, and only deleted.
+
+A tick that fails before its status write leaves the commands where they were: the next tick
+applies them. `KubeRolloutStore` is the `RolloutStore` of the incoming API
 (`canary.gates.api.store`) over the cluster's Rollouts.
 """
 
 from __future__ import annotations
 
-import json
-import uuid
+import copy
+import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any
+from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from canary.controller.kinds import ROLLOUT
-from canary.controller.kube import ConflictError, Json, Kube, KubeError
+from canary.controller.kinds import ROLLOUT, ROLLOUT_COMMAND
+from canary.controller.kube import Json, Kube, KubeError
+from canary.controller.watches import Cache
 from canary.controller.workloads import observe
-from canary.engine.observations import Command
-from canary.gates.api.filestore import QueuedCommand
+from canary.engine.observations import Command, CommandKind
 from canary.gates.api.models import RolloutView, SpecSummary
 from canary.gates.api.store import RolloutNotFoundError, StoreError
+from canary.model.command import ROLLOUT_LABEL, RolloutCommand, new_command
 from canary.model.rollout import Rollout
 from canary.model.status import RolloutStatus
 from canary.workload import WorkloadError
 
-COMMANDS_ANNOTATION = "canary.dev/commands"
-ATTEMPTS = 8
+log = logging.getLogger(__name__)
 
-_Change = Callable[[list[QueuedCommand]], list[QueuedCommand]]
+MAX_PER_TICK = 16
+"""Commands applied in one tick: a flood of them costs a tick no more (the rest wait)."""
+REMEMBERED = 64
+"""uids kept in status.appliedCommands (the model's bound)."""
 
-
-class CommandsError(ValueError):
-    """The annotation holds something that is not a list of commands."""
-
-
-def queued(command: Command, now: datetime | None = None) -> QueuedCommand:
-    return QueuedCommand(id=uuid.uuid4().hex, posted_at=now or datetime.now(UTC), command=command)
+CommandSource = Callable[[str, str], list[Json]]
+"""(namespace, rollout name) -> the RolloutCommand objects labelled for it."""
 
 
-def _entry(item: Any) -> QueuedCommand:
-    if isinstance(item, dict) and "command" in item:
-        return QueuedCommand.model_validate(item)
-    return queued(Command.model_validate(item))
+@dataclass(frozen=True)
+class Pending:
+    """A command object as the tick sees it."""
+
+    uid: str
+    name: str
+    command: Command
 
 
-def queue_of(obj: Json) -> list[QueuedCommand]:
-    """The commands queued in the object's annotation (none when absent)."""
-    text = ((obj.get("metadata") or {}).get("annotations") or {}).get(COMMANDS_ANNOTATION)
-    if not text:
-        return []
-    try:
-        items = json.loads(text)
-        if not isinstance(items, list):
-            raise ValueError("not a JSON list")
-        return [_entry(item) for item in items]
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        problem = f"{where + ': ' if where else ''}{first['msg']}"
-    except ValueError as exc:
-        problem = str(exc)
-    raise CommandsError(
-        f"annotation {COMMANDS_ANNOTATION} is not a JSON list of commands ({problem})"
+@dataclass
+class Taken:
+    """What `pending` found: commands to apply, objects to delete, problems to report."""
+
+    fresh: list[Pending]
+    done: list[str]
+    """Names of objects already applied (or refused): delete them."""
+    problems: list[str]
+
+
+def listed(kube: Kube) -> CommandSource:
+    """Read the commands from the API server (a list by label)."""
+
+    def source(namespace: str, name: str) -> list[Json]:
+        return kube.list(ROLLOUT_COMMAND, namespace, f"{ROLLOUT_LABEL}={name}").items
+
+    return source
+
+
+def _order(obj: Json) -> tuple[str, int, str]:
+    """Creation order: the timestamp (to the second), then the resourceVersion it was created
+    at (etcd's revision: commands are never updated, so it is their creation's), then name."""
+    meta = obj.get("metadata") or {}
+    version = str(meta.get("resourceVersion") or "")
+    return (
+        str(meta.get("creationTimestamp") or ""),
+        int(version) if version.isdigit() else 0,
+        str(meta.get("name") or ""),
     )
 
 
-def commands_of(obj: Json) -> list[Command]:
-    return [entry.command for entry in queue_of(obj)]
-
-
-def dump_queue(entries: list[QueuedCommand]) -> str:
-    return json.dumps(
-        [e.model_dump(mode="json", by_alias=True, exclude_none=True) for e in entries],
-        separators=(",", ":"),
+def engine_command(command: RolloutCommand) -> Command:
+    return Command(
+        kind=CommandKind(command.spec.action), point=command.spec.point, by=command.asked_by
     )
 
 
-def _patch(kube: Kube, obj: Json, value: str | None) -> Json:
-    meta = obj.get("metadata") or {}
-    body = {
-        "metadata": {
-            "resourceVersion": meta.get("resourceVersion"),
-            "annotations": {COMMANDS_ANNOTATION: value},
-        }
-    }
-    return kube.patch(ROLLOUT, str(meta.get("namespace")), str(meta.get("name")), body)
-
-
-def take_commands(kube: Kube, obj: Json) -> tuple[list[Command], Json, str | None]:
-    """Take the commands of ``obj`` (re-read on conflicts): (commands, the Rollout after the
-    annotation was cleared, a problem with the annotation or None)."""
-    meta = obj.get("metadata") or {}
-    namespace, name = str(meta.get("namespace")), str(meta.get("name"))
-    for _ in range(ATTEMPTS):
-        problem = None
-        try:
-            commands = commands_of(obj)
-        except CommandsError as exc:
-            commands, problem = [], f"{exc}; it was removed"
-        annotations = meta.get("annotations") or {}
-        if COMMANDS_ANNOTATION not in annotations:
-            return commands, obj, problem
-        try:
-            return commands, _patch(kube, obj, None), problem
-        except ConflictError:
-            fresh = kube.read(ROLLOUT, namespace, name)
-            if fresh is None:
-                return [], obj, None
-            obj, meta = fresh, fresh.get("metadata") or {}
-    raise StoreError(f"rollout {namespace}/{name} kept changing: commands not taken")
-
-
-def give_back(kube: Kube, namespace: str, name: str, commands: list[Command]) -> None:
-    """Put taken commands back in front of any sent since (a tick that failed)."""
-    if commands:
-        entries = [queued(c) for c in commands]
-        _update(kube, namespace, name, lambda waiting: [*entries, *waiting])
-
-
-def _update(kube: Kube, namespace: str, name: str, change: _Change) -> None:
-    for _ in range(ATTEMPTS):
-        obj = kube.read(ROLLOUT, namespace, name)
-        if obj is None:
-            raise RolloutNotFoundError(namespace, name)
-        try:
-            waiting = queue_of(obj)
-        except CommandsError as exc:
-            raise StoreError(str(exc)) from None
-        try:
-            _patch(kube, obj, dump_queue(change(waiting)))
-            return
-        except ConflictError:
+def pending(objects: list[Json], rollout: str, applied: list[str]) -> Taken:
+    """The commands of ``rollout`` among ``objects`` not applied yet (oldest first, at most
+    MAX_PER_TICK), the names of those to delete, and what was wrong with the others."""
+    taken = Taken([], [], [])
+    seen = set(applied)
+    for obj in sorted(objects, key=_order):
+        meta = obj.get("metadata") or {}
+        name, uid = str(meta.get("name") or ""), str(meta.get("uid") or "")
+        if uid in seen:
+            taken.done.append(name)
             continue
-    raise StoreError(f"rollout {namespace}/{name} kept changing: command not stored")
+        try:
+            command = RolloutCommand.model_validate(obj)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            taken.problems.append(f"RolloutCommand {name} is invalid ({where}: {first['msg']})")
+            taken.done.append(name)
+            continue
+        if command.spec.rollout != rollout:
+            continue  # labelled for this Rollout but meant for another: not ours to apply
+        if len(taken.fresh) < MAX_PER_TICK:
+            taken.fresh.append(Pending(uid, name, engine_command(command)))
+    return taken
+
+
+def remember(status: RolloutStatus, applied: list[Pending]) -> RolloutStatus:
+    """``status`` recording ``applied`` as done (the last REMEMBERED uids)."""
+    if not applied:
+        return status
+    uids = [*status.applied_commands, *(p.uid for p in applied)][-REMEMBERED:]
+    return status.model_copy(update={"applied_commands": uids})
+
+
+def clean_up(kube: Kube, namespace: str, names: list[str]) -> None:
+    """Delete applied commands; one that stays is deleted at a later tick (never re-applied:
+    its uid is in the status)."""
+    for name in names:
+        try:
+            kube.delete(ROLLOUT_COMMAND, namespace, name)
+        except (KubeError, OSError) as exc:
+            log.warning("%s/%s: the applied command stays for now: %s", namespace, name, exc)
+
+
+def abort_waiting(objects: list[Json], rollout: str, applied: list[str]) -> bool:
+    return any(
+        p.command.kind is CommandKind.ABORT for p in pending(objects, rollout, applied).fresh
+    )
+
+
+def command_source(cache: Cache) -> CommandSource:
+    """Read the commands from the controller's watch cache (no request per tick)."""
+
+    def source(namespace: str, name: str) -> list[Json]:
+        return [
+            copy.deepcopy(o)
+            for o in cache.items(namespace)
+            if ((o.get("metadata") or {}).get("labels") or {}).get(ROLLOUT_LABEL) == name
+        ]
+
+    return source
 
 
 class KubeRolloutStore:
-    """`RolloutStore` over the Rollouts of a cluster (``namespaces``: those, or all)."""
+    """`RolloutStore` over the Rollouts of a cluster (``namespaces``: those, or all).
 
-    def __init__(self, kube: Kube, namespaces: tuple[str, ...] = ()) -> None:
+    Commands are created as RolloutCommand objects in the name of ``user`` (the Kubernetes user
+    this connection authenticates as: the admission policy refuses any other). With
+    ``on_behalf=True`` (the canary API) the command's ``by`` (the API token's name) is written
+    to ``spec.onBehalfOf``."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        namespaces: tuple[str, ...] = (),
+        *,
+        user: str = "unknown",
+        on_behalf: bool = False,
+    ) -> None:
         self.kube = kube
         self.namespaces = namespaces
+        self.user = user
+        self.on_behalf = on_behalf
 
     def _read(self, namespace: str, name: str) -> Json:
         try:
@@ -174,6 +205,13 @@ class KubeRolloutStore:
         except KubeError as exc:
             raise StoreError(f"cannot list rollouts: {exc}") from None
 
+    def _commands(self, namespace: str, name: str, status: RolloutStatus) -> list[Command]:
+        try:
+            objects = listed(self.kube)(namespace, name)
+        except KubeError:
+            return []  # no right to list commands: the view shows none pending
+        return [p.command for p in pending(objects, name, status.applied_commands).fresh]
+
     def view(self, obj: Json) -> RolloutView:
         meta = obj.get("metadata") or {}
         try:
@@ -184,10 +222,7 @@ class KubeRolloutStore:
             status = RolloutStatus.model_validate(obj.get("status") or {})
         except ValidationError:
             status = RolloutStatus()
-        try:
-            pending = commands_of(obj)
-        except CommandsError:
-            pending = []
+        namespace = str(meta.get("namespace") or "default")
         revision = None
         if rollout is not None:
             try:
@@ -195,32 +230,63 @@ class KubeRolloutStore:
             except (WorkloadError, KubeError):
                 revision = None
         return RolloutView(
-            namespace=str(meta.get("namespace") or "default"),
+            namespace=namespace,
             name=str(meta.get("name")),
             target_revision=revision,
             spec=SpecSummary.of(rollout) if rollout is not None else None,
             status=status,
-            pending_commands=pending,
+            pending_commands=self._commands(namespace, str(meta.get("name")), status),
         )
 
     def get(self, namespace: str, name: str) -> RolloutView:
         return self.view(self._read(namespace, name))
 
     def post_command(self, namespace: str, name: str, command: Command) -> None:
+        body = new_command(
+            namespace,
+            name,
+            command.kind.value,
+            self.user,
+            point=command.point,
+            on_behalf_of=command.by if self.on_behalf else None,
+        )
         try:
-            entry = queued(command)
-            _update(self.kube, namespace, name, lambda waiting: [*waiting, entry])
+            self.kube.create(body)
         except KubeError as exc:
-            raise StoreError(f"cannot store the command: {exc}") from None
+            raise StoreError(f"cannot store the command: {exc}") from exc
 
     def take_commands(self, namespace: str, name: str) -> list[Command]:
+        """Take and delete the waiting commands at once (a stand-in for the controller in
+        tests of the store; the controller itself uses `pending`, `remember`, `clean_up`)."""
         obj = self._read(namespace, name)
+        status = RolloutStatus.model_validate(obj.get("status") or {})
         try:
-            commands, _, _ = take_commands(self.kube, obj)
+            taken = pending(listed(self.kube)(namespace, name), name, status.applied_commands)
+            clean_up(self.kube, namespace, [p.name for p in taken.fresh] + taken.done)
         except KubeError as exc:
             raise StoreError(f"cannot take the commands: {exc}") from None
-        return commands
+        return [p.command for p in taken.fresh]
 
     def list(self) -> list[RolloutView]:
         views = [self.view(o) for o in self._all()]
         return sorted(views, key=lambda v: (v.namespace, v.name))
+
+
+def whoami(kube: Kube) -> str | None:
+    """The user this connection authenticates as (SelfSubjectReview, Kubernetes 1.28+), or
+    None when the server cannot say."""
+    from kubernetes import client  # the typed API; Kube keeps its client
+
+    try:
+        review = client.AuthenticationV1Api(kube.api_client).create_self_subject_review(
+            client.V1SelfSubjectReview(
+                api_version="authentication.k8s.io/v1", kind="SelfSubjectReview"
+            ),
+            _request_timeout=kube.timeout,
+        )
+    except Exception as exc:  # the client raises ApiException, urllib3 and socket errors
+        log.debug("SelfSubjectReview failed: %s", exc)
+        return None
+    info = getattr(getattr(review, "status", None), "user_info", None)
+    name = getattr(info, "username", None)
+    return str(name) if name else None

@@ -34,13 +34,14 @@ from canary.analysis.policies import AnyPolicy
 from canary.analysis.provider import MetricsProvider
 from canary.controller.api import start_api
 from canary.controller.cached import CachedKube
-from canary.controller.commands import COMMANDS_ANNOTATION
+from canary.controller.commands import command_source
 from canary.controller.kinds import (
     ANALYSIS_POLICY,
     CLUSTER_ANALYSIS_POLICY,
     DEPLOYMENT,
     NOTIFICATION_CHANNEL,
     ROLLOUT,
+    ROLLOUT_COMMAND,
     Kind,
 )
 from canary.controller.kube import Json, Kube, drop_static_token_refresh
@@ -51,6 +52,7 @@ from canary.controller.scheduling import TickScheduler
 from canary.controller.secrets import ClusterSecrets
 from canary.controller.watches import Cache, Reflector
 from canary.gates.api.serve import ApiServer
+from canary.gates.destinations import DestinationPolicy
 from canary.gates.secret_source import SecretsDir
 from canary.gates.webhooks import WebhookCaller, new_client
 from canary.model.notification import NotificationChannel
@@ -84,6 +86,11 @@ class ControllerSettings:
     api_address: tuple[str, int] | None = None
     """Serve the incoming API (canary.gates.api) here, with ``api_tokens``."""
     api_tokens: Path | None = None
+    forbid_inline_queries: bool = False
+    """Rollouts may only use their policies' queries (docs/security.md)."""
+    webhook_allow: tuple[str, ...] = ()
+    """CIDRs gate webhooks may reach although the destination policy refuses them (loopback,
+    link-local, ...: canary.gates.destinations)."""
     restore_on_delete: bool = False
     """A finalizer on each Rollout: deleting one gives the target back (canary.controller.
     deletion); without it the garbage collector removes what the Rollout owns."""
@@ -117,7 +124,10 @@ class Controller:
             gate_secrets = (
                 SecretsDir(settings.secrets_dir) if settings.secrets_dir else cluster_secrets
             )
-            webhooks = WebhookCaller(client=new_client(), secrets=gate_secrets, owns_client=True)
+            destinations = DestinationPolicy.of(allow=settings.webhook_allow)
+            webhooks = WebhookCaller(
+                client=new_client(destinations), secrets=gate_secrets, owns_client=True
+            )
         self.webhooks = webhooks
         self.caches = {kind.kind: Cache(kind) for kind in self._watched()}
         self.notifier: Notifier | None = None
@@ -143,6 +153,8 @@ class Controller:
             policies=self._policies,
             restore_on_delete=settings.restore_on_delete,
             clock=clock,
+            commands=command_source(self.caches[ROLLOUT_COMMAND.kind]),
+            inline_queries=not settings.forbid_inline_queries,
         )
         self.scheduler = TickScheduler(
             self._tick, workers=settings.workers, on_lateness=self.metrics.late
@@ -165,6 +177,7 @@ class Controller:
         self._deployments_of: dict[str, list[tuple[str, str]]] = {}
         self.caches[ROLLOUT.kind].listen(self._rollout_changed)
         self.caches[DEPLOYMENT.kind].listen(self._deployment_changed)
+        self.caches[ROLLOUT_COMMAND.kind].listen(self._command_changed)
         self._models: dict[tuple[str, str], BaseModel | None] = {}
         self.health: HealthServer | None = None
         self.api: ApiServer | None = None
@@ -245,7 +258,14 @@ class Controller:
 
     @staticmethod
     def _watched() -> tuple[Kind, ...]:
-        return (ROLLOUT, DEPLOYMENT, ANALYSIS_POLICY, CLUSTER_ANALYSIS_POLICY, NOTIFICATION_CHANNEL)
+        return (
+            ROLLOUT,
+            DEPLOYMENT,
+            ANALYSIS_POLICY,
+            CLUSTER_ANALYSIS_POLICY,
+            NOTIFICATION_CHANNEL,
+            ROLLOUT_COMMAND,
+        )
 
     def _namespaces(self, kind: Kind) -> list[str | None]:
         if not kind.namespaced or not self.settings.namespaces:
@@ -317,6 +337,19 @@ class Controller:
                 self._rollouts_of.setdefault(deployment, set()).add(key)
             if wanted:
                 self._deployments_of[key] = wanted
+
+    def _command_changed(self, event: str, old: Json | None, new: Json | None) -> None:
+        """A new RolloutCommand: its Rollout ticks at once."""
+        if event != "ADDED" or new is None or not self.is_leader():
+            return
+        meta = new.get("metadata") or {}
+        rollout = (new.get("spec") or {}).get("rollout")
+        key = f"{meta.get('namespace')}/{rollout}"
+        if isinstance(rollout, str) and self.caches[ROLLOUT.kind].get(
+            str(meta.get("namespace")), rollout
+        ):
+            self.scheduler.ensure(key)
+            self.scheduler.trigger(key)
 
     def _deployment_changed(self, event: str, old: Json | None, new: Json | None) -> None:
         if not self.is_leader():
@@ -399,11 +432,9 @@ def _wakes(old: Json | None, new: Json) -> bool:
 
 
 def _spec_or_commands_changed(old: Json | None, new: Json | None) -> bool:
-    """A change worth an early tick: spec (generation), commands, deletion; not our status."""
+    """A change worth an early tick: spec (generation), deletion; not our status. (Commands
+    are objects of their own: `Controller._command_changed`.)"""
     before, after = (old or {}).get("metadata") or {}, (new or {}).get("metadata") or {}
     if before.get("generation") != after.get("generation"):
         return True
-    if before.get("deletionTimestamp") != after.get("deletionTimestamp"):
-        return True
-    waiting = (after.get("annotations") or {}).get(COMMANDS_ANNOTATION)
-    return bool(waiting) and waiting != (before.get("annotations") or {}).get(COMMANDS_ANNOTATION)
+    return bool(before.get("deletionTimestamp") != after.get("deletionTimestamp"))

@@ -63,6 +63,7 @@ CLUSTER_ANALYSIS_POLICY = Kind(
 NOTIFICATION_CHANNEL = Kind(
     CANARY_API_VERSION, "NotificationChannel", "notificationchannels", "custom"
 )
+ROLLOUT_COMMAND = Kind(CANARY_API_VERSION, "RolloutCommand", "rolloutcommands", "custom")
 
 KNOWN: tuple[Kind, ...] = (
     DEPLOYMENT,
@@ -76,6 +77,7 @@ KNOWN: tuple[Kind, ...] = (
     ANALYSIS_POLICY,
     CLUSTER_ANALYSIS_POLICY,
     NOTIFICATION_CHANNEL,
+    ROLLOUT_COMMAND,
 )
 _BY_KEY = {(k.api_version, k.kind): k for k in KNOWN}
 

@@ -48,7 +48,14 @@ from canary.analysis.analyse import analyse
 from canary.analysis.checks import CheckResolutionError, resolve_checks
 from canary.analysis.policies import AnyPolicy
 from canary.analysis.provider import MetricsProvider, Targets
-from canary.controller.commands import CommandsError, commands_of, give_back, take_commands
+from canary.controller.commands import (
+    CommandSource,
+    abort_waiting,
+    clean_up,
+    listed,
+    pending,
+    remember,
+)
 from canary.controller.deletion import ensure_finalizer, finalize
 from canary.controller.events import addressee, post_events
 from canary.controller.kinds import ROLLOUT
@@ -67,7 +74,6 @@ from canary.controller.workloads import (
 from canary.engine import (
     Action,
     CallWebhook,
-    CommandKind,
     Event,
     InitializePrimary,
     Needs,
@@ -81,7 +87,6 @@ from canary.engine import (
     step,
 )
 from canary.engine.clock import seconds_since
-from canary.engine.observations import Command
 from canary.engine.timing import analysis_window, look_interval
 from canary.gates.webhooks import WebhookCaller
 from canary.model.loader import problems_of
@@ -126,6 +131,11 @@ class Reconciler:
     """Keep a finalizer on each Rollout and give the target back when one is deleted."""
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     services: ServiceSync = field(default_factory=lambda: ServiceSync(SERVICE_RESYNC_SECONDS))
+    inline_queries: bool = True
+    """False: a Rollout may bring no query of its own (--forbid-inline-queries)."""
+    commands: CommandSource | None = None
+    """Where a tick finds its Rollout's RolloutCommands (the controller's watch cache); None
+    lists them from the API server."""
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _errors: dict[str, tuple[str, int]] = field(default_factory=dict, init=False)
     _checked: set[str] = field(default_factory=set, init=False)
@@ -185,7 +195,7 @@ class Reconciler:
             return self._deleted(obj, now)
         try:
             rollout = Rollout.model_validate(obj)
-            checks = resolve_checks(rollout, self.policies())
+            checks = resolve_checks(rollout, self.policies(), inline_queries=self.inline_queries)
         except ValidationError as exc:
             problems = [f"{p.path}: {p.message}" for p in problems_of("", exc)]
             return self._invalid(obj, problems, now)
@@ -200,8 +210,9 @@ class Reconciler:
         workload = observed.state
         needs = plan(rollout, status, workload)
         look = look_interval(rollout, checks)
+        command_objects = (self.commands or listed(self.kube))(namespace, name)
         if early and needs.analyse and workload.target_revision == status.canary_revision:
-            if not _abort_waiting(obj):
+            if not abort_waiting(command_objects, name, status.applied_commands):
                 # the next look stands: a look interval after the last tick
                 since = seconds_since(status.last_tick_at, now)
                 return TickOutcome("skipped", max(look - since, MIN_REQUEUE))
@@ -211,51 +222,48 @@ class Reconciler:
             log.info("%s: %s", rollout.key, repaired)
         if status.phase is not Phase.INITIALIZING:
             self._sync_services(rollout, observed)
-        commands, obj, problem = take_commands(self.kube, obj)
-        try:
-            answers = (
-                self.webhooks.ask(rollout, status, needs.webhooks, now) if needs.webhooks else []
+        taken = pending(command_objects, name, status.applied_commands)
+        commands = [p.command for p in taken.fresh]
+        # the commands stay until the status write below records them (commands.py)
+        answers = self.webhooks.ask(rollout, status, needs.webhooks, now) if needs.webhooks else []
+        results: list[CheckResult] = []
+        states: list[CheckState] = []
+        if needs.analyse:
+            results, states = analyse(
+                rollout,
+                status,
+                checks,
+                self.provider,
+                targets_of(rollout),
+                analysis_window(rollout, status, now),
+                now,
             )
-            results: list[CheckResult] = []
-            states: list[CheckState] = []
-            if needs.analyse:
-                results, states = analyse(
-                    rollout,
-                    status,
-                    checks,
-                    self.provider,
-                    targets_of(rollout),
-                    analysis_window(rollout, status, now),
-                    now,
-                )
-            observations = Observations(
-                workload=workload,
-                checks=results,
-                check_states=states,
-                gates=answers,
-                commands=commands,
-                look_interval=look,
-            )
-            result = step(rollout, status, observations, now)
-            new_status = with_valid(result.status, now)
-            self._apply(rollout, observed, router, result.actions)
-            if new_status.phase in IDLE_PHASES and workload.primary_ready:
-                # between rollouts the target (the canary) runs no pods: the primary serves
-                WorkloadActions(self.kube, rollout, observed).scale_target(0)
-            write_status(
-                self.kube,
-                obj,
-                new_status.to_wire(),
-                on_conflict=self.metrics.status_conflicts.inc,
-            )
-        except BaseException:
-            self._give_back(namespace, name, commands)
-            raise
+        observations = Observations(
+            workload=workload,
+            checks=results,
+            check_states=states,
+            gates=answers,
+            commands=commands,
+            look_interval=look,
+        )
+        result = step(rollout, status, observations, now)
+        new_status = remember(with_valid(result.status, now), taken.fresh)
+        self._apply(rollout, observed, router, result.actions)
+        if new_status.phase in IDLE_PHASES and workload.primary_ready:
+            # between rollouts the target (the canary) runs no pods: the primary serves
+            WorkloadActions(self.kube, rollout, observed).scale_target(0)
+        write_status(
+            self.kube,
+            obj,
+            new_status.to_wire(),
+            on_conflict=self.metrics.status_conflicts.inc,
+        )
+        clean_up(self.kube, namespace, [p.name for p in taken.fresh] + taken.done)
         hooks = [a for a in result.actions if isinstance(a, CallWebhook)]
         if hooks:
             self.webhooks.fire_all(hooks, rollout, new_status, now)
         events = list(result.events)
-        if problem:
+        for problem in taken.problems:
             events.insert(0, Event(reason="CommandsInvalid", message=problem, warning=True))
         self._post_events(rollout, events, now)
         if self.notifier is not None and result.events:
@@ -350,12 +358,6 @@ class Reconciler:
         with self._lock:
             self._errors.pop(key, None)
 
-    def _give_back(self, namespace: str, name: str, commands: list[Command]) -> None:
-        try:
-            give_back(self.kube, namespace, name, commands)
-        except Exception as exc:
-            log.error("%s/%s: commands %s lost: %s", namespace, name, commands, exc)
-
     def _post_events(self, rollout: Rollout, events: list[Event], now: datetime) -> None:
         post_events(self.kube, rollout, events, now, self.identity)
 
@@ -365,13 +367,6 @@ def targets_of(rollout: Rollout) -> Targets:
     return Targets(
         namespace=namespace_of(rollout), target=name, canary=name, primary=f"{name}-primary"
     )
-
-
-def _abort_waiting(obj: Json) -> bool:
-    try:
-        return any(c.kind is CommandKind.ABORT for c in commands_of(obj))
-    except CommandsError:
-        return False
 
 
 def _key(obj: Json) -> tuple[str, str]:

@@ -1,7 +1,9 @@
 """Calling webhooks over HTTP: one POST of the signed payload, retried when worth it.
 
 - 2xx is yes; any other answer (3xx, 4xx, 5xx after the retries), a timeout or an
-  unreachable receiver is no. Nothing here raises on network trouble: every outcome is a
+  unreachable receiver is no. A message quotes the receiver's ``X-Canary-Reason`` header,
+  never its body; a destination the policy refuses (canary.gates.destinations) is not
+  called. Nothing here raises on network trouble: every outcome is a
   `Delivery` (or a `GateAnswer`) whose message says exactly what happened.
 - Connection errors, timeouts and 5xx are retried ``webhook.retries`` times with exponential
   backoff; the sleep is injectable so tests do not wait.
@@ -25,6 +27,7 @@ import httpx
 from canary import __version__
 from canary.engine.clock import aware
 from canary.engine.observations import GateAnswer
+from canary.gates.destinations import DestinationRefusedError
 from canary.gates.payload import GatePayload, build_payload
 from canary.gates.secret_source import SecretError, SecretSource
 from canary.gates.signing import (
@@ -44,7 +47,11 @@ Sleep = Callable[[float], None]
 
 USER_AGENT = f"canary-webhook/{__version__}"
 EXCERPT_CHARS = 200
-"""How much of a receiver's body is quoted in a message."""
+"""How much of a receiver's reason is quoted in a message."""
+REASON_HEADER = "X-Canary-Reason"
+"""The one part of an answer quoted in messages, status and Events. The body never is: a
+webhook URL is the tenant's to choose, and the answer of whatever it points at (an internal
+service) must not reach the tenant through the gate's message."""
 MAX_BODY_BYTES = 4096
 """How much of a receiver's body is read at all."""
 DEFAULT_DEADLINE_SECONDS = 60.0
@@ -90,7 +97,8 @@ class Delivery:
 class _Attempt:
     status_code: int | None
     what: str
-    """The body excerpt for an HTTP answer, else what went wrong."""
+    """The receiver's X-Canary-Reason for an HTTP answer (never its body), else what went
+    wrong."""
     retryable: bool
 
 
@@ -140,15 +148,17 @@ def deliver(
             delivery_id=payload.delivery_id,
         )
 
+    def prepare(number: int) -> tuple[bytes, dict[str, str]]:
+        numbered = payload.model_copy(update={"attempt": number})
+        body = numbered.body()
+        return body, request_headers(webhook, numbered, body, secrets, now)
+
     try:
-        body = payload.body()
         try:
-            headers = request_headers(webhook, payload, body, secrets, now)
+            prepare(1)
         except SecretError as exc:
             return result(False, f"not called: {exc}")
-        attempt, attempts, cut_short = _attempts(
-            webhook, body, headers, client, sleep, backoff, deadline
-        )
+        attempt, attempts, cut_short = _attempts(webhook, prepare, client, sleep, backoff, deadline)
     except Exception as exc:  # a bug must not stop a rollout's shell
         logger.exception("webhook %s: unexpected error", webhook.name)
         return result(False, f"not called: unexpected error: {type(exc).__name__}: {exc}")
@@ -163,8 +173,7 @@ def deliver(
 
 def _attempts(
     webhook: Webhook,
-    body: bytes,
-    headers: dict[str, str],
+    prepare: Callable[[int], tuple[bytes, dict[str, str]]],
     client: httpx.Client,
     sleep: Sleep,
     backoff: Backoff,
@@ -183,6 +192,7 @@ def _attempts(
                 return attempt, made, attempt is not None
             timeout = min(timeout, remaining)
         made += 1
+        body, headers = prepare(made)
         attempt = _attempt(client, webhook.url, body, headers, timeout)
         logger.debug("webhook %s attempt %d: %s", webhook.name, made, attempt)
         if not attempt.retryable or made >= allowed:
@@ -202,7 +212,10 @@ def _attempt(
             "POST", url, content=body, headers=headers, timeout=httpx.Timeout(timeout)
         ) as response:
             code = response.status_code
-            what = excerpt(_read_some(response))
+            _read_some(response)  # read (and dropped): the body is not quoted, see REASON_HEADER
+            what = excerpt(response.headers.get(REASON_HEADER, "").encode("utf-8", "replace"))
+    except DestinationRefusedError as exc:
+        return _Attempt(None, f"not called: {exc}", retryable=False)
     except httpx.TimeoutException:
         return _Attempt(None, f"timed out after {format_duration(timeout)}", retryable=True)
     except httpx.ConnectError as exc:

@@ -66,6 +66,12 @@ class GatePayload(CamelModel):
     api_version: str = PAYLOAD_VERSION
     delivery_id: str = Field(description="Unique per delivery; the same across its retries.")
     timestamp: datetime = Field(description="When the delivery was made (passed in).")
+    attempt: int = Field(
+        default=1,
+        ge=1,
+        description="1 for the first try, 2 for the first retry, ...: each attempt is signed "
+        "apart, so a receiver refuses an exact copy of one (a replay) and takes a retry.",
+    )
     gate: GateInfo
     rollout: RolloutInfo
     checks: list[CheckInfo] = Field(

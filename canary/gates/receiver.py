@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
+from canary.gates.caller import REASON_HEADER
 from canary.gates.signing import (
     DEFAULT_TOLERANCE_SECONDS,
     SIGNATURE_HEADER,
@@ -81,6 +83,8 @@ class Receiver:
         self.received: list[Received] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._seen: dict[str, float] = {}
+        """Signatures of the requests received, with when: a copy of one is a replay."""
         self._server = _Server((host, port), _handler_for(self))
         self._thread: threading.Thread | None = None
 
@@ -132,6 +136,13 @@ class Receiver:
             scripted = self._replies[min(len(self.received), len(self._replies)) - 1]
         if request.signature_problem is not None:
             return Reply(401, f"bad signature: {request.signature_problem}")
+        signature = request.header(SIGNATURE_HEADER) if self.secret is not None else None
+        if signature is not None and not self._first_time(signature):
+            delivery = _delivery_id(request.body) or "?"
+            return Reply(409, f"replayed request of delivery {delivery[:64]}: refused")
+        return self._choose(request, scripted)
+
+    def _choose(self, request: Received, scripted: Reply) -> Reply:
         if self.on_request is not None:
             try:
                 chosen = self.on_request(request)
@@ -140,6 +151,22 @@ class Receiver:
             if chosen is not None:
                 return chosen
         return scripted
+
+    def _now(self) -> float:
+        return self.clock() if self.clock is not None else time.time()
+
+    def _first_time(self, signature: str) -> bool:
+        """True the first time a (valid) signature is seen. Each attempt of a delivery is
+        signed apart (its body carries ``attempt``), so only an exact copy repeats one.
+        Signatures are kept for twice the tolerance: an older copy fails the timestamp."""
+        now = self._now()
+        with self._lock:
+            for old in [s for s, t in self._seen.items() if t < now - 2 * self.tolerance]:
+                del self._seen[old]
+            if signature in self._seen:
+                return False
+            self._seen[signature] = now
+            return True
 
     def _check(self, headers: dict[str, str], body: bytes) -> str | None:
         if self.secret is None:
@@ -160,10 +187,31 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False
 
 
+def _delivery_id(body: bytes) -> str | None:
+    """The signed body's deliveryId (the header is not signed), if it has one."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    found = data.get("deliveryId") if isinstance(data, dict) else None
+    return found if isinstance(found, str) and found else None
+
+
+def _header_safe(text: str) -> str:
+    """One line of printable ASCII: what an HTTP header may carry."""
+    line = " ".join(text.split())
+    return "".join(c if 32 <= ord(c) < 127 else "?" for c in line)[:200]
+
+
 def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            length = min(int(self.headers.get("Content-Length") or 0), MAX_REQUEST_BYTES)
+            declared = (self.headers.get("Content-Length") or "0").strip()
+            # a 5,000-digit length is no reason to fail: Python refuses to read it as an int
+            length = 0
+            if declared.isdigit():
+                length = MAX_REQUEST_BYTES if len(declared) > 12 else int(declared)
+            length = min(length, MAX_REQUEST_BYTES)
             body = self.rfile.read(length)
             headers = dict(self.headers.items())
             request = Received(
@@ -179,6 +227,8 @@ def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             try:
                 self.send_response(reply.status)
                 self.send_header("Content-Type", "text/plain; charset=utf-8")
+                if reply.body:
+                    self.send_header(REASON_HEADER, _header_safe(reply.body))
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)

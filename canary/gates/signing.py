@@ -66,7 +66,7 @@ def why_invalid(
     if not timestamp:
         return f"no {TIMESTAMP_HEADER} header"
     stripped = timestamp.strip()
-    if not stripped.isascii() or not stripped.isdigit():
+    if len(stripped) > 12 or not stripped.isascii() or not stripped.isdigit():
         return f"{TIMESTAMP_HEADER} is not whole Unix seconds: {timestamp[:40]!r}"
     sent_at = int(stripped)
     current = time.time() if now is None else now

@@ -38,6 +38,7 @@ from canary.gates.caller import (
     call_gates,
     deliver,
 )
+from canary.gates.destinations import DestinationPolicy, PolicyTransport
 from canary.gates.payload import build_payload
 from canary.gates.secret_source import NoSecrets, SecretsDir, SecretSource
 from canary.model.gates import Webhook
@@ -47,9 +48,16 @@ from canary.model.status import RolloutStatus
 logger = logging.getLogger("canary.gates")
 
 
-def new_client() -> httpx.Client:
-    """An HTTP client for webhooks: redirects are not followed (a 3xx is a no), TLS verified."""
-    return httpx.Client(follow_redirects=False, headers={"User-Agent": USER_AGENT})
+def new_client(destinations: DestinationPolicy | None = None) -> httpx.Client:
+    """An HTTP client for webhooks: redirects are not followed (a 3xx is a no), TLS verified,
+    and each destination checked by ``destinations`` (default: the strict policy of
+    canary.gates.destinations)."""
+    policy = destinations if destinations is not None else DestinationPolicy()
+    return httpx.Client(
+        follow_redirects=False,
+        headers={"User-Agent": USER_AGENT},
+        transport=PolicyTransport(policy),
+    )
 
 
 def fire(
@@ -165,13 +173,18 @@ class WebhookCaller:
 
     @classmethod
     def create(
-        cls, secrets_dir: Path | str | None = None, *, deadline_seconds: float | None = None
+        cls,
+        secrets_dir: Path | str | None = None,
+        *,
+        deadline_seconds: float | None = None,
+        destinations: DestinationPolicy | None = None,
     ) -> WebhookCaller:
         """A caller with its own client; secrets from ``secrets_dir`` (``<dir>/<name>/<key>``)
-        or none (webhooks with a secretRef then stay closed, saying why)."""
+        or none (webhooks with a secretRef then stay closed, saying why); ``destinations``
+        as for `new_client`."""
         secrets: SecretSource = SecretsDir(secrets_dir) if secrets_dir is not None else NoSecrets()
         return cls(
-            client=new_client(),
+            client=new_client(destinations),
             secrets=secrets,
             deadline_seconds=deadline_seconds or DEFAULT_DEADLINE_SECONDS,
             owns_client=True,

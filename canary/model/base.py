@@ -16,6 +16,9 @@ Name = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL_PATTE
 ObjectName = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)]
 """A Kubernetes object name (DNS-1123 subdomain)."""
 
+ShortObjectName = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_SUBDOMAIN_PATTERN)]
+"""An object name that other names are made from (a Rollout's, a target's): 63 at most."""
+
 Weight = Annotated[int, Field(ge=0, le=100)]
 """A share of traffic in percent."""
 

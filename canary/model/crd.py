@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.alias_generators import to_camel
 
+from canary.model.command import RolloutCommand
 from canary.model.notification import NotificationChannel
 from canary.model.policy import AnalysisPolicy, ClusterAnalysisPolicy
 from canary.model.provider import ProviderName
@@ -235,6 +236,11 @@ _CHANNEL_EXTRAS: dict[str, Schema] = {
 }
 
 
+_COMMAND_EXTRAS: dict[str, Schema] = {
+    "spec": _rules(("self == oldSelf", "a command cannot be changed: create another one")),
+}
+
+
 def _add_extras(schema: Schema, extras: dict[str, Schema]) -> None:
     for path, additions in extras.items():
         node = schema
@@ -330,6 +336,18 @@ CRD_KINDS: tuple[CrdKind, ...] = (
         ClusterAnalysisPolicy, "clusteranalysispolicies", ("cap",), "Cluster", extras=_POLICY_EXTRAS
     ),
     CrdKind(NotificationChannel, "notificationchannels", ("nc",), extras=_CHANNEL_EXTRAS),
+    CrdKind(
+        RolloutCommand,
+        "rolloutcommands",
+        ("rocmd",),
+        columns=(
+            _column("Rollout", ".spec.rollout"),
+            _column("Action", ".spec.action"),
+            _column("User", ".spec.user"),
+            _column("Age", ".metadata.creationTimestamp", "date"),
+        ),
+        extras=_COMMAND_EXTRAS,
+    ),
 )
 
 

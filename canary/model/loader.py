@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from canary.model.command import RolloutCommand
 from canary.model.fields import field_help, suggest_field
 from canary.model.notification import NotificationChannel
 from canary.model.policy import AnalysisPolicy, ClusterAnalysisPolicy
@@ -23,6 +24,7 @@ KINDS: dict[str, type[BaseModel]] = {
     "AnalysisPolicy": AnalysisPolicy,
     "ClusterAnalysisPolicy": ClusterAnalysisPolicy,
     "NotificationChannel": NotificationChannel,
+    "RolloutCommand": RolloutCommand,
 }
 MAX_FILE_BYTES = 5 * 1024 * 1024
 

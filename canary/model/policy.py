@@ -17,6 +17,20 @@ VariableName = Annotated[
 VariableValue = Annotated[str, StringConstraints(max_length=MAX_QUERY)]
 
 
+OverridableField = Literal[
+    "max", "min", "margin", "judge", "weight", "critical", "compareToPrimary"
+]
+DEFAULT_OVERRIDABLE: tuple[OverridableField, ...] = (
+    "max",
+    "min",
+    "margin",
+    "judge",
+    "weight",
+    "critical",
+    "compareToPrimary",
+)
+
+
 class AnalysisPolicySpec(CamelModel):
     description: ShortText = ""
     variables: dict[VariableName, VariableValue] = Field(
@@ -26,6 +40,21 @@ class AnalysisPolicySpec(CamelModel):
         "use other variables, at most 8 deep, and a query expands to at most 16384 characters).",
     )
     checks: list[CheckSpec] = Field(min_length=1, max_length=MAX_CHECKS)
+    namespace_label: str | None = Field(
+        default=None,
+        max_length=63,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="The label holding a series' namespace: every selector of this policy's "
+        "queries, and of the inline checks of Rollouts using it, must match it exactly "
+        'with "{{ namespace }}", and no label_replace/label_join may write it.',
+    )
+    overridable: list[OverridableField] = Field(
+        default_factory=lambda: list(DEFAULT_OVERRIDABLE),
+        max_length=len(DEFAULT_OVERRIDABLE),
+        description="The fields of this policy's checks a Rollout may override by an inline "
+        "check of the same name. Queries and kind never are; a platform policy may narrow this "
+        "to e.g. [max, margin], or [] to forbid any override.",
+    )
 
     @model_validator(mode="after")
     def _complete_and_unique(self) -> AnalysisPolicySpec:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from canary.model.analysis import AnalysisSpec
-from canary.model.base import CamelModel, ObjectName, Port
+from canary.model.base import DNS_SUBDOMAIN_PATTERN, CamelModel, ObjectName, Port
 from canary.model.gates import GatesSpec
 from canary.model.limits import MAX_COUNT, MAX_NAME
 from canary.model.meta import ObjectMeta
@@ -31,13 +31,17 @@ API_VERSION = f"{GROUP}/{VERSION}"
 TARGET_NAME_MAX = MAX_NAME - len("-primary")
 
 
+TargetName = Annotated[
+    str, Field(min_length=1, max_length=TARGET_NAME_MAX, pattern=DNS_SUBDOMAIN_PATTERN)
+]
+
+
 class TargetRef(CamelModel):
     """The Deployment the team owns; canary keeps a '<name>-primary' copy beside it."""
 
     api_version: Literal["apps/v1"] = "apps/v1"
     kind: Literal["Deployment"] = "Deployment"
-    name: ObjectName = Field(
-        max_length=TARGET_NAME_MAX,
+    name: TargetName = Field(
         description="At most 55 characters: the Services '<name>-primary' and '<name>-canary' "
         "must be DNS labels (63).",
     )

@@ -140,3 +140,9 @@ class RolloutStatus(CamelModel):
     )
     last_tick_at: datetime | None = None
     last_transition_time: datetime | None = None
+    applied_commands: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        description="The uids of the last RolloutCommands applied, written with their effect: a "
+        "command seen again after a restart is not applied twice.",
+    )

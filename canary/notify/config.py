@@ -39,6 +39,9 @@ class NotifyConfig:
     """Attach a timeline picture to the Slack thread when a rollout ends (bot-token mode)."""
     idle_poll: float = 1.0
     """Longest the worker sleeps between looks at the queue (it is also woken on enqueue)."""
+    webhook_allow: tuple[str, ...] = ()
+    """CIDRs notification webhooks may reach although the destination policy refuses them
+    (loopback, link-local, the API server: canary.gates.destinations)."""
 
     def rollout_url(self, namespace: str, name: str) -> str | None:
         """The page of a rollout, or None without ``rollout_link``."""

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Protocol
 
 from canary.engine.actions import Event
+from canary.gates.destinations import DestinationPolicy
 from canary.model.notification import NotificationChannel, NotificationEvent
 from canary.model.rollout import Rollout
 from canary.model.status import RolloutStatus
@@ -218,7 +219,10 @@ class Notifier:
                 cache_key = f"{delivery.destination}|webhook|{spec.webhook.url}|{secret}"
                 if cache_key not in self._senders:
                     self._senders[cache_key] = WebhookSender(
-                        spec.webhook.url, secret, timeout=self.config.http_timeout
+                        spec.webhook.url,
+                        secret,
+                        timeout=self.config.http_timeout,
+                        destinations=DestinationPolicy.of(allow=self.config.webhook_allow),
                     )
             else:  # the model refuses such a channel; kept for type narrowing
                 raise RetryLaterError(f"channel {delivery.destination} has no kind")

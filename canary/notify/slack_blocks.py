@@ -57,7 +57,7 @@ def color(notice: Notice) -> str:
 
 def parent_message(notice: Notice) -> SlackMessage:
     """The rollout's one message, rewritten (chat.update) as the revision progresses."""
-    blocks: list[Block] = [_section(f"*{notice.phase.value}* — {notice.status_message}")]
+    blocks: list[Block] = [_section(f"*{notice.phase.value}* — {esc(notice.status_message)}")]
     blocks.append(
         {
             "type": "section",
@@ -65,7 +65,7 @@ def parent_message(notice: Notice) -> SlackMessage:
                 _mrkdwn(f"*Canary weight*\n{notice.canary_weight}%"),
                 _mrkdwn(f"*Progress*\n{notice.progress}"),
                 _mrkdwn(f"*Failed ticks*\n{notice.failed_checks} of {notice.failure_limit}"),
-                _mrkdwn(f"*Namespace*\n{notice.namespace}"),
+                _mrkdwn(f"*Namespace*\n{esc(notice.namespace)}"),
             ],
         }
     )
@@ -85,7 +85,7 @@ def reply_message(notice: Notice) -> SlackMessage:
         blocks.append(_context(notice))
     return _message(
         notice,
-        f"{notice.reason}: {notice.message}",
+        esc(f"{notice.reason}: {notice.message}"),
         blocks,
         header=False,
         tint=RED if notice.warning else None,
@@ -124,11 +124,11 @@ def _message(
 
 def _fallback(notice: Notice) -> str:
     revision = notice.revision or "?"
-    return f"{notice.key} revision {revision}: {notice.phase.value} — {notice.status_message}"
+    return esc(f"{notice.key} revision {revision}: {notice.phase.value} — {notice.status_message}")
 
 
 def _event_line(notice: Notice) -> str:
-    line = f"{_EMOJI[notice.event]} *{notice.reason}*: {notice.message}"
+    line = f"{_EMOJI[notice.event]} *{esc(notice.reason)}*: {esc(notice.message)}"
     if notice.final and notice.started_at is not None:
         minutes = (notice.time - notice.started_at).total_seconds() / 60
         line += f" (after {minutes:.1f} min)"
@@ -139,7 +139,7 @@ def _wait_blocks(notice: Notice) -> list[Block]:
     text = describe_wait(notice)
     if not text:
         return []
-    block = _section(f":raising_hand: {text}")
+    block = _section(f":raising_hand: {esc(text)}")
     if notice.link:
         block["accessory"] = {
             "type": "button",
@@ -154,14 +154,18 @@ def _check_blocks(notice: Notice, title: str) -> list[Block]:
         return []
     lines = [f"*{title}*"]
     for check in notice.checks:
-        lines.append(f"• `{check_summary(check, notice.units.get(check.name, ''))}`")
+        summary = check_summary(check, notice.units.get(check.name, ""))
+        lines.append(f"• `{esc(summary).replace('`', chr(39))}`")
         if check.message:
-            lines.append(f"    _{check.message}_")
+            lines.append(f"    _{esc(check.message)}_")
     return [_section("\n".join(lines))]
 
 
 def _context(notice: Notice) -> Block:
-    parts = [f"canary {notice.revision or '?'}", f"stable {notice.stable_revision or '?'}"]
+    parts = [
+        f"canary {esc(notice.revision or '?')}",
+        f"stable {esc(notice.stable_revision or '?')}",
+    ]
     if notice.started_at is not None:
         parts.append(f"started {_utc(notice.started_at):%Y-%m-%d %H:%M:%S} UTC")
     parts.append(f"updated {_utc(notice.time):%H:%M:%S} UTC")
@@ -170,6 +174,13 @@ def _context(notice: Notice) -> Block:
 
 def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC) if moment.tzinfo is not None else moment
+
+
+def esc(text: str) -> str:
+    """Text as Slack mrkdwn shows it literally: ``&``, ``<`` and ``>`` escaped, so that text
+    from a rollout, a webhook or a person cannot mention (``<!channel>``, ``<@U123>``) or link
+    (``<https://evil|click>``); Slack reads nothing else as markup inside ``<...>``."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _section(text: str) -> Block:

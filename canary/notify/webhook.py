@@ -16,9 +16,11 @@ import json
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
+from canary.gates.destinations import DestinationPolicy
 from canary.notify.notice import Notice, check_summary
 from canary.notify.queue import Delivery, RetryLaterError
 
@@ -97,8 +99,10 @@ class WebhookSender:
         timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
         session: httpx.Client | None = None,
+        destinations: DestinationPolicy | None = None,
     ) -> None:
         self.url = url
+        self.destinations = destinations if destinations is not None else DestinationPolicy()
         self.secret = secret
         self.timeout = timeout
         self.clock = clock
@@ -117,6 +121,9 @@ class WebhookSender:
         }
         if self.secret:
             headers[SIGNATURE_HEADER] = sign(self.secret, timestamp, body)
+        refused = self.destinations.why_refused(urlsplit(self.url).hostname or "")
+        if refused is not None:
+            raise RetryLaterError(f"webhook not called: {refused}")
         try:
             response = self.session.post(
                 self.url, content=body, headers=headers, timeout=self.timeout

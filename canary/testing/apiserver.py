@@ -24,6 +24,7 @@ from typing import Any, Self
 import yaml
 from aiohttp import web
 
+from canary.testing.admission import User
 from canary.testing.faults import Fault, Faults
 from canary.testing.jsontree import clone
 from canary.testing.resources import Registry, ResourceType
@@ -136,13 +137,24 @@ class ApiServer:
 
     # --- clients -----------------------------------------------------------------------------
 
-    def kubeconfig(self, path: str | Path, namespace: str = "default") -> Path:
-        """Write a kubeconfig for this server (plain HTTP, no credentials) and return its path."""
+    def add_user(self, name: str, groups: tuple[str, ...] = ("system:authenticated",)) -> str:
+        """A bearer token that authenticates as ``name`` (see canary.testing.admission)."""
+        return self._settings.identities.add(User(name, groups))
+
+    def install_admission_policies(self, docs: Iterable[Json]) -> None:
+        """Evaluate these ValidatingAdmissionPolicies on every create and update they match."""
+        self._settings.admission.install(list(docs))
+
+    def kubeconfig(
+        self, path: str | Path, namespace: str = "default", token: str = "canary-test"
+    ) -> Path:
+        """Write a kubeconfig for this server (plain HTTP; ``token`` from `add_user` to act as
+        that user, else the default user) and return its path."""
         config = {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "canary-test", "cluster": {"server": self.url}}],
-            "users": [{"name": "canary-test", "user": {"token": "canary-test"}}],
+            "users": [{"name": "canary-test", "user": {"token": token}}],
             "contexts": [
                 {
                     "name": "canary-test",

@@ -14,6 +14,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from canary.testing import discovery, kinds, openapi, tables
+from canary.testing.admission import Admission, Identities
 from canary.testing.errors import ApiError, bad_request, not_found
 from canary.testing.faults import Faults
 from canary.testing.jsontree import clone
@@ -37,6 +38,8 @@ class Settings:
     requests: list[tuple[str, str, int]] = field(default_factory=list)
     watchers: set[Watcher] = field(default_factory=set)
     address: str = ""
+    identities: Identities = field(default_factory=Identities)
+    admission: Admission = field(default_factory=Admission)
 
 
 @dataclass
@@ -147,6 +150,8 @@ class Handler:
             return web.Response(text="ok")
         if parts == ["version"]:
             return _json(discovery.server_version())
+        if parts == ["apis", "authentication.k8s.io", "v1", "selfsubjectreviews"]:
+            return _json(self._whoami(request), 201)
         if parts[:2] == ["openapi", "v3"]:
             if len(parts) == 2:
                 return _json(openapi.root(self.registry))
@@ -182,7 +187,9 @@ class Handler:
             if method == "GET":
                 return self._list(request, t)
             if method == "POST" and (t.namespace is not None or not t.rt.namespaced):
-                obj, warnings = self.store.create(t.rt, ns, await _body(request), _dry_run(request))
+                body = await _body(request)
+                self._admit(request, t, "CREATE", body, None)
+                obj, warnings = self.store.create(t.rt, ns, body, _dry_run(request))
                 return _json(obj, 201, warnings)
             if method == "DELETE":
                 match = selector(
@@ -209,6 +216,8 @@ class Handler:
             return _json(obj)
         elif method == "PUT":
             body = await _body(request)
+            if t.sub is None:
+                self._admit(request, t, "UPDATE", body, self.store.get(t.rt, ns, t.name))
             obj, warnings = self.store.update(t.rt, ns, t.name, body, t.sub, _dry_run(request))
             return _json(obj, 200, warnings)
         elif method == "PATCH":
@@ -218,6 +227,26 @@ class Handler:
         raise ApiError(
             405, f"the server does not allow this method on the requested resource ({method})"
         )
+
+    def _whoami(self, request: web.Request) -> Json:
+        user = self.s.identities.of(request.headers)
+        return {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "SelfSubjectReview",
+            "metadata": {"creationTimestamp": None},
+            "status": {"userInfo": user.info()},
+        }
+
+    def _admit(
+        self, request: web.Request, t: Target, operation: str, obj: Any, old: Json | None
+    ) -> None:
+        """The installed ValidatingAdmissionPolicies (canary.testing.admission); patches are
+        not checked (a CRD's own rules still are)."""
+        if not isinstance(obj, dict) or not self.s.admission.policies:
+            return
+        user = self.s.identities.of(request.headers)
+        namespace = t.namespace or ""
+        self.s.admission.check(t.rt.group, t.rt.plural, operation, namespace, obj, old, user)
 
     def _list(self, request: web.Request, t: Target) -> web.Response:
         match = selector(request.query.get("labelSelector"), request.query.get("fieldSelector"))

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kubeconfig_support import NAMESPACE, crd_files
+from kubeconfig_support import NAMESPACE, USER, crd_files
 
 from canary.testing import ApiServer
 
@@ -22,4 +22,5 @@ def cluster_api() -> Iterator[ApiServer]:
 
 @pytest.fixture
 def kubeconfig(cluster_api: ApiServer, tmp_path: Path) -> Path:
-    return cluster_api.kubeconfig(tmp_path / "kubeconfig", namespace=NAMESPACE)
+    token = cluster_api.add_user(USER)
+    return cluster_api.kubeconfig(tmp_path / "kubeconfig", namespace=NAMESPACE, token=token)

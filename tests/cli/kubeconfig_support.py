@@ -1,6 +1,6 @@
 """A cluster for the CLI's direct Kubernetes mode: the project's test API server with canary's
 CRDs, a kubeconfig for it, and a Rollout whose status the real engine writes tick by tick,
-taking its commands from the ``canary.dev/commands`` annotation as the controller does."""
+taking its commands from its RolloutCommand objects as the controller does."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ CRDS = ROOT / "charts" / "canary" / "crds"
 NAMESPACE = "test"
 ROLLOUTS = "canary.dev/v1alpha1"
 USER = "canary-test"
-"""The user of the kubeconfig `ApiServer.kubeconfig` writes: who asked, in kube mode."""
+"""The user the kubeconfig's token authenticates as (SelfSubjectReview): who asked."""
 
 
 def crd_files() -> list[Path]:
@@ -57,15 +57,17 @@ class KubeRollout:
         )
 
     def tick(self, **kwargs: Any) -> StepResult:
-        """One controller tick: take the commands from the annotation, step, write status."""
+        """One controller tick: take the commands (RolloutCommands), step, write status."""
         commands = KubeRolloutStore(self.kube, (NAMESPACE,)).take_commands(NAMESPACE, "podinfo")
         result = self.world.tick(commands=commands, **kwargs)
         self.save()
         return result
 
-    def annotation(self) -> str | None:
-        obj = self.api.get(ROLLOUTS, "Rollout", "podinfo", NAMESPACE)
-        return ((obj.get("metadata") or {}).get("annotations") or {}).get("canary.dev/commands")
+    def queued(self) -> list[dict[str, Any]]:
+        """The specs of the RolloutCommands waiting, in creation order."""
+        found = self.api.list(ROLLOUTS, "RolloutCommand", NAMESPACE)
+        found.sort(key=lambda o: int(o["metadata"]["resourceVersion"]))
+        return [o["spec"] for o in found]
 
     def events(self) -> list[dict[str, Any]]:
         return self.api.list("v1", "Event", NAMESPACE)

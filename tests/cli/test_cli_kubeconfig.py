@@ -1,5 +1,5 @@
 """The operator commands straight to the cluster with a kubeconfig (no canary API): reads from
-the Rollout, writes queued in its ``canary.dev/commands`` annotation with the kubeconfig's user
+the Rollout, writes created as RolloutCommand objects in the name of the authenticated user
 as who asked and recorded as Events, `wait`'s exit codes, `get --watch`; all against the
 project's test API server through the real kubernetes client."""
 
@@ -81,7 +81,7 @@ def test_list_and_not_found(podinfo: KubeRollout, kubeconfig: Path) -> None:
     assert "404 Not Found: no rollout podinfo in namespace prod (found in namespace test" in output
 
 
-def test_abort_is_queued_in_the_annotation_with_who_asked_and_recorded_as_an_event(
+def test_abort_is_a_command_object_with_who_asked_and_recorded_as_an_event(
     podinfo: KubeRollout, kubeconfig: Path
 ) -> None:
     code, output = canary(kubeconfig, "abort", "podinfo")
@@ -89,8 +89,7 @@ def test_abort_is_queued_in_the_annotation_with_who_asked_and_recorded_as_an_eve
     assert output == (
         f"abort queued for test/podinfo: it takes effect at the next tick (asked by {USER})\n"
     )
-    [queued] = json.loads(podinfo.annotation() or "[]")
-    assert queued["command"] == {"kind": "abort", "by": USER}
+    assert podinfo.queued() == [{"rollout": "podinfo", "action": "abort", "user": USER}]
     [event] = [e for e in podinfo.events() if e["reason"] == "CommandAbort"]
     assert event["type"] == "Normal"
     assert event["involvedObject"]["name"] == "podinfo"
@@ -99,17 +98,16 @@ def test_abort_is_queued_in_the_annotation_with_who_asked_and_recorded_as_an_eve
     podinfo.tick()
     assert podinfo.world.phase is Phase.ROLLING_BACK
     assert f"aborted by {USER}" in podinfo.world.status.message  # type: ignore[union-attr]
-    assert podinfo.annotation() is None
+    assert podinfo.queued() == []
 
 
 def test_approve_and_promote_queue_in_order(cluster_api: ApiServer, kubeconfig: Path) -> None:
     podinfo = progressing_in(cluster_api, kubeconfig, gates={"approvals": ["promotion"]})
     assert canary(kubeconfig, "approve", "podinfo", "--point", "promotion")[0] == 0
     assert canary(kubeconfig, "promote", "podinfo")[0] == 0
-    queued = [entry["command"] for entry in json.loads(podinfo.annotation() or "[]")]
-    assert queued == [
-        {"kind": "approve", "point": "promotion", "by": USER},
-        {"kind": "promote", "by": USER},
+    assert podinfo.queued() == [
+        {"rollout": "podinfo", "action": "approve", "point": "promotion", "user": USER},
+        {"rollout": "podinfo", "action": "promote", "user": USER},
     ]
     podinfo.tick(checks=PASS)
     assert podinfo.world.phase is Phase.PROMOTING
@@ -122,7 +120,7 @@ def test_a_write_that_does_not_apply_is_refused_and_recorded(
     code, output = canary(kubeconfig, "retry", "podinfo")
     assert code == 1
     assert "409 Conflict: retry applies to a Failed rollout; rollout test/podinfo is" in output
-    assert podinfo.annotation() is None
+    assert podinfo.queued() == []
     [event] = [e for e in podinfo.events() if e["reason"] == "CommandRetry"]
     assert event["type"] == "Warning"
     assert "rejected" in event["message"]

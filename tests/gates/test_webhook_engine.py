@@ -16,10 +16,13 @@ import pytest
 
 from canary.engine import CallWebhook, StepResult, plan
 from canary.gates.caller import Delivery
+from canary.gates.destinations import DestinationPolicy
 from canary.gates.receiver import Receiver, Reply
 from canary.gates.secret_source import StaticSecrets
 from canary.gates.webhooks import WebhookCaller, new_client
 from canary.model import CheckResult, Phase, RolloutStatus
+
+LOOPBACK = DestinationPolicy.of(allow=("127.0.0.0/8",))
 
 try:
     import engine_harness
@@ -61,7 +64,7 @@ class Shell:
 
 @pytest.fixture
 def caller() -> Iterator[WebhookCaller]:
-    client = new_client()
+    client = new_client(LOOPBACK)  # the receivers bind 127.0.0.1: allowed explicitly
     yield WebhookCaller(
         client=client,
         secrets=StaticSecrets({"hooks/token": SECRET}),

@@ -75,7 +75,8 @@ def test_secrets_dir_reads_one_file_per_secret_key(tmp_path: Path) -> None:
 @pytest.mark.parametrize("key", ["..", "../hooks/token", "a/b", "."])
 def test_secrets_dir_refuses_keys_that_leave_the_directory(tmp_path: Path, key: str) -> None:
     with pytest.raises(SecretError, match="a key has only"):
-        SecretsDir(tmp_path).secret(SecretKeyRef(name="hooks", key=key), "any")
+        # the model refuses such keys; SecretsDir refuses them too (built past the model)
+        SecretsDir(tmp_path).secret(SecretKeyRef.model_construct(name="hooks", key=key), "any")
 
 
 def test_static_secrets() -> None:

@@ -113,6 +113,7 @@ def test_files_are_named_by_plural_and_group_and_carry_the_header() -> None:
         "analysispolicies.canary.dev.yaml",
         "clusteranalysispolicies.canary.dev.yaml",
         "notificationchannels.canary.dev.yaml",
+        "rolloutcommands.canary.dev.yaml",
         "rollouts.canary.dev.yaml",
     ]
     for text in crd_files().values():

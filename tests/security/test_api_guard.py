@@ -25,6 +25,7 @@ from canary.gates.api.auth import TokenSet
 from canary.gates.api.filestore import FileStore
 from canary.gates.api.guard import MAX_BODY, FailureLimiter
 from canary.gates.api.serve import ApiServer, Tls
+from canary.gates.api.store import RolloutNotFoundError
 
 MIB = 1024 * 1024
 SCOPED = "scoped-token-0123456789abcdef"
@@ -186,3 +187,16 @@ def test_the_api_serves_https_with_a_certificate(tmp_path: Path, workspace: Work
         assert answer.json()["name"] == "podinfo"
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"http://127.0.0.1:{running.port}{ROLLOUT}", headers=OPERATE, timeout=5)
+
+
+@pytest.mark.parametrize("length", [64, 200, 250, 253])
+def test_long_names_are_refused_not_a_server_error(server: ApiServer, length: int) -> None:
+    path = f"{server.url}/api/v1/namespaces/test/rollouts/{'a' * length}"
+    assert httpx.get(path, headers=OPERATE).status_code == 422
+    assert httpx.post(f"{path}/abort", headers=OPERATE).status_code == 422
+
+
+def test_the_file_store_reads_a_name_too_long_for_a_file_as_absent(tmp_path: Path) -> None:
+    store = FileStore(tmp_path)
+    with pytest.raises(RolloutNotFoundError):
+        store.get("test", "a" * 250)

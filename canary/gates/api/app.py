@@ -45,6 +45,7 @@ from canary.gates.api.service import CommandRefusedError, queue_command, wait_an
 from canary.gates.api.store import RolloutNotFoundError, RolloutStore, StoreError
 from canary.model.base import DNS_LABEL_PATTERN, DNS_SUBDOMAIN_PATTERN
 from canary.model.gates import ApprovalPoint
+from canary.model.limits import MAX_NAME
 
 log = logging.getLogger("canary.api")
 
@@ -114,7 +115,12 @@ Namespace = Annotated[
     str, Path(pattern=DNS_LABEL_PATTERN, max_length=63, description="The rollout's namespace.")
 ]
 Name = Annotated[
-    str, Path(pattern=DNS_SUBDOMAIN_PATTERN, max_length=253, description="The rollout's name.")
+    str,
+    Path(
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        max_length=MAX_NAME,
+        description="The rollout's name (at most 63 characters, as a Rollout's name is).",
+    ),
 ]
 
 _bearer = HTTPBearer(

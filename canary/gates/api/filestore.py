@@ -150,6 +150,14 @@ class CommandInbox:
             return [q.command for q in self._read().commands]
 
 
+def _exists(path: Path) -> bool:
+    """Whether the file exists; a name the file system cannot hold (too long) does not."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
 def publish_rollout(state_path: Path, rollout: Rollout, target_revision: str | None) -> None:
     """For the runner: tell the API which Rollout (and revision) this state file runs."""
     published = PublishedRollout(rollout=rollout, target_revision=target_revision)
@@ -212,7 +220,7 @@ class FileStore:
             # Two state files for one rollout: the one written last is the live one.
             return max(matches, key=lambda f: f.path.stat().st_mtime)
         guess = self.state_dir / f"{name}{STATE_SUFFIX}"
-        if guess.exists() and guess not in {f.path for f in states}:
+        if _exists(guess) and guess not in {f.path for f in states}:
             raise StoreError(f"state file {guess} is unreadable: see the API's log")
         keys = (f.state.rollout.rpartition("/") for f in states)
         spaces = {ns for ns, _, other in keys if other == name}
