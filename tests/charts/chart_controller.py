@@ -73,7 +73,8 @@ def controller_from_chart(
     result: Rendered, kubeconfig: Path, tmp_path: Path, config_maps: dict[str, Json] | None = None
 ) -> Iterator[Running]:
     """A stand-in for the kubelet: the Pod's volumes become folders (the chart's own Secrets,
-    and the ConfigMaps given by name, written in them), `$(POD_NAMESPACE)` and the downward
+    and the ConfigMaps given by name, written in them; paths in the flags and the environment,
+    /tmp's too, moved there), `$(POD_NAMESPACE)` and the downward
     API are filled in, the listening addresses move to 127.0.0.1 port 0 (the log says which
     port), and the in-cluster config becomes the test API server's kubeconfig."""
     deployment = result.one("Deployment")
@@ -99,14 +100,13 @@ def controller_from_chart(
         e["name"]: e["value"] if "value" in e else fields[e["valueFrom"]["fieldRef"]["fieldPath"]]
         for e in main["env"]
     }
+    env = {name: _in_folders(value, folders) for name, value in env.items()}
     args = []
     for arg in main["args"]:
         flag, _, value = arg.replace("$(POD_NAMESPACE)", env["POD_NAMESPACE"]).partition("=")
         if flag in ("--metrics-addr", "--api-listen"):
             value = "127.0.0.1:0"
-        for mount_path, folder in folders.items():
-            if value.startswith(mount_path):
-                value = str(folder) + value[len(mount_path) :]
+        value = _in_folders(value, folders)
         args.append(f"{flag}={value}" if value else flag)
     assert main["command"][0] == "canary"
     argv = [sys.executable, "-m", "canary.cli.main", *main["command"][1:], *args]
@@ -132,6 +132,15 @@ def controller_from_chart(
                 process.kill()
                 process.wait(5)
         reader.join(5)
+
+
+def _in_folders(value: str, folders: dict[str, Path]) -> str:
+    """A path in the Pod (a flag's or a variable's value, e.g. HOME=/tmp) moved to the folder
+    that stands in for its volume; any other value as it is."""
+    for mount_path, folder in folders.items():
+        if value == mount_path or value.startswith(f"{mount_path}/"):
+            return str(folder) + value[len(mount_path) :]
+    return value
 
 
 def _environment() -> dict[str, str]:

@@ -145,6 +145,9 @@ def lint(values: Json | None = None) -> str:
 # --- the values the tests render (docs/helm.md lists them) ----------------------------------
 
 TOKEN = "operate 3f9a0c1e5b7d2f4a6c8e0b1d3f5a7c9e"
+ROLLOUT_LINK = (
+    "https://grafana.example.com/d/canary-rollouts?var-namespace={namespace}&var-rollout={name}"
+)
 VARIANTS: dict[str, Json] = {
     "defaults": {},
     # the ServiceMonitor and the API on, and most other values away from their defaults
@@ -152,7 +155,6 @@ VARIANTS: dict[str, Json] = {
         "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus"}},
         "api": {
             "enabled": True,
-            "url": "https://canary.example.com",
             "tokens": {"entries": {"ci": TOKEN, "dashboard": "read 0b8e2f4a6c1d3e5f7a9b0c2d"}},
         },
         "prometheus": {
@@ -165,7 +167,8 @@ VARIANTS: dict[str, Json] = {
         "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "infra"}],
         "imagePullSecrets": [{"name": "regcred"}],
         "priorityClassName": "system-cluster-critical",
-        "extraArgs": ["--api-url=https://canary.example.com/ui"],
+        "notifications": {"enabled": True, "rolloutLink": ROLLOUT_LINK},
+        "extraArgs": ["--workers=16"],
         "extraEnv": [{"name": "TZ", "value": "UTC"}],
         "service": {"annotations": {"example.com/scrape": "no"}},
         "serviceAccount": {"annotations": {"iam.example.com/role": "canary"}},

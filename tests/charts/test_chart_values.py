@@ -77,6 +77,17 @@ BAD_VALUES = [
     ),
     pytest.param({"logLevel": "trace"}, "logLevel: 'trace' is not one of", id="enum"),
     pytest.param(
+        {"notifications": {"rolloutLink": "https://grafana.example.com/d/x?var-rollout={rollout}"}},
+        "notifications.rolloutLink: 'https://grafana.example.com/d/x?var-rollout={rollout}' "
+        "does not match",
+        id="rollout-link-placeholder",
+    ),
+    pytest.param(
+        {"notifications": {"rolloutLink": "grafana.example.com/d/x"}},
+        "notifications.rolloutLink: 'grafana.example.com/d/x' does not match",
+        id="rollout-link-not-http",
+    ),
+    pytest.param(
         {"prometheus": {"url": "prometheus:9090"}},
         "prometheus.url: 'prometheus:9090' does not match",
         id="url",
@@ -94,9 +105,13 @@ def test_the_schema_rejects_a_bad_value_with_a_clear_message(change: Json, messa
 
 
 def _leaf_paths(node: Json, prefix: str = "") -> list[str]:
-    """Paths of the schema's values: a property with properties of its own is a group."""
+    """Paths of the schema's values: a property with properties of its own is a group. A
+    retired value (``deprecated``) stays in the schema only, for the template to refuse it
+    naming its successor."""
     paths = []
     for name, sub in node.get("properties", {}).items():
+        if sub.get("deprecated"):
+            continue
         if "properties" in sub:
             paths += _leaf_paths(sub, f"{prefix}{name}.")
         else:

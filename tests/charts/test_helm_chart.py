@@ -19,6 +19,7 @@ from chart_support import (
     CRDS,
     NAMESPACE,
     POLICIES,
+    ROLLOUT_LINK,
     VARIANTS,
     HelmError,
     container,
@@ -136,10 +137,16 @@ def test_the_deployment_runs_two_electing_replicas_safely() -> None:
     assert main["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
     assert main["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 65532  # the image's user (docs/image.md)
+    assert pod["securityContext"]["runAsGroup"] == 65532
     assert main["securityContext"]["readOnlyRootFilesystem"] is True
     assert main["securityContext"]["allowPrivilegeEscalation"] is False
     assert main["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert {"name": "tmp", "mountPath": "/tmp"} in main["volumeMounts"]
+    assert {"name": "tmp", "emptyDir": {}} in pod["volumes"]
+    plain = {e["name"]: e["value"] for e in main["env"] if "value" in e}
+    assert plain["HOME"] == "/tmp"
+    assert plain["MPLCONFIGDIR"] == "/tmp/matplotlib"
     assert main["resources"]["requests"] == {"cpu": "100m", "memory": "256Mi"}
     assert main["image"] == "ghcr.io/canary-dev/canary:0.1.0"  # the chart's appVersion
     assert pod["serviceAccountName"] == "canary"
@@ -159,12 +166,12 @@ def test_the_api_the_service_monitor_and_the_prometheus_token() -> None:
     main = container(result)
     assert "--prometheus=http://prometheus.istio-system:9090" in main["args"]
     assert "--prometheus-bearer-token-file=/etc/canary/prometheus/token" in main["args"]
-    assert main["args"][-4:] == [
+    assert main["args"][-3:] == [
         "--api-listen=:8088",
         "--api-tokens=/etc/canary/api-tokens",
-        "--api-url=https://canary.example.com",
-        "--api-url=https://canary.example.com/ui",  # extraArgs come last: the last one wins
+        "--workers=16",  # extraArgs come last: the last one wins
     ]
+    assert not [a for a in main["args"] if a.startswith("--api-url")]
     assert {"name": "api", "containerPort": 8088, "protocol": "TCP"} in main["ports"]
     secret = result.one("Secret", "canary-api-tokens")
     assert secret["stringData"] == VARIANTS["monitored-with-api"]["api"]["tokens"]["entries"]
@@ -184,6 +191,24 @@ def test_the_api_the_service_monitor_and_the_prometheus_token() -> None:
     chosen = monitor["spec"]["selector"]["matchLabels"].items()
     assert chosen <= result.one("Service")["metadata"]["labels"].items()
     assert "TZ" in [e["name"] for e in main["env"]]
+
+
+def test_the_rollout_link_is_passed_with_notifications_only() -> None:
+    """notifications.rolloutLink becomes --rollout-link, right after --notifications; without
+    notifications (the flag would be ignored) or without a link, the flag is left out."""
+    args = container(rendered("monitored-with-api"))["args"]
+    at = args.index("--notifications")
+    assert args[at + 1] == f"--rollout-link={ROLLOUT_LINK}"
+    assert not [a for a in container(rendered())["args"] if a.startswith("--rollout-link")]
+    quiet = render({"notifications": {"enabled": False, "rolloutLink": ROLLOUT_LINK}})
+    assert not [a for a in container(quiet)["args"] if a.startswith("--rollout-link")]
+
+
+def test_the_retired_api_url_fails_naming_its_successor() -> None:
+    with pytest.raises(HelmError) as refused:
+        render({"api": {"url": "https://canary.example.com"}})
+    assert "api.url is retired" in str(refused.value)
+    assert "notifications.rolloutLink" in str(refused.value)
 
 
 def test_an_existing_tokens_secret_is_mounted_not_made() -> None:

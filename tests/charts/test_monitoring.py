@@ -12,10 +12,11 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
-from chart_support import CHART, NAMESPACE, VARIANTS, render, rendered
+from chart_support import CHART, NAMESPACE, ROOT, VARIANTS, render, rendered, schema
 from prometheus_client.parser import text_string_to_metric_families
 
 from canary.controller.metrics import ControllerMetrics
@@ -104,7 +105,38 @@ def dashboard_queries() -> list[str]:
 def test_the_dashboard_is_the_shipped_file() -> None:
     shipped = json.loads((CHART / "files" / "dashboards" / "canary.json").read_text())
     assert dashboard() == shipped
-    assert shipped["uid"] == "canary-controller"
+    assert shipped["uid"] == "canary-rollouts"
+
+
+def documented_rollout_link() -> str:
+    """The example of notifications.rolloutLink in values.yaml's comment."""
+    text = (CHART / "values.yaml").read_text(encoding="utf-8")
+    found = re.findall(r"^ *# (https://grafana\.example\.com/\S+)$", text, re.MULTILINE)
+    assert len(found) == 1, found
+    link: str = found[0]
+    return link
+
+
+def test_the_documented_rollout_link_opens_the_dashboard_on_the_rollout() -> None:
+    """The rollout link's example (values.yaml, the schema, docs/helm.md) names this dashboard's
+    uid and sets the variables that select one rollout: {namespace} the variable over the
+    series' namespace label, {name} the one over their name label."""
+    link = urlsplit(documented_rollout_link())
+    board = dashboard()
+    assert link.path == f"/d/{board['uid']}"
+    label_of = {}
+    for variable in board["templating"]["list"]:
+        if variable["type"] == "query":
+            m = re.fullmatch(r"label_values\(.+, *(\w+)\)", variable["query"]["query"])
+            assert m, variable
+            label_of[variable["name"]] = m.group(1)
+    query = parse_qs(link.query)
+    filled = {key.removeprefix("var-"): value for key, [value] in query.items()}
+    assert {label_of[variable] for variable in filled} == {"namespace", "name"}
+    assert all(value == f"{{{label_of[variable]}}}" for variable, value in filled.items())
+    description = schema()["properties"]["notifications"]["properties"]["rolloutLink"]
+    assert documented_rollout_link() in description["description"]
+    assert documented_rollout_link() in (ROOT / "docs" / "helm.md").read_text(encoding="utf-8")
 
 
 def test_every_dashboard_query_names_series_the_controller_exports() -> None:

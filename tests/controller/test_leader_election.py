@@ -52,6 +52,7 @@ def test_only_the_leader_acts_and_the_other_takes_over(cluster: Cluster) -> None
     ]
     instances = {e["reportingInstance"] for e in cluster.events()}
     assert instances == {leader.settings.identity}
+    wait_for("the standby's caches to sync", lambda: other.ready()[0])
     assert other.ready() == (True, "standby")
 
     held = lease(cluster)

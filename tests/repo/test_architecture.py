@@ -4,11 +4,11 @@ the engine imports nothing that reads a clock, the network, files or processes."
 
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
 
 import pytest
+from import_graph import import_graph
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "canary"
@@ -41,27 +41,6 @@ ENGINE_FORBIDDEN = {
 }  # fmt: skip
 
 
-def imports_of(path: Path) -> set[str]:
-    """Every module an import statement of the file names (relative imports resolved)."""
-    module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
-    return imports_in(path.read_text(encoding="utf-8"), module, path.name == "__init__.py")
-
-
-def imports_in(text: str, module: str, is_package: bool = False) -> set[str]:
-    package = module.removesuffix(".__init__") if is_package else module.rpartition(".")[0]
-    found = set()
-    for node in ast.walk(ast.parse(text)):
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                found.add(f"{base}.{node.module}" if node.module else base)
-            elif node.module:
-                found.add(node.module)
-    return found
-
-
 def package_of(module: str) -> str | None:
     if module == "canary":
         return "canary"
@@ -69,8 +48,14 @@ def package_of(module: str) -> str | None:
     return m.group(1) if m else None
 
 
-def _modules() -> list[Path]:
-    return sorted(p for p in PACKAGE.rglob("*.py") if len(p.relative_to(PACKAGE).parts) > 1)
+@pytest.fixture(scope="module")
+def graph() -> dict[str, set[str]]:
+    """canary's files (paths from the repository's top) -> the modules each imports."""
+    return import_graph(ROOT, "canary")
+
+
+def in_package(path: str, package: str) -> bool:
+    return path.startswith(f"canary/{package}/")
 
 
 def test_every_package_is_in_the_rules() -> None:
@@ -79,15 +64,17 @@ def test_every_package_is_in_the_rules() -> None:
 
 
 @pytest.mark.parametrize("package", sorted(ALLOWED))
-def test_a_package_imports_only_what_the_architecture_allows(package: str) -> None:
+def test_a_package_imports_only_what_the_architecture_allows(
+    package: str, graph: dict[str, set[str]]
+) -> None:
+    files = [path for path in graph if in_package(path, package)]
+    assert files, f"no modules of canary.{package} parsed"
     breaches = []
-    for path in _modules():
-        if path.relative_to(PACKAGE).parts[0] != package:
-            continue
-        for module in imports_of(path):
+    for path in files:
+        for module in graph[path]:
             target = package_of(module)
             if target not in (None, package) and target not in ALLOWED[package]:
-                breaches.append(f"{path.relative_to(ROOT)} imports {module}")
+                breaches.append(f"{path} imports {module}")
     assert breaches == []
 
 
@@ -97,22 +84,32 @@ def _forbidden_in_the_engine(module: str) -> bool:
     )
 
 
-def test_the_engine_does_no_io() -> None:
+def test_the_engine_does_no_io(graph: dict[str, set[str]]) -> None:
     breaches = []
-    for path in sorted((PACKAGE / "engine").rglob("*.py")):
-        for module in imports_of(path):
+    for path in (p for p in graph if in_package(p, "engine")):
+        for module in graph[path]:
             if _forbidden_in_the_engine(module):
-                breaches.append(f"{path.relative_to(ROOT)} imports {module}")
+                breaches.append(f"{path} imports {module}")
     assert breaches == []
 
 
-def test_the_check_sees_a_breach() -> None:
+def test_the_check_sees_a_breach(tmp_path: Path) -> None:
     """The rules have teeth: an engine module importing a clock and the controller is caught,
-    inside a function and through a relative import."""
-    text = "def f() -> None:\n    import time\n    from ..controller import kube\n"
-    found = imports_in(text, "canary.engine.probe")
-    assert found == {"time", "canary.controller"}
-    assert all(_forbidden_in_the_engine(module) for module in found)
+    inside a function and through a relative import, by the same parse the tests above use."""
+    probe = tmp_path / "canary" / "engine" / "probe.py"
+    probe.parent.mkdir(parents=True)
+    probe.write_text("def f() -> None:\n    import time\n    from ..controller import kube\n")
+    found = import_graph(tmp_path, "canary")
+    assert found == {"canary/engine/probe.py": {"time", "canary.controller"}}
+    assert all(_forbidden_in_the_engine(module) for module in found["canary/engine/probe.py"])
+
+
+def test_a_file_that_does_not_parse_fails_the_check(tmp_path: Path) -> None:
+    broken = tmp_path / "canary" / "engine" / "broken.py"
+    broken.parent.mkdir(parents=True)
+    broken.write_text("def f(:\n")
+    with pytest.raises(RuntimeError, match="SyntaxError"):
+        import_graph(tmp_path, "canary")
 
 
 def test_the_docs_state_the_same_rules() -> None:
