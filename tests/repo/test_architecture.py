@@ -20,7 +20,7 @@ ALLOWED: dict[str, set[str]] = {
     "workload": {"model"},
     "traffic": {"engine", "model"},
     "analysis": {"engine", "model"},
-    "notify": {"engine", "model"},
+    "notify": {"engine", "gates", "model"},
     "gates": {"engine", "model", "local", "canary"},
     "sim": {"analysis", "engine", "model"},
     "controller": {"analysis", "engine", "gates", "model", "notify", "traffic", "workload"},
