@@ -16,7 +16,7 @@ Families and their knobs:
 - ``flagger``: the threshold judge (errors <= max per 1-minute window, p99 <= 500 ms) with
   minRequests 1 (so it judges at low traffic), max in {1, 2, 5}% and failureLimit in {3, 5, 8};
 - ``sequential``: the default judge with detect in {2x, 3x}, onUndecided in {rollback,
-  promote} and inconclusiveDeadline in {10m, 20m}.
+  promote} and inconclusiveDeadline in {10m, 20m, 30m}.
 
 Per cell and family the configuration with false rollbacks <= TARGET (2%) and the lowest cost
 is chosen (none: the family cannot reach the target there); the headline compares the chosen
@@ -70,7 +70,9 @@ def configs() -> list[Config]:
     ]
     found += [
         Config("sequential", (("detect", d), ("onUndecided", o), ("deadline", w)))
-        for d, o, w in itertools.product(("2x", "3x"), ("rollback", "promote"), ("10m", "20m"))
+        for d, o, w in itertools.product(
+            ("2x", "3x"), ("rollback", "promote"), ("10m", "20m", "30m")
+        )
     ]
     return found
 

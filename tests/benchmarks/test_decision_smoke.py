@@ -42,4 +42,4 @@ def test_the_pareto_benchmark_runs_and_ends_with_its_headline() -> None:
     )
     assert "Tuned to false rollbacks <= 2%" in done.stdout
     assert done.stdout.count("| 3000 | 1% | flagger |") == 9
-    assert done.stdout.count("| 3000 | 1% | sequential |") == 8
+    assert done.stdout.count("| 3000 | 1% | sequential |") == 12
