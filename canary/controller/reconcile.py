@@ -6,13 +6,14 @@ The same loop as the local runner (canary.local.runner), against the cluster:
    condition ``Valid: False`` naming the field, and a Warning Event; the others go on; so
    does one whose ``spec.autoscalerRef`` names a missing HPA or one scaling another
    workload);
-2. observe the workload (target, its ConfigMaps and Secrets, primary), repair the route
-   objects if someone changed them, and keep the Services in line with the spec (port,
-   Linkerd's circuit breaker on ``<target>``);
+2. observe the workload (target, its ConfigMaps and Secrets, primary), and keep the Services
+   in line with the spec (port, Linkerd's circuit breaker on ``<target>``);
 3. `plan`; take the commands from the ``canary.dev/commands`` annotation; ask the gating
    webhooks; run the analysis (Prometheus) when the plan says so;
-4. `step`; apply its actions (workload, routes); write the status (409: re-read, retry,
-   never overwrite); then fire the informative webhooks, post the Events, notify.
+4. `step`; apply its actions (workload, routes; without a route action, the route the new
+   status calls for is applied, which repairs any change made by hand); write the status
+   (409: re-read, retry, never overwrite); then fire the informative webhooks, post the
+   Events, notify.
 
 A tick that fails part-way writes no status: the next one starts from the same status and
 repeats the same (idempotent) actions. Commands it had taken are put back.
@@ -132,6 +133,8 @@ class Reconciler:
     """Rollouts whose last tick read the API server or succeeded since (`reset`): their next
     tick may read the caches."""
     _epoch: int = field(default=0, init=False)
+    _route_versions: dict[tuple[str, str, str, str], str] = field(default_factory=dict, init=False)
+    """The last resourceVersion of each route object (to tell a repair from a no-op)."""
 
     def tick(self, key: str, early: bool = False) -> float:
         """Tick the Rollout ``namespace/name``; returns seconds until its next tick."""
@@ -206,9 +209,7 @@ class Reconciler:
                 since = seconds_since(status.last_tick_at, now)
                 return TickOutcome("skipped", max(look - since, MIN_REQUEUE))
             needs = Needs()  # an abort ends the tick before anything is judged: act on it now
-        router = MeshRouter(self.kube, rollout)
-        for repaired in router.repair(status):
-            log.info("%s: %s", rollout.key, repaired)
+        router = MeshRouter(self.kube, rollout, self._route_versions)
         if status.phase is not Phase.INITIALIZING:
             self._sync_services(rollout, observed)
         commands, obj, problem = take_commands(self.kube, obj)
@@ -239,6 +240,9 @@ class Reconciler:
             result = step(rollout, status, observations, now)
             new_status = with_valid(result.status, now)
             self._apply(rollout, observed, router, result.actions)
+            if not any(isinstance(a, SetRoute) for a in result.actions):
+                # the route the status calls for, put back if anyone changed it
+                router.repair(new_status)
             if new_status.phase in IDLE_PHASES and workload.primary_ready:
                 # between rollouts the target (the canary) runs no pods: the primary serves
                 WorkloadActions(self.kube, rollout, observed).scale_target(0)
