@@ -108,15 +108,28 @@ class MeshRouter:
             )
         return written
 
-    def repair(self, status: RolloutStatus) -> list[str]:
-        """Put back the Route ``status`` calls for if the objects departed from it."""
+    def repair(self, status: RolloutStatus, unknown: bool = False) -> list[str]:
+        """Put back the Route ``status`` calls for if the objects departed from it.
+
+        ``unknown``: the objects' versions are not known here (the first tick since this
+        replica started or led): they are read first, so a put-back is reported as one."""
         route = expected_route(self.rollout, status)
         if route is None:
             return []
+        if unknown:
+            self._read_versions(desired_objects(self.rollout, route))
         written = self.apply(route)
         if written:
             log.warning("%s: route objects drifted; repaired: %s", self.rollout.key, written)
         return written
+
+    def _read_versions(self, objects: list[Json]) -> None:
+        for obj in objects:
+            meta = obj["metadata"]
+            kind = kind_of(obj["apiVersion"], obj["kind"])
+            live = self.kube.read(kind, meta["namespace"], meta["name"])
+            version = (live or {}).get("metadata", {}).get("resourceVersion")
+            self.versions[_key(obj)] = str(version) if version else "absent"
 
 
 def _key(obj: Json) -> tuple[str, str, str, str]:
