@@ -60,6 +60,7 @@ from canary.controller.events import addressee, post_events
 from canary.controller.kinds import ROLLOUT
 from canary.controller.kube import Json, Kube, KubeError, NotLeaderError
 from canary.controller.metrics import ControllerMetrics
+from canary.controller.policies import sync_policies
 from canary.controller.routing import MeshRouter
 from canary.controller.status import StatusConflictError, invalid_status, with_valid, write_status
 from canary.controller.workloads import (
@@ -306,6 +307,9 @@ class Reconciler:
             return
         for written in WorkloadActions(self.kube, rollout, observed).sync_services():
             log.info("%s: %s", rollout.key, written)
+        if observed.target is not None:
+            for written in sync_policies(self.kube, rollout, observed.target):
+                log.info("%s: %s", rollout.key, written)
         self.services.done(rollout.key, signature)
 
     def _apply(
