@@ -9,8 +9,10 @@ import copy
 from collections.abc import Iterator
 
 import pytest
+from click.testing import CliRunner
 from tick_support import DR, PROVIDERS, VS, Json, Ticker, set_spec, start
 
+from canary.cli.main import cli
 from canary.controller.kube import FIELD_MANAGER
 from canary.testing.fields import fields_of
 from canary.testing.telemetry_routes import split_of_objects
@@ -40,6 +42,14 @@ def test_a_bad_blue_green_canary_with_a_mirror_is_rolled_back(
     assert ticker.cluster.deployment("web")["spec"]["replicas"] == 0, "canary scaled down"
     assert ticker.cluster.image_of("web-primary") == "podinfo:6.7.0"
     assert not ticker.cluster.events("ReconcileError")
+    waited = CliRunner().invoke(
+        cli,
+        ["wait", "web", "--timeout", "10s", "--kubeconfig", str(ticker.cluster.kubeconfig)],
+        env={"CANARY_API": "", "CANARY_TOKEN": "", "CANARY_NAMESPACE": "", "COLUMNS": "200"},
+        catch_exceptions=False,
+    )
+    assert waited.exit_code == 1, waited.output  # `canary wait` reports the failure
+    assert "failed" in waited.output
 
 
 def test_a_healthy_blue_green_canary_with_a_mirror_is_promoted(ticker: Ticker) -> None:
