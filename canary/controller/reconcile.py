@@ -140,8 +140,10 @@ class Reconciler:
     """Rollouts whose last tick read the API server or succeeded since (`reset`): their next
     tick may read the caches."""
     _epoch: int = field(default=0, init=False)
-    _route_versions: dict[tuple[str, str, str, str], str] = field(default_factory=dict, init=False)
-    """The last resourceVersion of each route object (to tell a repair from a no-op)."""
+    _route_versions: dict[str, dict[tuple[str, str, str, str], str]] = field(
+        default_factory=dict, init=False
+    )
+    """By Rollout, the last resourceVersion of each route object (a repair from a no-op)."""
 
     def tick(self, key: str, early: bool = False) -> float:
         """Tick the Rollout ``namespace/name``; returns seconds until its next tick."""
@@ -180,6 +182,7 @@ class Reconciler:
         with self._lock:
             self._checked.discard(key)
             self._errors.pop(key, None)
+            self._route_versions.pop(key, None)
         self.services.forget(key)
 
     # --- the tick ------------------------------------------------------------------------------
@@ -216,7 +219,9 @@ class Reconciler:
                 since = seconds_since(status.last_tick_at, now)
                 return TickOutcome("skipped", max(look - since, MIN_REQUEUE))
             needs = Needs()  # an abort ends the tick before anything is judged: act on it now
-        router = MeshRouter(self.kube, rollout, self._route_versions)
+        with self._lock:
+            versions = self._route_versions.setdefault(rollout.key, {})
+        router = MeshRouter(self.kube, rollout, versions)
         # the first tick since this replica (re)started or led, or after a failed tick: the
         # status may have been written without its actions (docs/controller.md, "Crash
         # consistency"); the route it records is put back before anything is judged
