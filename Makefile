@@ -44,6 +44,10 @@ bench-decision: $(VENV)/.installed
 bench-scale: $(VENV)/.installed
 	$(BIN)/python benchmarks/scale.py
 
+## bench-chaos: the controller SIGKILLed while 100 Rollouts cycle (docs/benchmarks.md)
+bench-chaos: $(VENV)/.installed
+	$(BIN)/python benchmarks/chaos.py --kills 50
+
 ## bench-sim: simulated rollouts per second on one core (docs/benchmarks.md)
 bench-sim: $(VENV)/.installed
 	$(BIN)/python benchmarks/simulator.py

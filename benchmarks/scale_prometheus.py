@@ -49,6 +49,7 @@ from urllib.parse import parse_qs, urlsplit
 ERROR_SHARE = 0.001
 SLOW_SHARE = 0.002
 QUANTILE_MS = 180.0
+BAD_SHARE = 0.5
 
 _PART = re.compile(r'"__canary_series",\s*"(\w+)"')
 _WORKLOADS = re.compile(r'destination_workload\s*=~\s*"([^"|]+)\|([^"]+)"')
@@ -66,12 +67,21 @@ def window_seconds(text: str) -> float:
 class Answers:
     """Answers instant queries from the weights file; counts them."""
 
-    def __init__(self, weights: mmap.mmap | None, rps: float) -> None:
+    def __init__(self, weights: mmap.mmap | None, rps: float, bad: mmap.mmap | None = None) -> None:
         self.weights = weights
+        self.bad = bad
+        """One byte per rollout (the chaos benchmark's): non-zero, its canary fails half its
+        requests, for both checks."""
         self.rps = rps
         self.lock = threading.Lock()
         self.queries = 0
         self.refused = 0
+
+    def is_bad(self, workload: str) -> bool:
+        match = _INDEX.search(workload)
+        if self.bad is None or match is None or int(match.group(1)) >= len(self.bad):
+            return False
+        return bool(self.bad[int(match.group(1))])
 
     def weight(self, workload: str) -> float:
         match = _INDEX.search(workload)
@@ -103,13 +113,14 @@ class Answers:
         share = self.weight(canary)
         total = self.rps * window_seconds(window.group(1))
         failing = SLOW_SHARE if "istio_request_duration" in query else ERROR_SHARE
+        canary_failing = BAD_SHARE if self.is_bad(canary) else failing
         result = []
         for part in dict.fromkeys(parts):
             for workload, requests in ((canary, total * share), (primary, total * (1 - share))):
                 if part == "requests":
                     value = requests
                 elif part == "failures":
-                    value = requests * failing
+                    value = requests * (canary_failing if workload == canary else failing)
                 else:
                     value = QUANTILE_MS if requests > 0 else math.nan
                 result.append(
@@ -222,10 +233,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, required=True, help="one byte per rollout")
     parser.add_argument("--rps", type=float, default=50.0, help="requests a second per service")
+    parser.add_argument("--bad", type=Path, help="one byte per rollout: non-zero, a bad canary")
     args = parser.parse_args(argv)
     with args.weights.open("rb") as handle:
         weights = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-    server = make_server(Answers(weights, args.rps))
+    bad = None
+    if args.bad is not None:
+        with args.bad.open("rb") as handle:
+            bad = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    server = make_server(Answers(weights, args.rps, bad))
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     host, port = server.server_address[:2]
     print(f"LISTENING {host!s}:{port}", flush=True)

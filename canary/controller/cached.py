@@ -122,6 +122,9 @@ class CachedKube(Kube):
         self._record(kind.kind, namespace, name, version_of(stored))
         return stored
 
+    def apply(self, obj: Json) -> Json:
+        return self._fence(obj, super().apply(obj))
+
     def scale(self, kind: Kind, namespace: str, name: str, replicas: int) -> Json:
         # the Scale's resourceVersion is the Deployment's
         stored = super().scale(kind, namespace, name, replicas)

@@ -38,10 +38,12 @@ from canary.controller.commands import command_source
 from canary.controller.kinds import (
     ANALYSIS_POLICY,
     CLUSTER_ANALYSIS_POLICY,
+    CONFIGMAP,
     DEPLOYMENT,
     NOTIFICATION_CHANNEL,
     ROLLOUT,
     ROLLOUT_COMMAND,
+    SECRET,
     Kind,
 )
 from canary.controller.kube import Json, Kube, drop_static_token_refresh
@@ -50,7 +52,7 @@ from canary.controller.metrics import ControllerMetrics, HealthServer
 from canary.controller.reconcile import Reconciler
 from canary.controller.scheduling import TickScheduler
 from canary.controller.secrets import ClusterSecrets
-from canary.controller.watches import Cache, Reflector
+from canary.controller.watches import Cache, Reflector, metadata_only
 from canary.gates.api.serve import ApiServer
 from canary.gates.destinations import DestinationPolicy
 from canary.gates.secret_source import SecretsDir
@@ -58,7 +60,7 @@ from canary.gates.webhooks import WebhookCaller, new_client
 from canary.model.notification import NotificationChannel
 from canary.model.policy import AnalysisPolicy, ClusterAnalysisPolicy
 from canary.notify import DirectorySecretSource, Notifier, NotifyConfig
-from canary.workload import revision_on
+from canary.workload import referenced_configs, revision_on
 
 log = logging.getLogger("canary.controller")
 
@@ -129,7 +131,10 @@ class Controller:
                 client=new_client(destinations), secrets=gate_secrets, owns_client=True
             )
         self.webhooks = webhooks
-        self.caches = {kind.kind: Cache(kind) for kind in self._watched()}
+        self.caches = {
+            kind.kind: Cache(kind, metadata_only if kind in (CONFIGMAP, SECRET) else None)
+            for kind in self._watched()
+        }
         self.notifier: Notifier | None = None
         if settings.notify is not None:
             notify_secrets = (
@@ -178,6 +183,8 @@ class Controller:
         self.caches[ROLLOUT.kind].listen(self._rollout_changed)
         self.caches[DEPLOYMENT.kind].listen(self._deployment_changed)
         self.caches[ROLLOUT_COMMAND.kind].listen(self._command_changed)
+        self.caches[CONFIGMAP.kind].listen(self._config_changed)
+        self.caches[SECRET.kind].listen(self._config_changed)
         self._models: dict[tuple[str, str], BaseModel | None] = {}
         self.health: HealthServer | None = None
         self.api: ApiServer | None = None
@@ -261,6 +268,8 @@ class Controller:
         return (
             ROLLOUT,
             DEPLOYMENT,
+            CONFIGMAP,
+            SECRET,
             ANALYSIS_POLICY,
             CLUSTER_ANALYSIS_POLICY,
             NOTIFICATION_CHANNEL,
@@ -364,6 +373,37 @@ class Controller:
         for key in keys:
             self.scheduler.ensure(key)
             self.scheduler.trigger(key)
+
+    def _config_changed(self, event: str, old: Json | None, new: Json | None) -> None:
+        """A ConfigMap or Secret a target references changed: its Rollouts tick at once (a
+        new revision starts without waiting for the interval)."""
+        if not self.is_leader():
+            return
+        obj = new or old or {}
+        meta = obj.get("metadata") or {}
+        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+        for key in self._referencing(str(obj.get("kind")), namespace, name):
+            self.scheduler.ensure(key)
+            self.scheduler.trigger(key)
+
+    def _referencing(self, kind: str, namespace: str, name: str) -> list[str]:
+        """The Rollouts of ``namespace`` whose target references ConfigMap or Secret ``name``
+        (from the caches: the Rollouts' targets, their pod templates)."""
+        with self._index_lock:
+            targets = [
+                (deployment, sorted(keys))
+                for deployment, keys in self._rollouts_of.items()
+                if deployment[0] == namespace  # (the primaries reference copies: no match)
+            ]
+        found: list[str] = []
+        for (ns, deployment), keys in targets:
+            target = self.caches[DEPLOYMENT.kind].get(ns, deployment)
+            if target is None:
+                continue
+            configmaps, secrets = referenced_configs(target)
+            if name in (configmaps if kind == CONFIGMAP.kind else secrets):
+                found += keys
+        return found
 
     # --- lookups from the caches ---------------------------------------------------------------
 

@@ -1,6 +1,8 @@
 """Recording Kubernetes Events on a Rollout (bodies from `canary.notify.kube_event`).
 
 An Event that cannot be recorded is logged and dropped: Events inform, they never fail a tick.
+An Event whose name exists already (409) was recorded before: the same Event delivered again
+from an outbox (`canary.controller.effects`) is recorded once.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import cast
 
-from canary.controller.kube import Json, Kube, KubeError, NotLeaderError
+from canary.controller.kube import ConflictError, Json, Kube, KubeError, NotLeaderError
 from canary.engine.actions import Event
 from canary.model.meta import ObjectMeta
 from canary.model.rollout import Rollout, RolloutSpec
@@ -43,6 +45,8 @@ def post_events(
         try:
             kube.post_event(kube_event(rollout, event, now, instance=identity))
             recorded += 1
+        except ConflictError:
+            recorded += 1  # recorded by an earlier delivery of the same outbox
         except (KubeError, NotLeaderError, OSError) as exc:
             log.warning("%s: event %s not recorded: %s", rollout.key, event.reason, exc)
     return recorded

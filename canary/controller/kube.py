@@ -33,6 +33,9 @@ log = logging.getLogger("canary.controller.kube")
 
 Json = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+FIELD_MANAGER = "canary"
+"""The field manager of canary's server-side applies: it owns exactly the fields it applies."""
 
 
 class KubeError(Exception):
@@ -180,6 +183,22 @@ class Kube:
         """A JSON merge patch (a ``metadata.resourceVersion`` in it makes it conditional)."""
         return self._request(kind, "patch", namespace, name, body=body, write=True)
 
+    def apply(self, obj: Json) -> Json:
+        """Server-side apply ``obj`` as the field manager ``canary``, forcing conflicts: the
+        object is created when missing; the fields canary applied before and leaves out now
+        are removed; fields other managers own are kept (those canary applies change hands)."""
+        kind, namespace, name = self._address(obj)
+        return self._request(
+            kind,
+            "apply",
+            namespace,
+            name,
+            body=obj,
+            write=True,
+            field_manager=FIELD_MANAGER,
+            force=True,
+        )
+
     def scale(self, kind: Kind, namespace: str, name: str, replicas: int) -> Json:
         """Set replicas through the scale subresource (Deployments)."""
         if kind != DEPLOYMENT:
@@ -279,11 +298,13 @@ class Kube:
     ) -> Any:
         if write:
             self._check_guard()
-        method, args = self._method(kind, verb, namespace, name)
+        method, args = self._method(kind, "patch" if verb == "apply" else verb, namespace, name)
         if body is not None:
             args.append(body)
         if verb == "patch":
             kwargs["_content_type"] = MERGE_PATCH
+        elif verb == "apply":
+            kwargs["_content_type"] = APPLY_PATCH
         try:
             response = method(
                 *args,

@@ -6,16 +6,20 @@ The same loop as the local runner (canary.local.runner), against the cluster:
    condition ``Valid: False`` naming the field, and a Warning Event; the others go on; so
    does one whose ``spec.autoscalerRef`` names a missing HPA or one scaling another
    workload);
-2. observe the workload (target, its ConfigMaps and Secrets, primary), repair the route
-   objects if someone changed them, and keep the Services in line with the spec (port,
-   Linkerd's circuit breaker on ``<target>``);
+2. observe the workload (target, its ConfigMaps and Secrets, primary), and keep the Services
+   in line with the spec (port, Linkerd's circuit breaker on ``<target>``);
 3. `plan`; take the commands from the ``canary.dev/commands`` annotation; ask the gating
    webhooks; run the analysis (Prometheus) when the plan says so;
-4. `step`; apply its actions (workload, routes); write the status (409: re-read, retry,
-   never overwrite); then fire the informative webhooks, post the Events, notify.
+4. `step`; write the status first, with what the tick tells in ``status.outbox``; then
+   apply its actions and what the new status calls for that they did not do
+   (`canary.controller.converge`; without a route action, the route the status calls for,
+   which repairs any change made by hand); deliver the outbox (webhooks, Events,
+   notifications, `canary.controller.effects`) and clear it.
 
-A tick that fails part-way writes no status: the next one starts from the same status and
-repeats the same (idempotent) actions. Commands it had taken are put back.
+A tick that fails before its status write decided nothing (its commands are put back); one
+that fails or dies after it is completed by the next tick from the status. The first tick of a
+Rollout since the controller started or led, and one after a failed tick, puts the recorded
+route back before judging (docs/controller.md, "Crash consistency").
 
 While the canary is judged the next tick comes a *look interval* later
 (`canary.engine.timing.look_interval`: ``spec.analysis.lookInterval``, else ``min(interval,
@@ -56,11 +60,14 @@ from canary.controller.commands import (
     pending,
     remember,
 )
+from canary.controller.converge import converge
 from canary.controller.deletion import ensure_finalizer, finalize
+from canary.controller.effects import clear, deliver, outbox_of
 from canary.controller.events import addressee, post_events
 from canary.controller.kinds import ROLLOUT
 from canary.controller.kube import Json, Kube, KubeError, NotLeaderError
 from canary.controller.metrics import ControllerMetrics
+from canary.controller.policies import sync_policies
 from canary.controller.routing import MeshRouter
 from canary.controller.status import StatusConflictError, invalid_status, with_valid, write_status
 from canary.controller.workloads import (
@@ -91,8 +98,9 @@ from canary.engine.timing import analysis_window, look_interval
 from canary.gates.webhooks import WebhookCaller
 from canary.model.loader import problems_of
 from canary.model.rollout import Rollout
-from canary.model.status import IDLE_PHASES, CheckResult, CheckState, Phase, RolloutStatus
+from canary.model.status import CheckResult, CheckState, Outbox, Phase, RolloutStatus
 from canary.notify import Notifier
+from canary.traffic.mesh import desired_objects
 from canary.workload import FINALIZER, AutoscalerError, is_deleting
 
 log = logging.getLogger("canary.controller.reconcile")
@@ -142,6 +150,10 @@ class Reconciler:
     """Rollouts whose last tick read the API server or succeeded since (`reset`): their next
     tick may read the caches."""
     _epoch: int = field(default=0, init=False)
+    _route_versions: dict[str, dict[tuple[str, str, str, str], str]] = field(
+        default_factory=dict, init=False
+    )
+    """By Rollout, the last resourceVersion of each route object (a repair from a no-op)."""
 
     def tick(self, key: str, early: bool = False) -> float:
         """Tick the Rollout ``namespace/name``; returns seconds until its next tick."""
@@ -152,7 +164,7 @@ class Reconciler:
         ok = False
         try:
             with nullcontext() if cached else self.kube.fresh_reads():
-                outcome = self._tick(namespace, name, early)
+                outcome = self._tick(namespace, name, early, cached)
             self._clear_error(key)
             ok = True
         except NotLeaderError:
@@ -180,11 +192,12 @@ class Reconciler:
         with self._lock:
             self._checked.discard(key)
             self._errors.pop(key, None)
+            self._route_versions.pop(key, None)
         self.services.forget(key)
 
     # --- the tick ------------------------------------------------------------------------------
 
-    def _tick(self, namespace: str, name: str, early: bool) -> TickOutcome:
+    def _tick(self, namespace: str, name: str, early: bool, cached: bool) -> TickOutcome:
         obj = self.kube.get(ROLLOUT, namespace, name)
         if obj is None:
             self.metrics.forget(namespace, name)
@@ -217,9 +230,24 @@ class Reconciler:
                 since = seconds_since(status.last_tick_at, now)
                 return TickOutcome("skipped", max(look - since, MIN_REQUEUE))
             needs = Needs()  # an abort ends the tick before anything is judged: act on it now
-        router = MeshRouter(self.kube, rollout)
-        for repaired in router.repair(status):
-            log.info("%s: %s", rollout.key, repaired)
+        with self._lock:
+            versions = self._route_versions.setdefault(rollout.key, {})
+        router = MeshRouter(self.kube, rollout, versions)
+        # the first tick since this replica (re)started or led, or after a failed tick: the
+        # status may have been written without its actions (docs/controller.md, "Crash
+        # consistency"); the route it records is put back before anything is judged
+        repaired = router.repair(status, unknown=True) if not cached else []
+        if status.outbox is not None:  # decided by a tick that did not live to deliver it
+            left = self._deliver(rollout, status, status.outbox)
+            obj = clear(self.kube, obj, status, left) or obj
+        if (
+            repaired
+            and needs.analyse
+            and not abort_waiting(command_objects, name, status.applied_commands)
+        ):
+            # the canary did not have the recorded share of traffic until now: it is judged a
+            # look interval from now, on traffic routed as recorded
+            return TickOutcome("skipped", look, "route put back to the recorded step")
         if status.phase is not Phase.INITIALIZING:
             self._sync_services(rollout, observed)
         taken = pending(command_objects, name, status.applied_commands)
@@ -247,30 +275,48 @@ class Reconciler:
             look_interval=look,
         )
         result = step(rollout, status, observations, now)
-        new_status = remember(with_valid(result.status, now), taken.fresh)
-        self._apply(rollout, observed, router, result.actions)
-        if new_status.phase in IDLE_PHASES and workload.primary_ready:
-            # between rollouts the target (the canary) runs no pods: the primary serves
-            WorkloadActions(self.kube, rollout, observed).scale_target(0)
-        write_status(
+        for action in result.actions:  # a route that cannot be rendered fails the tick here
+            if isinstance(action, SetRoute):
+                desired_objects(rollout, action.route)
+        events = list(result.events)
+        for problem in taken.problems:
+            events.insert(0, Event(reason="CommandsInvalid", message=problem, warning=True))
+        hooks = [a for a in result.actions if isinstance(a, CallWebhook)]
+        new_status = remember(with_valid(result.status, now), taken.fresh).model_copy(
+            update={"outbox": outbox_of(events, hooks, now)}
+        )
+        # the decision is recorded before anything is acted on (docs/controller.md, "Crash
+        # consistency"), with the uids of the commands it applied: from here on, what it calls
+        # for is carried out by this tick or, if it dies or fails, by the next one, from the
+        # status; the command objects are deleted only once that write has landed
+        stored = write_status(
             self.kube,
             obj,
             new_status.to_wire(),
             on_conflict=self.metrics.status_conflicts.inc,
         )
         clean_up(self.kube, namespace, [p.name for p in taken.fresh] + taken.done)
-        hooks = [a for a in result.actions if isinstance(a, CallWebhook)]
-        if hooks:
-            self.webhooks.fire_all(hooks, rollout, new_status, now)
-        events = list(result.events)
-        for problem in taken.problems:
-            events.insert(0, Event(reason="CommandsInvalid", message=problem, warning=True))
-        self._post_events(rollout, events, now)
-        if self.notifier is not None and result.events:
-            self.notifier.notify(rollout, new_status, result.events, now)
+        workload_actions = WorkloadActions(self.kube, rollout, observed)
+        self._apply(rollout, workload_actions, router, result.actions)
+        for line in converge(new_status, result.actions, observed, workload_actions, router):
+            log.info("%s: %s", rollout.key, line)
+        if new_status.outbox is not None:
+            left = self._deliver(rollout, new_status, new_status.outbox)
+            clear(self.kube, stored, new_status, left)
         self.metrics.rollout(namespace, name, new_status.phase, new_status.canary_weight)
         self.metrics.check_results(namespace, name, results)
         return TickOutcome("ok", result.requeue_after, new_status.message)
+
+    def _deliver(self, rollout: Rollout, status: RolloutStatus, outbox: Outbox) -> Outbox | None:
+        return deliver(
+            self.kube,
+            rollout,
+            status,
+            outbox,
+            webhooks=self.webhooks,
+            notifier=self.notifier,
+            identity=self.identity,
+        )
 
     def _sync_services(self, rollout: Rollout, observed: Observed) -> None:
         """The Services in line with the spec, when it or the primary changed (`ServiceSync`)."""
@@ -279,12 +325,18 @@ class Reconciler:
             return
         for written in WorkloadActions(self.kube, rollout, observed).sync_services():
             log.info("%s: %s", rollout.key, written)
+        if observed.target is not None:
+            for written in sync_policies(self.kube, rollout, observed.target):
+                log.info("%s: %s", rollout.key, written)
         self.services.done(rollout.key, signature)
 
     def _apply(
-        self, rollout: Rollout, observed: Observed, router: MeshRouter, actions: list[Action]
+        self,
+        rollout: Rollout,
+        workload: WorkloadActions,
+        router: MeshRouter,
+        actions: list[Action],
     ) -> None:
-        workload = WorkloadActions(self.kube, rollout, observed)
         for action in actions:
             done: list[str] = []
             if isinstance(action, SetRoute):

@@ -2,12 +2,17 @@
 back, and repaired when someone changed them.
 
 `canary.traffic.mesh` renders the objects (`desired_objects`) and reads a Route back from live
-objects (`route_from_objects`); this module does the I/O. An object is created when missing and
-replaced (with the live resourceVersion) only when it departs from the desired one
-(`differences`: fields the server added are not drift), so holding the same Route twice writes
-nothing. After applying, the objects as the API server stored them (its answers to the writes)
-must hold the Route asked for. The objects are read once a tick (`MeshRouter` keeps what it
-read and wrote), not again for each route applied.
+objects (`route_from_objects`); this module does the I/O. Every object is server-side applied
+as the field manager ``canary`` (`Kube.apply`, forcing conflicts) once a tick: the API server
+then holds exactly canary's fields as desired, both ways -- a field changed or added by hand in
+canary's part is put back, a field canary applied before and no longer sets is removed (a
+setting removed from the spec, the mirror of a blue/green rollout that is rolled back) -- and
+keeps what other managers own (another team's labels, a mesh's own fields). An apply that
+changes nothing writes nothing (no new resourceVersion, no watch event), so holding the same
+Route twice costs one request per object and no write. Why not compare and write only on a
+difference: a client cannot tell a field someone added inside one of the route's lists from a
+default the server filled in there; the server can. The objects as the API server answered
+the apply must hold the Route asked for.
 
 Which Route a rollout should hold between ticks follows from its status (`expected_route`), so
 a controller that restarted, or a route someone edited by hand, is put right at the next tick.
@@ -23,7 +28,7 @@ from canary.engine.actions import Route
 from canary.engine.routes import STABLE, analysis_route
 from canary.model.rollout import Rollout
 from canary.model.status import Phase, RolloutStatus
-from canary.traffic.mesh import desired_objects, differences, route_from_objects
+from canary.traffic.mesh import desired_objects, route_from_objects
 from canary.traffic.router import RouterError
 
 log = logging.getLogger("canary.controller.routing")
@@ -48,56 +53,53 @@ def expected_route(rollout: Rollout, status: RolloutStatus) -> Route | None:
 class MeshRouter:
     """The provider's route objects for one Rollout, for one tick.
 
-    The objects are read once a tick: what `repair` read is what `apply` compares with, and
-    what a create or replace answered (the object as the API server stored it, after any
-    defaulting or admission) is what is kept and checked, so holding a route costs one GET
-    per object a tick and no read-back."""
+    Each object is applied at most once a tick with the same content (`repair` then an
+    action's `apply` of the same Route costs one request per object); the API server's
+    answer is kept and checked. ``versions`` (shared by the ticks) remembers each object's
+    last resourceVersion, so a write that changed something is told from a no-op."""
 
-    def __init__(self, kube: Kube, rollout: Rollout) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        rollout: Rollout,
+        versions: dict[tuple[str, str, str, str], str] | None = None,
+    ) -> None:
         self.kube = kube
         self.rollout = rollout
-        self._seen: dict[tuple[str, str, str, str], Json | None] = {}
-
-    def live(self, desired: list[Json]) -> list[Json | None]:
-        """The live object for each desired one (None when missing), read at most once a
-        tick."""
-        out: list[Json | None] = []
-        for obj in desired:
-            key = _key(obj)
-            if key not in self._seen:
-                meta = obj["metadata"]
-                kind = kind_of(obj["apiVersion"], obj["kind"])
-                self._seen[key] = self.kube.get(kind, meta["namespace"], meta["name"])
-            out.append(self._seen[key])
-        return out
+        self.versions = versions if versions is not None else {}
+        self._applied: dict[tuple[str, str, str, str], tuple[Json, Json]] = {}
 
     def current(self) -> Route:
         """The Route the live objects hold; RouterError when they are missing or unreadable."""
-        desired = desired_objects(self.rollout, STABLE)
-        live = [o for o in self.live(desired) if o is not None]
+        live = []
+        for obj in desired_objects(self.rollout, STABLE):
+            meta = obj["metadata"]
+            found = self.kube.get(
+                kind_of(obj["apiVersion"], obj["kind"]), meta["namespace"], meta["name"]
+            )
+            if found is not None:
+                live.append(found)
         return route_from_objects(self.rollout, live)
 
     def apply(self, route: Route) -> list[str]:
-        """Make the objects hold ``route``; returns what was written (empty: nothing to do)."""
-        desired = desired_objects(self.rollout, route)
+        """Make the objects hold ``route``; returns what changed (empty: nothing did)."""
         written: list[str] = []
         held: list[Json] = []
-        for want, have in zip(desired, self.live(desired), strict=True):
-            name = f"{want['kind']} {want['metadata']['name']}"
-            if have is None:
-                have = self._stored(want, self.kube.create(want))
-                written.append(f"created {name}")
-            else:
-                drift = differences(want, have)
-                if drift:
-                    body = dict(want)
-                    body["metadata"] = {
-                        **want["metadata"],
-                        "resourceVersion": have["metadata"].get("resourceVersion"),
-                    }
-                    have = self._stored(want, self.kube.replace(body))
-                    written.append(f"updated {name} (it differed: {'; '.join(drift[:3])})")
-            held.append(have)
+        for want in desired_objects(self.rollout, route):
+            key = _key(want)
+            done = self._applied.get(key)
+            if done is not None and done[0] == want:
+                held.append(done[1])
+                continue
+            stored = self.kube.apply(want) or want  # (an empty answer: the object as sent)
+            self._applied[key] = (want, stored)
+            version = str((stored.get("metadata") or {}).get("resourceVersion") or "")
+            before = self.versions.get(key)
+            if version and version != before:
+                self.versions[key] = version
+                if before is not None:
+                    written.append(f"wrote {want['kind']} {want['metadata']['name']}")
+            held.append(stored)
         holds = route_from_objects(self.rollout, held)
         if holds != route:
             raise RouterError(
@@ -106,21 +108,28 @@ class MeshRouter:
             )
         return written
 
-    def _stored(self, want: Json, answer: Json) -> Json:
-        """What the API server answered a write with, kept as the live object."""
-        stored = answer or want  # (an empty answer: the object as sent)
-        self._seen[_key(want)] = stored
-        return stored
+    def repair(self, status: RolloutStatus, unknown: bool = False) -> list[str]:
+        """Put back the Route ``status`` calls for if the objects departed from it.
 
-    def repair(self, status: RolloutStatus) -> list[str]:
-        """Put back the Route ``status`` calls for if the objects departed from it."""
+        ``unknown``: the objects' versions are not known here (the first tick since this
+        replica started or led): they are read first, so a put-back is reported as one."""
         route = expected_route(self.rollout, status)
         if route is None:
             return []
+        if unknown:
+            self._read_versions(desired_objects(self.rollout, route))
         written = self.apply(route)
         if written:
             log.warning("%s: route objects drifted; repaired: %s", self.rollout.key, written)
         return written
+
+    def _read_versions(self, objects: list[Json]) -> None:
+        for obj in objects:
+            meta = obj["metadata"]
+            kind = kind_of(obj["apiVersion"], obj["kind"])
+            live = self.kube.read(kind, meta["namespace"], meta["name"])
+            version = (live or {}).get("metadata", {}).get("resourceVersion")
+            self.versions[_key(obj)] = str(version) if version else "absent"
 
 
 def _key(obj: Json) -> tuple[str, str, str, str]:

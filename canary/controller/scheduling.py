@@ -118,6 +118,12 @@ class TickScheduler:
             self._again.discard(key)
             self._due.pop(key, None)
 
+    def due_in(self, key: str) -> float | None:
+        """Seconds until ``key``'s next tick (None: not scheduled, or running now)."""
+        with self._lock:
+            due = self._due.get(key)
+        return None if due is None else due - time.monotonic()
+
     def remove_all(self) -> None:
         for key in self.keys():
             self.remove(key)

@@ -32,6 +32,11 @@ def key_of(obj: Json) -> Key:
     return str(meta.get("namespace") or ""), str(meta.get("name") or "")
 
 
+def metadata_only(obj: Json) -> Json:
+    """The object without its contents (a ConfigMap's or a Secret's data are never kept)."""
+    return {k: v for k, v in obj.items() if k in ("apiVersion", "kind", "metadata")}
+
+
 def version_of(obj: Json) -> str:
     return str((obj.get("metadata") or {}).get("resourceVersion") or "")
 
@@ -39,8 +44,10 @@ def version_of(obj: Json) -> str:
 class Cache:
     """The objects of one kind as last seen, fed by reflectors; thread-safe."""
 
-    def __init__(self, kind: Kind) -> None:
+    def __init__(self, kind: Kind, keep: Callable[[Json], Json] | None = None) -> None:
+        """``keep``: what of each object is kept (e.g. only the metadata of Secrets)."""
         self.kind = kind
+        self._keep = keep or (lambda obj: obj)
         self._lock = threading.Lock()
         self._objects: dict[Key, Json] = {}
         self._listeners: list[Listener] = []
@@ -62,7 +69,7 @@ class Cache:
 
     def replace(self, objects: list[Json], namespace: str | None) -> None:
         """A fresh list of ``namespace`` (all when None): what vanished is DELETED."""
-        fresh = {key_of(o): o for o in objects}
+        fresh = {key_of(o): self._keep(o) for o in objects}
         changes: list[tuple[str, Json | None, Json | None]] = []
         with self._lock:
             for key, old in list(self._objects.items()):
@@ -80,6 +87,7 @@ class Cache:
             self._tell(*change)
 
     def apply(self, event_type: str, obj: Json) -> None:
+        obj = self._keep(obj)
         key = key_of(obj)
         with self._lock:
             old = self._objects.get(key)

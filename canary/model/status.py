@@ -107,6 +107,35 @@ class Condition(CamelModel):
     last_transition_time: datetime | None = None
 
 
+class PendingEvent(CamelModel):
+    """An Event a tick decided (with its notification, if any)."""
+
+    reason: str
+    message: str
+    warning: bool = False
+    notification: str | None = Field(default=None, description="The notification event.")
+
+
+class PendingWebhook(CamelModel):
+    """An informative webhook (post-rollout, event) a tick decided."""
+
+    name: str
+    type: str
+    reason: str = ""
+
+
+class Outbox(CamelModel):
+    """What a tick decided to tell (Events, notifications, informative webhooks), written with
+    its status before any of it is delivered and cleared once delivered: a controller that
+    dies in between delivers it after the restart (at least once; an Event's name is derived
+    from ``decidedAt``, so it is recorded once)."""
+
+    decided_at: datetime
+    events: list[PendingEvent] = Field(default_factory=list)
+    webhooks: list[PendingWebhook] = Field(default_factory=list)
+    notified: bool = Field(default=False, description="The notifications went out.")
+
+
 class RolloutStatus(CamelModel):
     phase: Phase = Phase.INITIALIZING
     observed_generation: int | None = None
@@ -145,4 +174,7 @@ class RolloutStatus(CamelModel):
         max_length=64,
         description="The uids of the last RolloutCommands applied, written with their effect: a "
         "command seen again after a restart is not applied twice.",
+    )
+    outbox: Outbox | None = Field(
+        default=None, description="Events and webhooks decided, not yet known delivered."
     )

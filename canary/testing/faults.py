@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,8 @@ class Fault:
     delay: float = 0.0
     method: str | None = None
     message: str = "injected fault"
+    action: Callable[[], None] | None = None
+    """Called when a request matches (before it is served): e.g. kill the client."""
     hits: int = field(default=0, init=False)
 
     def matches(self, method: str, path: str) -> bool:
@@ -71,6 +74,7 @@ class Faults:
     def take(self, method: str, path: str) -> tuple[float, ApiError | None]:
         """The delay and the error (if any) for this request, counting it against the rules."""
         delay, error = 0.0, None
+        actions: list[Callable[[], None]] = []
         with self._lock:
             for rule in self._rules:
                 if rule.exhausted or not rule.matches(method, path):
@@ -79,7 +83,11 @@ class Faults:
                     continue
                 rule.hits += 1
                 delay += rule.delay
+                if rule.action is not None:
+                    actions.append(rule.action)
                 if rule.code is not None:
                     error = ApiError(rule.code, rule.message)
             self._rules = [r for r in self._rules if not r.exhausted]
+        for action in actions:
+            action()
         return delay, error

@@ -159,6 +159,14 @@ BUILTINS: tuple[ResourceType, ...] = (
         status=True,
         categories=("all",),
     ),
+    ResourceType(
+        "networking.k8s.io",
+        "v1",
+        "networkpolicies",
+        "networkpolicy",
+        "NetworkPolicy",
+        short_names=("netpol",),
+    ),
     # Stored only (no authorization, no eviction): what the Helm chart installs.
     ResourceType(
         "policy",

@@ -13,15 +13,14 @@ import yaml
 from aiohttp import web
 from multidict import CIMultiDict
 
-from canary.testing import discovery, kinds, openapi, tables
+from canary.testing import discovery, kinds, managed, openapi, tables
 from canary.testing.admission import Admission, Identities
 from canary.testing.errors import ApiError, bad_request, not_found
 from canary.testing.faults import Faults
-from canary.testing.jsontree import clone
 from canary.testing.patch import APPLY, apply_patch
 from canary.testing.resources import Registry, ResourceType
 from canary.testing.selectors import selector
-from canary.testing.storage import Store, as_version
+from canary.testing.storage import FIELD_MANAGER, Store, as_version, now
 from canary.testing.watch import Watcher, line, stream
 
 Json = dict[str, Any]
@@ -108,6 +107,16 @@ async def _body(request: web.Request) -> Any:
         raise bad_request(f"the body of the request could not be decoded: {exc}") from exc
 
 
+def _manager(request: web.Request) -> str:
+    """The request's field manager: ``fieldManager``, else the User-Agent's product name (as a
+    real server defaults it)."""
+    given = request.query.get("fieldManager")
+    if given:
+        return given
+    agent = request.headers.get("User-Agent", "")
+    return agent.split("/", 1)[0].strip() or "unknown"
+
+
 def _flag(request: web.Request, name: str) -> bool:
     return request.query.get(name, "").lower() in ("1", "true")
 
@@ -176,6 +185,7 @@ class Handler:
         else:
             raise ApiError(404, "the server could not find the requested resource")
         kinds.FIELD_VALIDATION.set(request.query.get("fieldValidation", "Warn"))
+        FIELD_MANAGER.set(_manager(request))
         return await self._resource(request, target)
 
     async def _resource(self, request: web.Request, t: Target) -> web.StreamResponse:
@@ -305,16 +315,38 @@ class Handler:
         ctype = request.content_type
         with self.store.lock:
             current = self.store.find(t.rt.key, ns if t.rt.namespaced else "", name)
-            if current is None and ctype == APPLY and t.sub is None:
-                fresh = clone(body)
-                fresh.setdefault("metadata", {}).setdefault("name", name)
-                fresh["metadata"].pop("resourceVersion", None)
-                obj, warnings = self.store.create(t.rt, ns, fresh, dry)
-                return _json(obj, 201, warnings)
+            if ctype == APPLY and t.sub is None:
+                return self._apply(request, t, current, body)
             if current is None:
                 raise not_found(t.rt.plural, t.rt.group, name)
             patched = apply_patch(ctype, as_version(current, t.rt), body, t.rt.custom)
             obj, warnings = self.store.update(t.rt, ns, name, patched, t.sub, dry)
+        return _json(obj, 200, warnings)
+
+    def _apply(
+        self, request: web.Request, t: Target, current: Json | None, config: Any
+    ) -> web.Response:
+        """Server-side apply (`canary.testing.managed`): create, or merge and take ownership."""
+        if not isinstance(config, dict):
+            raise bad_request("the apply configuration must be an object")
+        ns, name, dry = t.namespace or "", t.name or "", _dry_run(request)
+        result = managed.apply_config(
+            None if current is None else as_version(current, t.rt),
+            config,
+            request.query.get("fieldManager", ""),
+            _flag(request, "force"),
+            t.rt.api_version,
+            now(),
+            t.rt.status,
+        )
+        meta = result.setdefault("metadata", {})
+        entries = meta.pop("managedFields")
+        if current is None:
+            meta.setdefault("name", name)
+            meta.pop("resourceVersion", None)
+            obj, warnings = self.store.create(t.rt, ns, result, dry, entries)
+            return _json(obj, 201, warnings)
+        obj, warnings = self.store.update(t.rt, ns, name, result, None, dry, entries)
         return _json(obj, 200, warnings)
 
     async def _delete(self, request: web.Request, t: Target) -> web.Response:

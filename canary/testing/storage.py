@@ -8,6 +8,7 @@ Objects are stored per group and plural; reading at another version of a CRD onl
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import uuid
 from collections import deque
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from canary.testing import kinds
+from canary.testing import kinds, managed
 from canary.testing.errors import ApiError, already_exists, conflict, gone, not_found
 from canary.testing.jsontree import clone
 from canary.testing.resources import NAMESPACE_KEY, Registry, ResourceType
@@ -25,6 +26,10 @@ Json = dict[str, Any]
 Key = tuple[str, str]  # (group, plural)
 Name = tuple[str, str]  # (namespace or "", name)
 Matcher = Callable[[Json], bool]
+
+FIELD_MANAGER: contextvars.ContextVar[str] = contextvars.ContextVar("field_manager", default="test")
+"""Who is writing (the request's ``fieldManager``, else its User-Agent's product; writes made
+straight to the store by a test are the manager ``test``): recorded in managedFields."""
 
 
 def now() -> str:
@@ -175,7 +180,12 @@ class Store:
     # --- writes ------------------------------------------------------------------------------
 
     def create(
-        self, rt: ResourceType, namespace: str, body: Json, dry_run: bool = False
+        self,
+        rt: ResourceType,
+        namespace: str,
+        body: Json,
+        dry_run: bool = False,
+        managed_fields: list[Json] | None = None,
     ) -> tuple[Json, list[str]]:
         with self.lock:
             obj = clone(body)
@@ -216,6 +226,13 @@ class Store:
             if rt.status:
                 obj.pop("status", None)
             obj, warnings = kinds.admit(self, rt, obj, None)
+            obj["metadata"]["managedFields"] = (
+                managed_fields
+                if managed_fields is not None
+                else managed.record_update(
+                    None, obj, FIELD_MANAGER.get(), rt.api_version, now(), rt.status
+                )
+            )
             if self.find(rt.key, meta.get("namespace", ""), meta["name"]) is not None:
                 raise already_exists(rt.plural, rt.group, meta["name"])
             if dry_run:
@@ -230,6 +247,7 @@ class Store:
         body: Json,
         subresource: str | None = None,
         dry_run: bool = False,
+        managed_fields: list[Json] | None = None,
     ) -> tuple[Json, list[str]]:
         """PUT semantics: the whole object (or its status), guarded by its resourceVersion."""
         with self.lock:
@@ -266,12 +284,26 @@ class Store:
                     else:
                         new.pop("status", None)
             new["apiVersion"], new["kind"] = rt.api_version, rt.kind
-            return self._replace(rt, old, new, dry_run)
+            if subresource is not None:  # (a subresource's fields are not tracked here)
+                managed_fields = old["metadata"].get("managedFields") or []
+            return self._replace(rt, old, new, dry_run, managed_fields)
 
     def _replace(
-        self, rt: ResourceType, old: Json, new: Json, dry_run: bool
+        self,
+        rt: ResourceType,
+        old: Json,
+        new: Json,
+        dry_run: bool,
+        managed_fields: list[Json] | None = None,
     ) -> tuple[Json, list[str]]:
         new, warnings = kinds.admit(self, rt, new, old)
+        new["metadata"]["managedFields"] = (
+            managed_fields
+            if managed_fields is not None
+            else managed.record_update(
+                old, new, FIELD_MANAGER.get(), rt.api_version, now(), rt.status
+            )
+        )
         if rt.has_generation and kinds.spec_changed(rt, old, new):
             new["metadata"]["generation"] = old["metadata"].get("generation", 0) + 1
         if _same(old, new):

@@ -1,9 +1,10 @@
 """The Kubernetes routers' interface: the objects a Route needs, and the Route live objects hold.
 
-A Kubernetes shell holds a Route by applying `desired_objects(rollout, route)` (create or
-replace each, by apiVersion, kind, namespace and name) and verifies it by reading those objects
-back: `route_from_objects(rollout, live)` is the Route they hold, and `differences(desired,
-live)` lists what someone changed by hand (settings included), so drift can be repaired.
+A Kubernetes shell holds a Route by server-side applying `desired_objects(rollout, route)` as
+the field manager ``canary`` (each by apiVersion, kind, namespace and name) and verifies it with
+the objects the API server answers: `route_from_objects(rollout, live)` is the Route they hold.
+`differences(desired, live)` lists where a live object departs from a desired one (fields the
+server added are not counted).
 """
 
 from __future__ import annotations

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 from controller_support import CANARY_CRDS, Cluster, FakeKubelet, MetricsRelay, mesh_crds
+from tick_support import Ticker, make_ticker
 
+from canary.gates.webhooks import WebhookCaller
 from canary.local.processes import ProcessError, free_port
 from canary.local.prometheus import ScrapeTarget, render_config, start_prometheus
 from canary.testing import ApiServer
@@ -66,3 +68,11 @@ def mesh_cluster(cluster: Cluster, prometheus_url: str) -> Cluster:
     """A cluster whose controllers judge canaries with the session's Prometheus."""
     cluster.prometheus_url = prometheus_url
     return cluster
+
+
+@pytest.fixture
+def ticker(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[Ticker]:
+    """One Rollout's ticks by hand (`tick_support`); parametrise it indirectly with how many
+    of the canary's 500 requests fail."""
+    with WebhookCaller.create() as webhooks:
+        yield make_ticker(cluster, webhooks, getattr(request, "param", 0))

@@ -50,7 +50,8 @@ def test_only_the_leader_acts_and_the_other_takes_over(cluster: Cluster) -> None
     assert sorted(leader.scheduler.keys()) == [
         f"{cluster.namespace}/{n}" for n in ("alpha", "beta")
     ]
-    instances = {e["reportingInstance"] for e in cluster.events()}
+    events = wait_for("the Events", cluster.events)  # (posted just after the status write)
+    instances = {e["reportingInstance"] for e in events}
     assert instances == {leader.settings.identity}
     wait_for("the standby's caches to sync", lambda: other.ready()[0])
     assert other.ready() == (True, "standby")

@@ -113,6 +113,7 @@ def test_the_controller_command_runs_until_terminated(cluster: Cluster) -> None:
         lease = cluster.get("coordination.k8s.io/v1", "Lease", "canary")
         assert lease is not None
         assert lease["spec"]["holderIdentity"] == "from-the-cli"
+        wait_for("the Events (delivered after the status write)", cluster.events)
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=20)
     finally:

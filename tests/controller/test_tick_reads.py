@@ -1,6 +1,7 @@
 """What a tick reads: the Rollout and its Deployments from the watch caches, never older than
-the controller's own writes (fences); each route object once, verified against the answers to
-the writes; the Services only when the spec or the primary changed.
+the controller's own writes (fences); each route object applied once (server-side apply: a
+no-op writes nothing) and verified against the answers; the Services only when the spec or
+the primary changed.
 
 The tick is driven by hand; the caches are fed by reflectors, or by hand where a test needs a
 cache that lags."""
@@ -119,8 +120,9 @@ def test_a_steady_tick_reads_the_caches_and_each_route_object_once(rig: Rig) -> 
     initialized(rig, analysis={"interval": "5m", "judge": "threshold"})
     steady = rig.tick()
     assert steady == Counter(
-        {"GET virtualservices": 1, "GET destinationrules": 2, "PUT rollouts/status": 1}
-    ), "the Rollout and the Deployments from the caches, the Services left alone"
+        {"PATCH virtualservices": 1, "PATCH destinationrules": 2, "PUT rollouts/status": 1}
+    ), "the Rollout and the Deployments from the caches, the Services left alone, each route "
+    "object applied once (an apply that changes nothing writes nothing)"
 
 
 def test_a_tick_that_moves_traffic_verifies_the_routes_without_reading_them_back(
@@ -129,19 +131,22 @@ def test_a_tick_that_moves_traffic_verifies_the_routes_without_reading_them_back
     initialized(rig, analysis={"interval": "5m", "judge": "threshold"})
     rig.cluster.set_image("web", "podinfo:7.0.0")
     moved: list[Counter[str]] = []
+    weight = [rig.cluster.status("web").get("canaryWeight")]
 
     def stepped() -> bool:
         rig.settle()
         made = rig.tick()
-        if made["PUT virtualservices"]:
+        if rig.cluster.status("web").get("canaryWeight") != weight[-1]:
             moved.append(made)
+            weight.append(rig.cluster.status("web").get("canaryWeight"))
         return rig.cluster.status("web").get("canaryWeight") == 50
 
     wait_for("the canary at 50%", stepped, every=0.1)
     assert moved, "the route moved"
     for made in moved:
-        assert made["GET virtualservices"] == 1, made
-        assert made["GET destinationrules"] == 2, made
+        assert made["PATCH virtualservices"] == 1, made
+        assert made["PATCH destinationrules"] == 2, made
+        assert not made["GET virtualservices"], "verified against the apply's answers"
     assert not rig.cluster.events("ReconcileError")
 
 

@@ -139,3 +139,65 @@ def test_the_scheduler_reports_lateness_and_busy_workers() -> None:
         scheduler.shutdown()
     assert [kind for kind, _ in late] == ["scheduled", "early"]
     assert all(seconds >= 0 for _, seconds in late)
+
+
+def test_a_change_of_a_referenced_config_map_or_secret_starts_a_rollout_at_once(
+    cluster: Cluster,
+) -> None:
+    """The interval is 10 minutes: a rollout that starts within the test's wait did not wait
+    for the next regular tick. Secrets' data is never kept in the controller's caches."""
+    ns = cluster.namespace
+    cluster.api.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "web-env", "namespace": ns},
+            "data": {"MODE": "old"},
+        }
+    )
+    secret: Json = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {"name": "web-key", "namespace": ns},
+        "data": {"K": "b2xk"},
+    }
+    cluster.api.apply(secret)
+    target = deployment("web", ns)
+    container = target["spec"]["template"]["spec"]["containers"][0]
+    container["envFrom"] = [
+        {"configMapRef": {"name": "web-env"}},
+        {"secretRef": {"name": "web-key"}},
+    ]
+    cluster.api.apply(target)
+    cluster.api.apply(rollout("web", ns, analysis={"interval": "10m", "judge": "threshold"}))
+    controller = cluster.controller()
+    first = cluster.wait_phase("web", "Initialized")["stableRevision"]
+    key = f"{ns}/web"
+
+    def quiet() -> bool:
+        due = controller.scheduler.due_in(key)
+        return due is not None and due > 300
+
+    wait_for("the next regular tick minutes away", quiet)
+    cluster.api.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "web-env", "namespace": ns},
+            "data": {"MODE": "new"},
+        }
+    )
+    started = cluster.wait_phase("web", "Progressing", timeout=30)
+    assert started["canaryRevision"] != first
+    assert all("data" not in s for s in controller.caches["Secret"].items())
+    wait_for("the next regular tick minutes away", quiet)
+    secret["data"] = {"K": "bmV3"}
+    cluster.api.apply(secret)
+    wait_for(
+        "a newer revision judged",
+        lambda: (
+            cluster.status("web").get("canaryRevision") not in (None, started["canaryRevision"])
+        ),
+        timeout=30,
+    )

@@ -1,0 +1,520 @@
+"""Chaos: the controller killed (SIGKILL) at random and at chosen moments while N Rollouts
+cycle through healthy, bad and aborted revisions; then every Rollout is checked.
+
+The setup is the scale benchmark's (benchmarks/scale_cluster.py): the test API server in this
+process with N Deployments and Rollouts (Istio, weights 20/50, threshold judge, a short
+interval), a fake kubelet, and the Prometheus stand-in (benchmarks/scale_prometheus.py) in a
+process of its own, told which canaries are bad (they fail half their requests). The
+controller runs as ``canary controller`` in processes of its own: one replica, or two (then
+the kills hit the Lease holder). Each Rollout that ends gets a new revision at once: healthy
+(60%), bad (30%) or healthy but aborted once it takes traffic (10%, through
+`KubeRolloutStore.post_command`, the path ``canary abort`` takes).
+
+Kills: at random moments (exponential gaps), and *targeted*: the API server kills the
+controller as it receives a chosen write (a route apply, a status write, a scale, a primary
+update, an Event), so that write lands and its answer is lost. A killed replica is started
+again at once. After the run a quiet period (every Rollout ended, no outbox left), then every
+Rollout is checked: ended (not stuck), the right verdict for its last revision, the primary's
+image, the canary scaled to zero, the VirtualService all on the primary with no mirror; over
+every cycle: weights never moving backwards, no step skipped or repeated (a healthy cycle
+holds 20 then 50), aborts honoured, one terminal Event per cycle. A control run without kills
+runs beside it.
+
+    .venv/bin/python benchmarks/chaos.py            # 100 Rollouts, 50+ kills, 1 and 2 replicas
+    .venv/bin/python benchmarks/chaos.py --quick    # 6 Rollouts, a few kills (the CI smoke)
+
+It prints a table and rewrites the "chaos" section of docs/benchmarks.md unless
+``--no-write``; ``--json FILE`` saves the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import mmap
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from report import replace_section
+from scale_cluster import Cluster, make_cluster
+
+from canary.controller.commands import KubeRolloutStore
+from canary.controller.kube import Kube
+from canary.engine.observations import Command, CommandKind
+from canary.testing.storage import Event
+
+ROOT = Path(__file__).resolve().parents[1]
+NAMESPACE = "chaos"
+TERMINAL = ("Succeeded", "Failed")
+TARGETS = {
+    "route": ("PATCH", r"/virtualservices/"),
+    "status": ("PUT", r"/rollouts/[^/]+/status$"),
+    "scale": ("PATCH", r"/deployments/[^/]+/scale$"),
+    "promote": ("PUT", r"/deployments/[^/]+-primary$"),
+    "event": ("POST", r"/events$"),
+}
+Json = dict[str, Any]
+
+
+@dataclass
+class Cycle:
+    kind: str  # healthy, bad, abort
+    image: str
+    good_image: str
+    """The image the primary must run at the end."""
+    weights: list[int] = field(default_factory=list)
+    aborted: bool = False
+    begun: bool = False
+    """The Rollout left its terminal phase for this revision."""
+
+
+@dataclass
+class Figures:
+    mode: str
+    rollouts: int
+    cycles: int = 0
+    kills_random: int = 0
+    kills_targeted: int = 0
+    stuck: int = 0
+    wrong_verdict: int = 0
+    wrong_image: int = 0
+    canary_not_scaled_down: int = 0
+    route_not_stable: int = 0
+    weights_backwards: int = 0
+    steps_skipped_or_repeated: int = 0
+    commands_lost: int = 0
+    events_lost: int = 0
+    events_duplicated: int = 0
+    restarts: int = 0
+    seconds: float = 0.0
+
+
+class Controllers:
+    """``replicas`` controller processes; kill one (the Lease holder), start it again."""
+
+    def __init__(self, kubeconfig: Path, prometheus: str, replicas: int, logs: Path) -> None:
+        self.kubeconfig, self.prometheus, self.logs = kubeconfig, prometheus, logs
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.lock = threading.Lock()
+        self.restarts = 0
+        for n in range(replicas):
+            self.start(f"chaos-{n}")
+
+    def start(self, identity: str) -> None:
+        argv = [sys.executable, "-m", "canary.cli.main", "controller"]
+        argv += ["--kubeconfig", str(self.kubeconfig), "--namespace", NAMESPACE]
+        argv += ["--metrics-addr", "127.0.0.1:0", "--lease-namespace", NAMESPACE]
+        argv += ["--lease-duration", "3s", "--renew-deadline", "2s", "--retry-period", "500ms"]
+        argv += ["--identity", identity, "--prometheus", self.prometheus, "--no-notifications"]
+        log = (self.logs / f"{identity}.log").open("ab")
+        self.procs[identity] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+
+    def kill(self, identity: str | None) -> bool:
+        with self.lock:
+            if identity is None or identity not in self.procs:
+                identity = next(iter(self.procs))
+            proc = self.procs[identity]
+            if proc.poll() is not None:
+                return False
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            self.start(identity)
+            self.restarts += 1
+            return True
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+class Run:
+    def __init__(self, args: argparse.Namespace, mode: str, kills: bool, workdir: Path) -> None:
+        self.args, self.mode, self.kills = args, mode, kills
+        self.rng = random.Random(args.seed)
+        self.workdir = workdir
+        count = args.rollouts
+        self.cluster: Cluster = make_cluster(
+            NAMESPACE,
+            count,
+            workdir / "weights",
+            interval=args.interval,
+            weights=[20, 50],
+            judge="threshold",
+            ready_delay=0.3,
+        )
+        self.api = self.cluster.api
+        (workdir / "bad").write_bytes(bytes(count))
+        self._bad_handle = (workdir / "bad").open("r+b")
+        self.bad = mmap.mmap(self._bad_handle.fileno(), count)
+        self.cycles: dict[str, list[Cycle]] = {n: [] for n in self.cluster.names}
+        self.images = dict.fromkeys(self.cluster.names, "podinfo:bench-1")
+        self.generation = Counter[str]()
+        self.figures = Figures(mode, count)
+        self.lock = threading.Lock()
+        for key in (("networking.istio.io", "virtualservices"), ("canary.dev", "rollouts")):
+            self.api.store.subscribe(_Listener(self, key), None, lambda _o: True)
+
+    # --- the parts -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        prometheus = subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "benchmarks" / "scale_prometheus.py"),
+                *("--weights", str(self.workdir / "weights")),
+                *("--bad", str(self.workdir / "bad")),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert prometheus.stdout is not None
+        address = prometheus.stdout.readline().split()[-1]
+        self.prometheus = prometheus
+        kubeconfig = self.api.kubeconfig(self.workdir / "kubeconfig", namespace=NAMESPACE)
+        replicas = 2 if self.mode.endswith("2 replicas") else 1
+        self.controllers = Controllers(kubeconfig, f"http://{address}", replicas, self.workdir)
+        self.store = KubeRolloutStore(Kube(_client(kubeconfig)))
+
+    def leader(self) -> str | None:
+        try:
+            lease = self.api.get("coordination.k8s.io/v1", "Lease", "canary", NAMESPACE)
+        except Exception:
+            return None
+        return str((lease.get("spec") or {}).get("holderIdentity") or "") or None
+
+    def kill(self, targeted: bool) -> None:
+        if self.controllers.kill(self.leader()):
+            with self.lock:
+                if targeted:
+                    self.figures.kills_targeted += 1
+                else:
+                    self.figures.kills_random += 1
+
+    def arm(self) -> None:
+        """A targeted kill at the next write of a kind chosen at random."""
+        method, path = TARGETS[self.rng.choice(sorted(TARGETS))]
+        self.api.faults.add(_fault(path, method, lambda: self.kill(targeted=True)))
+
+    # --- cycles ----------------------------------------------------------------------------
+
+    def status(self, name: str) -> Json:
+        return self.api.get("canary.dev/v1alpha1", "Rollout", name, NAMESPACE).get("status") or {}
+
+    def ended(self, name: str) -> bool:
+        status = self.status(name)
+        cycles = self.cycles[name]
+        if not cycles:
+            return status.get("phase") == "Initialized" and not status.get("outbox")
+        return cycles[-1].begun and status.get("phase") in TERMINAL and not status.get("outbox")
+
+    def seen_rollout(self, event: Event) -> None:
+        cycles = self.cycles.get(event.obj["metadata"]["name"])
+        phase = (event.obj.get("status") or {}).get("phase")
+        if cycles and phase not in (*TERMINAL, "Initialized", None):
+            cycles[-1].begun = True
+
+    def new_cycle(self, name: str) -> None:
+        roll = self.rng.random()
+        kind = "healthy" if roll < 0.6 else "bad" if roll < 0.9 else "abort"
+        previous = self.cycles[name][-1] if self.cycles[name] else None
+        good = (
+            self.images[name]
+            if previous is None or previous.kind == "healthy"
+            else (previous.good_image)
+        )
+        self.generation[name] += 1
+        image = f"podinfo:chaos-{self.generation[name]}"
+        index = self.cluster.names.index(name)
+        self.bad[index] = 1 if kind == "bad" else 0
+        with self.lock:
+            self.cycles[name].append(Cycle(kind, image, good))
+            self.images[name] = image
+            self.figures.cycles += 1
+        target = self.api.get("apps/v1", "Deployment", name, NAMESPACE)
+        target["spec"]["template"]["spec"]["containers"][0]["image"] = image
+        target["metadata"].pop("resourceVersion", None)
+        self.api.apply(target)
+
+    def drive(self, until: float) -> None:
+        while time.monotonic() < until:
+            for name in self.cluster.names:
+                self.tend(name)
+                if self.ended(name):
+                    self.new_cycle(name)
+            time.sleep(0.2)
+
+    def tend(self, name: str) -> None:
+        """Abort a cycle meant to be aborted once its canary takes traffic."""
+        cycles = self.cycles[name]
+        current = cycles[-1] if cycles else None
+        if (
+            current
+            and current.kind == "abort"
+            and not current.aborted
+            and self.status(name).get("canaryWeight", 0) > 0
+        ):
+            command = Command(kind=CommandKind.ABORT, by="chaos")
+            self.store.post_command(NAMESPACE, name, command)
+            current.aborted = True
+
+    def route_weight(self, obj: Json) -> int:
+        weight = 0
+        for http in (obj.get("spec") or {}).get("http") or []:
+            for route in http.get("route") or []:
+                if str((route.get("destination") or {}).get("host", "")).endswith("-canary"):
+                    weight = max(weight, int(route.get("weight") or 0))
+        return weight
+
+    def seen_route(self, event: Event) -> None:
+        name = event.obj["metadata"]["name"]
+        cycles = self.cycles.get(name)
+        if not cycles or event.type == "DELETED":
+            return
+        weight = self.route_weight(event.obj)
+        log = cycles[-1].weights
+        if not log or log[-1] != weight:
+            log.append(weight)
+
+    # --- the checks ------------------------------------------------------------------------
+
+    def quiet(self, limit: float) -> None:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            for name in self.cluster.names:
+                self.tend(name)
+            if all(self.ended(n) for n in self.cluster.names):
+                return
+            time.sleep(0.2)
+
+    def check(self) -> None:
+        f = self.figures
+        events = self.api.list("v1", "Event", NAMESPACE)
+        for name in self.cluster.names:
+            cycles = self.cycles[name]
+            if not cycles:
+                continue
+            status = self.status(name)
+            last = cycles[-1]
+            if not self.ended(name):
+                f.stuck += 1
+                continue
+            want = "Succeeded" if last.kind == "healthy" else "Failed"
+            if status.get("phase") != want:
+                f.wrong_verdict += 1
+                if last.kind == "abort":
+                    f.commands_lost += 1
+            primary = self.api.get("apps/v1", "Deployment", f"{name}-primary", NAMESPACE)
+            image = primary["spec"]["template"]["spec"]["containers"][0]["image"]
+            if image != (last.image if last.kind == "healthy" else last.good_image):
+                f.wrong_image += 1
+            target = self.api.get("apps/v1", "Deployment", name, NAMESPACE)
+            if target["spec"].get("replicas"):
+                f.canary_not_scaled_down += 1
+            route = self.api.get("networking.istio.io/v1", "VirtualService", name, NAMESPACE)
+            if self.route_weight(route) or "mirror" in json.dumps(route.get("spec")):
+                f.route_not_stable += 1
+            for cycle in cycles:
+                f.weights_backwards += _backwards(cycle.weights)
+                if cycle.kind == "healthy" and _steps(cycle.weights) != [20, 50]:
+                    f.steps_skipped_or_repeated += 1
+            mine = [e for e in events if e["involvedObject"]["name"] == name]
+            ended = Counter(e["reason"] for e in mine if e["reason"] in TERMINAL)
+            finished = len(cycles) - (0 if self.ended(name) else 1)
+            total = sum(ended.values())
+            f.events_lost += max(0, finished - total)
+            f.events_duplicated += max(0, total - finished)
+
+    def close(self) -> None:
+        for part in (getattr(self, "controllers", None),):
+            if part is not None:
+                part.stop()
+        if getattr(self, "prometheus", None) is not None:
+            self.prometheus.terminate()
+            self.prometheus.wait(10)
+        self.cluster.close()
+        self.bad.close()
+        self._bad_handle.close()
+
+
+class _Listener:
+    """The store's changes of VirtualServices (each weight the route held, in order) or of
+    Rollouts (a cycle begun), as they are committed."""
+
+    def __init__(self, run: Run, key: tuple[str, str]) -> None:
+        self.run = run
+        self.key = key
+
+    def push(self, event: Event) -> None:
+        if self.key[1] == "virtualservices":
+            self.run.seen_route(event)
+        else:
+            self.run.seen_rollout(event)
+
+    def progress(self, rv: int) -> None:
+        pass
+
+
+def _fault(path: str, method: str, action: Any) -> Any:
+    from canary.testing.faults import Fault
+
+    return Fault(path=path, method=method, times=1, action=action)
+
+
+def _client(kubeconfig: Path) -> Any:
+    from kubernetes import config
+
+    return config.new_client_from_config(config_file=str(kubeconfig))
+
+
+def _backwards(weights: list[int]) -> int:
+    """A rise after a fall within one cycle: traffic moved back to the canary."""
+    fell = False
+    for before, after in itertools.pairwise(weights):
+        if after < before:
+            fell = True
+        elif after > before and fell:
+            return 1
+    return 0
+
+
+def _steps(weights: list[int]) -> list[int]:
+    return [w for w in weights if w > 0]
+
+
+def run_mode(args: argparse.Namespace, mode: str, kills: bool) -> Figures:
+    with tempfile.TemporaryDirectory(prefix="canary-chaos-") as tmp:
+        run = Run(args, mode, kills, Path(tmp))
+        started = time.monotonic()
+        try:
+            run.start()
+            deadline = started + args.duration
+            killer = threading.Thread(target=_killer, args=(run, deadline), daemon=True)
+            if kills:
+                killer.start()
+            run.drive(deadline)
+            if kills:
+                killer.join()
+            run.api.faults.clear()
+            run.quiet(args.quiet)
+            run.check()
+            run.figures.restarts = run.controllers.restarts
+        finally:
+            run.figures.seconds = round(time.monotonic() - started, 1)
+            run.close()
+        return run.figures
+
+
+def _killer(run: Run, deadline: float) -> None:
+    rng = random.Random(run.args.seed + 1)
+    gap = run.args.duration / max(1, run.args.kills)
+    while time.monotonic() < deadline - run.args.interval * 4:
+        time.sleep(rng.expovariate(1 / gap))
+        if rng.random() < 0.5:
+            run.kill(targeted=False)
+        else:
+            run.arm()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rollouts", type=int, default=100)
+    parser.add_argument("--kills", type=int, default=30, help="kills per run (about)")
+    parser.add_argument("--duration", type=float, default=180.0)
+    parser.add_argument("--interval", type=float, default=2.0)
+    parser.add_argument("--quiet", type=float, default=90.0)
+    parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--modes", default="control,1,2", help="control, 1 (replica), 2 (replicas), comma-separated"
+    )
+    args = parser.parse_args(argv)
+    # a terminated benchmark stops its controllers and its Prometheus stand-in too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    if args.quick:
+        args.rollouts, args.kills, args.duration, args.quiet = 6, 6, 40.0, 60.0
+    chosen = {m.strip() for m in args.modes.split(",")}
+    modes = [
+        (name, kills)
+        for key, name, kills in (
+            ("control", "control, 1 replica", False),
+            ("1", "kills, 1 replica", True),
+            ("2", "kills, 2 replicas", True),
+        )
+        if key in chosen
+    ]
+    results = [run_mode(args, mode, kills) for mode, kills in modes]
+    text = report(args, results)
+    print(text)
+    if args.json:
+        args.json.write_text(json.dumps({"results": [asdict(r) for r in results]}, indent=2))
+    if not args.no_write:
+        replace_section("chaos", text)
+    return 0
+
+
+COLUMNS = (
+    ("cycles", "cycles"),
+    ("kills (random/targeted)", None),
+    ("stuck", "stuck"),
+    ("wrong verdict", "wrong_verdict"),
+    ("wrong primary image", "wrong_image"),
+    ("canary left up", "canary_not_scaled_down"),
+    ("route not on the primary", "route_not_stable"),
+    ("weights backwards", "weights_backwards"),
+    ("steps skipped/repeated", "steps_skipped_or_repeated"),
+    ("aborts lost", "commands_lost"),
+    ("terminal Events lost", "events_lost"),
+    ("terminal Events duplicated", "events_duplicated"),
+)
+
+
+def report(args: argparse.Namespace, results: list[Figures]) -> str:
+    command = (
+        "make bench-chaos" if not args.quick else ".venv/bin/python benchmarks/chaos.py --quick"
+    )
+    lines = [
+        "## Chaos: the controller killed mid-rollout",
+        "",
+        f"`{command}` (benchmarks/chaos.py; {args.rollouts} Rollouts cycling through healthy "
+        f"(60%), bad (30%) and aborted (10%) revisions for {args.duration:g} s, interval "
+        f"{args.interval:g} s, weights 20/50, seed {args.seed}; SIGKILL at random moments and "
+        "at a chosen write -- a route apply, a status write, a scale, a primary update, an "
+        "Event -- as the API server receives it; the killed replica started again at once; "
+        "then a quiet period and a check of every Rollout).",
+        "",
+        "| run | " + " | ".join(name for name, _ in COLUMNS) + " | seconds |",
+        "|---" * (len(COLUMNS) + 2) + "|",
+    ]
+    for f in results:
+        cells = []
+        for _, attr in COLUMNS:
+            cells.append(
+                f"{f.kills_random}/{f.kills_targeted}" if attr is None else str(getattr(f, attr))
+            )
+        lines.append(f"| {f.mode} | " + " | ".join(cells) + f" | {f.seconds:g} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

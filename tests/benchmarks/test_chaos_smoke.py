@@ -1,0 +1,38 @@
+"""The chaos benchmark's quick path runs end to end: a few Rollouts cycle while the controller
+(a process of its own) is killed; every Rollout is checked afterwards. A run that found a
+stuck Rollout, a wrong verdict, a lost abort or a lost or duplicated terminal Event fails."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from benchmark_support import run_benchmark
+
+ANOMALIES = (
+    "stuck",
+    "wrong_verdict",
+    "wrong_image",
+    "canary_not_scaled_down",
+    "route_not_stable",
+    "weights_backwards",
+    "steps_skipped_or_repeated",
+    "commands_lost",
+    "events_lost",
+    "events_duplicated",
+)
+
+
+def test_chaos_benchmark_runs_and_finds_nothing_wrong(tmp_path: Path) -> None:
+    out = tmp_path / "chaos.json"
+    run = run_benchmark(
+        "chaos.py",
+        *("--rollouts", "3", "--kills", "4", "--duration", "20", "--quiet", "60"),
+        *("--modes", "1", "--no-write", "--json", str(out)),
+        timeout=240,
+    )
+    assert "Chaos: the controller killed mid-rollout" in run.stdout
+    (result,) = json.loads(out.read_text())["results"]
+    assert result["cycles"] > 3, "the rollouts cycled"
+    assert result["restarts"] == result["kills_random"] + result["kills_targeted"]
+    assert {k: result[k] for k in ANOMALIES} == dict.fromkeys(ANOMALIES, 0)
