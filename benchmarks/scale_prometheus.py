@@ -148,13 +148,15 @@ class Answers:
         times = [end - k * step for k in range(int(reach / step), -1, -1)]
         share = self.weight(canary)
         failing = SLOW_SHARE if "istio_request_duration" in query else ERROR_SHARE
+        canary_failing = BAD_SHARE if self.is_bad(canary) else failing
         result = []
         for part in dict.fromkeys(parts):
             for workload, rate in ((canary, self.rps * share), (primary, self.rps * (1 - share))):
                 if part == "quantile":
                     values = [QUANTILE_MS if rate > 0 else math.nan for _ in times]
                 else:
-                    per_second = rate * (failing if part == "failures" else 1.0)
+                    share_failing = canary_failing if workload == canary else failing
+                    per_second = rate * (share_failing if part == "failures" else 1.0)
                     values = [per_second * (t - times[0]) + 1000.0 for t in times]
                 result.append(
                     {

@@ -65,9 +65,10 @@ def test_ab_testing_sends_matching_requests_to_the_canary_then_ends(
 
 
 def post(ticker: Ticker, kind: CommandKind) -> None:
-    """As `canary abort|retry NAME --kubeconfig` does: through KubeRolloutStore."""
-    store = KubeRolloutStore(Kube(ticker.cluster.api_client()))
-    store.post_command(ticker.cluster.namespace, "web", Command(kind=kind, by="eve"))
+    """As `canary abort|retry NAME --kubeconfig` does: through KubeRolloutStore, as the user
+    the kubeconfig authenticates (the CLI learns it with a SelfSubjectReview)."""
+    store = KubeRolloutStore(Kube(ticker.cluster.api_client()), user="eve")
+    store.post_command(ticker.cluster.namespace, "web", Command(kind=kind))
 
 
 @pytest.mark.parametrize(
