@@ -13,6 +13,7 @@ from prometheus_support import (
     BAD_CANARY,
     NAN_RATIO,
     SCENARIOS,
+    Certificate,
     FakePrometheus,
     LoadedPrometheus,
     Recorded,
@@ -21,6 +22,7 @@ from prometheus_support import (
     Traffic,
     closed_port,
     error,
+    self_signed,
     vector,
 )
 
@@ -359,18 +361,90 @@ def test_no_proxy_from_the_environment_is_honoured(monkeypatch: pytest.MonkeyPat
     assert len(fake.received) == 1
 
 
+_CA_VARIABLES = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+SEVEN = answers(("requests", "app", "7"), ("failures", "app", "0"))
+
+
+@pytest.fixture
+def certificates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Certificate, ...]:
+    """A server's and a client's self-signed certificates, and a stranger's; no CA variables."""
+    for name in _CA_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return tuple(self_signed(tmp_path, name) for name in ("server", "client", "stranger"))
+
+
+def canary_requests(url: str, **settings: Any) -> int:
+    got = provider(url, **settings).window(ERRORS, VARIABLES, AT)
+    assert got.canary is not None
+    return got.canary.requests
+
+
+def test_tls_verifies_the_server_with_the_ca_file(certificates: tuple[Certificate, ...]) -> None:
+    server, _, stranger = certificates
+    with FakePrometheus(lambda _: (200, SEVEN, 0), tls=server.server_context()) as fake:
+        assert fake.url.startswith("https://")
+        assert canary_requests(fake.url, tls={"caFile": server.cert}) == 7
+        untrusted = provider(fake.url, tls={"caFile": stranger.cert}, retries={"attempts": 3})
+        with pytest.raises(MetricsError) as caught:
+            untrusted.window(ERRORS, VARIABLES, AT)
+        with pytest.raises(MetricsError, match="TLS failed"):  # certifi's CAs do not know it
+            provider(fake.url).window(ERRORS, VARIABLES, AT)
+        assert canary_requests(fake.url, tls={"insecureSkipVerify": True}) == 7
+    assert not isinstance(caught.value, MetricsUnavailableError)  # not retried
+    assert str(caught.value) == (
+        f"prometheus at {fake.url}: TLS failed (certificate verify failed: self-signed "
+        "certificate); check tls"
+    )
+    assert len(fake.received) == 2
+
+
 def test_a_ca_bundle_from_the_environment_verifies_unless_tls_says_otherwise(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    certificates: tuple[Certificate, ...], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/bundle.pem")
-    url = "https://prometheus.invalid"
-    assert provider(url).client.session.verify == "/etc/bundle.pem"
-    ca = tmp_path / "ca.pem"
-    assert provider(url, tls={"caFile": ca}).client.session.verify == str(ca)
-    assert provider(url, tls={"insecureSkipVerify": True}).client.session.verify is False
-    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
-    assert provider(url).client.session.verify is True
+    server, _, stranger = certificates
+    with FakePrometheus(lambda _: (200, SEVEN, 0), tls=server.server_context()) as fake:
+        for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
+            monkeypatch.setenv(name, str(server.cert))
+            assert canary_requests(fake.url) == 7, name
+            with pytest.raises(MetricsError, match="TLS failed"):
+                provider(fake.url, tls={"caFile": stranger.cert}).window(ERRORS, VARIABLES, AT)
+            monkeypatch.delenv(name)
+    assert len(fake.received) == 3
+
+
+def test_a_client_certificate_is_shown_for_mutual_tls(
+    certificates: tuple[Certificate, ...],
+) -> None:
+    server, client, _ = certificates
+    mutual = server.server_context(client_ca=client.cert)
+    with FakePrometheus(lambda _: (200, SEVEN, 0), tls=mutual) as fake:
+        shown = {"caFile": server.cert, "certFile": client.cert, "keyFile": client.key}
+        assert canary_requests(fake.url, tls=shown) == 7
+        with pytest.raises(MetricsError):
+            provider(fake.url, tls={"caFile": server.cert}).window(ERRORS, VARIABLES, AT)
+    assert len(fake.received) == 1
+
+
+def test_unusable_tls_settings_make_every_query_an_error(tmp_path: Path) -> None:
+    prom = provider("https://127.0.0.1:1", tls={"caFile": tmp_path / "missing.pem"})
+    for _ in range(2):
+        with pytest.raises(MetricsError, match=r"cannot use the tls settings .*; check tls"):
+            prom.window(ERRORS, VARIABLES, AT)
+
+
+def test_netrc_credentials_are_used_unless_the_settings_give_some(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login bob password hunter2\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    with FakePrometheus(lambda _: (200, answers(), 0)) as fake:
+        provider(fake.url).window(ERRORS, VARIABLES, AT)
+        provider(fake.url, bearer_token="t").window(ERRORS, VARIABLES, AT)
+    from_netrc, token = (r.headers for r in fake.received)
+    assert from_netrc["Authorization"] == "Basic " + base64.b64encode(b"bob:hunter2").decode()
+    assert token["Authorization"] == "Bearer t"
 
 
 def test_a_missing_token_file_is_a_clear_error(tmp_path: Path) -> None:
