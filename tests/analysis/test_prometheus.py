@@ -42,7 +42,8 @@ from canary.analysis.provider import (
     Targets,
 )
 from canary.analysis.samples import SideSample, WindowSample
-from canary.model import CheckKind, CheckSpec, Rollout, RolloutStatus, Verdict
+from canary.cli.show import evidence
+from canary.model import CheckKind, CheckSpec, JudgeName, Rollout, RolloutStatus, Verdict
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 WINDOW = 60.0
@@ -714,3 +715,49 @@ def test_exact_counts_refuse_series_without_the_side_label_or_too_many() -> None
 def test_a_custom_check_cannot_take_a_side_label() -> None:
     with pytest.raises(ValueError, match="sideLabel belongs to error-rate and latency"):
         CheckSpec(name="x", kind=CheckKind.CUSTOM, query="up", side_label="app")
+
+
+def test_a_latency_tick_carries_the_estimate_its_bucket_and_the_slow_share() -> None:
+    """From the answer to `canary get`: the p99 shown as an estimate inside its bucket, the
+    judged number (the sequential judge's) as the share slower than the objective."""
+    count = {TAG: "requests", "app": "app"}
+    buckets = [
+        ({TAG: "quantile", "app": "app", "le": le}, [(END, n)])
+        for le, n in (("100", 80.0), ("500", 97.0), ("1000", 100.0), ("+Inf", 100.0))
+    ]
+    answer = matrix(
+        (count, [(END - 30, 0), (END, 100)]),
+        *buckets,
+        ({TAG: "failures", "app": "app"}, [(END - 30, 0), (END, 3)]),
+        ({TAG: "requests", "app": "app-primary"}, [(END - 30, 0), (END, 1000)]),
+        ({TAG: "failures", "app": "app-primary"}, [(END - 30, 0), (END, 10)]),
+    )
+    rollout = istio_rollout()
+    rollout.spec.analysis.judge = JudgeName.SEQUENTIAL
+    with FakePrometheus(lambda _: (200, answer, 0)) as fake:
+        (result,), _ = analyse(
+            rollout, RolloutStatus(canary_weight=20), [SLOW], provider(fake.url), TARGETS, 20, AT
+        )
+    assert (result.kind, result.objective, result.quantile_label) == (CheckKind.LATENCY, 500, "p99")
+    assert result.canary is not None
+    assert (result.canary.quantile_low, result.canary.quantile_high) == (500.0, 1000.0)
+    assert result.primary is not None
+    assert result.primary.quantile is None  # the quantile query selects the canary only
+    # rank 99 of 100 lies 2 of the 3 requests into the (500, 1000] bucket: 500 + 2/3 * 500
+    assert evidence(result.canary, result) == "3% >500ms (3/100), p99~833ms (500-1000)"
+    assert evidence(result.primary, result) == "1% >500ms (10/1000)"
+
+
+def test_a_tick_on_a_real_prometheus_shows_the_p99_as_an_estimate(
+    prometheus: LoadedPrometheus,
+) -> None:
+    """The istio policy counts exactly (sideLabel): its p99 comes with its bucket."""
+    errors, latency = tick(prometheus.url, SCENARIOS["istio"]["bad"].targets, prometheus.at)
+    assert (errors.kind, latency.kind) == (CheckKind.ERROR_RATE, CheckKind.LATENCY)
+    assert errors.objective is None
+    assert evidence(errors.canary, errors) == evidence(errors.canary)  # as before
+    assert latency.canary is not None
+    requests, slow = side(SCENARIOS["istio"]["bad"].canary, "latency")
+    share = f"{100 * slow / requests:.3g}%"
+    shown = f"{share} >500ms ({slow}/{requests}), p99~1000ms (500-1000)"
+    assert evidence(latency.canary, latency) == shown

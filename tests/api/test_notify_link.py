@@ -17,6 +17,13 @@ def test_the_rollout_link_is_served_by_the_api(served: Served) -> None:
     assert answer.status_code == 200
     body = answer.json()
     assert (body["namespace"], body["name"]) == ("test", "podinfo")
-    assert body["status"]["checks"][0]["canary"] == {"requests": 1200, "failures": 18, "value": 1.5}
+    assert body["status"]["checks"][0]["canary"] == {
+        "requests": 1200,
+        "failures": 18,
+        "value": 1.5,
+        "quantile": None,
+        "quantileLow": None,
+        "quantileHigh": None,
+    }
     assert httpx.get(link, timeout=10).status_code == 401, "a token is needed"
     assert NotifyConfig().rollout_url("test", "podinfo") is None
