@@ -147,7 +147,10 @@ class PrometheusClient:
             verify: ssl.SSLContext = ssl_context(settings.tls)
         except (OSError, ValueError) as exc:
             # Reported at each query (a check is inconclusive), not here: the controller lives on.
-            self.tls_error = f"{self.where}: cannot use the tls settings ({exc}); check tls"
+            files = ", ".join(_tls_files(settings.tls)) or "no files"
+            self.tls_error = (
+                f"{self.where}: cannot use the tls settings ({files}: {exc}); check tls"
+            )
             verify = ssl.create_default_context()
         basic = settings.basic_auth
         auth = (basic.username, basic.password.get_secret_value()) if basic else None
@@ -201,6 +204,8 @@ class PrometheusClient:
             if tls is not None:
                 raise MetricsError(f"{self.where}: TLS failed ({tls}); check tls") from None
             raise _RetryableError(f"could not be reached ({_short(exc)})") from None
+        except httpx.HTTPError as exc:  # too many redirects, an undecodable body
+            raise MetricsError(f"{self.where}: {type(exc).__name__}: {exc}") from None
 
     def _authorization(self) -> dict[str, str]:
         token = self.settings.bearer_token
@@ -225,6 +230,11 @@ def ssl_context(tls: TlsSettings) -> ssl.SSLContext:
     if tls.cert_file is not None:
         context.load_cert_chain(tls.cert_file, tls.key_file)
     return context
+
+
+def _tls_files(tls: TlsSettings) -> list[str]:
+    named = {"caFile": tls.ca_file, "certFile": tls.cert_file, "keyFile": tls.key_file}
+    return [f"{field} {path}" for field, path in named.items() if path is not None]
 
 
 def _trusted(tls: TlsSettings) -> tuple[str | None, str | None]:

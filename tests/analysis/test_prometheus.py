@@ -426,11 +426,19 @@ def test_a_client_certificate_is_shown_for_mutual_tls(
     assert len(fake.received) == 1
 
 
-def test_unusable_tls_settings_make_every_query_an_error(tmp_path: Path) -> None:
-    prom = provider("https://127.0.0.1:1", tls={"caFile": tmp_path / "missing.pem"})
+def test_unusable_tls_settings_make_every_query_an_error(
+    tmp_path: Path, certificates: tuple[Certificate, ...]
+) -> None:
+    missing = tmp_path / "missing.pem"
+    prom = provider("https://127.0.0.1:1", tls={"caFile": missing})
     for _ in range(2):
-        with pytest.raises(MetricsError, match=r"cannot use the tls settings .*; check tls"):
+        with pytest.raises(MetricsError, match=r"cannot use the tls settings .*; check tls") as e:
             prom.window(ERRORS, VARIABLES, AT)
+        assert f"caFile {missing}" in str(e.value)
+    server, client, _ = certificates
+    mismatched = {"certFile": client.cert, "keyFile": server.key}  # another certificate's key
+    with pytest.raises(MetricsError, match=r"cannot use the tls settings \(certFile .*keyFile"):
+        provider("https://127.0.0.1:1", tls=mismatched).window(ERRORS, VARIABLES, AT)
 
 
 def test_netrc_credentials_are_used_unless_the_settings_give_some(
