@@ -3,11 +3,11 @@
 Real Prometheus scraping a simulated mesh of 1,000 services would measure Prometheus, not the
 controller. This process speaks Prometheus' HTTP API instead: ``/api/v1/query`` (GET or POST,
 ``query`` and ``time``) answers an instant vector in Prometheus' JSON, as the controller's
-provider (prometheus-api-client) reads it. It understands the queries the shipped ``istio``
-policy renders (policies/istio.yaml): one combined query per check and tick, its parts tagged
-``__canary_series`` (requests, failures, quantile), each ``sum by (destination_workload)``
-over ``destination_workload=~"<canary>|<primary>"`` and a ``[<window>]`` range. For each part
-and side it answers one series, as Prometheus would:
+provider (canary/analysis/prometheus_api.py) reads it. It understands the queries the shipped
+``istio`` policy renders (policies/istio.yaml): one combined query per check and tick, its
+parts tagged ``__canary_series`` (requests, failures, quantile), each ``sum by
+(destination_workload)`` over ``destination_workload=~"<canary>|<primary>"`` and a
+``[<window>]`` range. For each part and side it answers one series, as Prometheus would:
 
 - requests: ``rps * window`` split by the canary weight the route objects hold now (the
   benchmark writes each rollout's weight, read from its VirtualService, into a shared file of

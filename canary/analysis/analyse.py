@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from canary.analysis.judges import JudgeError, get_judge
+from canary.analysis.judges.common import described
 from canary.analysis.judges.score import apply_score
 from canary.analysis.provider import MetricsError, MetricsProvider, Targets
 from canary.analysis.samples import JudgeContext
@@ -112,6 +113,7 @@ def analyse(
             new_states.append(state)
             continue
         result, new_state = judge.judge(check, window, state, context, now)
+        result = described(check, result, window)
         if new_state.ticks > state.ticks:  # the window's data went into the running totals
             new_state = new_state.model_copy(update={"window_end": now})
         results.append(result)
@@ -146,7 +148,7 @@ def _inconclusive(
     check: CheckSpec, judge: JudgeName, status: RolloutStatus, now: datetime, exc: Exception
 ) -> CheckResult:
     source = "metrics" if isinstance(exc, MetricsError) else "judge"
-    return CheckResult(
+    result = CheckResult(
         name=check.name,
         verdict=Verdict.INCONCLUSIVE,
         time=now,
@@ -155,3 +157,4 @@ def _inconclusive(
         no_data=True,
         message=f"no verdict: {source} unavailable ({exc})",
     )
+    return described(check, result, None)

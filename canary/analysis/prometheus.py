@@ -12,118 +12,41 @@ is a QueryError at once. docs/policies.md describes the contract a policy's quer
 
 from __future__ import annotations
 
-import ast
-import contextlib
-import json
 import math
-import os
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, TypeVar
-
-import requests
-from prometheus_api_client.exceptions import PrometheusApiClientException
-from prometheus_api_client.prometheus_connect import PrometheusConnect
-from pydantic import Field, SecretStr, field_validator, model_validator
-from urllib3.util.retry import Retry
+from typing import TypeVar
 
 from canary.analysis import exact
-from canary.analysis.exact import SeriesPoints
-from canary.analysis.provider import MetricsError, MetricsUnavailableError, QueryError
+from canary.analysis.prometheus_api import (
+    BasicAuth,
+    PrometheusClient,
+    PrometheusSettings,
+    RetrySettings,
+    Series,
+    TlsSettings,
+    _RetryableError,
+)
+from canary.analysis.provider import MetricsUnavailableError, QueryError
 from canary.analysis.samples import SideSample, WindowSample
 from canary.model.analysis import CheckKind, CheckSpec
-from canary.model.base import CamelModel
 from canary.model.duration import parse_duration
 
-
-class RetrySettings(CamelModel):
-    attempts: int = Field(default=3, ge=1, le=10, description="Tries per query, the first one too.")
-    backoff: float = Field(
-        default=0.5, ge=0, le=60, description="Seconds before the second try; doubled after."
-    )
-    max_backoff: float = Field(default=8.0, ge=0, le=300, description="Longest wait, seconds.")
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait after failed try number ``attempt`` (1-based)."""
-        return float(min(self.max_backoff, self.backoff * 2 ** (attempt - 1)))
-
-
-class BasicAuth(CamelModel):
-    username: str = Field(min_length=1)
-    password: SecretStr
-
-
-class TlsSettings(CamelModel):
-    ca_file: Path | None = Field(default=None, description="CA bundle to verify the server.")
-    cert_file: Path | None = Field(default=None, description="Client certificate (mTLS).")
-    key_file: Path | None = Field(default=None, description="Client key, if not in certFile.")
-    insecure_skip_verify: bool = Field(default=False, description="Do not verify the server.")
-
-    @model_validator(mode="after")
-    def _key_with_cert(self) -> TlsSettings:
-        if self.key_file is not None and self.cert_file is None:
-            raise ValueError("tls.keyFile needs tls.certFile")
-        return self
-
-
-class PrometheusSettings(CamelModel):
-    """Where Prometheus is and how to talk to it."""
-
-    url: str = Field(default="http://127.0.0.1:9090", pattern=r"^https?://[^\s/]+")
-    timeout: float = Field(default=5.0, gt=0, le=300, description="Seconds per try.")
-    retries: RetrySettings = Field(default_factory=RetrySettings)
-    bearer_token: SecretStr | None = None
-    bearer_token_file: Path | None = Field(
-        default=None, description="Read at every query, so a rotated token is picked up."
-    )
-    basic_auth: BasicAuth | None = None
-    tls: TlsSettings = Field(default_factory=TlsSettings)
-    headers: dict[str, str] = Field(default_factory=dict, description="Sent with every query.")
-    resolution: float = Field(
-        default=1.0,
-        ge=0.1,
-        le=60,
-        description="Exact counts: seconds between the points read from each series; at most "
-        "the scrape interval (a reset between two points whose counter grew past its old value "
-        "is missed).",
-    )
-    lookback: float = Field(
-        default=120.0,
-        ge=0,
-        le=3600,
-        description="Exact counts: seconds before a look's start searched for each series' "
-        "value there; a series without one was born inside the look and counts from zero, so "
-        "make it longer than the longest scrape gap.",
-    )
-    max_series: int = Field(
-        default=2000,
-        ge=1,
-        le=100_000,
-        description="Exact counts: the most series one check may select (both sides).",
-    )
-    max_points: int = Field(
-        default=1200,
-        ge=10,
-        le=100_000,
-        description="Exact counts: the most points read per series; a longer look reads at a "
-        "coarser resolution.",
-    )
-
-    @field_validator("url")
-    @classmethod
-    def _no_trailing_slash(cls, url: str) -> str:
-        return url.rstrip("/")
-
-    @model_validator(mode="after")
-    def _one_credential(self) -> PrometheusSettings:
-        given = [self.bearer_token, self.bearer_token_file, self.basic_auth]
-        if sum(x is not None for x in given) > 1:
-            raise ValueError("give one of bearerToken, bearerTokenFile and basicAuth")
-        return self
+__all__ = [
+    "TAG",
+    "BasicAuth",
+    "PrometheusClient",
+    "PrometheusProvider",
+    "PrometheusSettings",
+    "RetrySettings",
+    "Series",
+    "TlsSettings",
+    "render",
+    "render_check",
+    "split",
+]
 
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -281,14 +204,6 @@ def render_check(check: CheckSpec, variables: Mapping[str, str]) -> str:
     return combine(rendered)
 
 
-@dataclass(frozen=True)
-class Series:
-    """One series of an instant vector: its labels and its value."""
-
-    labels: dict[str, str]
-    value: float
-
-
 def split(check: CheckSpec, series: list[Series], variables: Mapping[str, str]) -> WindowSample:
     """The window of ``check`` from the answer to its combined query."""
     sides = {variables.get("primary"): "primary", variables.get("canary"): "canary"}
@@ -372,149 +287,6 @@ def _on_grid(unix: float, resolution: float) -> float:
 
 def _at(unix: float) -> datetime:
     return datetime.fromtimestamp(unix, tz=UTC)
-
-
-class _RetryableError(Exception):
-    """A try that failed in a way another try may not: ``reason`` completes 'prometheus at URL'."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-_ERRNO = re.compile(r"\[Errno -?\d+\] [^'\")]+")
-_STATUS = re.compile(r"HTTP Status Code (\d+) \((.*)\)\Z", re.S)
-
-
-class PrometheusClient:
-    """A typed layer over prometheus-api-client: one instant query, no retries of its own."""
-
-    def __init__(self, settings: PrometheusSettings) -> None:
-        self.settings = settings
-        session = requests.Session()
-        tls = settings.tls
-        session.verify = str(tls.ca_file) if tls.ca_file else not tls.insecure_skip_verify
-        if tls.cert_file is not None:
-            session.cert = (str(tls.cert_file), str(tls.key_file or tls.cert_file))
-        session.headers.update(settings.headers)
-        basic = settings.basic_auth
-        auth = (basic.username, basic.password.get_secret_value()) if basic else None
-        # What requests takes from the environment (proxies and no_proxy, a CA bundle named by
-        # REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE, ~/.netrc), read once here: a session that
-        # trusts the environment reads and parses it again at every query.
-        session.proxies.update(requests.utils.get_environ_proxies(settings.url))
-        if session.verify is True:
-            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-            session.verify = bundle or True
-        auth = auth or requests.utils.get_netrc_auth(settings.url)
-        session.trust_env = False
-        self.session = session
-        self._api: Any = PrometheusConnect(
-            url=settings.url,
-            retry=Retry(total=0, read=False, raise_on_status=False),
-            auth=auth,
-            session=session,
-            timeout=settings.timeout,
-        )
-
-    def query(self, promql: str, at: datetime) -> list[Series]:
-        """The instant vector of ``promql`` at ``at``; raises _RetryableError or a MetricsError."""
-        return _parse(self._raw(promql, at))
-
-    def query_points(self, promql: str, at: datetime) -> list[SeriesPoints]:
-        """The range vector of ``promql`` (a subquery or range selector) at ``at``."""
-        return _parse_matrix(self._raw(promql, at))
-
-    def _raw(self, promql: str, at: datetime) -> object:
-        self._api.headers = self._authorization()
-        where = f"prometheus at {self.settings.url}"
-        try:
-            raw = self._api.custom_query(query=promql, params={"time": f"{at.timestamp():.3f}"})
-        except requests.exceptions.SSLError as exc:
-            raise MetricsError(f"{where}: TLS failed ({_short(exc)}); check tls") from None
-        except requests.Timeout:
-            raise _RetryableError(f"did not answer within {self.settings.timeout:g}s") from None
-        except requests.ConnectionError as exc:
-            raise _RetryableError(f"could not be reached ({_short(exc)})") from None
-        except PrometheusApiClientException as exc:
-            status, error = _http_error(str(exc))
-            if status in (400, 422):
-                raise QueryError(
-                    f"prometheus refused the query (HTTP {status}): {error}; query: {promql}"
-                ) from None
-            if status is None or status >= 500 or status in (408, 429):
-                raise _RetryableError(f"answered HTTP {status or '?'}: {error}") from None
-            raise MetricsError(
-                f"{where} answered HTTP {status}: {error}; check its URL and credentials"
-            ) from None
-        except (ValueError, KeyError, TypeError):
-            raise MetricsError(f"{where} answered with something that is not its API") from None
-        return raw
-
-    def _authorization(self) -> dict[str, str]:
-        token = self.settings.bearer_token
-        if token is not None:
-            return {"Authorization": f"Bearer {token.get_secret_value()}"}
-        path = self.settings.bearer_token_file
-        if path is None:
-            return {}
-        try:
-            return {"Authorization": f"Bearer {path.read_text().strip()}"}
-        except OSError as exc:
-            raise MetricsError(f"cannot read bearerTokenFile {path}: {exc.strerror}") from None
-
-
-def _short(exc: Exception) -> str:
-    found = _ERRNO.search(str(exc))
-    return found.group(0).strip() if found else type(exc).__name__
-
-
-def _http_error(message: str) -> tuple[int | None, str]:
-    """The status and Prometheus's error text, from the client's exception message."""
-    match = _STATUS.match(message)
-    if match is None:
-        return None, message
-    text = match.group(2)
-    with contextlib.suppress(ValueError, SyntaxError, KeyError, TypeError):
-        raw = ast.literal_eval(text)
-        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-        text = str(json.loads(text)["error"])
-    return int(match.group(1)), " ".join(text.split())[:300] or "no detail"
-
-
-def _parse(raw: object) -> list[Series]:
-    if not isinstance(raw, list):
-        raise MetricsError("prometheus answered a query with something that is not a vector")
-    out = []
-    for item in raw:
-        metric = item.get("metric") if isinstance(item, dict) else None
-        value = item.get("value") if isinstance(item, dict) else None
-        if not isinstance(metric, dict) or not isinstance(value, list) or len(value) != 2:
-            continue  # a native histogram, or nothing a float can be read from
-        try:
-            number = float(value[1])
-        except (TypeError, ValueError):
-            continue
-        out.append(Series({str(k): str(v) for k, v in metric.items()}, number))
-    return out
-
-
-def _parse_matrix(raw: object) -> list[SeriesPoints]:
-    if not isinstance(raw, list):
-        raise MetricsError("prometheus answered a query with something that is not a matrix")
-    out = []
-    for item in raw:
-        metric = item.get("metric") if isinstance(item, dict) else None
-        values = item.get("values") if isinstance(item, dict) else None
-        if not isinstance(metric, dict) or not isinstance(values, list):
-            continue
-        points = []
-        for pair in values:
-            with contextlib.suppress(TypeError, ValueError, IndexError):
-                points.append((float(pair[0]), float(pair[1])))
-        points.sort()
-        out.append(SeriesPoints({str(k): str(v) for k, v in metric.items()}, points))
-    return out
 
 
 class PrometheusProvider:

@@ -10,6 +10,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from canary.gates.api.models import RolloutSummary, RolloutView, WaitOutcome
+from canary.model.analysis import CheckKind
 from canary.model.status import CheckResult, Phase, RolloutStatus, SideEvidence, Verdict
 
 PHASE_STYLE = {
@@ -44,10 +45,14 @@ def _number(value: float) -> str:
     return f"{value:.4g}"
 
 
-def evidence(side: SideEvidence | None) -> str:
+def evidence(side: SideEvidence | None, check: CheckResult | None = None) -> str:
     """``value (failures/requests)``: the numbers a verdict was drawn from."""
     if side is None:
         return "-"
+    if check is not None and check.kind is CheckKind.LATENCY:
+        shown = latency_evidence(side, check)
+        if shown:
+            return shown
     parts = []
     if side.value is not None:
         parts.append(_number(side.value))
@@ -57,13 +62,40 @@ def evidence(side: SideEvidence | None) -> str:
     return " ".join(parts) or "-"
 
 
+def latency_evidence(side: SideEvidence, check: CheckResult) -> str:
+    """``1.2% >500ms (12/1000), p99~520ms (500-1000)``: the share of requests slower than the
+    objective, which the sequential judge tests, then the quantile as what it is, an estimate
+    inside one histogram bucket (the threshold and Mann-Whitney judges compare that)."""
+    parts = []
+    if side.requests is not None and side.failures is not None:
+        share = f"{100 * side.failures / side.requests:.3g}%" if side.requests else "-"
+        slower = f">{_number(check.objective)}ms" if check.objective is not None else "slow"
+        parts.append(f"{share} {slower} ({side.failures}/{side.requests})")
+    if side.quantile is not None:
+        parts.append(f"{check.quantile_label or 'q'}~{side.quantile:.0f}ms{_bucket(side)}")
+    return ", ".join(parts)
+
+
+def _bucket(side: SideEvidence) -> str:
+    low, high = side.quantile_low, side.quantile_high
+    if low is not None and high is not None:
+        return f" ({_number(low)}-{_number(high)})"
+    if low is not None:
+        return f" (>{_number(low)})"
+    return ""
+
+
 def _when(time: datetime | None) -> str:
     return time.strftime("%H:%M:%S") if time is not None else "-"
 
 
 def checks_table(checks: list[CheckResult]) -> Table:
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("check", "verdict", "weight", "canary", "primary", "statistic", "at"):
+    for column in ("check", "verdict", "weight"):
+        table.add_column(column, no_wrap=True)
+    for column in ("canary", "primary"):  # a latency check's evidence wraps after its share
+        table.add_column(column, overflow="fold")
+    for column in ("statistic", "at"):
         table.add_column(column, no_wrap=True)
     table.add_column("message", overflow="fold")
     for check in checks:
@@ -71,8 +103,8 @@ def checks_table(checks: list[CheckResult]) -> Table:
             Text(check.name),
             Text(check.verdict.value, style=VERDICT_STYLE[check.verdict]),
             Text(f"{check.weight}%"),
-            Text(evidence(check.canary)),
-            Text(evidence(check.primary)),
+            Text(evidence(check.canary, check)),
+            Text(evidence(check.primary, check)),
             Text(_number(check.statistic) if check.statistic is not None else "-"),
             Text(_when(check.time)),
             Text(check.message),

@@ -7,6 +7,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
+from canary.model.analysis import CheckKind
 from canary.model.base import CamelModel, Weight
 
 MAX_CHECK_RESULTS = 20
@@ -46,6 +47,19 @@ class SideEvidence(CamelModel):
     requests: int | None = Field(default=None, ge=0)
     failures: int | None = Field(default=None, ge=0)
     value: float | None = Field(default=None, description="Rate in percent, latency in ms, ...")
+    quantile: float | None = Field(
+        default=None,
+        description="A latency check's quantile (e.g. p99) over the look, ms: an estimate "
+        "inside one histogram bucket, not a measured latency.",
+    )
+    quantile_low: float | None = Field(
+        default=None,
+        description="The lower bound of the bucket the quantile lies in, ms.",
+    )
+    quantile_high: float | None = Field(
+        default=None,
+        description="Its upper bound, ms; unset for the last, open bucket.",
+    )
 
 
 class CheckResult(CamelModel):
@@ -66,6 +80,15 @@ class CheckResult(CamelModel):
         "failure rolls back at once instead of counting towards failureLimit.",
     )
     message: str = ""
+    kind: CheckKind | None = Field(default=None, description="The check's kind.")
+    objective: float | None = Field(
+        default=None,
+        description="A latency check's objective (its max), ms: the failures counted are the "
+        "requests slower than it.",
+    )
+    quantile_label: str | None = Field(
+        default=None, description="A latency check's quantile, e.g. p99."
+    )
 
 
 class CheckState(CamelModel):

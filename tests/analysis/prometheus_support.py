@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -318,6 +321,40 @@ def closed_port() -> int:
     return free_port()
 
 
+@dataclass(frozen=True)
+class Certificate:
+    """A self-signed certificate for 127.0.0.1 (its own CA) and its key, as PEM files."""
+
+    cert: Path
+    key: Path
+
+    def server_context(self, client_ca: Path | None = None) -> ssl.SSLContext:
+        """A server's TLS context; with ``client_ca`` it asks for a client certificate."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.cert, self.key)
+        if client_ca is not None:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(client_ca)
+        return context
+
+
+def self_signed(directory: Path, name: str) -> Certificate:
+    """A certificate made by the openssl command (valid for a day, for IP 127.0.0.1)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise RuntimeError("the TLS tests need the openssl command (apt-get install openssl)")
+    cert, key = directory / f"{name}.pem", directory / f"{name}-key.pem"
+    request = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    files = ["-keyout", str(key), "-out", str(cert)]
+    names = ["-subj", f"/CN={name}", "-addext", "subjectAltName=IP:127.0.0.1"]
+    subprocess.run(
+        [openssl, *request, *files, *names],
+        check=True,
+        capture_output=True,
+    )
+    return Certificate(cert, key)
+
+
 @dataclass
 class Recorded:
     """One request the fake Prometheus received."""
@@ -334,7 +371,9 @@ Answer = tuple[int, Any, float]
 class FakePrometheus:
     """A local server answering Prometheus's query API as ``answer`` says; records requests."""
 
-    def __init__(self, answer: Callable[[Recorded], Answer]) -> None:
+    def __init__(
+        self, answer: Callable[[Recorded], Answer], tls: ssl.SSLContext | None = None
+    ) -> None:
         self.answer = answer
         self.received: list[Recorded] = []
         fake = self
@@ -362,6 +401,10 @@ class FakePrometheus:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        self.scheme = "http"
+        if tls is not None:  # a failed handshake drops that connection; the server goes on
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+            self.scheme = "https"
         self.thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         )
@@ -369,7 +412,7 @@ class FakePrometheus:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{self.scheme}://{host!s}:{port}"
 
     def __enter__(self) -> FakePrometheus:
         self.thread.start()

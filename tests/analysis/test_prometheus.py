@@ -13,6 +13,7 @@ from prometheus_support import (
     BAD_CANARY,
     NAN_RATIO,
     SCENARIOS,
+    Certificate,
     FakePrometheus,
     LoadedPrometheus,
     Recorded,
@@ -21,6 +22,7 @@ from prometheus_support import (
     Traffic,
     closed_port,
     error,
+    self_signed,
     vector,
 )
 
@@ -40,7 +42,8 @@ from canary.analysis.provider import (
     Targets,
 )
 from canary.analysis.samples import SideSample, WindowSample
-from canary.model import CheckKind, CheckSpec, Rollout, RolloutStatus, Verdict
+from canary.cli.show import evidence
+from canary.model import CheckKind, CheckSpec, JudgeName, Rollout, RolloutStatus, Verdict
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 WINDOW = 60.0
@@ -359,18 +362,98 @@ def test_no_proxy_from_the_environment_is_honoured(monkeypatch: pytest.MonkeyPat
     assert len(fake.received) == 1
 
 
+_CA_VARIABLES = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+SEVEN = answers(("requests", "app", "7"), ("failures", "app", "0"))
+
+
+@pytest.fixture
+def certificates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Certificate, ...]:
+    """A server's and a client's self-signed certificates, and a stranger's; no CA variables."""
+    for name in _CA_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return tuple(self_signed(tmp_path, name) for name in ("server", "client", "stranger"))
+
+
+def canary_requests(url: str, **settings: Any) -> int:
+    got = provider(url, **settings).window(ERRORS, VARIABLES, AT)
+    assert got.canary is not None
+    return got.canary.requests
+
+
+def test_tls_verifies_the_server_with_the_ca_file(certificates: tuple[Certificate, ...]) -> None:
+    server, _, stranger = certificates
+    with FakePrometheus(lambda _: (200, SEVEN, 0), tls=server.server_context()) as fake:
+        assert fake.url.startswith("https://")
+        assert canary_requests(fake.url, tls={"caFile": server.cert}) == 7
+        untrusted = provider(fake.url, tls={"caFile": stranger.cert}, retries={"attempts": 3})
+        with pytest.raises(MetricsError) as caught:
+            untrusted.window(ERRORS, VARIABLES, AT)
+        with pytest.raises(MetricsError, match="TLS failed"):  # certifi's CAs do not know it
+            provider(fake.url).window(ERRORS, VARIABLES, AT)
+        assert canary_requests(fake.url, tls={"insecureSkipVerify": True}) == 7
+    assert not isinstance(caught.value, MetricsUnavailableError)  # not retried
+    assert str(caught.value) == (
+        f"prometheus at {fake.url}: TLS failed (certificate verify failed: self-signed "
+        "certificate); check tls"
+    )
+    assert len(fake.received) == 2
+
+
 def test_a_ca_bundle_from_the_environment_verifies_unless_tls_says_otherwise(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    certificates: tuple[Certificate, ...], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/bundle.pem")
-    url = "https://prometheus.invalid"
-    assert provider(url).client.session.verify == "/etc/bundle.pem"
-    ca = tmp_path / "ca.pem"
-    assert provider(url, tls={"caFile": ca}).client.session.verify == str(ca)
-    assert provider(url, tls={"insecureSkipVerify": True}).client.session.verify is False
-    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
-    assert provider(url).client.session.verify is True
+    server, _, stranger = certificates
+    with FakePrometheus(lambda _: (200, SEVEN, 0), tls=server.server_context()) as fake:
+        for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
+            monkeypatch.setenv(name, str(server.cert))
+            assert canary_requests(fake.url) == 7, name
+            with pytest.raises(MetricsError, match="TLS failed"):
+                provider(fake.url, tls={"caFile": stranger.cert}).window(ERRORS, VARIABLES, AT)
+            monkeypatch.delenv(name)
+    assert len(fake.received) == 3
+
+
+def test_a_client_certificate_is_shown_for_mutual_tls(
+    certificates: tuple[Certificate, ...],
+) -> None:
+    server, client, _ = certificates
+    mutual = server.server_context(client_ca=client.cert)
+    with FakePrometheus(lambda _: (200, SEVEN, 0), tls=mutual) as fake:
+        shown = {"caFile": server.cert, "certFile": client.cert, "keyFile": client.key}
+        assert canary_requests(fake.url, tls=shown) == 7
+        with pytest.raises(MetricsError):
+            provider(fake.url, tls={"caFile": server.cert}).window(ERRORS, VARIABLES, AT)
+    assert len(fake.received) == 1
+
+
+def test_unusable_tls_settings_make_every_query_an_error(
+    tmp_path: Path, certificates: tuple[Certificate, ...]
+) -> None:
+    missing = tmp_path / "missing.pem"
+    prom = provider("https://127.0.0.1:1", tls={"caFile": missing})
+    for _ in range(2):
+        with pytest.raises(MetricsError, match=r"cannot use the tls settings .*; check tls") as e:
+            prom.window(ERRORS, VARIABLES, AT)
+        assert f"caFile {missing}" in str(e.value)
+    server, client, _ = certificates
+    mismatched = {"certFile": client.cert, "keyFile": server.key}  # another certificate's key
+    with pytest.raises(MetricsError, match=r"cannot use the tls settings \(certFile .*keyFile"):
+        provider("https://127.0.0.1:1", tls=mismatched).window(ERRORS, VARIABLES, AT)
+
+
+def test_netrc_credentials_are_used_unless_the_settings_give_some(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login bob password hunter2\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    with FakePrometheus(lambda _: (200, answers(), 0)) as fake:
+        provider(fake.url).window(ERRORS, VARIABLES, AT)
+        provider(fake.url, bearer_token="t").window(ERRORS, VARIABLES, AT)
+    from_netrc, token = (r.headers for r in fake.received)
+    assert from_netrc["Authorization"] == "Basic " + base64.b64encode(b"bob:hunter2").decode()
+    assert token["Authorization"] == "Bearer t"
 
 
 def test_a_missing_token_file_is_a_clear_error(tmp_path: Path) -> None:
@@ -640,3 +723,49 @@ def test_exact_counts_refuse_series_without_the_side_label_or_too_many() -> None
 def test_a_custom_check_cannot_take_a_side_label() -> None:
     with pytest.raises(ValueError, match="sideLabel belongs to error-rate and latency"):
         CheckSpec(name="x", kind=CheckKind.CUSTOM, query="up", side_label="app")
+
+
+def test_a_latency_tick_carries_the_estimate_its_bucket_and_the_slow_share() -> None:
+    """From the answer to `canary get`: the p99 shown as an estimate inside its bucket, the
+    judged number (the sequential judge's) as the share slower than the objective."""
+    count = {TAG: "requests", "app": "app"}
+    buckets = [
+        ({TAG: "quantile", "app": "app", "le": le}, [(END, n)])
+        for le, n in (("100", 80.0), ("500", 97.0), ("1000", 100.0), ("+Inf", 100.0))
+    ]
+    answer = matrix(
+        (count, [(END - 30, 0), (END, 100)]),
+        *buckets,
+        ({TAG: "failures", "app": "app"}, [(END - 30, 0), (END, 3)]),
+        ({TAG: "requests", "app": "app-primary"}, [(END - 30, 0), (END, 1000)]),
+        ({TAG: "failures", "app": "app-primary"}, [(END - 30, 0), (END, 10)]),
+    )
+    rollout = istio_rollout()
+    rollout.spec.analysis.judge = JudgeName.SEQUENTIAL
+    with FakePrometheus(lambda _: (200, answer, 0)) as fake:
+        (result,), _ = analyse(
+            rollout, RolloutStatus(canary_weight=20), [SLOW], provider(fake.url), TARGETS, 20, AT
+        )
+    assert (result.kind, result.objective, result.quantile_label) == (CheckKind.LATENCY, 500, "p99")
+    assert result.canary is not None
+    assert (result.canary.quantile_low, result.canary.quantile_high) == (500.0, 1000.0)
+    assert result.primary is not None
+    assert result.primary.quantile is None  # the quantile query selects the canary only
+    # rank 99 of 100 lies 2 of the 3 requests into the (500, 1000] bucket: 500 + 2/3 * 500
+    assert evidence(result.canary, result) == "3% >500ms (3/100), p99~833ms (500-1000)"
+    assert evidence(result.primary, result) == "1% >500ms (10/1000)"
+
+
+def test_a_tick_on_a_real_prometheus_shows_the_p99_as_an_estimate(
+    prometheus: LoadedPrometheus,
+) -> None:
+    """The istio policy counts exactly (sideLabel): its p99 comes with its bucket."""
+    errors, latency = tick(prometheus.url, SCENARIOS["istio"]["bad"].targets, prometheus.at)
+    assert (errors.kind, latency.kind) == (CheckKind.ERROR_RATE, CheckKind.LATENCY)
+    assert errors.objective is None
+    assert evidence(errors.canary, errors) == evidence(errors.canary)  # as before
+    assert latency.canary is not None
+    requests, slow = side(SCENARIOS["istio"]["bad"].canary, "latency")
+    share = f"{100 * slow / requests:.3g}%"
+    shown = f"{share} >500ms ({slow}/{requests}), p99~1000ms (500-1000)"
+    assert evidence(latency.canary, latency) == shown

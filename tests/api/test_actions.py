@@ -175,7 +175,14 @@ def test_get_shows_recent_check_results_with_their_numbers(
     body = asgi.get(ROLLOUT, headers=READ).json()
     assert body["spec"]["weights"] == [5, 10, 20, 50]
     [error_rate, latency] = body["status"]["checks"][-2:]
-    assert error_rate["canary"] == {"requests": 1200, "failures": 18, "value": 1.5}
+    assert error_rate["canary"] == {
+        "requests": 1200,
+        "failures": 18,
+        "value": 1.5,
+        "quantile": None,
+        "quantileLow": None,
+        "quantileHigh": None,
+    }
     assert latency["canary"]["value"] == 412.0
     listed = asgi.get("/api/v1/rollouts", headers=READ).json()["items"]
     assert [(i["name"], i["phase"], i["canaryWeight"]) for i in listed] == [

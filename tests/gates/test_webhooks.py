@@ -269,7 +269,14 @@ def test_payload_carries_the_rollout_the_gate_and_the_checks(client: httpx.Clien
         ("error-rate", "pass", "0.1% < 1%"),
         ("latency", "pass", ""),
     ]
-    assert body["checks"][1]["canary"] == {"requests": 900, "failures": 3, "value": 120.5}
+    assert body["checks"][1]["canary"] == {
+        "requests": 900,
+        "failures": 3,
+        "value": 120.5,
+        "quantile": None,
+        "quantileLow": None,
+        "quantileHigh": None,
+    }
     assert body["timestamp"] == "2026-03-01T12:00:00Z"
     assert body["reason"] is None
     assert body["apiVersion"] == "canary.dev/v1alpha1"

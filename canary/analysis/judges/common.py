@@ -7,7 +7,7 @@ import re
 
 from canary.analysis.samples import SideSample, WindowSample
 from canary.model.analysis import CheckKind, CheckSpec
-from canary.model.status import CheckState, SideEvidence
+from canary.model.status import CheckResult, CheckState, SideEvidence
 
 _QUANTILE = re.compile(r"histogram_quantile\(\s*(0?\.[0-9]+|1(?:\.0*)?)")
 
@@ -57,3 +57,30 @@ def side_evidence(side: SideSample | None, value: float | None) -> SideEvidence 
     if side is None:
         return None
     return SideEvidence(requests=side.requests, failures=side.failures, value=value)
+
+
+def described(check: CheckSpec, result: CheckResult, window: WindowSample | None) -> CheckResult:
+    """``result`` with what is needed to read its evidence: the check's kind and, for latency,
+    its objective, its quantile's name and each side's estimate with the estimate's bucket."""
+    update: dict[str, object] = {"kind": check.kind}
+    if check.kind is CheckKind.LATENCY:
+        update.update(objective=check.max, quantile_label=quantile_label(check))
+        if window is not None:
+            update.update(
+                canary=_with_quantile(result.canary, window.canary),
+                primary=_with_quantile(result.primary, window.primary),
+            )
+    return result.model_copy(update=update)
+
+
+def _with_quantile(evidence: SideEvidence | None, side: SideSample | None) -> SideEvidence | None:
+    if evidence is None or side is None or side.value is None or not math.isfinite(side.value):
+        return evidence
+    low, high = side.quantile_low, side.quantile_high
+    return evidence.model_copy(
+        update={
+            "quantile": side.value,
+            "quantile_low": low if low is not None and math.isfinite(low) else None,
+            "quantile_high": high if high is not None and math.isfinite(high) else None,
+        }
+    )
