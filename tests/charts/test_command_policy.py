@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from chart_controller import controller_from_chart
 from chart_kinds import stand_in_crds
 from chart_rbac import Request, documented_rbac, rbac_allows
 from chart_support import (
@@ -331,3 +332,18 @@ def test_notes_say_how_to_approve_and_the_rbac_it_takes() -> None:
     assert "ClusterRole canary-approver (aggregated into edit, admin)" in with_role
     assert "--clusterrole=canary-approver" in with_role
     assert "not proven" in rendered("minimal").notes
+
+
+def test_the_controller_refuses_a_bad_range_the_schema_lets_through(
+    api: ApiServer, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    """The schema checks the shape of a CIDR only; the controller, started with the chart's
+    arguments, checks the range itself and names it before it does anything else."""
+    assert schema_errors({"webhookAllow": ["10.0.0.1/33"]}) == []
+    result = render({"webhookAllow": ["10.0.0.0/8", "10.0.0.1/33"]})
+    with controller_from_chart(result, kubectl.kubeconfig, tmp_path) as running:
+        code = running.process.wait(60)
+    output = "".join(running.output)
+    assert code != 0, output
+    assert "10.0.0.1/33" in output
+    assert not [target for _, target, _ in api.requests if "rollouts" in target]
