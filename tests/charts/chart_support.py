@@ -186,6 +186,7 @@ VARIANTS: dict[str, Json] = {
         "notifications": {"enabled": False},
         "restoreOnDelete": True,
         "fullnameOverride": "cd",
+        "commands": {"admissionPolicy": {"enabled": False}},
     },
     # everything a platform team adds: monitoring, a NetworkPolicy, a TLS Prometheus, volumes
     "monitoring": {
@@ -222,6 +223,9 @@ VARIANTS: dict[str, Json] = {
             {"name": "webhook-ca", "mountPath": "/etc/webhook-ca", "readOnly": True}
         ],
         "rbac": {"copyGuard": {"protectedNamespaces": ["kube-system", "canary-system"]}},
+        "commands": {"approverRole": {"create": True, "aggregateTo": ["edit", "admin"]}},
+        "webhookAllow": ["10.20.0.0/16", "fd00::/8"],
+        "forbidInlineQueries": True,
     },
 }
 

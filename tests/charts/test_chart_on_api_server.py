@@ -158,7 +158,14 @@ def _meta(name: str) -> Json:
     "variant",
     [
         pytest.param({"api": VARIANTS["monitored-with-api"]["api"]}, id="all-namespaces-with-api"),
-        pytest.param(VARIANTS["namespaced"], id="namespaced"),
+        pytest.param(
+            {
+                **VARIANTS["namespaced"],
+                "webhookAllow": VARIANTS["monitoring"]["webhookAllow"],
+                "forbidInlineQueries": True,
+            },
+            id="namespaced-with-webhook-allow-and-forbid-inline-queries",
+        ),
     ],
 )
 def test_the_controller_runs_with_the_charts_arguments_within_its_rbac(
@@ -201,7 +208,7 @@ def test_the_controller_runs_with_the_charts_arguments_within_its_rbac(
             if "canary.dev/rollout" in (obj["metadata"].get("labels") or {})
         ]
         assert len(copies) >= 4, copies  # both objects, for the first primary and the promoted
-        guard = result.one("ValidatingAdmissionPolicy")
+        guard = result.one("ValidatingAdmissionPolicy", "canary-config-copies")
         for copy in copies:
             assert judge(guard, "CREATE", copy, None) == Verdict(True, ()), copy["metadata"]
             assert judge(guard, "DELETE", None, copy) == Verdict(True, ()), copy["metadata"]

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from chart_rbac import Verdict, judge
-from chart_support import NAMESPACE, HelmError, render, rendered
+from chart_support import NAMESPACE, HelmError, Rendered, render, rendered
 
 from canary.workload.names import Owner
 from canary.workload.primary import primary_configs
@@ -21,8 +21,16 @@ from canary.workload.primary import primary_configs
 Json = dict[str, Any]
 
 
+GUARD = "canary-config-copies"
+
+
+def _named(result: Rendered, name: str) -> list[Json]:
+    kinds = ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
+    return [o for o in result.objects() if o["kind"] in kinds and o["metadata"]["name"] == name]
+
+
 def policy(variant: str = "defaults") -> Json:
-    return rendered(variant).one("ValidatingAdmissionPolicy")
+    return rendered(variant).one("ValidatingAdmissionPolicy", GUARD)
 
 
 def the_controllers_copies() -> list[Json]:
@@ -72,7 +80,7 @@ def the_controllers_copies() -> list[Json]:
 
 def test_the_policy_is_bound_and_denies() -> None:
     result = rendered()
-    binding = result.one("ValidatingAdmissionPolicyBinding")
+    binding = result.one("ValidatingAdmissionPolicyBinding", GUARD)
     assert binding["spec"] == {
         "policyName": "canary-config-copies",
         "validationActions": ["Deny"],
@@ -163,21 +171,27 @@ def test_the_protected_namespaces_follow_the_values() -> None:
 
 
 def test_the_guard_follows_the_service_account_and_rbac() -> None:
-    named = render({"serviceAccount": {"name": "deployer"}}).one("ValidatingAdmissionPolicy")
+    deployer = render({"serviceAccount": {"name": "deployer"}})
+    named = deployer.one("ValidatingAdmissionPolicy", GUARD)
     copy = the_controllers_copies()[0]
     assert judge(named, "CREATE", copy, None, f"system:serviceaccount:{NAMESPACE}:deployer").applies
     assert not judge(named, "CREATE", copy, None).applies
-    assert rendered("minimal").find("ValidatingAdmissionPolicy") == []  # rbac.create off
+    assert _named(rendered("minimal"), "cd-config-copies") == []  # rbac.create off
     off = render({"rbac": {"copyGuard": {"enabled": False}}})
-    assert off.find("ValidatingAdmissionPolicy") == []
-    assert off.find("ValidatingAdmissionPolicyBinding") == []
+    assert _named(off, GUARD) == []
+    assert _named(render(), GUARD) != []
 
 
 def test_a_cluster_without_admission_policies_is_told_what_to_choose() -> None:
+    no_command_policy = {"commands": {"admissionPolicy": {"enabled": False}}}
     with pytest.raises(HelmError, match="needs ValidatingAdmissionPolicy") as refused:
-        render(None, "canary", "--kube-version=1.29.0")
+        render(no_command_policy, "canary", "--kube-version=1.29.0")
     assert "watchNamespaces" in str(refused.value)
     assert "rbac.copyGuard.enabled=false" in str(refused.value)
     assert render(None, "canary", "--kube-version=1.30.0").find("ValidatingAdmissionPolicy")
-    older = render({"rbac": {"copyGuard": {"enabled": False}}}, "canary", "--kube-version=1.29.0")
+    older = render(
+        {**no_command_policy, "rbac": {"copyGuard": {"enabled": False}}},
+        "canary",
+        "--kube-version=1.29.0",
+    )
     assert older.find("Deployment")

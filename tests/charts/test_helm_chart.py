@@ -106,7 +106,9 @@ def test_the_default_objects() -> None:
         "Service/canary",
         "ServiceAccount/canary",
         "ValidatingAdmissionPolicy/canary-config-copies",
+        "ValidatingAdmissionPolicy/canary-rollout-commands",
         "ValidatingAdmissionPolicyBinding/canary-config-copies",
+        "ValidatingAdmissionPolicyBinding/canary-rollout-commands",
     ]
 
 
@@ -349,7 +351,12 @@ def test_namespaced_mode_binds_the_role_in_each_namespace_only() -> None:
             "apiGroups": ["canary.dev"],
             "resources": ["clusteranalysispolicies"],
             "verbs": ["list", "watch"],
-        }
+        },
+        {
+            "apiGroups": ["authentication.k8s.io"],
+            "resources": ["selfsubjectreviews"],
+            "verbs": ["create"],
+        },
     ]
     args = container(result)["args"]
     assert [a for a in args if a.startswith("--namespace")] == [
