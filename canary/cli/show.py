@@ -11,6 +11,7 @@ from rich.tree import Tree
 
 from canary.gates.api.models import RolloutSummary, RolloutView, WaitOutcome
 from canary.model.analysis import CheckKind
+from canary.model.evidence import latency_evidence
 from canary.model.status import CheckResult, Phase, RolloutStatus, SideEvidence, Verdict
 
 PHASE_STYLE = {
@@ -60,29 +61,6 @@ def evidence(side: SideEvidence | None, check: CheckResult | None = None) -> str
         counts = f"{side.failures if side.failures is not None else '?'}/{side.requests}"
         parts.append(f"({counts})" if parts else counts)
     return " ".join(parts) or "-"
-
-
-def latency_evidence(side: SideEvidence, check: CheckResult) -> str:
-    """``1.2% >500ms (12/1000), p99~520ms (500-1000)``: the share of requests slower than the
-    objective, which the sequential judge tests, then the quantile as what it is, an estimate
-    inside one histogram bucket (the threshold and Mann-Whitney judges compare that)."""
-    parts = []
-    if side.requests is not None and side.failures is not None:
-        share = f"{100 * side.failures / side.requests:.3g}%" if side.requests else "-"
-        slower = f">{_number(check.objective)}ms" if check.objective is not None else "slow"
-        parts.append(f"{share} {slower} ({side.failures}/{side.requests})")
-    if side.quantile is not None:
-        parts.append(f"{check.quantile_label or 'q'}~{side.quantile:.0f}ms{_bucket(side)}")
-    return ", ".join(parts)
-
-
-def _bucket(side: SideEvidence) -> str:
-    low, high = side.quantile_low, side.quantile_high
-    if low is not None and high is not None:
-        return f" ({_number(low)}-{_number(high)})"
-    if low is not None:
-        return f" (>{_number(low)})"
-    return ""
 
 
 def _when(time: datetime | None) -> str:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from canary.engine.actions import Event
 from canary.engine.plan import SUSPENDED
 from canary.model.analysis import CheckKind
+from canary.model.evidence import latency_evidence
 from canary.model.gates import ApprovalPoint
 from canary.model.notification import NotificationEvent
 from canary.model.rollout import Rollout
@@ -178,10 +179,12 @@ def check_units(rollout: Rollout, results: list[CheckResult]) -> dict[str, str]:
 
 
 def check_summary(check: CheckResult, unit: str = "") -> str:
-    """'error-rate: canary 2.4% (n=812) vs primary 0.5% (n=9,040) — fail'."""
-    parts = [_side("canary", check.canary, unit)]
+    """'error-rate: canary 2.4% (n=812) vs primary 0.5% (n=9,040) — fail'; a latency check
+    that says its kind reads 'canary 1.2% >500ms (12/1000), p99~520ms (500-1000)' (its value
+    is the slow share for one judge and a quantile for others: the words say which)."""
+    parts = [_side("canary", check.canary, unit, check)]
     if check.primary is not None:
-        parts.append(_side("primary", check.primary, unit))
+        parts.append(_side("primary", check.primary, unit, check))
     numbers = " vs ".join(p for p in parts if p)
     if check.no_data:
         numbers = f"{numbers} (no data)" if numbers else "no data"
@@ -189,9 +192,13 @@ def check_summary(check: CheckResult, unit: str = "") -> str:
     return f"{body} — {check.verdict.value}"
 
 
-def _side(label: str, side: SideEvidence | None, unit: str) -> str:
+def _side(label: str, side: SideEvidence | None, unit: str, check: CheckResult) -> str:
     if side is None:
         return ""
+    if check.kind is CheckKind.LATENCY:
+        shown = latency_evidence(side, check)
+        if shown:
+            return f"{label} {shown}"
     text = label
     if side.value is not None:
         sep = "" if unit in ("", "%") else " "

@@ -12,6 +12,7 @@ from notify_support import FakeClock, error_rate, rollout, slack_channel
 
 from canary.engine.actions import Event
 from canary.model import RolloutStatus, Verdict
+from canary.model.analysis import CheckKind
 from canary.model.gates import SecretKeyRef
 from canary.model.notification import NotificationEvent
 from canary.model.status import CheckResult, Phase, SideEvidence
@@ -118,6 +119,28 @@ def test_check_summary_shows_the_numbers() -> None:
     )
     empty = CheckResult(name="error-rate", verdict=Verdict.INCONCLUSIVE, time=NOW, no_data=True)
     assert check_summary(empty) == "error-rate: no data — inconclusive"
+
+
+def test_a_latency_check_that_says_its_kind_reads_as_the_slow_share_and_an_estimate() -> None:
+    # the sequential judge's value is the slow share in percent: "0.25 ms" would be a lie
+    latency = CheckResult(
+        name="latency",
+        kind=CheckKind.LATENCY,
+        objective=500,
+        quantile_label="p99",
+        verdict=Verdict.PASS,
+        time=NOW,
+        canary=SideEvidence(
+            value=1.2, requests=1000, failures=12, quantile=520, quantile_low=500,
+            quantile_high=1000,
+        ),
+        primary=SideEvidence(value=0.25, requests=4000, failures=10, quantile=2600,
+                             quantile_low=2500),
+    )  # fmt: skip
+    assert check_summary(latency, "ms") == (
+        "latency: canary 1.2% >500ms (12/1000), p99~520ms (500-1000) vs primary 0.25% >500ms "
+        "(10/4000), p99~2600ms (>2500) — pass"
+    )
 
 
 @pytest.mark.parametrize(
