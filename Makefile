@@ -1,7 +1,7 @@
 # The two commands of a fresh machine: `make demo` and `make test`.
 VENV ?= .venv
 BIN := $(VENV)/bin
-TYPED := canary/model canary/engine canary/analysis canary/gates canary/local canary/traffic canary/notify canary/testing canary/controller
+TYPED := canary
 
 .PHONY: demo test lint typecheck unit crds bench-decision bench-scale bench-sim clean
 
