@@ -5,19 +5,18 @@ no fault (docs/controller.md, "Crash consistency")."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from controller_support import Cluster, deployment, rollout, wait_for
+from tick_support import Judged
 
-from canary.analysis.samples import SideSample, WindowSample
 from canary.controller.kube import Kube, KubeError
 from canary.controller.metrics import ControllerMetrics
 from canary.controller.reconcile import Reconciler
 from canary.gates.webhooks import WebhookCaller
-from canary.model.analysis import CheckSpec
 from canary.testing.telemetry_routes import split_of_objects
 
 Json = dict[str, Any]
@@ -71,19 +70,6 @@ class FailingKube(Kube):
     def scale(self, kind: Any, namespace: str, name: str, replicas: int) -> Json:
         return self._write(  # type: ignore[no-any-return]
             lambda: super(FailingKube, self).scale(kind, namespace, name, replicas)
-        )
-
-
-@dataclass
-class Judged:
-    """Every check sees ``failures`` of the canary's 500 requests fail."""
-
-    failures: int
-
-    def window(self, check: CheckSpec, variables: Mapping[str, str], at: datetime) -> WindowSample:
-        return WindowSample(
-            canary=SideSample(requests=500, failures=self.failures, value=20.0),
-            primary=SideSample(requests=2000, failures=0, value=20.0),
         )
 
 
