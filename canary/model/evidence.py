@@ -1,7 +1,7 @@
 """How a latency check's numbers read in words, for every place a person sees them (the CLI,
 Slack, webhooks): the share of requests slower than the objective first — the number the
 sequential judge tests — then the quantile as what it is, an estimate inside one histogram
-bucket (the threshold and Mann-Whitney judges compare that)."""
+bucket, which no judge compares)."""
 
 from __future__ import annotations
 

@@ -42,12 +42,17 @@ LATENCY = CheckSpec(name="latency", kind=CheckKind.LATENCY, max=500.0)
 CONTEXT = JudgeContext(weight=10, min_requests=20)
 
 
-def latency(canary: float | None, primary: float | None, requests: int = 200) -> WindowSample:
+def latency(canary: float | None, primary: float | None, requests: int = 10_000) -> WindowSample:
+    """A latency window: ``canary`` and ``primary`` slow requests of ``requests`` each (so the
+    judged slow share is that many hundredths of a percent). The p99 each side shows is an
+    estimate that the judge must not read: it is the same for both sides."""
     return WindowSample(
-        canary=None if canary is None else SideSample(requests=requests, failures=0, value=canary),
+        canary=None
+        if canary is None
+        else SideSample(requests=requests, failures=round(canary), value=480.0),
         primary=None
         if primary is None
-        else SideSample(requests=requests * 9, failures=0, value=primary),
+        else SideSample(requests=requests * 9, failures=round(primary) * 9, value=480.0),
     )
 
 
@@ -113,7 +118,7 @@ def test_state_is_bounded_and_keeps_the_latest_windows() -> None:
     assert len(state.judge_state) == 4 + 2 * MAX_WINDOWS
     samples = Samples.load(state.judge_state, CheckKind.LATENCY)
     assert len(samples.canary) == len(samples.primary) == MAX_WINDOWS
-    assert min(samples.canary) >= 400.0  # only the latest windows are kept
+    assert min(samples.canary) >= 4.0  # only the latest windows are kept (percent)
     # The verdict is the one a fresh judge gives on the last MAX_WINDOWS windows alone.
     fresh, _ = run(LATENCY, windows[-MAX_WINDOWS:])
     assert results[-1].message == fresh[-1].message
@@ -146,13 +151,27 @@ def test_a_window_missing_a_side_is_no_data_even_with_enough_samples() -> None:
     assert (len(samples.canary), len(samples.primary)) == (5, 6)
 
 
-@pytest.mark.parametrize("value", [math.nan, math.inf])
-def test_nan_or_infinite_values_are_no_sample(value: float) -> None:
-    results, state = run(LATENCY, [latency(value, 250.0)])
-    assert results[0].verdict is Verdict.INCONCLUSIVE
-    assert results[0].no_data
-    assert Samples.load(state.judge_state, CheckKind.LATENCY).canary == []
+@pytest.mark.parametrize("value", [None, math.nan, math.inf])
+def test_latency_samples_are_slow_shares_whatever_the_p99_estimate(value: float | None) -> None:
+    window = WindowSample(
+        canary=SideSample(requests=400, failures=6, value=value),
+        primary=SideSample(requests=4000, failures=8, value=value),
+    )
+    results, state = run(LATENCY, [window])
+    samples = Samples.load(state.judge_state, CheckKind.LATENCY)
+    assert (samples.canary, samples.primary) == ([1.5], [0.2])
+    assert "canary slow (>500ms) median 1.50% vs primary 0.20%" in results[0].message or (
+        "1 canary and 1 primary windows so far" in results[0].message
+    )
     assert all(math.isfinite(v) for v in state.judge_state)
+
+
+def test_a_latency_state_of_p99_samples_starts_over() -> None:
+    """States saved when the samples were p99s in ms (kind code 2) are not mixed with shares."""
+    old = CheckState(name="latency", judge_state=[1.0, 2.0, 3.0, 3.0, 612, 640, 650, 250, 260, 240])
+    results, new = run(LATENCY, [latency(300.0, 250.0)], old)
+    assert "1 canary and 1 primary windows so far" in results[0].message
+    assert Samples.load(new.judge_state, CheckKind.LATENCY).canary == [3.0]
 
 
 def test_windows_below_min_requests_are_not_samples() -> None:
@@ -214,9 +233,9 @@ def test_evidence_and_statistic() -> None:
     last = results[-1]
     assert last.judge == "mann-whitney"
     assert last.canary is not None
-    assert last.canary.value == 604.0
+    assert last.canary.value == pytest.approx(6.04)  # percent slower than 500 ms
     assert last.primary is not None
-    assert last.primary.requests == 1800
+    assert last.primary.requests == 90_000
     assert last.statistic == pytest.approx(2 / 252)  # the p-value
     assert not last.decisive
 
@@ -362,7 +381,7 @@ def test_analyse_scores_mann_whitney_and_leaves_other_judges_alone() -> None:
 
 
 def test_analyse_without_mann_whitney_is_unchanged() -> None:
-    fine = [latency(250.0, 250.0)]
+    fine = [latency(50.0, 50.0)]  # 0.5% slower than 500 ms: within the 1%
     results = _analyse_ticks(_rollout("threshold"), [LATENCY], {"latency": fine})
     assert results[0].verdict is Verdict.PASS
     assert "score" not in results[0].message

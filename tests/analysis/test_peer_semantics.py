@@ -1,15 +1,19 @@
 """The threshold and mann-whitney judges reproduce their peers' documented semantics.
 
-- threshold is Flagger's: request success rate >= 99% (error rate <= 1%) and p99 <= 500 ms,
-  each 1-minute interval judged on its own, and a rollback once 5 checks have failed
+- threshold is Flagger's: request success rate >= 99% (error rate <= 1%) and p99 <= 500 ms
+  (judged as "at most 1% of requests slower than 500 ms", from the counts: the same statement
+  about the requests, without a quantile interpolated in a bucket), each 1-minute interval
+  judged on its own, and a rollback once 5 checks have failed
   (``failureLimit: 5``, Flagger's ``threshold: 5``), driven through the real engine;
-- mann-whitney is Kayenta's: the Mann-Whitney U test at 98% confidence classifies each metric
+- mann-whitney is Kayenta's: the Mann-Whitney U test at 98% confidence on per-window samples
+  (a latency check's sample is its slow share) classifies each metric
   high / low / pass / no-data, and a weighted score over the metrics is held against the pass
   (95) and marginal (75) thresholds, with a failing critical metric failing everything.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -62,15 +66,43 @@ DURATION = CheckSpec(name="latency", kind=CheckKind.LATENCY, max=500.0)
 def window(
     requests: int = 1000, errors: int = 0, p99: float = 200.0, primary_p99: float = 200.0
 ) -> WindowSample:
+    """A window as an error-rate check sees it; each side's ``value`` is the p99 of its
+    requests' latencies (what a latency check sees of them: ``seen_by``)."""
     return WindowSample(
         canary=SideSample(requests=requests, failures=errors, value=p99),
         primary=SideSample(requests=requests * 9, failures=0, value=primary_p99),
     )
 
 
+def slow_of(p99: float, requests: int, objective: float = 500.0) -> int:
+    """Requests slower than ``objective`` among ``requests`` whose own p99 is ``p99``: their
+    latencies spread evenly, the i-th fastest taking p99 * i / ceil(0.99 * requests)."""
+    rank = math.ceil(0.99 * requests)
+    return sum(1 for i in range(1, requests + 1) if p99 * i / rank > objective)
+
+
+def seen_by(check: CheckSpec, sample: WindowSample) -> WindowSample:
+    """The window as ``check`` sees it: a latency check counts each side's slow requests."""
+    if check.kind is not CheckKind.LATENCY:
+        return sample
+
+    def side(one: SideSample | None) -> SideSample | None:
+        if one is None or one.value is None:
+            return one
+        slow = slow_of(one.value, one.requests, check.max or 0.0)
+        return SideSample(requests=one.requests, failures=slow, value=one.value)
+
+    return WindowSample(canary=side(sample.canary), primary=side(sample.primary))
+
+
 def threshold(check: CheckSpec, sample: WindowSample, state: CheckState | None = None) -> Verdict:
     state = state or CheckState(name=check.name)
-    return ThresholdJudge().judge(check, sample, state, CONTEXT, NOW)[0].verdict
+    return ThresholdJudge().judge(check, seen_by(check, sample), state, CONTEXT, NOW)[0].verdict
+
+
+def test_slow_counts_say_what_the_p99_says() -> None:
+    # p99 500 ms: 10 of 1,000 slower (1%, within); 501 ms: 12 (over)
+    assert [slow_of(p, 1000) for p in (120.0, 499.0, 500.0, 501.0)] == [0, 9, 10, 12]
 
 
 # -- Flagger ------------------------------------------------------------------------------
@@ -226,7 +258,7 @@ def _threshold_ticks(
         results, states = [], []
         for check in (SUCCESS_RATE, DURATION):
             state = previous.get(check.name, CheckState(name=check.name))
-            result, state = judge.judge(check, sample, state, CONTEXT, NOW)
+            result, state = judge.judge(check, seen_by(check, sample), state, CONTEXT, NOW)
             results.append(result)
             states.append(state)
         return results, states
@@ -268,12 +300,18 @@ def test_flagger_healthy_canary_is_promoted() -> None:
 def mann_whitney(
     check: CheckSpec, canary: Sequence[float], primary: Sequence[float]
 ) -> CheckResult:
-    """The verdict after one window per pair of values (latency: the p99 of each window)."""
+    """The verdict after one window per pair of values: for a latency check each value is the
+    window's slow requests of 10,000 (its sample is their share: 612 is 6.12%), for an error
+    check its failed requests of 10,000."""
     judge = MannWhitneyJudge()
     state = CheckState(name=check.name)
     result: CheckResult | None = None
     for c, p in zip(canary, primary, strict=True):
-        result, state = judge.judge(check, window(p99=c, primary_p99=p), state, CONTEXT, NOW)
+        sample = WindowSample(
+            canary=SideSample(requests=10_000, failures=round(c), value=450.0),
+            primary=SideSample(requests=90_000, failures=9 * round(p), value=450.0),
+        )
+        result, state = judge.judge(check, sample, state, CONTEXT, NOW)
     assert result is not None
     return result
 
@@ -288,8 +326,8 @@ def test_kayenta_clearly_higher_canary_is_high_and_fails_at_98_percent() -> None
     assert result.statistic is not None
     assert result.statistic < ALPHA
     assert result.message == (
-        "canary p99 median 612ms vs primary 248ms over 5 windows, U=0, p=0.0079 < 0.02, "
-        "means 2.47x > allowed 1x: high → fail"
+        "canary slow (>500ms) median 6.12% vs primary 2.48% over 5 windows, U=0, "
+        "p=0.0079 < 0.02, means 2.47x > allowed 1x: high → fail"
     )
 
 
@@ -341,7 +379,9 @@ def test_kayenta_fewer_than_3_windows_is_no_data(windows: int) -> None:
     judge, state = MannWhitneyJudge(), CheckState(name="latency")
     results = []
     for _ in range(windows):
-        result, state = judge.judge(DURATION, window(p99=900.0), state, CONTEXT, NOW)
+        result, state = judge.judge(
+            DURATION, seen_by(DURATION, window(p99=900.0)), state, CONTEXT, NOW
+        )
         results.append(result)
     for result in results:
         assert result.verdict is Verdict.INCONCLUSIVE
@@ -349,7 +389,7 @@ def test_kayenta_fewer_than_3_windows_is_no_data(windows: int) -> None:
         assert result.message.startswith("no-data:")
     # The third window brings the test, which cannot reject with 3 a side (p >= 0.1): still
     # no pass on it
-    result, _ = judge.judge(DURATION, window(p99=900.0), state, CONTEXT, NOW)
+    result, _ = judge.judge(DURATION, seen_by(DURATION, window(p99=900.0)), state, CONTEXT, NOW)
     assert result.verdict is Verdict.INCONCLUSIVE
     assert result.no_data
 
@@ -357,7 +397,7 @@ def test_kayenta_fewer_than_3_windows_is_no_data(windows: int) -> None:
 def test_kayenta_missing_side_is_no_data() -> None:
     judge, state = MannWhitneyJudge(), CheckState(name="latency")
     for _ in range(5):
-        _, state = judge.judge(DURATION, window(), state, CONTEXT, NOW)
+        _, state = judge.judge(DURATION, seen_by(DURATION, window()), state, CONTEXT, NOW)
     no_primary = WindowSample(canary=SideSample(requests=1000, failures=0, value=200.0))
     result, _ = judge.judge(DURATION, no_primary, state, CONTEXT, NOW)
     assert result.verdict is Verdict.INCONCLUSIVE

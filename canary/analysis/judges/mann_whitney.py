@@ -1,7 +1,9 @@
 """The Mann-Whitney judge: Kayenta's approach, canary windows against primary windows.
 
-Every tick adds one sample per side: the window's failure percent for an error-rate check, its
-latency quantile in ms (``SideSample.value``) for a latency check, the query's value for a
+Every tick adds one sample per side, the window's judged number
+(canary.analysis.judges.judged): its failure percent for an error-rate check, its percent of
+requests slower than the objective (``max`` ms) for a latency check (counted from the
+histogram's bucket at the objective; the p99 estimate is only shown), the query's value for a
 custom check. The samples of the current revision's analysis (the last ``MAX_WINDOWS`` per
 side) are compared with the two-sided Mann-Whitney U test (``mann_whitney_u``: scipy's
 ``mannwhitneyu`` with ``method="auto"``, without scipy) at ``CONFIDENCE`` (98%, Kayenta's
@@ -31,13 +33,8 @@ from enum import StrEnum
 from functools import cache
 
 from canary.analysis.judges.base import register_judge
-from canary.analysis.judges.common import (
-    accumulate,
-    format_value,
-    quantile_label,
-    side_evidence,
-    side_value,
-)
+from canary.analysis.judges.common import accumulate, side_evidence
+from canary.analysis.judges.judged import format_judged, judged_subject, judged_value
 from canary.analysis.samples import JudgeContext, SideSample, WindowSample
 from canary.model.analysis import CheckKind, CheckSpec, JudgeName
 from canary.model.status import CheckResult, CheckState, Verdict
@@ -64,7 +61,9 @@ error rate and latency)."""
 
 _FORMAT = 1.0
 _HEADER = 4  # format, kind, canary samples, primary samples
-_KIND_CODE = {CheckKind.ERROR_RATE: 1.0, CheckKind.LATENCY: 2.0, CheckKind.CUSTOM: 3.0}
+_KIND_CODE = {CheckKind.ERROR_RATE: 1.0, CheckKind.LATENCY: 4.0, CheckKind.CUSTOM: 3.0}
+"""A latency check's samples are slow shares in percent (code 4); a state saved with the old
+code 2 (p99 samples in ms) is not mixed with them: it starts over."""
 
 
 class Classification(StrEnum):
@@ -353,7 +352,7 @@ def _sample(kind: CheckKind, side: SideSample | None) -> tuple[float | None, str
         return None, "no {side} data in the window"
     if kind is not CheckKind.CUSTOM and side.requests == 0:
         return None, "no {side} requests in the window"
-    value = side_value(kind, side)
+    value = judged_value(kind, side)
     if value is None or not math.isfinite(value):
         return None, "no {side} value in the window"
     return value, ""
@@ -376,17 +375,12 @@ def _median(values: list[float]) -> float:
 
 
 def _describe(check: CheckSpec, kind: CheckKind, samples: Samples) -> str:
-    """'canary p99 median 612ms vs primary 248ms over 5 windows'."""
-    if kind is CheckKind.ERROR_RATE:
-        subject = "canary errors"
-    elif kind is CheckKind.LATENCY:
-        subject = f"canary {quantile_label(check)}"
-    else:
-        subject = f"canary {check.name}"
+    """'canary slow (>500ms) median 2.40% vs primary 0.30% over 5 windows'."""
+    subject = judged_subject(check, kind)
     n_c, n_p = len(samples.canary), len(samples.primary)
     over = f"{n_c} windows" if n_c == n_p else f"{n_c} canary and {n_p} primary windows"
-    c = format_value(kind, _median(samples.canary))
-    p = format_value(kind, _median(samples.primary))
+    c = format_judged(kind, _median(samples.canary))
+    p = format_judged(kind, _median(samples.primary))
     return f"{subject} median {c} vs primary {p} over {over}"
 
 
