@@ -112,15 +112,23 @@ GATEWAYS = (
 """Envoy Gateway's two Envoys; the first restarts at 150 s. Envoy g proxies caller g."""
 
 
-def gateway_counts(history: History, gateway: int, since: int, t: int) -> dict[str, np.ndarray]:
-    """What Envoy ``gateway`` counted per cluster from ``since`` to ``t``: counts[kind, bucket]."""
+def gateway_counts(
+    history: History, gateway: int, since: int, t: int, *, grpc_route: bool = True
+) -> dict[str, np.ndarray]:
+    """What Envoy ``gateway`` counted per cluster from ``since`` to ``t``: counts[kind, bucket].
+    With ``grpc_route`` the gRPC calls go through a GRPCRoute named like the HTTPRoute (its own
+    clusters, ``grpcroute/...``), the rest through the HTTPRoute; without, all through the
+    HTTPRoute, on a listener without the gRPC statistics filter."""
+    grpc = np.array([kind.is_grpc and grpc_route for kind in KINDS])
     out: dict[str, np.ndarray] = {}
     for workload in history.workloads:
         total = np.zeros((len(KINDS), len(EDGES) + 1), np.int64)
         for p in workload.pods:
             running = history.running[p.name]
             total += running[t][gateway] - (running[since - 1][gateway] if since > 0 else 0)
-        out[envoy_cluster(workload)] = total
+        out[envoy_cluster(workload)] = np.where(grpc[:, None], 0, total)
+        if grpc_route:
+            out[envoy_cluster(workload, "grpcroute")] = np.where(grpc[:, None], total, 0)
     # A second rule without filters: one cluster for both backends, which must not be read.
     out["httproute/shop/podinfo/rule/1"] = out["httproute/shop/podinfo/rule/0/backend/0"] // 3
     return out
@@ -151,8 +159,8 @@ def _caller_targets(history: History, caller: str) -> list[Target]:
     ]
 
 
-def mesh_targets(history: History) -> list[Target]:
-    """Every target of the three meshes for ``history``."""
+def mesh_targets(history: History, *, grpc_route: bool = True) -> list[Target]:
+    """Every target of the three meshes for ``history`` (``grpc_route``: gateway_counts)."""
     targets: list[Target] = []
     for workload in history.workloads:
         for pod in workload.pods:
@@ -179,7 +187,9 @@ def mesh_targets(history: History) -> list[Target]:
     for g, pod in enumerate(GATEWAYS):
 
         def envoy(t: int, g: int = g, pod: Pod = pod) -> list[Sample]:
-            return envoy_samples(gateway_counts(history, g, pod.counting_since(t), t))
+            since = pod.counting_since(t)
+            counts = gateway_counts(history, g, since, t, grpc_route=grpc_route)
+            return envoy_samples(counts, grpc_web=g == 1)
 
         targets.append(
             Target(

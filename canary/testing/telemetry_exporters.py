@@ -22,8 +22,28 @@ Where the shapes come from:
 - Envoy Gateway (gateway.envoyproxy.io, "Gateway Observability"; Envoy's cluster statistics):
   ``envoy_cluster_upstream_rq_xx`` by ``envoy_response_code_class``,
   ``envoy_cluster_upstream_rq`` by ``envoy_response_code``, ``envoy_cluster_upstream_rq_time``
-  (ms) by ``envoy_cluster_name``, clusters named ``httproute/<ns>/<route>/rule/<i>`` and, one
-  per backendRef when backendRefs carry filters, ``.../rule/<i>/backend/<j>``.
+  (ms) by ``envoy_cluster_name``, clusters named ``<route kind>/<ns>/<route>/rule/<i>`` and,
+  one per backendRef when backendRefs carry filters, ``.../rule/<i>/backend/<j>`` (Envoy
+  Gateway's ``irRoutePrefix``, ``irRouteDestinationName`` and ``irDestinationSettingName``;
+  the kind lower-cased: ``httproute``, ``grpcroute``). Envoy's router charges every request
+  its cluster answered, and a gRPC call Envoy answers itself (upstream reset, timeout) with
+  the HTTP code it stands for (``upstream_rq_503``; Envoy's docs, "gRPC Statistics": unless
+  the router's ``suppress_grpc_request_failure_code_stats`` is set, which Envoy Gateway does
+  not set).
+- Envoy's gRPC statistics filter (envoy ``grpc_stats_filter.cc`` and ``grpc/context_impl.cc``;
+  docs "gRPC Statistics"), which Envoy Gateway installs, with ``stats_for_all_methods: true``,
+  on every listener that carries a GRPCRoute (envoyproxy/gateway ``internal/xds/filters/
+  wellknown.go``, ``internal/xds/translator/listener.go``): for each call that ends with a
+  grpc-status, ``cluster.<cluster>.grpc.<service>.<method>.{<status>,success|failure,total}``,
+  plus ``request_message_count``/``response_message_count``; Envoy's own replies to gRPC
+  calls carry a grpc-status and are counted. Its Prometheus names follow Envoy's tag
+  extraction (``source/common/config/well_known_names.cc``: the token after ``grpc`` becomes
+  ``envoy_grpc_bridge_service``, the next ``envoy_grpc_bridge_method``, the rest stays in the
+  name), so a dotted service lands partly in the name: ``helloworld.Greeter/SayHello`` gives
+  ``envoy_cluster_grpc_SayHello_0{envoy_grpc_bridge_service="helloworld",
+  envoy_grpc_bridge_method="Greeter"}`` (envoyproxy/envoy#29735). The gRPC-Web filter before
+  it counts gRPC-Web calls again under ``cluster.<cluster>.grpc-web.<service>.<method>.*``,
+  which no tag matches: ``envoy_cluster_grpc_web_<service>_<method>_total``.
 """
 
 from __future__ import annotations
@@ -36,6 +56,7 @@ from canary.testing.telemetry_history import (
     CALLERS,
     KINDS,
     History,
+    Kind,
     Pod,
     Workload,
     cumulative,
@@ -237,37 +258,97 @@ def linkerd_caller_samples(counts: dict[tuple[str, Workload], np.ndarray]) -> li
 # Envoy Gateway
 
 
-def envoy_cluster(workload: Workload) -> str:
-    """The per-backendRef cluster of the HTTPRoute named after the rollout's target: the
-    primary (``<target>-primary``) is backendRef 0, the canary (``<target>``) 1."""
+def envoy_cluster(workload: Workload, route_kind: str = "httproute") -> str:
+    """The per-backendRef cluster of the route named after the rollout's target: the primary
+    (``<target>-primary``) is backendRef 0, the canary (``<target>``) 1."""
     route = workload.name.removesuffix("-primary")
     backend = 0 if workload.name.endswith("-primary") else 1
-    return f"httproute/{workload.namespace}/{route}/rule/0/backend/{backend}"
+    return f"{route_kind}/{workload.namespace}/{route}/rule/0/backend/{backend}"
 
 
-def envoy_samples(counts: dict[str, np.ndarray]) -> list[Sample]:
-    """Counts[kind, bucket] by cluster name."""
+GRPC_METHODS = ("podinfo.Echo/Echo", "podinfo.Echo/Version")
+"""The gRPC methods the history's calls go to: OK and NOT_FOUND calls to the first,
+UNAVAILABLE ones to the second."""
+
+
+def grpc_method(kind: Kind) -> str:
+    return GRPC_METHODS[0] if kind.grpc in (0, 5) else GRPC_METHODS[1]
+
+
+def envoy_samples(counts: dict[str, np.ndarray], *, grpc_web: bool = False) -> list[Sample]:
+    """Counts[kind, bucket] by cluster name: the router's statistics of every cluster, and the
+    gRPC statistics filter's of the gRPC calls in ``grpcroute/...`` clusters (``grpc_web``:
+    this Envoy's gRPC calls to the first method came as gRPC-Web)."""
     out: list[Sample] = []
     for cluster, by_kind in counts.items():
-        name = {"envoy_cluster_name": cluster}
-        classes: dict[str, float] = defaultdict(float)
-        codes: dict[str, float] = defaultdict(float)
-        for k, kind in enumerate(KINDS):
-            classes[str(kind.code)[0]] += float(by_kind[k].sum())
-            codes[str(kind.code)] += float(by_kind[k].sum())
-        for klass, n in sorted(classes.items()):
-            if n:
-                out.append(
-                    (
-                        "envoy_cluster_upstream_rq_xx",
-                        {**name, "envoy_response_code_class": klass},
-                        n,
-                    )
-                )
-        for code, n in sorted(codes.items()):
-            if n:
-                out.append(("envoy_cluster_upstream_rq", {**name, "envoy_response_code": code}, n))
-        all_kinds = by_kind.sum(axis=0)
-        if all_kinds.sum():
-            out += _histogram("envoy_cluster_upstream_rq_time", name, all_kinds, ISTIO_BUCKETS_MS)
+        out += _router_samples(cluster, by_kind)
+        if cluster.startswith("grpcroute/"):
+            out += _grpc_stats_samples(cluster, by_kind, grpc_web=grpc_web)
     return out
+
+
+def _router_samples(cluster: str, by_kind: np.ndarray) -> list[Sample]:
+    name = {"envoy_cluster_name": cluster}
+    classes: dict[str, float] = defaultdict(float)
+    codes: dict[str, float] = defaultdict(float)
+    for k, kind in enumerate(KINDS):
+        classes[str(kind.code)[0]] += float(by_kind[k].sum())
+        codes[str(kind.code)] += float(by_kind[k].sum())
+    out: list[Sample] = []
+    for klass, n in sorted(classes.items()):
+        if n:
+            labels = {**name, "envoy_response_code_class": klass}
+            out.append(("envoy_cluster_upstream_rq_xx", labels, n))
+    for code, n in sorted(codes.items()):
+        if n:
+            out.append(("envoy_cluster_upstream_rq", {**name, "envoy_response_code": code}, n))
+    all_kinds = by_kind.sum(axis=0)
+    if all_kinds.sum():
+        out += _histogram("envoy_cluster_upstream_rq_time", name, all_kinds, ISTIO_BUCKETS_MS)
+    return out
+
+
+def _grpc_stats_samples(cluster: str, by_kind: np.ndarray, *, grpc_web: bool) -> list[Sample]:
+    """What the gRPC statistics filter (all methods) shows for the gRPC calls in ``by_kind``;
+    each counter is created at its first increment, as Envoy's are."""
+    stats: dict[tuple[str, str], float] = defaultdict(float)
+    for k, kind in enumerate(KINDS):
+        calls = float(by_kind[k].sum())
+        if kind.grpc is None or not calls:
+            continue
+        method = grpc_method(kind)
+        outcome = "success" if kind.grpc == 0 else "failure"
+        for stat in (str(kind.grpc), outcome, "total", "request_message_count"):
+            stats[(method, stat)] += calls
+        if kind.grpc == 0:
+            stats[(method, "response_message_count")] += calls
+        if grpc_web and method == GRPC_METHODS[0]:
+            for stat in (str(kind.grpc), outcome, "total"):
+                stats[(f"web:{method}", stat)] += calls
+    out: list[Sample] = []
+    for (method, stat), n in sorted(stats.items()):
+        if method.startswith("web:"):
+            out.append(_grpc_web_stat(cluster, method.removeprefix("web:"), stat, n))
+        else:
+            out.append(_grpc_stat(cluster, method, stat, n))
+    return out
+
+
+def _grpc_stat(cluster: str, method: str, stat: str, value: float) -> Sample:
+    """``cluster.<cluster>.grpc.<service>.<method>.<stat>`` as Envoy's Prometheus output
+    names it after tag extraction (tokens: see the module's docstring)."""
+    service, rpc = method.split("/")
+    tokens = [*service.split("."), rpc, stat]
+    labels = {
+        "envoy_cluster_name": cluster,
+        "envoy_grpc_bridge_service": tokens[0],
+        "envoy_grpc_bridge_method": tokens[1],
+    }
+    return (f"envoy_cluster_grpc_{'_'.join(tokens[2:])}", labels, value)
+
+
+def _grpc_web_stat(cluster: str, method: str, stat: str, value: float) -> Sample:
+    """``cluster.<cluster>.grpc-web.<service>.<method>.<stat>``: no tag but the cluster's."""
+    service, rpc = method.split("/")
+    name = "_".join(["envoy_cluster_grpc_web", *service.split("."), rpc, stat])
+    return (name, {"envoy_cluster_name": cluster}, value)

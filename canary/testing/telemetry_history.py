@@ -42,8 +42,12 @@ class Kind:
 
     @property
     def failed_for_envoy(self) -> bool:
-        """What Envoy's cluster statistics can see: the HTTP status only."""
+        """What Envoy's cluster statistics see without its gRPC statistics: the HTTP status."""
         return self.code >= 500
+
+    @property
+    def is_grpc(self) -> bool:
+        return self.grpc is not None
 
 
 KINDS = (
@@ -55,7 +59,12 @@ KINDS = (
     Kind(200, 0),
     Kind(200, 5),  # NOT_FOUND
     Kind(200, 14),  # UNAVAILABLE
+    Kind(503, 14),  # UNAVAILABLE with a 503: the gRPC call's connection to the pod failed
 )
+"""The last kind is a gRPC call that failed with HTTP 503 and grpc-status 14: what a server's
+proxy answers when its connection to the application fails, and what Envoy's router charges to
+its cluster when it answers a gRPC call itself (``upstream_rq_503``, while its gRPC statistics
+count the same call as UNAVAILABLE): counted once by every policy."""
 
 
 @dataclass(frozen=True)
@@ -70,8 +79,8 @@ class Behaviour:
         return sum(s for s, k in zip(self.shares, KINDS, strict=True) if k.failed)
 
 
-HEALTHY = Behaviour((0.70, 0.03, 0.01, 0.002, 0.002, 0.23, 0.005, 0.001), 80.0, 0.8)
-BAD = Behaviour((0.67, 0.03, 0.01, 0.01, 0.01, 0.22, 0.005, 0.045), 120.0, 1.0)
+HEALTHY = Behaviour((0.70, 0.03, 0.01, 0.002, 0.002, 0.23, 0.005, 0.001, 0.0), 80.0, 0.8)
+BAD = Behaviour((0.66, 0.03, 0.01, 0.01, 0.01, 0.22, 0.005, 0.045, 0.01), 120.0, 1.0)
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,15 @@
 
 The history (canary.testing.telemetry_history): a primary of three pods serving 60 requests a
 second since the start, one of whose proxies restarts at 170 s; a bad canary of two pods
-born at 60 s when the analysis starts (20 requests a second, 7% failures, most of them gRPC
-UNAVAILABLE on HTTP 200), one replaced at 200-205 s; two callers; lookalikes that fail half
-their requests (podinfo-v2 in the same namespace, podinfo and podinfo-primary in another); an
-idle canary with no user traffic beside its busy primary; Linkerd's probes and admin traffic on
-every pod; Envoy Gateway's two Envoys, one restarting at 150 s. Every target is scraped every
-5 s at its own phase; promtool backfills it all into a fresh Prometheus.
+born at 60 s when the analysis starts (20 requests a second, 8% failures, most of them gRPC
+UNAVAILABLE on HTTP 200, 1% a 503 with UNAVAILABLE), one replaced at 200-205 s; two callers;
+lookalikes that fail half their requests (podinfo-v2 in the same namespace, podinfo and
+podinfo-primary in another); an idle canary with no user traffic beside its busy primary;
+Linkerd's probes and admin traffic on every pod; Envoy Gateway's two Envoys, one restarting at
+150 s, routing the gRPC calls through a GRPCRoute (its clusters with Envoy's gRPC statistics;
+the second Envoy's calls to one method as gRPC-Web) and the rest through the HTTPRoute. Every
+target is scraped every 5 s at its own phase; promtool backfills it all into a fresh
+Prometheus.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from canary.testing.telemetry_history import (
 ANALYSIS_START = 60
 SECONDS = 300
 NAMESPACE = "shop"
-LOOKALIKE = Behaviour((0.5, 0, 0, 0, 0.5, 0, 0, 0), 40.0, 0.5)
+LOOKALIKE = Behaviour((0.5, 0, 0, 0, 0.5, 0, 0, 0, 0), 40.0, 0.5)
 IDLE = Behaviour(HEALTHY.shares, 50.0, 0.5)
 
 
