@@ -128,12 +128,7 @@ def _side(
     high = estimate.high if estimate is not None else None
     failing = parts.get("failures", [])
     if not failing and check.kind is CheckKind.LATENCY and requests > 0:
-        objective = f"max {check.max:g} ms" if check.max is not None else "max"
-        raise QueryError(
-            f"failuresQuery found no series for {workload} though requestsQuery counted "
-            f"{requests}: the latency objective ({objective}) must be a bucket boundary (le) "
-            "of the histogram; pick one of its buckets (see docs/policies.md)"
-        )
+        raise QueryError(no_failures_message(check, workload, requests))
     failures = round(side_total((s.points for s in failing), look.start, look.end))
     return SideSample(
         requests=max(0, requests),
@@ -142,6 +137,21 @@ def _side(
         quantile_low=low,
         quantile_high=high,
     )
+
+
+def no_failures_message(check: CheckSpec, workload: str, count: int) -> str:
+    """Why a side with requests but no failures series cannot be judged: for a latency check,
+    an objective that is no bucket boundary (there are no slow counts, and no judge may pass
+    it on its p99 estimate); otherwise a failures query that is absent, not 0, when nothing
+    failed (estimated counts)."""
+    head = f"failuresQuery found no series for {workload} though requestsQuery counted {count}"
+    if check.kind is CheckKind.LATENCY:
+        objective = f"max {check.max:g} ms" if check.max is not None else "max"
+        return (
+            f"{head}: the latency objective ({objective}) must be a bucket boundary (le) of "
+            "the histogram; pick one of its buckets (see docs/policies.md)"
+        )
+    return f"{head}: make it 0 when nothing failed, e.g. '<errors> or 0 * <requests>'"
 
 
 def _last_points(series: Sequence[SeriesPoints], end: float) -> list[tuple[dict[str, str], float]]:

@@ -248,22 +248,11 @@ def _side(check: CheckSpec, got: dict[str, float], workload: str) -> SideSample 
     if "failures" not in got:
         if count == 0:
             return SideSample(requests=0, failures=0, value=quantile)
-        raise QueryError(_no_failures(check, workload, count))
+        raise QueryError(exact.no_failures_message(check, workload, count))
     failures = _finite(got["failures"])
     if failures is None:
         return None
     return SideSample(requests=count, failures=min(count, max(0, round(failures))), value=quantile)
-
-
-def _no_failures(check: CheckSpec, workload: str, count: int) -> str:
-    head = f"failuresQuery found no series for {workload} though requestsQuery counted {count}"
-    if check.kind is CheckKind.LATENCY:
-        objective = f"max {check.max:g} ms" if check.max is not None else "max"
-        return (
-            f"{head}: the latency objective ({objective}) must be a bucket boundary (le) of "
-            "the histogram; pick one of its buckets (see docs/policies.md)"
-        )
-    return f"{head}: make it 0 when nothing failed, e.g. '<errors> or 0 * <requests>'"
 
 
 _T = TypeVar("_T")

@@ -385,3 +385,17 @@ def test_analyse_without_mann_whitney_is_unchanged() -> None:
     results = _analyse_ticks(_rollout("threshold"), [LATENCY], {"latency": fine})
     assert results[0].verdict is Verdict.PASS
     assert "score" not in results[0].message
+
+
+def test_windows_all_alike_pass_once_an_untied_test_could_have_rejected() -> None:
+    """Neither side had a slow request in any window: every sample is 0. No arrangement of
+    them differs, so the tie rule alone would never let the check pass; they pass once there
+    are as many windows as a test without ties needs to be able to reject (5 a side)."""
+    quiet = [latency(0.0, 0.0)] * 5
+    results, _ = run(LATENCY, quiet)
+    assert [r.verdict for r in results[:4]] == [Verdict.INCONCLUSIVE] * 4
+    assert all(r.no_data for r in results[:4])
+    assert results[4].verdict is Verdict.PASS
+    # one slow request on the canary's side: ties again, judged as before
+    results, _ = run(LATENCY, [*quiet[:4], latency(1.0, 0.0)])
+    assert results[-1].verdict is Verdict.INCONCLUSIVE

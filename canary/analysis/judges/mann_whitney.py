@@ -137,8 +137,11 @@ def compare(
     # Without ties an exact two-sided test cannot go below 2 / C(n_c + n_p, n_c) (all of one
     # side first). With ties it depends on them: the test could have rejected only if the
     # most extreme arrangement of these very values (the canary holding the largest) does.
-    if tied:
-        pooled = sorted([*canary, *primary])
+    # Every window of both sides the same number (a latency check's slow share is 0 in every
+    # window when neither side had a slow request): no arrangement of them differs, yet they
+    # say the sides behaved alike once there are as many windows as a test without ties needs.
+    pooled = sorted([*canary, *primary])
+    if tied and pooled[0] != pooled[-1]:
         can_reject = mann_whitney_u(pooled[n_p:], pooled[:n_p])[1] < ALPHA
     else:
         can_reject = 2.0 / math.comb(n_c + n_p, n_c) < ALPHA
