@@ -17,8 +17,10 @@ again at once. After the run a quiet period (every Rollout ended, no outbox left
 Rollout is checked: ended (not stuck), the right verdict for its last revision, the primary's
 image, the canary scaled to zero, the VirtualService all on the primary with no mirror; over
 every cycle: weights never moving backwards, no step skipped or repeated (a healthy cycle
-holds 20 then 50), aborts honoured, one terminal Event per cycle. A control run without kills
-runs beside it.
+holds 20 then 50), aborts honoured, one terminal Event per cycle; and, followed as the
+API server commits each change (benchmarks/chaos_traffic.py), no interval longer than one tick
+(the analysis interval) during which a route sends traffic to a canary without ready pods. A
+control run without kills runs beside it.
 
     .venv/bin/python benchmarks/chaos.py            # 100 Rollouts, 50+ kills, 1 and 2 replicas
     .venv/bin/python benchmarks/chaos.py --quick    # 6 Rollouts, a few kills (the CI smoke)
@@ -48,6 +50,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from chaos_traffic import UnservedTraffic, canary_weight
 from report import replace_section
 from scale_cluster import Cluster, make_cluster
 
@@ -96,6 +99,10 @@ class Figures:
     weights_backwards: int = 0
     steps_skipped_or_repeated: int = 0
     commands_lost: int = 0
+    traffic_without_pods: int = 0
+    """Intervals longer than one tick with traffic routed to a canary without ready pods."""
+    longest_without_pods: float = 0.0
+    """Seconds: the longest such interval, however short."""
     events_lost: int = 0
     events_duplicated: int = 0
     restarts: int = 0
@@ -170,8 +177,16 @@ class Run:
         self.generation = Counter[str]()
         self.figures = Figures(mode, count)
         self.lock = threading.Lock()
-        for key in (("networking.istio.io", "virtualservices"), ("canary.dev", "rollouts")):
-            self.api.store.subscribe(_Listener(self, key), None, lambda _o: True)
+        self.unserved = UnservedTraffic(self.cluster.names)
+        for key in (
+            ("networking.istio.io", "virtualservices"),
+            ("canary.dev", "rollouts"),
+            ("apps", "deployments"),
+        ):
+            listener = _Listener(self, key)
+            existing, _ = self.api.store.subscribe(listener, None, lambda _o: True)
+            for event in existing:
+                listener.push(event)
 
     # --- the parts -------------------------------------------------------------------------
 
@@ -277,15 +292,11 @@ class Run:
             current.aborted = True
 
     def route_weight(self, obj: Json) -> int:
-        weight = 0
-        for http in (obj.get("spec") or {}).get("http") or []:
-            for route in http.get("route") or []:
-                if str((route.get("destination") or {}).get("host", "")).endswith("-canary"):
-                    weight = max(weight, int(route.get("weight") or 0))
-        return weight
+        return canary_weight(obj)
 
     def seen_route(self, event: Event) -> None:
         name = event.obj["metadata"]["name"]
+        self.unserved.seen_route(name, None if event.type == "DELETED" else event.obj)
         cycles = self.cycles.get(name)
         if not cycles or event.type == "DELETED":
             return
@@ -307,6 +318,7 @@ class Run:
 
     def check(self) -> None:
         f = self.figures
+        self.check_traffic()
         events = self.api.list("v1", "Event", NAMESPACE)
         for name in self.cluster.names:
             cycles = self.cycles[name]
@@ -343,6 +355,21 @@ class Run:
             f.events_lost += max(0, finished - total)
             f.events_duplicated += max(0, total - finished)
 
+    def check_traffic(self) -> None:
+        """Traffic on a canary without ready pods: tolerated within one tick, not beyond."""
+        exposures = self.unserved.exposures()
+        beyond = self.unserved.beyond(self.args.interval)
+        self.figures.traffic_without_pods = len(beyond)
+        longest = max((e.seconds for e in exposures), default=0.0)
+        self.figures.longest_without_pods = round(longest, 2)
+        for e in beyond:
+            state = "still" if e.ongoing else "for"
+            print(
+                f"{self.mode}: {e.rollout} sent traffic to a canary without ready pods "
+                f"{state} {e.seconds:.1f} s",
+                file=sys.stderr,
+            )
+
     def close(self) -> None:
         for part in (getattr(self, "controllers", None),):
             if part is not None:
@@ -356,8 +383,8 @@ class Run:
 
 
 class _Listener:
-    """The store's changes of VirtualServices (each weight the route held, in order) or of
-    Rollouts (a cycle begun), as they are committed."""
+    """The store's changes of VirtualServices (each weight the route held, in order), of
+    Rollouts (a cycle begun) or of Deployments (ready pods), as they are committed."""
 
     def __init__(self, run: Run, key: tuple[str, str]) -> None:
         self.run = run
@@ -366,6 +393,9 @@ class _Listener:
     def push(self, event: Event) -> None:
         if self.key[1] == "virtualservices":
             self.run.seen_route(event)
+        elif self.key[1] == "deployments":
+            obj = None if event.type == "DELETED" else event.obj
+            self.run.unserved.seen_deployment(event.obj["metadata"]["name"], obj)
         else:
             self.run.seen_rollout(event)
 
@@ -484,6 +514,8 @@ COLUMNS = (
     ("weights backwards", "weights_backwards"),
     ("steps skipped/repeated", "steps_skipped_or_repeated"),
     ("aborts lost", "commands_lost"),
+    ("traffic to a canary without ready pods > 1 tick", "traffic_without_pods"),
+    ("longest traffic to a canary without pods (s)", "longest_without_pods"),
     ("terminal Events lost", "events_lost"),
     ("terminal Events duplicated", "events_duplicated"),
 )
@@ -501,7 +533,9 @@ def report(args: argparse.Namespace, results: list[Figures]) -> str:
         f"{args.interval:g} s, weights 20/50, seed {args.seed}; SIGKILL at random moments and "
         "at a chosen write -- a route apply, a status write, a scale, a primary update, an "
         "Event -- as the API server receives it; the killed replica started again at once; "
-        "then a quiet period and a check of every Rollout).",
+        "then a quiet period and a check of every Rollout; traffic to a canary without ready "
+        "pods followed change by change as the API server commits them, intervals longer "
+        f"than one tick ({args.interval:g} s) counted).",
         "",
         "| run | " + " | ".join(name for name, _ in COLUMNS) + " | seconds |",
         "|---" * (len(COLUMNS) + 2) + "|",

@@ -1,6 +1,7 @@
 """The chaos benchmark's quick path runs end to end: a few Rollouts cycle while the controller
 (a process of its own) is killed; every Rollout is checked afterwards. A run that found a
-stuck Rollout, a wrong verdict, a lost abort or a lost or duplicated terminal Event fails."""
+stuck Rollout, a wrong verdict, a lost abort, traffic sent to a canary without ready pods for
+longer than one tick, or a lost or duplicated terminal Event fails."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ ANOMALIES = (
     "weights_backwards",
     "steps_skipped_or_repeated",
     "commands_lost",
+    "traffic_without_pods",
     "events_lost",
     "events_duplicated",
 )
