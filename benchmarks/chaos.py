@@ -103,6 +103,10 @@ class Figures:
     """Intervals longer than one tick with traffic routed to a canary without ready pods."""
     longest_without_pods: float = 0.0
     """Seconds: the longest such interval, however short."""
+    canaries_routed: int = 0
+    """Times a route started sending a canary traffic, and a canary lost its pods: what the
+    audit of traffic without pods saw (not in the table)."""
+    canaries_emptied: int = 0
     events_lost: int = 0
     events_duplicated: int = 0
     restarts: int = 0
@@ -362,6 +366,8 @@ class Run:
         self.figures.traffic_without_pods = len(beyond)
         longest = max((e.seconds for e in exposures), default=0.0)
         self.figures.longest_without_pods = round(longest, 2)
+        self.figures.canaries_routed = self.unserved.routed
+        self.figures.canaries_emptied = self.unserved.emptied
         for e in beyond:
             state = "still" if e.ongoing else "for"
             print(

@@ -79,12 +79,17 @@ class UnservedTraffic:
         self.ready = dict.fromkeys(names, False)
         self.since: dict[str, float] = {}
         self.closed: list[Exposure] = []
+        self.routed = 0
+        """Times a route started sending a canary traffic (the audit saw something to check)."""
+        self.emptied = 0
+        """Times a canary lost its pods."""
 
     def seen_route(self, name: str, route: Json | None) -> None:
         """A VirtualService named ``name`` changed (None: deleted)."""
         if name in self.names:
             sends = route is not None and (canary_weight(route) > 0 or mirrors_to_canary(route))
             with self.lock:
+                self.routed += sends and not self.traffic[name]
                 self.traffic[name] = sends
                 self._update(name)
 
@@ -94,6 +99,7 @@ class UnservedTraffic:
             with self.lock:
                 had = self.ready[name]
                 self.ready[name] = deployment is not None and has_ready_pods(deployment, had)
+                self.emptied += had and not self.ready[name]
                 self._update(name)
 
     def exposures(self) -> list[Exposure]:

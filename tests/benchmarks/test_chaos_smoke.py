@@ -36,5 +36,8 @@ def test_chaos_benchmark_runs_and_finds_nothing_wrong(tmp_path: Path) -> None:
     assert "Chaos: the controller killed mid-rollout" in run.stdout
     (result,) = json.loads(out.read_text())["results"]
     assert result["cycles"] > 3, "the rollouts cycled"
+    # the audit of traffic without pods saw canaries take traffic and lose their pods
+    assert result["canaries_routed"] > 0
+    assert result["canaries_emptied"] > 0
     assert result["restarts"] == result["kills_random"] + result["kills_targeted"]
     assert {k: result[k] for k in ANOMALIES} == dict.fromkeys(ANOMALIES, 0)

@@ -77,6 +77,7 @@ def test_the_stalled_rollback_of_issue_14_is_caught() -> None:
     traffic.seen_route("app", route(0))
     (closed,) = traffic.exposures()
     assert not closed.ongoing
+    assert (traffic.routed, traffic.emptied) == (2, 1)
 
 
 def test_a_canary_scaled_up_has_no_pods_until_its_status_says_so() -> None:
