@@ -151,8 +151,12 @@ class LocalRunner:
                 self.log(done)
 
     def _repair_drift(self) -> None:
-        """HAProxy must hold the route last applied, weights and A/B maps exactly; whatever
-        someone changed, added or removed by hand is put back."""
+        """HAProxy must hold the route last applied (weights and A/B maps exactly) and its
+        primary server must point where the state says; whatever someone changed, added or
+        removed by hand is put back."""
+        repaired = self.workload.repair()
+        if repaired:
+            self.log(repaired)
         route = self._held_route()
         drift = self.router.drift(route)
         if drift:

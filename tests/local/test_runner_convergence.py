@@ -1,7 +1,8 @@
 """After every tick of the local runner, the real HAProxy holds exactly the route last applied:
 both servers' weights and every A/B map canary owns, read back with `get weight` and
 `show map`. Hand edits between ticks (entries added, removed, weights changed) are undone at
-the next tick, and a run resumed with a rule removed from the spec empties that rule's map."""
+the next tick, and a run resumed with a rule removed from the spec empties that rule's map; a
+primary server pointed elsewhere by hand is pointed back."""
 
 from __future__ import annotations
 
@@ -142,3 +143,23 @@ def test_a_run_resumed_without_a_rule_empties_its_map(
     assert set(haproxy.send(3, {"Cookie": "canary=always"})) == {"primary"}
     assert set(haproxy.send(3, {"x-canary": "insider"})) == {"canary"}
     assert resumed.state.route == Route(match=resumed.router.rules)
+
+
+def test_a_primary_server_pointed_elsewhere_by_hand_is_put_back(
+    haproxy: LocalHaproxy, tmp_path: Path
+) -> None:
+    time = FakeTime()
+    plain = rollout(haproxy.rollout, {"canary": {"weights": [10, 50]}})
+    run = runner(haproxy, plain, tmp_path / "state.json", time)
+    run.tick()
+    primary = run.workload.record.primary_address
+    canary = run.workload.settings.canary_address
+    assert primary is not None
+    assert canary is not None
+    host, _, port = canary.rpartition(":")
+    run.router.runtime.command(f"set server app/primary addr {host} port {port}")
+    assert run.router.runtime.server_address("app", "primary") == canary
+    assert set(haproxy.send(5)) == {"canary"}  # v1's share now reaches v2
+    run.tick()
+    assert run.router.runtime.server_address("app", "primary") == primary
+    assert "primary" in haproxy.send(10)  # v1 serves the primary's share again

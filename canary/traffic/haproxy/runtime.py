@@ -64,6 +64,16 @@ class RuntimeApi:
             raise RuntimeApiError(f"HAProxy weights are 0..256, not {weight}")
         self.command(f"set weight {backend}/{server} {weight}")
 
+    def server_address(self, backend: str, server: str) -> str:
+        """host:port the server points at now (`show servers state`)."""
+        rows = self.command(f"show servers state {backend}").splitlines()
+        header = next((r[2:].split() for r in rows if r.startswith("# ")), [])
+        for row in rows:
+            values = dict(zip(header, row.split(), strict=False))
+            if values.get("srv_name") == server and "srv_addr" in values:
+                return f"{values['srv_addr']}:{values.get('srv_port', '')}"
+        raise RuntimeApiError(f"HAProxy has no server {backend}/{server}")
+
     def loaded_maps(self) -> list[str]:
         """The files of every map the running HAProxy loaded from its config."""
         files = []
