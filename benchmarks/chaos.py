@@ -8,7 +8,10 @@ process of its own, told which canaries are bad (they fail half their requests).
 controller runs as ``canary controller`` in processes of its own: one replica, or two (then
 the kills hit the Lease holder). Each Rollout that ends gets a new revision at once: healthy
 (60%), bad (30%) or healthy but aborted once it takes traffic (10%, through
-`KubeRolloutStore.post_command`, the path ``canary abort`` takes).
+`KubeRolloutStore.post_command`, the path ``canary abort`` takes). Two Rollouts in five wait for
+a person's approval, one before each rollout and one before each promotion (``spec.gates.
+approvals``): the benchmark approves as soon as the status says it waits (``canary approve``'s
+path), so a lost approval leaves that Rollout stuck.
 
 Kills: at random moments (exponential gaps), and *targeted*: the API server kills the
 controller as it receives a chosen write (a route apply, a status write, a scale, a primary
@@ -50,6 +53,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from chaos_report import Figures, report
 from chaos_traffic import UnservedTraffic, canary_weight
 from report import replace_section
 from scale_cluster import Cluster, make_cluster
@@ -80,37 +84,9 @@ class Cycle:
     """The image the primary must run at the end."""
     weights: list[int] = field(default_factory=list)
     aborted: bool = False
+    approved: bool = False
     begun: bool = False
     """The Rollout left its terminal phase for this revision."""
-
-
-@dataclass
-class Figures:
-    mode: str
-    rollouts: int
-    cycles: int = 0
-    kills_random: int = 0
-    kills_targeted: int = 0
-    stuck: int = 0
-    wrong_verdict: int = 0
-    wrong_image: int = 0
-    canary_not_scaled_down: int = 0
-    route_not_stable: int = 0
-    weights_backwards: int = 0
-    steps_skipped_or_repeated: int = 0
-    commands_lost: int = 0
-    traffic_without_pods: int = 0
-    """Intervals longer than one tick with traffic routed to a canary without ready pods."""
-    longest_without_pods: float = 0.0
-    """Seconds: the longest such interval, however short."""
-    canaries_routed: int = 0
-    """Times a route started sending a canary traffic, and a canary lost its pods: what the
-    audit of traffic without pods saw (not in the table)."""
-    canaries_emptied: int = 0
-    events_lost: int = 0
-    events_duplicated: int = 0
-    restarts: int = 0
-    seconds: float = 0.0
 
 
 class Controllers:
@@ -180,6 +156,12 @@ class Run:
         self.images = dict.fromkeys(self.cluster.names, "podinfo:bench-1")
         self.generation = Counter[str]()
         self.figures = Figures(mode, count)
+        self.gates = {n: g for i, n in enumerate(self.cluster.names) if (g := _gate(i))}
+        for name, point in self.gates.items():
+            ro = self.api.get("canary.dev/v1alpha1", "Rollout", name, NAMESPACE)
+            ro["spec"]["gates"] = {"approvals": [point]}
+            ro["metadata"].pop("resourceVersion", None)
+            self.api.apply(ro)
         self.lock = threading.Lock()
         self.unserved = UnservedTraffic(self.cluster.names)
         for key in (
@@ -282,18 +264,28 @@ class Run:
             time.sleep(0.2)
 
     def tend(self, name: str) -> None:
-        """Abort a cycle meant to be aborted once its canary takes traffic."""
+        """Abort a cycle meant to be aborted once its canary takes traffic; approve a cycle
+        waiting at its Rollout's approval point."""
         cycles = self.cycles[name]
         current = cycles[-1] if cycles else None
-        if (
-            current
-            and current.kind == "abort"
-            and not current.aborted
-            and self.status(name).get("canaryWeight", 0) > 0
-        ):
-            command = Command(kind=CommandKind.ABORT, by="chaos")
-            self.store.post_command(NAMESPACE, name, command)
+        if current is None or (current.aborted and current.approved):
+            return
+        status = self.status(name)
+        if current.kind == "abort" and not current.aborted and status.get("canaryWeight", 0) > 0:
+            self.send(name, CommandKind.ABORT)
             current.aborted = True
+        point = self.gates.get(name)
+        if point and not current.approved and status.get("waitingFor") == point:
+            self.send(name, CommandKind.APPROVE)
+            current.approved = True
+
+    def send(self, name: str, kind: CommandKind) -> None:
+        self.store.post_command(NAMESPACE, name, Command(kind=kind, by="chaos"))
+        with self.lock:
+            if kind is CommandKind.ABORT:
+                self.figures.aborts_sent += 1
+            else:
+                self.figures.approvals_sent += 1
 
     def route_weight(self, obj: Json) -> int:
         return canary_weight(obj)
@@ -332,6 +324,8 @@ class Run:
             last = cycles[-1]
             if not self.ended(name):
                 f.stuck += 1
+                if last.approved and status.get("waitingFor") == self.gates.get(name):
+                    f.commands_lost += 1  # approved, and still waiting for it
                 continue
             want = "Succeeded" if last.kind == "healthy" else "Failed"
             if status.get("phase") != want:
@@ -407,6 +401,11 @@ class _Listener:
 
     def progress(self, rv: int) -> None:
         pass
+
+
+def _gate(index: int) -> str | None:
+    """The approval point Rollout ``index`` waits at, if any: two in five do."""
+    return {1: "rollout", 3: "promotion"}.get(index % 5)
 
 
 def _fault(path: str, method: str, action: Any) -> Any:
@@ -507,53 +506,6 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_write:
         replace_section("chaos", text)
     return 0
-
-
-COLUMNS = (
-    ("cycles", "cycles"),
-    ("kills (random/targeted)", None),
-    ("stuck", "stuck"),
-    ("wrong verdict", "wrong_verdict"),
-    ("wrong primary image", "wrong_image"),
-    ("canary left up", "canary_not_scaled_down"),
-    ("route not on the primary", "route_not_stable"),
-    ("weights backwards", "weights_backwards"),
-    ("steps skipped/repeated", "steps_skipped_or_repeated"),
-    ("aborts lost", "commands_lost"),
-    ("traffic to a canary without ready pods > 1 tick", "traffic_without_pods"),
-    ("longest traffic to a canary without pods (s)", "longest_without_pods"),
-    ("terminal Events lost", "events_lost"),
-    ("terminal Events duplicated", "events_duplicated"),
-)
-
-
-def report(args: argparse.Namespace, results: list[Figures]) -> str:
-    command = (
-        "make bench-chaos" if not args.quick else ".venv/bin/python benchmarks/chaos.py --quick"
-    )
-    lines = [
-        "## Chaos: the controller killed mid-rollout",
-        "",
-        f"`{command}` (benchmarks/chaos.py; {args.rollouts} Rollouts cycling through healthy "
-        f"(60%), bad (30%) and aborted (10%) revisions for {args.duration:g} s, interval "
-        f"{args.interval:g} s, weights 20/50, seed {args.seed}; SIGKILL at random moments and "
-        "at a chosen write -- a route apply, a status write, a scale, a primary update, an "
-        "Event -- as the API server receives it; the killed replica started again at once; "
-        "then a quiet period and a check of every Rollout; traffic to a canary without ready "
-        "pods followed change by change as the API server commits them, intervals longer "
-        f"than one tick ({args.interval:g} s) counted).",
-        "",
-        "| run | " + " | ".join(name for name, _ in COLUMNS) + " | seconds |",
-        "|---" * (len(COLUMNS) + 2) + "|",
-    ]
-    for f in results:
-        cells = []
-        for _, attr in COLUMNS:
-            cells.append(
-                f"{f.kills_random}/{f.kills_targeted}" if attr is None else str(getattr(f, attr))
-            )
-        lines.append(f"| {f.mode} | " + " | ".join(cells) + f" | {f.seconds:g} |")
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The chaos benchmark's quick path runs end to end: a few Rollouts cycle while the controller
 (a process of its own) is killed; every Rollout is checked afterwards. A run that found a
-stuck Rollout, a wrong verdict, a lost abort, traffic sent to a canary without ready pods for
-longer than one tick, or a lost or duplicated terminal Event fails."""
+stuck Rollout, a wrong verdict, a lost abort or approval, traffic sent to a canary without
+ready pods for longer than one tick, or a lost or duplicated terminal Event fails."""
 
 from __future__ import annotations
 
@@ -39,5 +39,6 @@ def test_chaos_benchmark_runs_and_finds_nothing_wrong(tmp_path: Path) -> None:
     # the audit of traffic without pods saw canaries take traffic and lose their pods
     assert result["canaries_routed"] > 0
     assert result["canaries_emptied"] > 0
+    assert result["approvals_sent"] > 0, "a Rollout waited for approvals and got them"
     assert result["restarts"] == result["kills_random"] + result["kills_targeted"]
     assert {k: result[k] for k in ANOMALIES} == dict.fromkeys(ANOMALIES, 0)
