@@ -86,4 +86,14 @@ def report(args: argparse.Namespace, results: list[Figures]) -> str:
             else:
                 cells.append(f"{f.aborts_sent}/{f.approvals_sent}")
         lines.append(f"| {f.mode} | " + " | ".join(cells) + f" | {f.seconds:g} |")
+    lines.append("")
+    lines.append(
+        "What the audit of traffic without pods followed: "
+        + "; ".join(
+            f"{f.mode}: {f.canaries_routed} times a canary began taking traffic, "
+            f"{f.canaries_emptied} times one lost its pods"
+            for f in results
+        )
+        + "."
+    )
     return "\n".join(lines)
