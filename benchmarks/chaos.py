@@ -15,8 +15,11 @@ path), so a lost approval leaves that Rollout stuck.
 
 Kills: at random moments (exponential gaps), and *targeted*: the API server kills the
 controller as it receives a chosen write (a route apply, a status write, a scale, a primary
-update, an Event), so that write lands and its answer is lost. A killed replica is started
-again at once. After the run a quiet period (every Rollout ended, no outbox left), then every
+update, an Event, a command's delete), so that write lands and its answer is lost. A killed
+replica is started again at once. The faults run kills nothing: the API server answers an HTTP
+500 to such a chosen write instead (not stored), at random moments.
+
+After the run a quiet period (every Rollout ended, no outbox left), then every
 Rollout is checked: ended (not stuck), the right verdict for its last revision, the primary's
 image, the canary scaled to zero, the VirtualService all on the primary with no mirror; over
 every cycle: weights never moving backwards, no step skipped or repeated (a healthy cycle
@@ -72,6 +75,7 @@ TARGETS = {
     "scale": ("PATCH", r"/deployments/[^/]+/scale$"),
     "promote": ("PUT", r"/deployments/[^/]+-primary$"),
     "event": ("POST", r"/events$"),
+    "command": ("DELETE", r"/rolloutcommands/"),
 }
 Json = dict[str, Any]
 
@@ -134,8 +138,9 @@ class Controllers:
 
 
 class Run:
-    def __init__(self, args: argparse.Namespace, mode: str, kills: bool, workdir: Path) -> None:
-        self.args, self.mode, self.kills = args, mode, kills
+    def __init__(self, args: argparse.Namespace, mode: str, workdir: Path) -> None:
+        self.args, self.mode = args, mode
+        self.injected: list[Any] = []
         self.rng = random.Random(args.seed)
         self.workdir = workdir
         count = args.rollouts
@@ -214,6 +219,11 @@ class Run:
         """A targeted kill at the next write of a kind chosen at random."""
         method, path = TARGETS[self.rng.choice(sorted(TARGETS))]
         self.api.faults.add(_fault(path, method, lambda: self.kill(targeted=True)))
+
+    def inject(self) -> None:
+        """An HTTP 500 on the next write of a kind chosen at random (the write not stored)."""
+        method, path = TARGETS[self.rng.choice(sorted(TARGETS))]
+        self.injected.append(self.api.faults.fail(path, 500, times=1, method=method))
 
     # --- cycles ----------------------------------------------------------------------------
 
@@ -435,23 +445,26 @@ def _steps(weights: list[int]) -> list[int]:
     return [w for w in weights if w > 0]
 
 
-def run_mode(args: argparse.Namespace, mode: str, kills: bool) -> Figures:
+def run_mode(args: argparse.Namespace, mode: str, chaos: str) -> Figures:
+    """One run; ``chaos``: "none", "kills" or "faults" (500s on writes)."""
     with tempfile.TemporaryDirectory(prefix="canary-chaos-") as tmp:
-        run = Run(args, mode, kills, Path(tmp))
+        run = Run(args, mode, Path(tmp))
         started = time.monotonic()
         try:
             run.start()
             deadline = started + args.duration
-            killer = threading.Thread(target=_killer, args=(run, deadline), daemon=True)
-            if kills:
-                killer.start()
+            agent = {"kills": _killer, "faults": _faulter}.get(chaos)
+            thread = threading.Thread(target=agent, args=(run, deadline), daemon=True)
+            if agent is not None:
+                thread.start()
             run.drive(deadline)
-            if kills:
-                killer.join()
+            if agent is not None:
+                thread.join()
             run.api.faults.clear()
             run.quiet(args.quiet)
             run.check()
             run.figures.restarts = run.controllers.restarts
+            run.figures.faults = sum(fault.hits for fault in run.injected)
         finally:
             run.figures.seconds = round(time.monotonic() - started, 1)
             run.close()
@@ -469,10 +482,27 @@ def _killer(run: Run, deadline: float) -> None:
             run.arm()
 
 
+def _faulter(run: Run, deadline: float) -> None:
+    rng = random.Random(run.args.seed + 2)
+    gap = run.args.duration / max(1, run.args.faults)
+    while time.monotonic() < deadline - run.args.interval * 4:
+        time.sleep(rng.expovariate(1 / gap))
+        run.inject()
+
+
+MODES = (
+    ("control", "control, 1 replica", "none"),
+    ("1", "kills, 1 replica", "kills"),
+    ("2", "kills, 2 replicas", "kills"),
+    ("faults", "500s on writes, 1 replica", "faults"),
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rollouts", type=int, default=100)
     parser.add_argument("--kills", type=int, default=30, help="kills per run (about)")
+    parser.add_argument("--faults", type=int, default=60, help="500s per faults run (about)")
     parser.add_argument("--duration", type=float, default=180.0)
     parser.add_argument("--interval", type=float, default=2.0)
     parser.add_argument("--quiet", type=float, default=90.0)
@@ -481,24 +511,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--json", type=Path)
     parser.add_argument(
-        "--modes", default="control,1,2", help="control, 1 (replica), 2 (replicas), comma-separated"
+        "--modes",
+        default="control,1,2,faults",
+        help="control, 1 (replica), 2 (replicas), faults (500s on writes), comma-separated",
     )
     args = parser.parse_args(argv)
     # a terminated benchmark stops its controllers and its Prometheus stand-in too
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     if args.quick:
-        args.rollouts, args.kills, args.duration, args.quiet = 6, 6, 40.0, 60.0
+        args.rollouts, args.kills, args.faults, args.duration, args.quiet = 6, 6, 10, 40.0, 60.0
     chosen = {m.strip() for m in args.modes.split(",")}
-    modes = [
-        (name, kills)
-        for key, name, kills in (
-            ("control", "control, 1 replica", False),
-            ("1", "kills, 1 replica", True),
-            ("2", "kills, 2 replicas", True),
-        )
-        if key in chosen
-    ]
-    results = [run_mode(args, mode, kills) for mode, kills in modes]
+    results = [run_mode(args, name, chaos) for key, name, chaos in MODES if key in chosen]
     text = report(args, results)
     print(text)
     if args.json:

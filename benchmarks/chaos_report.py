@@ -13,6 +13,8 @@ class Figures:
     cycles: int = 0
     kills_random: int = 0
     kills_targeted: int = 0
+    faults: int = 0
+    """HTTP 500s the API server answered to the controller's writes (the write not stored)."""
     stuck: int = 0
     wrong_verdict: int = 0
     wrong_image: int = 0
@@ -40,6 +42,7 @@ class Figures:
 COLUMNS = (
     ("cycles", "cycles"),
     ("kills (random/targeted)", None),
+    ("500s on writes", "faults"),
     ("stuck", "stuck"),
     ("wrong verdict", "wrong_verdict"),
     ("wrong primary image", "wrong_image"),
@@ -68,7 +71,9 @@ def report(args: argparse.Namespace, results: list[Figures]) -> str:
         "waiting for an approval (before the rollout, or before the promotion), interval "
         f"{args.interval:g} s, weights 20/50, seed {args.seed}; SIGKILL at random moments and "
         "at a chosen write -- a route apply, a status write, a scale, a primary update, an "
-        "Event -- as the API server receives it; the killed replica started again at once; "
+        "Event, a command's delete -- as the API server receives it; the killed replica "
+        "started again at once; in the faults run, an HTTP 500 on such a write instead (not "
+        f"stored), about {args.faults} in the run; "
         "then a quiet period and a check of every Rollout; traffic to a canary without ready "
         "pods followed change by change as the API server commits them, intervals longer "
         f"than one tick ({args.interval:g} s) counted).",
