@@ -48,6 +48,11 @@ bench-scale: $(VENV)/.installed
 bench-chaos: $(VENV)/.installed
 	$(BIN)/python benchmarks/chaos.py --kills 50
 
+## bench-watch: what watching ConfigMaps and Secrets costs the controller (docs/benchmarks.md)
+.PHONY: bench-watch
+bench-watch: $(VENV)/.installed
+	$(BIN)/python benchmarks/watch_cost.py
+
 ## bench-sim: simulated rollouts per second on one core (docs/benchmarks.md)
 bench-sim: $(VENV)/.installed
 	$(BIN)/python benchmarks/simulator.py

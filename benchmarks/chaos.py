@@ -8,17 +8,25 @@ process of its own, told which canaries are bad (they fail half their requests).
 controller runs as ``canary controller`` in processes of its own: one replica, or two (then
 the kills hit the Lease holder). Each Rollout that ends gets a new revision at once: healthy
 (60%), bad (30%) or healthy but aborted once it takes traffic (10%, through
-`KubeRolloutStore.post_command`, the path ``canary abort`` takes).
+`KubeRolloutStore.post_command`, the path ``canary abort`` takes). Two Rollouts in five wait for
+a person's approval, one before each rollout and one before each promotion (``spec.gates.
+approvals``): the benchmark approves as soon as the status says it waits (``canary approve``'s
+path), so a lost approval leaves that Rollout stuck.
 
 Kills: at random moments (exponential gaps), and *targeted*: the API server kills the
 controller as it receives a chosen write (a route apply, a status write, a scale, a primary
-update, an Event), so that write lands and its answer is lost. A killed replica is started
-again at once. After the run a quiet period (every Rollout ended, no outbox left), then every
+update, an Event, a command's delete), so that write lands and its answer is lost. A killed
+replica is started again at once. The faults run kills nothing: the API server answers an HTTP
+500 to such a chosen write instead (not stored), at random moments.
+
+After the run a quiet period (every Rollout ended, no outbox left), then every
 Rollout is checked: ended (not stuck), the right verdict for its last revision, the primary's
 image, the canary scaled to zero, the VirtualService all on the primary with no mirror; over
 every cycle: weights never moving backwards, no step skipped or repeated (a healthy cycle
-holds 20 then 50), aborts honoured, one terminal Event per cycle. A control run without kills
-runs beside it.
+holds 20 then 50), aborts honoured, one terminal Event per cycle; and, followed as the
+API server commits each change (benchmarks/chaos_traffic.py), no interval longer than one tick
+(the analysis interval) during which a route sends traffic to a canary without ready pods. A
+control run without kills runs beside it.
 
     .venv/bin/python benchmarks/chaos.py            # 100 Rollouts, 50+ kills, 1 and 2 replicas
     .venv/bin/python benchmarks/chaos.py --quick    # 6 Rollouts, a few kills (the CI smoke)
@@ -48,6 +56,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from chaos_report import Figures, report
+from chaos_traffic import UnservedTraffic, canary_weight
 from report import replace_section
 from scale_cluster import Cluster, make_cluster
 
@@ -65,6 +75,7 @@ TARGETS = {
     "scale": ("PATCH", r"/deployments/[^/]+/scale$"),
     "promote": ("PUT", r"/deployments/[^/]+-primary$"),
     "event": ("POST", r"/events$"),
+    "command": ("DELETE", r"/rolloutcommands/"),
 }
 Json = dict[str, Any]
 
@@ -77,29 +88,9 @@ class Cycle:
     """The image the primary must run at the end."""
     weights: list[int] = field(default_factory=list)
     aborted: bool = False
+    approved: bool = False
     begun: bool = False
     """The Rollout left its terminal phase for this revision."""
-
-
-@dataclass
-class Figures:
-    mode: str
-    rollouts: int
-    cycles: int = 0
-    kills_random: int = 0
-    kills_targeted: int = 0
-    stuck: int = 0
-    wrong_verdict: int = 0
-    wrong_image: int = 0
-    canary_not_scaled_down: int = 0
-    route_not_stable: int = 0
-    weights_backwards: int = 0
-    steps_skipped_or_repeated: int = 0
-    commands_lost: int = 0
-    events_lost: int = 0
-    events_duplicated: int = 0
-    restarts: int = 0
-    seconds: float = 0.0
 
 
 class Controllers:
@@ -147,8 +138,9 @@ class Controllers:
 
 
 class Run:
-    def __init__(self, args: argparse.Namespace, mode: str, kills: bool, workdir: Path) -> None:
-        self.args, self.mode, self.kills = args, mode, kills
+    def __init__(self, args: argparse.Namespace, mode: str, workdir: Path) -> None:
+        self.args, self.mode = args, mode
+        self.injected: list[Any] = []
         self.rng = random.Random(args.seed)
         self.workdir = workdir
         count = args.rollouts
@@ -169,9 +161,23 @@ class Run:
         self.images = dict.fromkeys(self.cluster.names, "podinfo:bench-1")
         self.generation = Counter[str]()
         self.figures = Figures(mode, count)
+        self.gates = {n: g for i, n in enumerate(self.cluster.names) if (g := _gate(i))}
+        for name, point in self.gates.items():
+            ro = self.api.get("canary.dev/v1alpha1", "Rollout", name, NAMESPACE)
+            ro["spec"]["gates"] = {"approvals": [point]}
+            ro["metadata"].pop("resourceVersion", None)
+            self.api.apply(ro)
         self.lock = threading.Lock()
-        for key in (("networking.istio.io", "virtualservices"), ("canary.dev", "rollouts")):
-            self.api.store.subscribe(_Listener(self, key), None, lambda _o: True)
+        self.unserved = UnservedTraffic(self.cluster.names)
+        for key in (
+            ("networking.istio.io", "virtualservices"),
+            ("canary.dev", "rollouts"),
+            ("apps", "deployments"),
+        ):
+            listener = _Listener(self, key)
+            existing, _ = self.api.store.subscribe(listener, None, lambda _o: True)
+            for event in existing:
+                listener.push(event)
 
     # --- the parts -------------------------------------------------------------------------
 
@@ -213,6 +219,11 @@ class Run:
         """A targeted kill at the next write of a kind chosen at random."""
         method, path = TARGETS[self.rng.choice(sorted(TARGETS))]
         self.api.faults.add(_fault(path, method, lambda: self.kill(targeted=True)))
+
+    def inject(self) -> None:
+        """An HTTP 500 on the next write of a kind chosen at random (the write not stored)."""
+        method, path = TARGETS[self.rng.choice(sorted(TARGETS))]
+        self.injected.append(self.api.faults.fail(path, 500, times=1, method=method))
 
     # --- cycles ----------------------------------------------------------------------------
 
@@ -263,29 +274,35 @@ class Run:
             time.sleep(0.2)
 
     def tend(self, name: str) -> None:
-        """Abort a cycle meant to be aborted once its canary takes traffic."""
+        """Abort a cycle meant to be aborted once its canary takes traffic; approve a cycle
+        waiting at its Rollout's approval point."""
         cycles = self.cycles[name]
         current = cycles[-1] if cycles else None
-        if (
-            current
-            and current.kind == "abort"
-            and not current.aborted
-            and self.status(name).get("canaryWeight", 0) > 0
-        ):
-            command = Command(kind=CommandKind.ABORT, by="chaos")
-            self.store.post_command(NAMESPACE, name, command)
+        if current is None or (current.aborted and current.approved):
+            return
+        status = self.status(name)
+        if current.kind == "abort" and not current.aborted and status.get("canaryWeight", 0) > 0:
+            self.send(name, CommandKind.ABORT)
             current.aborted = True
+        point = self.gates.get(name)
+        if point and not current.approved and status.get("waitingFor") == point:
+            self.send(name, CommandKind.APPROVE)
+            current.approved = True
+
+    def send(self, name: str, kind: CommandKind) -> None:
+        self.store.post_command(NAMESPACE, name, Command(kind=kind, by="chaos"))
+        with self.lock:
+            if kind is CommandKind.ABORT:
+                self.figures.aborts_sent += 1
+            else:
+                self.figures.approvals_sent += 1
 
     def route_weight(self, obj: Json) -> int:
-        weight = 0
-        for http in (obj.get("spec") or {}).get("http") or []:
-            for route in http.get("route") or []:
-                if str((route.get("destination") or {}).get("host", "")).endswith("-canary"):
-                    weight = max(weight, int(route.get("weight") or 0))
-        return weight
+        return canary_weight(obj)
 
     def seen_route(self, event: Event) -> None:
         name = event.obj["metadata"]["name"]
+        self.unserved.seen_route(name, None if event.type == "DELETED" else event.obj)
         cycles = self.cycles.get(name)
         if not cycles or event.type == "DELETED":
             return
@@ -307,6 +324,7 @@ class Run:
 
     def check(self) -> None:
         f = self.figures
+        self.check_traffic()
         events = self.api.list("v1", "Event", NAMESPACE)
         for name in self.cluster.names:
             cycles = self.cycles[name]
@@ -316,6 +334,8 @@ class Run:
             last = cycles[-1]
             if not self.ended(name):
                 f.stuck += 1
+                if last.approved and status.get("waitingFor") == self.gates.get(name):
+                    f.commands_lost += 1  # approved, and still waiting for it
                 continue
             want = "Succeeded" if last.kind == "healthy" else "Failed"
             if status.get("phase") != want:
@@ -343,6 +363,23 @@ class Run:
             f.events_lost += max(0, finished - total)
             f.events_duplicated += max(0, total - finished)
 
+    def check_traffic(self) -> None:
+        """Traffic on a canary without ready pods: tolerated within one tick, not beyond."""
+        exposures = self.unserved.exposures()
+        beyond = self.unserved.beyond(self.args.interval)
+        self.figures.traffic_without_pods = len(beyond)
+        longest = max((e.seconds for e in exposures), default=0.0)
+        self.figures.longest_without_pods = round(longest, 2)
+        self.figures.canaries_routed = self.unserved.routed
+        self.figures.canaries_emptied = self.unserved.emptied
+        for e in beyond:
+            state = "still" if e.ongoing else "for"
+            print(
+                f"{self.mode}: {e.rollout} sent traffic to a canary without ready pods "
+                f"{state} {e.seconds:.1f} s",
+                file=sys.stderr,
+            )
+
     def close(self) -> None:
         for part in (getattr(self, "controllers", None),):
             if part is not None:
@@ -356,8 +393,8 @@ class Run:
 
 
 class _Listener:
-    """The store's changes of VirtualServices (each weight the route held, in order) or of
-    Rollouts (a cycle begun), as they are committed."""
+    """The store's changes of VirtualServices (each weight the route held, in order), of
+    Rollouts (a cycle begun) or of Deployments (ready pods), as they are committed."""
 
     def __init__(self, run: Run, key: tuple[str, str]) -> None:
         self.run = run
@@ -366,11 +403,19 @@ class _Listener:
     def push(self, event: Event) -> None:
         if self.key[1] == "virtualservices":
             self.run.seen_route(event)
+        elif self.key[1] == "deployments":
+            obj = None if event.type == "DELETED" else event.obj
+            self.run.unserved.seen_deployment(event.obj["metadata"]["name"], obj)
         else:
             self.run.seen_rollout(event)
 
     def progress(self, rv: int) -> None:
         pass
+
+
+def _gate(index: int) -> str | None:
+    """The approval point Rollout ``index`` waits at, if any: two in five do."""
+    return {1: "rollout", 3: "promotion"}.get(index % 5)
 
 
 def _fault(path: str, method: str, action: Any) -> Any:
@@ -400,23 +445,26 @@ def _steps(weights: list[int]) -> list[int]:
     return [w for w in weights if w > 0]
 
 
-def run_mode(args: argparse.Namespace, mode: str, kills: bool) -> Figures:
+def run_mode(args: argparse.Namespace, mode: str, chaos: str) -> Figures:
+    """One run; ``chaos``: "none", "kills" or "faults" (500s on writes)."""
     with tempfile.TemporaryDirectory(prefix="canary-chaos-") as tmp:
-        run = Run(args, mode, kills, Path(tmp))
+        run = Run(args, mode, Path(tmp))
         started = time.monotonic()
         try:
             run.start()
             deadline = started + args.duration
-            killer = threading.Thread(target=_killer, args=(run, deadline), daemon=True)
-            if kills:
-                killer.start()
+            agent = {"kills": _killer, "faults": _faulter}.get(chaos)
+            thread = threading.Thread(target=agent, args=(run, deadline), daemon=True)
+            if agent is not None:
+                thread.start()
             run.drive(deadline)
-            if kills:
-                killer.join()
+            if agent is not None:
+                thread.join()
             run.api.faults.clear()
             run.quiet(args.quiet)
             run.check()
             run.figures.restarts = run.controllers.restarts
+            run.figures.faults = sum(fault.hits for fault in run.injected)
         finally:
             run.figures.seconds = round(time.monotonic() - started, 1)
             run.close()
@@ -434,10 +482,27 @@ def _killer(run: Run, deadline: float) -> None:
             run.arm()
 
 
+def _faulter(run: Run, deadline: float) -> None:
+    rng = random.Random(run.args.seed + 2)
+    gap = run.args.duration / max(1, run.args.faults)
+    while time.monotonic() < deadline - run.args.interval * 4:
+        time.sleep(rng.expovariate(1 / gap))
+        run.inject()
+
+
+MODES = (
+    ("control", "control, 1 replica", "none"),
+    ("1", "kills, 1 replica", "kills"),
+    ("2", "kills, 2 replicas", "kills"),
+    ("faults", "500s on writes, 1 replica", "faults"),
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rollouts", type=int, default=100)
     parser.add_argument("--kills", type=int, default=30, help="kills per run (about)")
+    parser.add_argument("--faults", type=int, default=60, help="500s per faults run (about)")
     parser.add_argument("--duration", type=float, default=180.0)
     parser.add_argument("--interval", type=float, default=2.0)
     parser.add_argument("--quiet", type=float, default=90.0)
@@ -446,24 +511,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--json", type=Path)
     parser.add_argument(
-        "--modes", default="control,1,2", help="control, 1 (replica), 2 (replicas), comma-separated"
+        "--modes",
+        default="control,1,2,faults",
+        help="control, 1 (replica), 2 (replicas), faults (500s on writes), comma-separated",
     )
     args = parser.parse_args(argv)
     # a terminated benchmark stops its controllers and its Prometheus stand-in too
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     if args.quick:
-        args.rollouts, args.kills, args.duration, args.quiet = 6, 6, 40.0, 60.0
+        args.rollouts, args.kills, args.faults, args.duration, args.quiet = 6, 6, 10, 40.0, 60.0
     chosen = {m.strip() for m in args.modes.split(",")}
-    modes = [
-        (name, kills)
-        for key, name, kills in (
-            ("control", "control, 1 replica", False),
-            ("1", "kills, 1 replica", True),
-            ("2", "kills, 2 replicas", True),
-        )
-        if key in chosen
-    ]
-    results = [run_mode(args, mode, kills) for mode, kills in modes]
+    results = [run_mode(args, name, chaos) for key, name, chaos in MODES if key in chosen]
     text = report(args, results)
     print(text)
     if args.json:
@@ -471,49 +529,6 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_write:
         replace_section("chaos", text)
     return 0
-
-
-COLUMNS = (
-    ("cycles", "cycles"),
-    ("kills (random/targeted)", None),
-    ("stuck", "stuck"),
-    ("wrong verdict", "wrong_verdict"),
-    ("wrong primary image", "wrong_image"),
-    ("canary left up", "canary_not_scaled_down"),
-    ("route not on the primary", "route_not_stable"),
-    ("weights backwards", "weights_backwards"),
-    ("steps skipped/repeated", "steps_skipped_or_repeated"),
-    ("aborts lost", "commands_lost"),
-    ("terminal Events lost", "events_lost"),
-    ("terminal Events duplicated", "events_duplicated"),
-)
-
-
-def report(args: argparse.Namespace, results: list[Figures]) -> str:
-    command = (
-        "make bench-chaos" if not args.quick else ".venv/bin/python benchmarks/chaos.py --quick"
-    )
-    lines = [
-        "## Chaos: the controller killed mid-rollout",
-        "",
-        f"`{command}` (benchmarks/chaos.py; {args.rollouts} Rollouts cycling through healthy "
-        f"(60%), bad (30%) and aborted (10%) revisions for {args.duration:g} s, interval "
-        f"{args.interval:g} s, weights 20/50, seed {args.seed}; SIGKILL at random moments and "
-        "at a chosen write -- a route apply, a status write, a scale, a primary update, an "
-        "Event -- as the API server receives it; the killed replica started again at once; "
-        "then a quiet period and a check of every Rollout).",
-        "",
-        "| run | " + " | ".join(name for name, _ in COLUMNS) + " | seconds |",
-        "|---" * (len(COLUMNS) + 2) + "|",
-    ]
-    for f in results:
-        cells = []
-        for _, attr in COLUMNS:
-            cells.append(
-                f"{f.kills_random}/{f.kills_targeted}" if attr is None else str(getattr(f, attr))
-            )
-        lines.append(f"| {f.mode} | " + " | ".join(cells) + f" | {f.seconds:g} |")
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from canary.model.provider import ProviderName
 from canary.model.rollout import Rollout
 from canary.traffic import linkerd, mesh
 from canary.traffic.haproxy import config
+from canary.traffic.haproxy.runtime import escape_argument
 from canary.traffic.router import RouterError
 
 _LAYOUT = config.Layout("127.0.0.1:8080", "127.0.0.1:8405", Path(".canary/maps"))
@@ -107,11 +108,10 @@ def _haproxy(rollout: Rollout, route: Route) -> str:
         f"set weight {backend}/{settings.primary_server} {100 - route.canary_weight}",
         f"set weight {backend}/{settings.canary_server} {route.canary_weight}",
     ]
-    ab = rollout.spec.strategy.ab_test
-    for condition in config.ab_conditions(ab.match if ab else [], _LAYOUT.map_dir):
+    for condition in config.rollout_conditions(rollout, _LAYOUT.map_dir):
         commands.append(f"clear map {condition.map_file}")
         if route.match:
-            commands.append(f"add map {condition.map_file} {condition.key} 1")
+            commands.append(f"add map {condition.map_file} {escape_argument(condition.key)} 1")
     state = [
         f"# State for canary weight {route.canary_weight}%"
         f"{' with the A/B route' if route.match else ''}: runtime API commands",

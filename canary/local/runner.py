@@ -12,7 +12,7 @@ from pathlib import Path
 from canary.analysis.analyse import analyse
 from canary.analysis.checks import resolve_checks
 from canary.analysis.provider import MetricsProvider, Targets
-from canary.engine import CallWebhook, SetRoute, StepResult, plan, step
+from canary.engine import CallWebhook, Route, SetRoute, StepResult, plan, step
 from canary.engine.observations import GateAnswer, Observations
 from canary.engine.routes import STABLE
 from canary.engine.timing import analysis_window, look_interval
@@ -23,7 +23,7 @@ from canary.local.workload import FixedBackends
 from canary.model.rollout import Rollout
 from canary.model.status import IDLE_PHASES, CheckResult, CheckState, RolloutStatus
 from canary.notify import Notifier
-from canary.traffic.router import Router
+from canary.traffic.haproxy.router import HaproxyRouter
 
 TickCallback = Callable[[StepResult, float], None]
 
@@ -34,7 +34,7 @@ class LocalRunner:
         rollout: Rollout,
         state_path: Path,
         state: LocalState,
-        router: Router,
+        router: HaproxyRouter,
         workload: FixedBackends,
         provider: MetricsProvider,
         *,
@@ -151,7 +151,25 @@ class LocalRunner:
                 self.log(done)
 
     def _repair_drift(self) -> None:
-        """HAProxy must hold the route last applied; if someone changed it, put it back."""
-        if self.router.current() != self.state.route:
-            self.log("HAProxy drifted from the last route; applying it again")
-            self.router.apply(self.state.route)
+        """HAProxy must hold the route last applied (weights and A/B maps exactly) and its
+        primary server must point where the state says; whatever someone changed, added or
+        removed by hand is put back."""
+        repaired = self.workload.repair()
+        if repaired:
+            self.log(repaired)
+        route = self._held_route()
+        drift = self.router.drift(route)
+        if drift:
+            self.log(f"HAProxy drifted from the last route ({'; '.join(drift)}); putting it back")
+        if drift or route != self.state.route:
+            self.router.apply(route)
+            self.state.route = route
+
+    def _held_route(self) -> Route:
+        """The route last applied, with the spec's A/B rules if they changed since (a run
+        resumed with an edited Rollout): the route a rule removed from the spec no longer
+        matches."""
+        route = self.state.route
+        if route.match and tuple(route.match) != self.router.rules:
+            return route.model_copy(update={"match": self.router.rules})
+        return route

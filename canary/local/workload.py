@@ -7,6 +7,8 @@ points it back. Readiness is a TCP connect to the address.
 
 from __future__ import annotations
 
+import ipaddress
+
 from pydantic import Field
 
 from canary.engine import (
@@ -71,11 +73,31 @@ class FixedBackends:
             return f"primary restored to {action.revision} at {self.settings.primary_address}"
         return None
 
+    def repair(self) -> str | None:
+        """Point HAProxy's primary server back where the record says, if someone moved it;
+        returns what was done, for the log."""
+        server = self.settings.primary_server
+        live = self.runtime.server_address(self.settings.backend, server)
+        wanted = self.record.primary_address or ""
+        if live == wanted or not _is_ip_address(wanted):
+            return None  # (HAProxy shows the address it resolved a host name to)
+        self._point_primary_at(wanted)
+        return f"HAProxy's {server} server pointed at {live}; put back to {wanted}"
+
     def _point_primary_at(self, address: str) -> None:
         host, _, port = address.rpartition(":")
         server = f"{self.settings.backend}/{self.settings.primary_server}"
         self.runtime.command(f"set server {server} addr {host} port {port}")
         self.record.primary_address = address
+
+
+def _is_ip_address(address: str) -> bool:
+    host = address.rpartition(":")[0].strip("[]")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _reachable(address: str) -> bool:

@@ -77,7 +77,11 @@ def haproxy_rollout(primary: str, canary: str, runtime: str, **strategy: Any) ->
 
 
 @contextmanager
-def running_haproxy(tmp: Path, **strategy: Any) -> Iterator[LocalHaproxy]:
+def running_haproxy(
+    tmp: Path, frontend_extra: tuple[str, ...] = (), **strategy: Any
+) -> Iterator[LocalHaproxy]:
+    """HAProxy on the config rendered for a Rollout with ``strategy``; ``frontend_extra``
+    lines are added to its frontend (what another team wrote into the same HAProxy)."""
     with named_server("primary") as primary, named_server("canary") as canary:
         runtime = f"127.0.0.1:{free_port()}"
         ro = haproxy_rollout(primary, canary, runtime, **strategy)
@@ -88,6 +92,10 @@ def running_haproxy(tmp: Path, **strategy: Any) -> Iterator[LocalHaproxy]:
             map_dir=tmp / "maps",
         )
         cfg = config.write(ro, layout, tmp / "haproxy.cfg")
+        if frontend_extra:
+            bind = f"    bind {layout.listen}\n"
+            extra = "".join(f"    {line}\n" for line in frontend_extra)
+            cfg.write_text(cfg.read_text().replace(bind, bind + extra, 1))
         process = start_haproxy(cfg, runtime, tmp / "logs")
         try:
             yield LocalHaproxy(ro, listen, layout.map_dir, process)
