@@ -326,9 +326,7 @@ def _verdict(case: _Case) -> tuple[Verdict, str]:
     if context.final_step:
         needs = _needs(case)
         return Verdict.INCONCLUSIVE, f"{shown}; promotion evidence {promote}, {needs}"
-    seen = max(r.exposure for r in case.routes)
-    could = f"a {DETECT_RATIO:g}x canary would be at {_num(stats.evalue(seen))} of "
-    could += f"{_num(stats.evalue(STEP_EXPOSURE))} {at}"
+    could = _could_show(max(r.exposure for r in case.routes), at)
     best = max(case.routes, key=lambda r: r.log_ok)
     for route in case.routes:
         if route.exposure >= STEP_EXPOSURE and route.log_ok >= math.log(OK_EVIDENCE):
@@ -338,6 +336,15 @@ def _verdict(case: _Case) -> tuple[Verdict, str]:
     ok = f"pass test within {best.within} {_num(stats.evalue(best.log_ok))}"
     log_harm = max(t.log_harm for t in case.tests)
     return _quiet_step(context, log_harm, shown, could, ok if exposed else "")
+
+
+def _could_show(exposure: float, at: str) -> str:
+    """Whether the step's traffic could have shown a DETECT_RATIO canary, in words: the
+    exposure as a share of STEP_EXPOSURE (an expected ln e-value, never printed raw)."""
+    if exposure >= STEP_EXPOSURE:
+        return f"the traffic {at} would have shown a {DETECT_RATIO:g}x canary"
+    share = f"{min(100.0 * exposure / STEP_EXPOSURE, 99.0):.0f}%"
+    return f"the traffic {at} would not show a {DETECT_RATIO:g}x canary yet ({share} of a step's)"
 
 
 def _needs(case: _Case) -> str:
