@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
+from canary.analysis import stats
 from canary.analysis.judges import get_judge, pods
 from canary.analysis.judges.running import Running
 from canary.analysis.samples import JudgeContext, PodCounts, SideSample, WindowSample
@@ -162,3 +163,30 @@ def test_as_many_even_pods_a_side_are_promoted_as_before() -> None:
         result, state = JUDGE.judge(ERRORS, sample, state, LAST, NOW)
         verdicts.append(result.verdict)
     assert verdicts[-1] is Verdict.PASS
+
+
+def test_the_fail_test_at_no_margin_is_the_unadjusted_one() -> None:
+    loglik = stats.split_loglik(7, 40, 0.1, 1.0) + stats.split_loglik(2, 30, 0.2, 1.0)
+    assert pods.log_harm_above(loglik, 0.0) == pytest.approx(stats.log_evidence_of_harm(loglik))
+    assert pods.log_harm_above(loglik, 0.35) < pods.log_harm_above(loglik, 0.0)
+
+
+def test_one_unlucky_canary_pod_of_a_healthy_version_is_not_failed_on_its_draw() -> None:
+    """A canary pod at 2% beside primary pods spread from 0.55% to 2%: the draw explains it.
+    Without per-pod counts the judge fails it; with them it does not."""
+    primary = _side(20_000, PRIMARY_RATES, "primary")
+    canary = _side(4_000, [0.02], "canary")
+    bare = WindowSample(
+        canary=canary.model_copy(update={"pods": ()}),
+        primary=primary.model_copy(update={"pods": ()}),
+    )
+    state = CheckState(name="error-rate")
+    for _ in range(3):
+        blind, state = JUDGE.judge(ERRORS, bare, state, LAST, NOW)
+    assert blind.verdict is Verdict.FAIL
+    state = CheckState(name="error-rate")
+    for _ in range(3):
+        seen, state = JUDGE.judge(
+            ERRORS, WindowSample(canary=canary, primary=primary), state, LAST, NOW
+        )
+    assert seen.verdict is not Verdict.FAIL

@@ -79,6 +79,15 @@ def test_few_canary_pods_keep_the_promotion_bound(canary_pods: int) -> None:
 
 
 @pytest.mark.parametrize("canary_pods", [1, 2, 3])
+def test_few_canary_pods_keep_the_false_rollback_bound(canary_pods: int) -> None:
+    """The same pods, a healthy version: a canary pod drawn high is not harm. Without the
+    widened null 12% of them were rolled back by a judgement with one canary pod."""
+    pods = {"canary_pods": canary_pods, "primary_pods": 10, "pod_error_sd": 0.5}
+    healthy = _run(3000, 1.0, 1.0, **pods)
+    assert healthy.rolled_back_by_judgement / RUNS <= BOUND
+
+
+@pytest.mark.parametrize("canary_pods", [1, 2, 3])
 def test_few_canary_pods_of_a_healthy_version_are_still_promoted(canary_pods: int) -> None:
     """The bound costs time, not every promotion: with a spread of 0.2 most healthy versions
     on one to three canary pods are promoted before the deadline, few rolled back by a

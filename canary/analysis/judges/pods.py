@@ -28,7 +28,11 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from canary.analysis import stats
 from canary.analysis.samples import PodCounts
+from canary.analysis.stats import FloatArray
 
 MAX_PODS = 32
 """Pods tracked per side (bounded state): later pods' counts go to the side totals only."""
@@ -133,6 +137,31 @@ def bound(
     t = t_quantile(1.0 - share, k_p - 1)
     rate = t * s / math.sqrt(k_c) + 0.5 * s * s / k_c
     return PodBound(k_c, k_p, s, ratio_margin(s, k_c, k_p, t), rate)
+
+
+def harm_margin(
+    canary: Sequence[tuple[float, float]], primary: Sequence[tuple[float, float]], share: float
+) -> float:
+    """ln of the factor by which the pods' draw can raise the observed ratio above the
+    versions' (probability at most ``share``): the fail test's null is widened by it. 0 when
+    the counts are not per pod or the spread cannot be told yet (the unadjusted test)."""
+    if not canary or not primary:
+        return 0.0
+    s = spread(primary)
+    if not math.isfinite(s):
+        return 0.0
+    k_c, k_p = len(canary), len(primary)
+    t = t_quantile(1.0 - share, k_p - 1)
+    return t * s * math.sqrt(1.0 / k_c + 1.0 / k_p) + 0.5 * s * s * max(1.0 / k_p - 1.0 / k_c, 0)
+
+
+def log_harm_above(loglik: FloatArray, margin: float) -> float:
+    """ln of the fail test's e-value against "no worse than the null times e^margin": the
+    harm mixture from the grid point at or above it (rounding up only widens the null)."""
+    index = min(stats.NULL_INDEX + math.ceil(margin / stats.GRID_STEP - 1e-9), stats.GRID.size - 2)
+    alternatives = loglik[index + 1 :]
+    prior = stats.HARM_LOG_PRIOR[: alternatives.size]
+    return float(np.logaddexp.reduce(alternatives + prior) - loglik[index])
 
 
 def ratio_margin(s: float, canary_pods: int, primary_pods: int, t: float) -> float:

@@ -23,13 +23,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from canary.analysis import stats
-from canary.analysis.judges import pods, promotion
+from canary.analysis.judges import pods, promotion, words
 from canary.analysis.judges.base import register_judge
 from canary.analysis.judges.custom import custom_result
 from canary.analysis.judges.running import Running, usable
 from canary.analysis.samples import JudgeContext, SideSample, WindowSample
 from canary.model.analysis import DEFAULT_ALPHA, CheckKind, CheckSpec, JudgeName
-from canary.model.status import CheckResult, CheckState, SideEvidence, Verdict
+from canary.model.status import CheckResult, CheckState, Verdict
 
 ALPHA = DEFAULT_ALPHA
 """Default chance of failing a canary that is no worse than the null, over the whole analysis
@@ -121,8 +121,8 @@ class SequentialJudge:
                 time=now,
                 weight=context.weight,
                 judge=self.name.value,
-                canary=_evidence(totals.canary_requests, totals.canary_failures),
-                primary=_evidence(totals.primary_requests, totals.primary_failures),
+                canary=words.evidence(totals.canary_requests, totals.canary_failures),
+                primary=words.evidence(totals.primary_requests, totals.primary_failures),
                 statistic=statistic,
                 no_data=no_data,
                 # A fail here is a crossing of 1/alpha, which never un-crosses: waiting for
@@ -153,12 +153,16 @@ class SequentialJudge:
         run = Running.load(state.judge_state, 1.0 + margin, null_rate or 0.0)
         new = _accumulate(state, run, canary, primary if compare else None, context.weight)
         tests: list[_Test] = []
-        if compare:
+        widen = _harm_margin(run, context.alpha) if compare else 0.0
+        if compare and widen > 0.0:  # what the pods' draw could explain is no harm
+            tests.append(_Test("primary", pods.log_harm_above(run.loglik, widen)))
+        elif compare:
             tests.append(_Test("primary", stats.log_evidence_of_harm(run.loglik)))
         if null_rate is not None and not compare:  # comparing conditions on common modes
             rate_ll = stats.rate_loglik(new.canary_failures, new.canary_requests, null_rate)
             tests.append(_Test("objective", stats.log_evidence_of_harm(rate_ll)))
-        threshold = math.log(1.0 / context.alpha)
+        fail_bar = 1.0 / (context.alpha * (1.0 - pods.POD_SHARE) if widen > 0.0 else context.alpha)
+        threshold = math.log(fail_bar)
         for test in tests:
             if test.log_harm >= threshold and test.against == "primary" and not run.crossed:
                 run.crossed = new.ticks
@@ -177,9 +181,11 @@ class SequentialJudge:
             run.promoted = new.ticks
         new.judge_state = run.dump()
         statistic = stats.evalue(max(t.log_harm for t in tests))
-        case = _Case(run, tests, routes, new, context, statistic, log_promote, tolerance, drawn)
+        case = _Case(
+            run, tests, routes, new, context, statistic, log_promote, tolerance, drawn, fail_bar
+        )
         verdict, why = _verdict(case)
-        text = _describe(check, new, run, null_rate, compare, context.alpha)
+        text = words.describe(check, new, run, null_rate, compare, context.alpha)
         return result(verdict, f"{text}, {why}", new, statistic), new
 
 
@@ -269,6 +275,14 @@ def _pod_bound(
     return pods.bound(run.canary_pods.serving(), run.primary_pods.serving(), share)
 
 
+def _harm_margin(run: Running, alpha: float) -> float:
+    """How far above the null the pods' draw could push a healthy canary's ratio, at
+    POD_SHARE of alpha (0: no counts per pod, or their spread not told yet)."""
+    return pods.harm_margin(
+        run.canary_pods.serving(), run.primary_pods.serving(), alpha * pods.POD_SHARE
+    )
+
+
 def _count_beta(beta: float, drawn: pods.PodBound | None) -> float:
     """The count tests' share of beta: all of it, or what the pods' draw leaves."""
     return beta if drawn is None else beta * (1.0 - pods.POD_SHARE)
@@ -287,6 +301,7 @@ class _Case:
     log_promote: float  # ln of the promotion evidence (the mean of the routes' e-values)
     tolerance: float  # the ratio T the primary route rules out
     drawn: pods.PodBound | None  # what few canary pods could hide (None: no per-pod counts)
+    fail_bar: float  # the e-value of harm that fails (1/alpha; more when pods widen the null)
 
 
 def _verdict(case: _Case) -> tuple[Verdict, str]:
@@ -295,20 +310,18 @@ def _verdict(case: _Case) -> tuple[Verdict, str]:
     the last step nothing else passes; a step before it passes once exposed (unless the data
     lean against it) or after its quiet hold with no sign of harm."""
     run, context = case.run, case.context
-    shown = f"evidence {_num(case.evidence)}"
-    crossed = _crossing(run.crossed, run.abs_crossed, context.alpha)
+    shown = f"evidence {words.num(case.evidence)}"
+    crossed = words.crossing(run.crossed, run.abs_crossed, case.fail_bar)
     if crossed:
         return Verdict.FAIL, f"{shown}; {crossed}: fail"
     bar = 1 / _count_beta(context.beta, case.drawn)
-    promote = f"{_num(stats.evalue(case.log_promote))} of {bar:g}"
+    promote = f"{words.num(stats.evalue(case.log_promote))} of {bar:g}"
     if run.promoted:
         within = " or ".join(r.within for r in case.routes)
         why = f"shown within {within} (promotion evidence crossed {bar:g} "
         return Verdict.PASS, f"{shown}; {why}at look {run.promoted:.0f}): pass"
     if any(t.log_harm >= math.log(HOLD_EVIDENCE) for t in case.tests):
-        why = (
-            f"{shown} >= {HOLD_EVIDENCE:g} (fails at {1 / context.alpha:g}): holding for more data"
-        )
+        why = f"{shown} >= {HOLD_EVIDENCE:g} (fails at {case.fail_bar:g}): holding for more data"
         return Verdict.INCONCLUSIVE, why
     at = f"at {context.weight}%"
     if run.step_requests < 1:
@@ -316,25 +329,16 @@ def _verdict(case: _Case) -> tuple[Verdict, str]:
     if context.final_step:
         needs = _needs(case)
         return Verdict.INCONCLUSIVE, f"{shown}; promotion evidence {promote}, {needs}"
-    could = _could_show(max(r.exposure for r in case.routes), at)
+    could = words.could_show(max(r.exposure for r in case.routes), at, DETECT_RATIO, STEP_EXPOSURE)
     best = max(case.routes, key=lambda r: r.log_ok)
     for route in case.routes:
         if route.exposure >= STEP_EXPOSURE and route.log_ok >= math.log(OK_EVIDENCE):
-            ok = f"pass test within {route.within} {_num(stats.evalue(route.log_ok))}"
+            ok = f"pass test within {route.within} {words.num(stats.evalue(route.log_ok))}"
             return Verdict.PASS, f"{shown}; {could}, {ok}: step passes"
     exposed = any(r.exposure >= STEP_EXPOSURE for r in case.routes)
-    ok = f"pass test within {best.within} {_num(stats.evalue(best.log_ok))}"
+    ok = f"pass test within {best.within} {words.num(stats.evalue(best.log_ok))}"
     log_harm = max(t.log_harm for t in case.tests)
     return _quiet_step(context, log_harm, shown, could, ok if exposed else "")
-
-
-def _could_show(exposure: float, at: str) -> str:
-    """Whether the step's traffic could have shown a DETECT_RATIO canary, in words: the
-    exposure as a share of STEP_EXPOSURE (an expected ln e-value, never printed raw)."""
-    if exposure >= STEP_EXPOSURE:
-        return f"the traffic {at} would have shown a {DETECT_RATIO:g}x canary"
-    share = f"{min(100.0 * exposure / STEP_EXPOSURE, 99.0):.0f}%"
-    return f"the traffic {at} would not show a {DETECT_RATIO:g}x canary yet ({share} of a step's)"
 
 
 def _needs(case: _Case) -> str:
@@ -362,25 +366,9 @@ def _needs(case: _Case) -> str:
             drawn, case, detect
         )
     else:
-        text = f"cannot show the canary is not {_x(detect)} worse or within its objective yet"
+        text = f"cannot show the canary is not {words.x(detect)} worse or within its objective yet"
         text += _pods_note(drawn, case, detect)
-    return text + _deadline_note(requests, per_minute, context)
-
-
-def _deadline_note(requests: float, per_minute: float, context: JudgeContext) -> str:
-    """When the traffic cannot bring the evidence before inconclusiveDeadline (counted, about,
-    from the last step's first look): say so, and what deadline would do."""
-    if not math.isfinite(requests) or per_minute <= 0:
-        return ""
-    left = max(context.inconclusive_deadline - context.step_seconds, 0.0) / 60.0
-    needed = requests / per_minute
-    if needed <= left:
-        return ""
-    deadline = math.ceil((context.step_seconds / 60.0 + needed) / 5.0) * 5
-    return (
-        f", more than the {_seconds(context.inconclusive_deadline)} inconclusiveDeadline "
-        f"leaves at this step: about {deadline}m would let it decide"
-    )
+    return text + words.deadline_note(requests, per_minute, context)
 
 
 def _pods_note(drawn: pods.PodBound, case: _Case, detect: float) -> str:
@@ -390,7 +378,7 @@ def _pods_note(drawn: pods.PodBound, case: _Case, detect: float) -> str:
             f" ({drawn.canary_pods} canary vs {drawn.primary_pods} primary pods: the primary's "
             "pods' spread cannot be told yet, so a canary pod may be a lucky draw)"
         )
-    shown = f"under {_x(detect * math.exp(-drawn.ratio_margin))}"
+    shown = f"under {words.x(detect * math.exp(-drawn.ratio_margin))}"
     text = f" ({drawn.describe()}: a canary pod may be a lucky draw, so it must show {shown}"
     share = case.context.beta * pods.POD_SHARE / max(len(case.routes), 1)
     enough = pods.canary_pods_needed(drawn, share, detect, FAIR_RATIO)
@@ -414,9 +402,9 @@ def _quiet_step(
     at = f"at {context.weight}%"
     if context.step_seconds + _JITTER_SECONDS < hold:
         suspect = " (suspect)" if hold > quiet_hold(context) else ""
-        held = f"{_seconds(context.step_seconds)} of {_seconds(hold)}{suspect} {at}"
+        held = f"{words.seconds(context.step_seconds)} of {words.seconds(hold)}{suspect} {at}"
         return Verdict.INCONCLUSIVE, f"{shown}; {could}, {held}: gathering evidence"
-    after = f"after {_seconds(context.step_seconds)} {at}"
+    after = f"after {words.seconds(context.step_seconds)} {at}"
     if leaning:  # the data lean against it, but not towards harm
         why = f"{could}, {leaning} < {OK_EVIDENCE:g} {after}: no sign of harm"
     else:
@@ -432,72 +420,8 @@ def quiet_hold(context: JudgeContext, log_harm: float = -math.inf) -> float:
     return max(min(hold, QUIET_SHARE * context.inconclusive_deadline), context.look_interval)
 
 
-def _seconds(value: float) -> str:
-    return f"{value:.0f}s" if value < 120 else f"{value / 60:.1f}m"
-
-
-def _crossing(crossed: float, abs_crossed: float, alpha: float) -> str:
-    """Why the canary fails, once a test has crossed 1/alpha (it stays crossed), else ''."""
-    if crossed:
-        return f"worse than the primary (crossed {1 / alpha:g} at look {crossed:.0f})"
-    if abs_crossed:
-        return f"above the objective (crossed {1 / alpha:g} at look {abs_crossed:.0f})"
-    return ""
-
-
 def _crossed(saved: list[float], alpha: float) -> str:
-    return _crossing(saved[3], saved[4], alpha) if usable(saved) else ""
-
-
-def _describe(
-    check: CheckSpec,
-    totals: CheckState,
-    run: Running,
-    null_rate: float | None,
-    compare: bool,
-    alpha: float,
-) -> str:
-    """The numbers: rates, canary requests, the ratio and its confidence sequence."""
-    what = "errors" if check.kind is CheckKind.ERROR_RATE else f"slow (>{check.max or 0:g}ms)"
-    text = f"canary {what} {_percent(totals.canary_failures, totals.canary_requests)}"
-    if compare:
-        text += f" vs primary {_percent(totals.primary_failures, totals.primary_requests)}"
-    text += f" (n={totals.canary_requests:,})"
-    if compare:
-        lo, hi = stats.confidence_bounds(run.loglik, alpha)
-        low = "0x" if lo <= stats.GRID[0] else _x(run.null_ratio * math.exp(lo))
-        high = "inf" if hi >= stats.GRID[-1] else _x(run.null_ratio * math.exp(hi))
-        text += f", {_ratio(totals)} (CS {low}-{high})"
-    if null_rate is not None:
-        text += f", objective {100 * null_rate:g}%"
-    return text
-
-
-def _ratio(totals: CheckState) -> str:
-    if not totals.primary_requests or not totals.canary_requests:
-        return "ratio n/a"
-    c = totals.canary_failures / totals.canary_requests
-    p = totals.primary_failures / totals.primary_requests
-    if p == 0:
-        return "ratio n/a" if c == 0 else "ratio inf"
-    return _x(c / p)
-
-
-def _x(value: float) -> str:
-    return f"{value:.2g}x" if value < 10 else f"{value:.0f}x"
-
-
-def _num(value: float) -> str:
-    return f"{value:.2g}" if value < 10 else f"{value:,.0f}" if value < 1e6 else f"{value:.1e}"
-
-
-def _percent(failures: int, requests: int) -> str:
-    return f"{100 * failures / requests:.2g}%" if requests else "n/a"
-
-
-def _evidence(requests: int, failures: int) -> SideEvidence:
-    rate = 100.0 * failures / requests if requests else None
-    return SideEvidence(requests=requests, failures=failures, value=rate)
+    return words.crossing(saved[3], saved[4], 1.0 / alpha) if usable(saved) else ""
 
 
 SEQUENTIAL = register_judge(SequentialJudge())
