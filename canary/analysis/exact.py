@@ -15,6 +15,11 @@ and counts each series' increase between the look's boundaries in canary.analysi
 (resets handled, a series born inside the look counted from zero, no extrapolation), then
 sums them by side. The quantileQuery (display only) may give bucket counts by side and ``le``,
 which become a quantile estimate with its bucket, or one value per side.
+
+When every requests series of a side carries a pod label (``pod``, as Prometheus' Kubernetes
+service discovery is usually relabelled, or ``kubernetes_pod_name``), the side's counts are
+kept per pod as well (canary.analysis.samples.PodCounts): the sequential judge bounds what few
+canary pods can hide with them (canary.analysis.judges.pods).
 """
 
 from __future__ import annotations
@@ -24,13 +29,21 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from canary.analysis.counters import Point, QuantileEstimate, bucket_quantile, side_total
+from canary.analysis.counters import (
+    Point,
+    QuantileEstimate,
+    bucket_quantile,
+    increase,
+    side_total,
+)
 from canary.analysis.provider import QueryError
-from canary.analysis.samples import SideSample, WindowSample
+from canary.analysis.samples import PodCounts, SideSample, WindowSample
 from canary.model.analysis import CheckKind, CheckSpec
 
 TAG = "__canary_series"
 QUANTILE = 0.99
+POD_LABELS = ("pod", "kubernetes_pod_name")
+"""Labels that name the pod a series was scraped from, in the order they are looked for."""
 _FIELDS = {"requests": "requestsQuery", "failures": "failuresQuery", "quantile": "quantileQuery"}
 
 
@@ -136,6 +149,7 @@ def _side(
         value=value,
         quantile_low=low,
         quantile_high=high,
+        pods=_pods(parts["requests"], failing, look),
     )
 
 
@@ -152,6 +166,33 @@ def no_failures_message(check: CheckSpec, workload: str, count: int) -> str:
             "the histogram; pick one of its buckets (see docs/policies.md)"
         )
     return f"{head}: make it 0 when nothing failed, e.g. '<errors> or 0 * <requests>'"
+
+
+def _pod_of(labels: Mapping[str, str]) -> str | None:
+    return next((labels[name] for name in POD_LABELS if labels.get(name)), None)
+
+
+def _pods(
+    requesting: Sequence[SeriesPoints], failing: Sequence[SeriesPoints], look: Look
+) -> tuple[PodCounts, ...]:
+    """The side's counts per pod, when every requests series names its pod (else none)."""
+    names = [_pod_of(s.labels) for s in requesting]
+    if any(name is None for name in names):
+        return ()
+    by_pod: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for one, name in zip(requesting, names, strict=True):
+        by_pod[str(name)][0] += increase(one.points, look.start, look.end)
+    for one in failing:
+        name = _pod_of(one.labels)
+        if name in by_pod:
+            by_pod[name][1] += increase(one.points, look.start, look.end)
+    counts = []
+    for name, (requests, failures) in sorted(by_pod.items()):
+        served = max(0, round(requests))
+        counts.append(
+            PodCounts(name=name, requests=served, failures=min(served, max(0, round(failures))))
+        )
+    return tuple(c for c in counts if c.requests > 0)
 
 
 def _last_points(series: Sequence[SeriesPoints], end: float) -> list[tuple[dict[str, str], float]]:

@@ -7,6 +7,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from canary.model.analysis import DEFAULT_ALPHA, DEFAULT_BETA, DEFAULT_DETECT
 
 
+class PodCounts(BaseModel):
+    """One pod's share of a side's window (from a pod label on the counter series)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    requests: int = Field(ge=0)
+    failures: int = Field(ge=0)
+
+
 class SideSample(BaseModel):
     """One side's window: requests, failed requests (errors, or requests slower than the
     objective) and, for display or custom checks, a value (rate %, latency ms, ...)."""
@@ -22,6 +32,11 @@ class SideSample(BaseModel):
     )
     quantile_high: float | None = Field(
         default=None, description="The bucket's upper bound (inf for the last, open bucket)."
+    )
+    pods: tuple[PodCounts, ...] = Field(
+        default=(),
+        description="The same counts per pod, when the series carry a pod label (empty: not "
+        "known). The sequential judge bounds what few canary pods can hide with them.",
     )
 
     @property

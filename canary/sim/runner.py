@@ -22,7 +22,7 @@ from canary.analysis.checks import LATENCY_OBJECTIVE_MS, resolve_checks
 from canary.analysis.judges.base import Judge, get_judge
 from canary.analysis.judges.common import quantile_label
 from canary.analysis.judges.score import apply_score
-from canary.analysis.samples import JudgeContext, SideSample, WindowSample
+from canary.analysis.samples import JudgeContext, PodCounts, SideSample, WindowSample
 from canary.engine import Command, CommandKind, GateAnswer, Observations, plan, step
 from canary.engine.progress import UNDECIDED
 from canary.engine.timing import look_interval
@@ -33,7 +33,15 @@ from canary.model.status import CheckResult, CheckState, Phase, RolloutStatus
 from canary.model.strategy import StrategyKind
 from canary.sim.result import CheckOutcome, CheckSummary, SimulationResult, TimelineEntry
 from canary.sim.scenario import Scenario
-from canary.sim.traffic import Counts, SideModel, canary_load, draw_latency, serve, side_models
+from canary.sim.traffic import (
+    Counts,
+    SideModel,
+    canary_load,
+    draw_latency,
+    serve,
+    serve_pods,
+    side_models,
+)
 from canary.sim.weather import Weather
 from canary.sim.world import World
 
@@ -219,14 +227,17 @@ def _traffic(
     canary_model = models[world.canary_revision or NEW_REVISION]
     primary_model = models[world.primary_revision or STABLE_REVISION]
     live, extra = canary_load(world.route, blue_green=blue_green, canary_ready=ready)
-    canary_factor = common * weather.canary_pod_factor
-    primary_factor = common * weather.primary_pod_factor
-    canary = serve(
-        rng, canary_model, expected * (live + extra), up=ready, error_factor=canary_factor
-    )
-    primary = serve(
-        rng, primary_model, expected * (1.0 - live), up=True, error_factor=primary_factor
-    )
+    canary_expected, primary_expected = expected * (live + extra), expected * (1.0 - live)
+    if weather.canary_pods:  # each pod's counts, as series with a pod label show them
+        canary = serve_pods(
+            rng, canary_model, canary_expected, weather.canary_pods, up=ready, error_factor=common
+        )
+        primary = serve_pods(
+            rng, primary_model, primary_expected, weather.primary_pods, up=True, error_factor=common
+        )
+    else:
+        canary = serve(rng, canary_model, canary_expected, up=ready, error_factor=common)
+        primary = serve(rng, primary_model, primary_expected, up=True, error_factor=common)
     return _Window(canary, primary, canary_model, primary_model)
 
 
@@ -241,8 +252,8 @@ def _samples(checks: list[_Check], window: _Window, rng: np.random.Generator) ->
     """Each check's view of the window (the same requests; errors, or slow ones and p99)."""
     return [
         WindowSample(
-            canary=_sample(check, window.canary, window.canary_model, rng),
-            primary=_sample(check, window.primary, window.primary_model, rng),
+            canary=_sample(check, window.canary, window.canary_model, rng, "canary"),
+            primary=_sample(check, window.primary, window.primary_model, rng, "primary"),
         )
         for check in checks
     ]
@@ -268,14 +279,15 @@ def _judge(
 
 
 def _sample(
-    check: _Check, counts: Counts, model: SideModel, rng: np.random.Generator
+    check: _Check, counts: Counts, model: SideModel, rng: np.random.Generator, side: str
 ) -> SideSample:
     """The side as the check's metrics would show it: errors, or slow requests and a quantile."""
     if check.spec.kind is CheckKind.LATENCY:
         slow, value = draw_latency(rng, model, counts.requests, check.objective_ms, check.quantile)
         return SideSample(requests=counts.requests, failures=slow, value=value)
     percent = 100.0 * counts.errors / counts.requests if counts.requests else None
-    return SideSample(requests=counts.requests, failures=counts.errors, value=percent)
+    pods = tuple(PodCounts(name=f"{side}-{i}", requests=n, failures=x) for i, n, x in counts.pods)
+    return SideSample(requests=counts.requests, failures=counts.errors, value=percent, pods=pods)
 
 
 def _approvals(status: RolloutStatus) -> list[Command]:

@@ -5,6 +5,7 @@ intervals. What `canary simulate --runs N` prints."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from statistics import median
 from typing import Any
@@ -117,13 +118,17 @@ def _reason(result: SimulationResult) -> str:
     return result.reason or result.message
 
 
+_CHECK_BREAK = re.compile(r"; [A-Za-z0-9_.-]+: ")
+"""Where the next check's message begins in an engine summary ("...; latency: ...")."""
+
+
 def _needs(result: SimulationResult) -> str:
     """What an undecided run was missing, in the judge's words where it said so."""
     reason = _reason(result)
     for mark in ("needs about", "cannot show"):
         at = reason.find(mark)
         if at >= 0:
-            return reason[at:].split(";")[0].split(")")[0]
+            return _CHECK_BREAK.split(reason[at:])[0].split(")")[0]
     if "holding for more data" in reason:
         return "the evidence leaned towards harm (held) but never crossed 1/alpha"
     return reason[:300]

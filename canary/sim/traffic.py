@@ -67,6 +67,7 @@ class Counts:
 
     requests: int = 0
     errors: int = 0
+    pods: tuple[tuple[int, int, int], ...] = ()  # (pod, requests, errors) of pods that served
 
 
 def canary_load(route: Route, *, blue_green: bool, canary_ready: bool) -> tuple[float, float]:
@@ -100,6 +101,29 @@ def serve(
     probability = min(model.error_probability * error_factor, 1.0)
     errors = int(rng.binomial(requests, probability)) if up else requests
     return Counts(requests, errors)
+
+
+def serve_pods(
+    rng: np.random.Generator,
+    model: SideModel,
+    expected: float,
+    pods: tuple[float, ...],
+    *,
+    up: bool,
+    error_factor: float = 1.0,
+) -> Counts:
+    """As serve, the requests split evenly at random between ``pods``, each failing at the
+    model's rate times ``error_factor`` times its own factor; the pods' counts kept."""
+    requests = int(rng.poisson(expected)) if expected > 0 else 0
+    if requests == 0:
+        return Counts()
+    shares = rng.multinomial(requests, [1.0 / len(pods)] * len(pods))
+    served: list[tuple[int, int, int]] = []
+    for pod, (n, factor) in enumerate(zip(shares, pods, strict=True)):
+        if n > 0:
+            rate = min(model.error_probability * error_factor * factor, 1.0)
+            served.append((pod, int(n), int(rng.binomial(n, rate)) if up else int(n)))
+    return Counts(requests, sum(x for _, _, x in served), tuple(served))
 
 
 def draw_latency(

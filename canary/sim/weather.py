@@ -9,7 +9,9 @@ any of it draws exactly what it drew before:
   sinusoidally around their means;
 - **pods**: each pod's error rate is the version's times a mean-one log-normal factor; a side
   fails at the mean over its pods, so one canary pod against ten primary pods makes the
-  canary's rate a noisy draw even when the version is exactly as good.
+  canary's rate a noisy draw even when the version is exactly as good. The runner splits each
+  side's requests evenly at random between its pods and reports each pod's counts too, as
+  series with a pod label would (canary.analysis.samples.PodCounts).
 """
 
 from __future__ import annotations
@@ -34,8 +36,17 @@ class Weather:
     cycle_amplitude: float
     cycle_seconds: float
     cycle_phase: float
-    canary_pod_factor: float
-    primary_pod_factor: float
+    canary_pods: tuple[float, ...]  # each pod's factor (empty: no pods modelled)
+    primary_pods: tuple[float, ...]
+
+    @property
+    def canary_pod_factor(self) -> float:
+        """The canary's error-rate multiplier: the mean of its pods' factors (1 without)."""
+        return sum(self.canary_pods) / len(self.canary_pods) if self.canary_pods else 1.0
+
+    @property
+    def primary_pod_factor(self) -> float:
+        return sum(self.primary_pods) / len(self.primary_pods) if self.primary_pods else 1.0
 
     @classmethod
     def draw(cls, scenario: Scenario, seed: int, horizon: float) -> Weather:
@@ -44,8 +55,9 @@ class Weather:
         if scenario.bursts_per_hour > 0:
             count = int(rng.poisson(scenario.bursts_per_hour * horizon / 3600.0))
             starts = tuple(sorted(float(x) for x in rng.uniform(0.0, horizon, size=count)))
-        canary = primary = 1.0
-        if scenario.canary_pods > 0 and scenario.pod_error_sd > 0:
+        canary: tuple[float, ...] = ()
+        primary: tuple[float, ...] = ()
+        if scenario.canary_pods > 0:
             canary = _pods(rng, scenario.canary_pods, scenario.pod_error_sd)
             primary = _pods(rng, scenario.primary_pods, scenario.pod_error_sd)
         return cls(
@@ -55,8 +67,8 @@ class Weather:
             cycle_amplitude=scenario.cycle_amplitude,
             cycle_seconds=scenario.cycle_minutes * 60.0,
             cycle_phase=float(rng.uniform(0.0, 2.0 * math.pi)),
-            canary_pod_factor=canary,
-            primary_pod_factor=primary,
+            canary_pods=canary,
+            primary_pods=primary,
         )
 
     def volume(self, start: float, end: float) -> float:
@@ -81,11 +93,11 @@ class Weather:
         return factor
 
 
-def _pods(rng: np.random.Generator, pods: int, sd: float) -> float:
-    """The mean of ``pods`` mean-one log-normal factors."""
+def _pods(rng: np.random.Generator, pods: int, sd: float) -> tuple[float, ...]:
+    """``pods`` mean-one log-normal factors."""
     factors = np.exp(rng.normal(-0.5 * sd * sd, sd, size=pods))
-    return float(factors.mean())
+    return tuple(float(f) for f in factors)
 
 
-CALM = Weather((), 60.0, 1.0, 0.0, 86400.0, 0.0, 1.0, 1.0)
+CALM = Weather((), 60.0, 1.0, 0.0, 86400.0, 0.0, (), ())
 """No bursts, no cycle, no pods."""

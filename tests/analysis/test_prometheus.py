@@ -41,7 +41,7 @@ from canary.analysis.provider import (
     QueryError,
     Targets,
 )
-from canary.analysis.samples import SideSample, WindowSample
+from canary.analysis.samples import PodCounts, SideSample, WindowSample
 from canary.cli.show import evidence
 from canary.model import CheckKind, CheckSpec, JudgeName, Rollout, RolloutStatus, Verdict
 
@@ -681,8 +681,29 @@ def test_exact_counts_sum_each_series_increase_by_side() -> None:
         ({TAG: "requests", "app": "app-other"}, [(END - 40, 10), (END, 7000)]),  # ignored
     )
     got = exact_window(answer)
-    assert got.canary == SideSample(requests=40 + 9 + 6, failures=3)
-    assert got.primary == SideSample(requests=60, failures=0)  # no 5xx series: none failed
+    pods = (
+        PodCounts(name="a", requests=40, failures=3),
+        PodCounts(name="b", requests=9, failures=0),
+        PodCounts(name="c", requests=6, failures=0),
+    )
+    assert got.canary == SideSample(requests=40 + 9 + 6, failures=3, pods=pods)
+    # no 5xx series: none failed; no pod label: no counts per pod
+    assert got.primary == SideSample(requests=60, failures=0)
+
+
+def test_exact_counts_are_kept_per_pod_only_when_every_series_names_its_pod() -> None:
+    """The sequential judge's bound on few canary pods needs each pod's counts; a side where
+    one requests series lacks the pod label gets none (never a partial split)."""
+    answer = matrix(
+        ({TAG: "requests", "app": "app", "kubernetes_pod_name": "x"}, [(END - 30, 0), (END, 8)]),
+        ({TAG: "failures", "app": "app", "kubernetes_pod_name": "x"}, [(END - 30, 0), (END, 2)]),
+        ({TAG: "requests", "app": "app-primary", "pod": "p1"}, [(END - 30, 0), (END, 5)]),
+        ({TAG: "requests", "app": "app-primary"}, [(END - 30, 0), (END, 5)]),
+    )
+    got = exact_window(answer)
+    assert got.canary is not None
+    assert got.canary.pods == (PodCounts(name="x", requests=8, failures=2),)
+    assert got.primary == SideSample(requests=10, failures=0)
 
 
 def test_exact_counts_without_requests_series_are_no_data() -> None:

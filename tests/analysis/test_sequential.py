@@ -287,7 +287,8 @@ def test_a_step_exposed_to_a_5x_canary_passes_at_once() -> None:
     # 9 primary failures in 900 requests at a 10% share: a 5x canary would show itself here
     result, _ = JUDGE.judge(ERRORS, window((100, 0), (900, 9)), CheckState(name="e"), AT_10, NOW)
     assert result.verdict is Verdict.PASS
-    assert "a 5x canary would be at" in result.message
+    assert "the traffic at 10% would have shown a 5x canary" in result.message
+    assert "e+" not in result.message  # no raw exponentials: the exposure is put in words
 
 
 def test_exposure_comes_from_the_traffic_and_the_primary_not_from_the_canary() -> None:

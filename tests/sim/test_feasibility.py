@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -34,6 +35,17 @@ def test_more_traffic_needs_fewer_minutes() -> None:
     assert minutes[0] > minutes[1] > minutes[2] > 0
     without = check.model_copy(update={"max": None})
     assert math.isinf(promotion_minutes(rollout, without, 600, 0.0))
+
+
+def test_the_warning_names_a_deadline_that_would_do() -> None:
+    """At 100 requests a minute the warning proposes an inconclusiveDeadline; with it the
+    estimate no longer warns about the error-rate check."""
+    rollout = load_rollout(EXAMPLE)
+    (warning,) = [w for w in traffic_warnings(rollout, 100, 1.0) if "'error-rate'" in w]
+    found = re.search(r"inconclusiveDeadline: (\d+)m\)", warning)
+    assert found is not None
+    rollout.spec.analysis.inconclusive_deadline = 60 * int(found.group(1))
+    assert not [w for w in traffic_warnings(rollout, 100, 1.0) if "'error-rate'" in w]
 
 
 def test_the_estimate_agrees_with_the_simulator() -> None:

@@ -67,13 +67,36 @@ def test_pods_of_the_same_size_with_small_spread_keep_the_rates() -> None:
     assert _run(3000, 1.0, 2.0, **pods).promoted / RUNS <= BOUND
 
 
-def test_few_or_uneven_pods_breach_the_promotion_bound_as_documented() -> None:
-    """The stated assumption, measured: one canary pod among ten primary pods with a spread
-    of 0.5 lets a 2x version through far more often than beta (the pod is a draw, not the
-    version). docs/analysis.md gives the figures; this pins that the breach is real, so the
-    documentation cannot drift into a guarantee."""
-    pods = {"canary_pods": 1, "primary_pods": 10, "pod_error_sd": 0.5}
-    assert _run(3000, 1.0, 2.0, **pods).promoted / RUNS > BOUND
+@pytest.mark.parametrize("canary_pods", [1, 2, 3])
+def test_few_canary_pods_keep_the_promotion_bound(canary_pods: int) -> None:
+    """One to three canary pods against ten primary pods whose error rates spread by 0.5 in
+    log rate: without per-pod counts 33% of 2x versions were promoted here (one pod is a
+    draw, not the version). With each pod's counts the judge bounds the draw from the
+    primary's pods and asks the comparison to rule out less than 2x: at most beta."""
+    pods = {"canary_pods": canary_pods, "primary_pods": 10, "pod_error_sd": 0.5}
+    worse = _run(3000, 1.0, 2.0, **pods)
+    assert worse.promoted / RUNS <= BOUND
+
+
+@pytest.mark.parametrize("canary_pods", [1, 2, 3])
+def test_few_canary_pods_keep_the_false_rollback_bound(canary_pods: int) -> None:
+    """The same pods, a healthy version: a canary pod drawn high is not harm. Without the
+    widened null 12% of them were rolled back by a judgement with one canary pod."""
+    pods = {"canary_pods": canary_pods, "primary_pods": 10, "pod_error_sd": 0.5}
+    healthy = _run(3000, 1.0, 1.0, **pods)
+    assert healthy.rolled_back_by_judgement / RUNS <= BOUND
+
+
+@pytest.mark.parametrize("canary_pods", [1, 2, 3])
+def test_few_canary_pods_of_a_healthy_version_are_still_promoted(canary_pods: int) -> None:
+    """The bound costs time, not every promotion: with a spread of 0.2 most healthy versions
+    on one to three canary pods are promoted before the deadline, few rolled back by a
+    judgement (the rest end undecided: docs/analysis.md gives the shares)."""
+    pods = {"canary_pods": canary_pods, "primary_pods": 10, "pod_error_sd": 0.2}
+    healthy = _run(3000, 1.0, 1.0, **pods)
+    assert healthy.promoted / RUNS >= 0.4
+    assert healthy.rolled_back_by_judgement / RUNS <= BOUND
+    assert healthy.promoted + healthy.rolled_back_by_judgement + healthy.undecided == RUNS
 
 
 def test_a_calm_world_draws_what_it_drew_before() -> None:

@@ -79,12 +79,15 @@ def traffic_warnings(rollout: Rollout, rpm: float, primary_error_percent: float)
             deadline = analysis.inconclusive_deadline / 60.0
             if minutes > deadline:
                 needed = "never" if math.isinf(minutes) else f"about {minutes:.0f} minutes"
+                fix = "raise the deadline"
+                if math.isfinite(minutes):
+                    fix += f" (inconclusiveDeadline: {math.ceil(minutes / 5) * 5}m)"
                 warnings.append(
                     f"check '{check.name}': {traffic} a healthy canary needs {needed} at the "
                     f"last weight to be shown not {analysis.detect:g}x worse (or within its "
                     f"objective), more than inconclusiveDeadline ({deadline:g}m): it would end "
-                    f"undecided ({analysis.on_undecided.value}); raise the deadline, the last "
-                    "weight or detect, or expect more traffic"
+                    f"undecided ({analysis.on_undecided.value}); {fix}, the last weight or "
+                    "detect, or expect more traffic"
                 )
             continue
         seconds = look_interval(rollout, checks, None)

@@ -50,22 +50,43 @@ class Route:
 
 
 def primary_route(
-    loglik: FloatArray, null_ratio: float, detect: float, exposure: float
+    loglik: FloatArray, null_ratio: float, detect: float, exposure: float, pod_margin: float = 0.0
 ) -> tuple[Route, float]:
     """The route against the primary and the ratio T it tests (``detect`` rounded down to
-    the grid, at least a grid step above the null 1 + margin)."""
+    the grid, at least a grid step above the null 1 + margin). With a ``pod_margin`` (ln;
+    canary.analysis.judges.pods) the observed ratio must be shown under T·e^-margin instead,
+    rounded down to the grid however low that is (no evidence once it is off the grid)."""
     index = stats.tolerance_index(null_ratio, detect)
     tolerance = null_ratio * math.exp(float(stats.GRID[index]))
+    within = f"{_x(detect)} of the primary"
+    if pod_margin > 0.0:
+        index = _index_at_or_below(null_ratio, detect * math.exp(-pod_margin))
+        if index < 1:
+            return Route("primary", within, exposure, -math.inf), tolerance
     centre = -math.log(null_ratio)  # ratio 1: a canary as good as its primary
     ok = stats.log_evidence_below(loglik, index, centre, OK_SD)
-    return Route("primary", f"{_x(detect)} of the primary", exposure, ok), tolerance
+    return Route("primary", within, exposure, ok), tolerance
 
 
-def objective_route(failures: int, requests: int, rate: float, exposure: float) -> Route:
-    """The route against the objective ``rate`` (a share of the canary's requests)."""
-    rate_ll = stats.rate_loglik(failures, requests, rate)
+def _index_at_or_below(null_ratio: float, ratio: float) -> int:
+    """Grid index of the largest grid ratio at or below ``ratio`` (-1 when none is)."""
+    if ratio <= 0.0:
+        return -1
+    steps = math.floor(math.log(ratio / null_ratio) / stats.GRID_STEP + 1e-9)
+    return min(stats.NULL_INDEX + steps, stats.GRID.size - 1)
+
+
+def objective_route(
+    failures: int, requests: int, rate: float, exposure: float, pod_margin: float = 0.0
+) -> Route:
+    """The route against the objective ``rate`` (a share of the canary's requests); with a
+    ``pod_margin`` the canary's pods must be shown under rate·e^-margin instead."""
+    within = f"the objective {100 * rate:g}%"
+    if not math.isfinite(pod_margin):
+        return Route("objective", within, exposure, -math.inf, rate)
+    rate_ll = stats.rate_loglik(failures, requests, rate * math.exp(-pod_margin))
     ok = stats.log_evidence_below(rate_ll, stats.NULL_INDEX, objective_centre(rate), SLO_SD)
-    return Route("objective", f"the objective {100 * rate:g}%", exposure, ok, rate)
+    return Route("objective", within, exposure, ok, rate)
 
 
 def objective_centre(rate: float) -> float:
@@ -120,6 +141,14 @@ class Combined:
         return [self.log_c, self.before_primary, self.before_objective]
 
 
+def mean_of(routes: Sequence[Route]) -> float:
+    """ln of the mean of the routes' e-values at this look (-inf when none has any)."""
+    values = [r.log_ok for r in routes if r.log_ok > -math.inf]
+    if not values:
+        return -math.inf
+    return float(np.logaddexp.reduce(values)) - math.log(len(routes))
+
+
 def objective_out_of_reach(
     failures: int, requests: int, share: float, tolerance: float, routes: Sequence[Route]
 ) -> bool:
@@ -149,7 +178,7 @@ def healthy_growth(
     and the objective route KL(q || q0). Both are point-alternative figures (the mixtures
     gain a little less): estimates, not bounds."""
     along = 0.0
-    if 0.0 < primary_rate < 1.0 and 0.0 < canary_share < 1.0:
+    if 0.0 < primary_rate < 1.0 and 0.0 < canary_share < 1.0 and tolerance > 1.0:
         odds = canary_share / (1.0 - canary_share)
         p_one = odds / (1.0 + odds)
         p_bad = odds * tolerance / (1.0 + odds * tolerance)

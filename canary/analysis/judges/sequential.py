@@ -19,18 +19,17 @@ docs/analysis.md has the formulas, guarantees, defaults and measurements.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
-import numpy as np
-
 from canary.analysis import stats
-from canary.analysis.judges import promotion
+from canary.analysis.judges import pods, promotion, words
 from canary.analysis.judges.base import register_judge
+from canary.analysis.judges.custom import custom_result
+from canary.analysis.judges.running import Running, usable
 from canary.analysis.samples import JudgeContext, SideSample, WindowSample
-from canary.analysis.stats import FloatArray
 from canary.model.analysis import DEFAULT_ALPHA, CheckKind, CheckSpec, JudgeName
-from canary.model.status import CheckResult, CheckState, SideEvidence, Verdict
+from canary.model.status import CheckResult, CheckState, Verdict
 
 ALPHA = DEFAULT_ALPHA
 """Default chance of failing a canary that is no worse than the null, over the whole analysis
@@ -77,54 +76,15 @@ have time to clear or fail before the deadline."""
 DEFAULT_MARGIN = 0.0
 """Tolerance when the check sets no margin: the canary may not be worse than the primary."""
 
+FAIR_RATIO = 1.2
+"""How the message counts the canary pods that would do: enough that a version ``detect``
+times worse would have to show under this ratio, which a healthy canary can."""
+
 LATENCY_SLOW_SHARE = 0.01
 """A latency check that does not compare with the primary tests 'at most 1% of canary
 requests slower than max', i.e. its p99 within the objective."""
 
-_FORMAT = 5.0
-_HEADER = 13  # format, null ratio, null rate, crossed, abs crossed,
-# step weight/requests/exposure, total exposure, promotion crossed, the promotion evidence
-# (ln) and its routes' at the previous look
-_SIZE = _HEADER + stats.GRID.size
 _JITTER_SECONDS = 1.0  # a look this much early (scheduling) still counts as on time
-
-
-def _zeros() -> FloatArray:
-    return np.zeros(stats.GRID.size)
-
-
-@dataclass
-class _Running:
-    """judge_state, unpacked: the test's running numbers."""
-
-    null_ratio: float
-    null_rate: float
-    crossed: float = 0.0  # look (with data) at which the comparison crossed 1/alpha (0: never)
-    abs_crossed: float = 0.0  # same for the absolute objective
-    step_weight: float = -1.0
-    step_requests: float = 0.0
-    step_exposure: float = 0.0  # what this step's windows could tell (stats.exposure)
-    exposure: float = 0.0  # ... and all windows of the analysis
-    promoted: float = 0.0  # look at which the promotion evidence reached 1/beta (0: never)
-    combined: promotion.Combined = field(default_factory=promotion.Combined)
-    loglik: FloatArray = field(default_factory=_zeros)
-
-    @classmethod
-    def load(cls, saved: list[float], null_ratio: float, null_rate: float) -> _Running:
-        if len(saved) != _SIZE or saved[0] != _FORMAT or saved[1:3] != [null_ratio, null_rate]:
-            return cls(null_ratio, null_rate)  # new, or the margin/objective changed: restart
-        crossed, abs_crossed, weight, requests, step_exposure, exposure, promoted = saved[3:10]
-        combined = promotion.Combined(*saved[10:_HEADER])
-        loglik = np.asarray(saved[_HEADER:], dtype=np.float64)
-        step = (weight, requests, step_exposure, exposure, promoted, combined)
-        return cls(null_ratio, null_rate, crossed, abs_crossed, *step, loglik=loglik)
-
-    def dump(self) -> list[float]:
-        head = [_FORMAT, self.null_ratio, self.null_rate, self.crossed, self.abs_crossed]
-        head += [self.step_weight, self.step_requests, self.step_exposure, self.exposure]
-        head += [self.promoted, *self.combined.dump()]
-        sums: list[float] = self.loglik.tolist()
-        return head + sums
 
 
 @dataclass(frozen=True)
@@ -161,8 +121,8 @@ class SequentialJudge:
                 time=now,
                 weight=context.weight,
                 judge=self.name.value,
-                canary=_evidence(totals.canary_requests, totals.canary_failures),
-                primary=_evidence(totals.primary_requests, totals.primary_failures),
+                canary=words.evidence(totals.canary_requests, totals.canary_failures),
+                primary=words.evidence(totals.primary_requests, totals.primary_failures),
                 statistic=statistic,
                 no_data=no_data,
                 # A fail here is a crossing of 1/alpha, which never un-crosses: waiting for
@@ -172,7 +132,7 @@ class SequentialJudge:
             )
 
         if check.kind is CheckKind.CUSTOM:
-            return _custom(check, window, context, now), state
+            return custom_result(check, window, context, now), state
         if check.kind is None:
             why = "nothing to test: the check has no kind"
             return result(Verdict.INCONCLUSIVE, why, state), state
@@ -190,32 +150,42 @@ class SequentialJudge:
             return result(Verdict.INCONCLUSIVE, why, state, no_data=True), state
 
         margin = check.margin if check.margin is not None else DEFAULT_MARGIN
-        run = _Running.load(state.judge_state, 1.0 + margin, null_rate or 0.0)
+        run = Running.load(state.judge_state, 1.0 + margin, null_rate or 0.0)
         new = _accumulate(state, run, canary, primary if compare else None, context.weight)
         tests: list[_Test] = []
-        if compare:
+        widen = _harm_margin(run, context.alpha) if compare else 0.0
+        if compare and widen > 0.0:  # what the pods' draw could explain is no harm
+            tests.append(_Test("primary", pods.log_harm_above(run.loglik, widen)))
+        elif compare:
             tests.append(_Test("primary", stats.log_evidence_of_harm(run.loglik)))
         if null_rate is not None and not compare:  # comparing conditions on common modes
             rate_ll = stats.rate_loglik(new.canary_failures, new.canary_requests, null_rate)
             tests.append(_Test("objective", stats.log_evidence_of_harm(rate_ll)))
-        threshold = math.log(1.0 / context.alpha)
+        fail_bar = 1.0 / (context.alpha * (1.0 - pods.POD_SHARE) if widen > 0.0 else context.alpha)
+        threshold = math.log(fail_bar)
         for test in tests:
             if test.log_harm >= threshold and test.against == "primary" and not run.crossed:
                 run.crossed = new.ticks
             if test.log_harm >= threshold and test.against == "objective" and not run.abs_crossed:
                 run.abs_crossed = new.ticks
-        routes, tolerance = _routes(check, run, new, compare, null_rate, context)
+        drawn = _pod_bound(run, check, compare, null_rate, context.beta)
+        routes, tolerance = _routes(check, run, new, compare, null_rate, context, drawn)
         share = context.weight / 100.0
         totals = (state.primary_failures, state.primary_requests)
         dead = promotion.objective_out_of_reach(*totals, share, tolerance, routes)
-        log_promote = run.combined.add(routes, only_primary=dead)
-        if log_promote >= math.log(1.0 / context.beta) and not run.promoted:
+        if drawn is None:
+            log_promote = run.combined.add(routes, only_primary=dead)
+        else:  # the routes' nulls move with the pods' spread: their mean, afresh each look
+            log_promote = promotion.mean_of(routes)
+        if log_promote >= math.log(1.0 / _count_beta(context.beta, drawn)) and not run.promoted:
             run.promoted = new.ticks
         new.judge_state = run.dump()
         statistic = stats.evalue(max(t.log_harm for t in tests))
-        case = _Case(run, tests, routes, new, context, statistic, log_promote, tolerance)
+        case = _Case(
+            run, tests, routes, new, context, statistic, log_promote, tolerance, drawn, fail_bar
+        )
         verdict, why = _verdict(case)
-        text = _describe(check, new, run, null_rate, compare, context.alpha)
+        text = words.describe(check, new, run, null_rate, compare, context.alpha)
         return result(verdict, f"{text}, {why}", new, statistic), new
 
 
@@ -229,7 +199,7 @@ def _objective(check: CheckSpec, compare: bool) -> float | None:
 
 
 def _accumulate(
-    state: CheckState, run: _Running, canary: SideSample, primary: SideSample | None, weight: int
+    state: CheckState, run: Running, canary: SideSample, primary: SideSample | None, weight: int
 ) -> CheckState:
     """The totals and the running log-likelihoods with this window added."""
     c_fail = min(canary.failures, canary.requests)
@@ -237,6 +207,9 @@ def _accumulate(
     p_fail = min(primary.failures, p_req) if primary else 0
     if weight != run.step_weight:
         run.step_weight, run.step_requests, run.step_exposure = float(weight), 0.0, 0.0
+    run.canary_pods.add(canary.pods)
+    if primary is not None:
+        run.primary_pods.add(primary.pods)
     if p_req > 0:
         share = canary.requests / (canary.requests + p_req)
         run.loglik = run.loglik + stats.split_loglik(c_fail, p_fail, share, run.null_ratio)
@@ -258,11 +231,12 @@ def _accumulate(
 
 def _routes(
     check: CheckSpec,
-    run: _Running,
+    run: Running,
     totals: CheckState,
     compare: bool,
     null_rate: float | None,
     context: JudgeContext,
+    drawn: pods.PodBound | None,
 ) -> tuple[list[promotion.Route], float]:
     """The routes to promotion of a check, with their exposure (the step's windows, or at the
     last step the whole analysis'), and the ratio T the primary route rules out. Against the
@@ -272,7 +246,10 @@ def _routes(
     tolerance = max(context.detect, run.null_ratio * math.exp(stats.GRID_STEP))
     if compare:
         seen = run.exposure if context.final_step else run.step_exposure
-        route, tolerance = promotion.primary_route(run.loglik, run.null_ratio, tolerance, seen)
+        margin = drawn.ratio_margin if drawn else 0.0
+        route, tolerance = promotion.primary_route(
+            run.loglik, run.null_ratio, tolerance, seen, margin
+        )
         routes.append(route)
     slo = LATENCY_SLOW_SHARE if check.kind is CheckKind.LATENCY else null_rate
     if slo is not None and 0.0 < slo < 1.0:
@@ -280,17 +257,42 @@ def _routes(
         worse = min(DETECT_RATIO * slo, (1.0 + slo) / 2.0)
         seen = requests * stats.rate_divergence(worse, slo)
         failures, total = totals.canary_failures, totals.canary_requests
-        routes.append(promotion.objective_route(failures, total, slo, seen))
+        margin = drawn.rate_margin if drawn else 0.0
+        routes.append(promotion.objective_route(failures, total, slo, seen, margin))
     if not routes:  # max: 0 and nothing to compare with: no canary can be shown within it
         routes.append(promotion.Route("objective", "the objective 0%", 0.0, -math.inf))
     return routes, tolerance
+
+
+def _pod_bound(
+    run: Running, check: CheckSpec, compare: bool, null_rate: float | None, beta: float
+) -> pods.PodBound | None:
+    """What the draw of pods can hide, from the counts per pod so far (None without them):
+    POD_SHARE of beta, split between the routes that may promote (as _routes builds them)."""
+    slo = LATENCY_SLOW_SHARE if check.kind is CheckKind.LATENCY else null_rate
+    routes = int(compare) + int(slo is not None and 0.0 < slo < 1.0)
+    share = beta * pods.POD_SHARE / max(routes, 1)
+    return pods.bound(run.canary_pods.serving(), run.primary_pods.serving(), share)
+
+
+def _harm_margin(run: Running, alpha: float) -> float:
+    """How far above the null the pods' draw could push a healthy canary's ratio, at
+    POD_SHARE of alpha (0: no counts per pod, or their spread not told yet)."""
+    return pods.harm_margin(
+        run.canary_pods.serving(), run.primary_pods.serving(), alpha * pods.POD_SHARE
+    )
+
+
+def _count_beta(beta: float, drawn: pods.PodBound | None) -> float:
+    """The count tests' share of beta: all of it, or what the pods' draw leaves."""
+    return beta if drawn is None else beta * (1.0 - pods.POD_SHARE)
 
 
 @dataclass(frozen=True)
 class _Case:
     """Everything one verdict is decided on."""
 
-    run: _Running
+    run: Running
     tests: list[_Test]
     routes: list[promotion.Route]
     totals: CheckState
@@ -298,6 +300,8 @@ class _Case:
     evidence: float  # the e-value of harm shown
     log_promote: float  # ln of the promotion evidence (the mean of the routes' e-values)
     tolerance: float  # the ratio T the primary route rules out
+    drawn: pods.PodBound | None  # what few canary pods could hide (None: no per-pod counts)
+    fail_bar: float  # the e-value of harm that fails (1/alpha; more when pods widen the null)
 
 
 def _verdict(case: _Case) -> tuple[Verdict, str]:
@@ -306,19 +310,18 @@ def _verdict(case: _Case) -> tuple[Verdict, str]:
     the last step nothing else passes; a step before it passes once exposed (unless the data
     lean against it) or after its quiet hold with no sign of harm."""
     run, context = case.run, case.context
-    shown = f"evidence {_num(case.evidence)}"
-    crossed = _crossing(run.crossed, run.abs_crossed, context.alpha)
+    shown = f"evidence {words.num(case.evidence)}"
+    crossed = words.crossing(run.crossed, run.abs_crossed, case.fail_bar)
     if crossed:
         return Verdict.FAIL, f"{shown}; {crossed}: fail"
-    promote = f"{_num(stats.evalue(case.log_promote))} of {1 / context.beta:g}"
+    bar = 1 / _count_beta(context.beta, case.drawn)
+    promote = f"{words.num(stats.evalue(case.log_promote))} of {bar:g}"
     if run.promoted:
         within = " or ".join(r.within for r in case.routes)
-        why = f"shown within {within} (promotion evidence crossed {1 / context.beta:g} "
+        why = f"shown within {within} (promotion evidence crossed {bar:g} "
         return Verdict.PASS, f"{shown}; {why}at look {run.promoted:.0f}): pass"
     if any(t.log_harm >= math.log(HOLD_EVIDENCE) for t in case.tests):
-        why = (
-            f"{shown} >= {HOLD_EVIDENCE:g} (fails at {1 / context.alpha:g}): holding for more data"
-        )
+        why = f"{shown} >= {HOLD_EVIDENCE:g} (fails at {case.fail_bar:g}): holding for more data"
         return Verdict.INCONCLUSIVE, why
     at = f"at {context.weight}%"
     if run.step_requests < 1:
@@ -326,16 +329,14 @@ def _verdict(case: _Case) -> tuple[Verdict, str]:
     if context.final_step:
         needs = _needs(case)
         return Verdict.INCONCLUSIVE, f"{shown}; promotion evidence {promote}, {needs}"
-    seen = max(r.exposure for r in case.routes)
-    could = f"a {DETECT_RATIO:g}x canary would be at {_num(stats.evalue(seen))} of "
-    could += f"{_num(stats.evalue(STEP_EXPOSURE))} {at}"
+    could = words.could_show(max(r.exposure for r in case.routes), at, DETECT_RATIO, STEP_EXPOSURE)
     best = max(case.routes, key=lambda r: r.log_ok)
     for route in case.routes:
         if route.exposure >= STEP_EXPOSURE and route.log_ok >= math.log(OK_EVIDENCE):
-            ok = f"pass test within {route.within} {_num(stats.evalue(route.log_ok))}"
+            ok = f"pass test within {route.within} {words.num(stats.evalue(route.log_ok))}"
             return Verdict.PASS, f"{shown}; {could}, {ok}: step passes"
     exposed = any(r.exposure >= STEP_EXPOSURE for r in case.routes)
-    ok = f"pass test within {best.within} {_num(stats.evalue(best.log_ok))}"
+    ok = f"pass test within {best.within} {words.num(stats.evalue(best.log_ok))}"
     log_harm = max(t.log_harm for t in case.tests)
     return _quiet_step(context, log_harm, shown, could, ok if exposed else "")
 
@@ -349,10 +350,41 @@ def _needs(case: _Case) -> str:
     )
     share = context.weight / 100.0
     objective = next((r.objective for r in case.routes if r.objective is not None), None)
-    growth = promotion.healthy_growth(primary_rate, share, case.tolerance, objective)
-    requests = promotion.requests_needed(case.log_promote, growth, context.beta)
+    tolerance, drawn = case.tolerance, case.drawn
+    if drawn is not None:  # what the pods' draw leaves to show
+        tolerance *= math.exp(-drawn.ratio_margin)
+        objective = objective * math.exp(-drawn.rate_margin) if objective else None
+    growth = promotion.healthy_growth(primary_rate, share, tolerance, objective)
+    count_beta = _count_beta(context.beta, drawn)
+    requests = promotion.requests_needed(case.log_promote, growth, count_beta)
     per_minute = 60.0 * run.step_requests / context.step_seconds if context.step_seconds else 0.0
-    return promotion.describe_needs(requests, per_minute, max(context.detect, case.tolerance))
+    detect = max(context.detect, case.tolerance)
+    if drawn is None:
+        text = promotion.describe_needs(requests, per_minute, detect)
+    elif math.isfinite(requests):
+        text = promotion.describe_needs(requests, per_minute, detect) + _pods_note(
+            drawn, case, detect
+        )
+    else:
+        text = f"cannot show the canary is not {words.x(detect)} worse or within its objective yet"
+        text += _pods_note(drawn, case, detect)
+    return text + words.deadline_note(requests, per_minute, context)
+
+
+def _pods_note(drawn: pods.PodBound, case: _Case, detect: float) -> str:
+    """Why few canary pods ask for more, and how many would do."""
+    if not math.isfinite(drawn.spread):
+        return (
+            f" ({drawn.canary_pods} canary vs {drawn.primary_pods} primary pods: the primary's "
+            "pods' spread cannot be told yet, so a canary pod may be a lucky draw)"
+        )
+    shown = f"under {words.x(detect * math.exp(-drawn.ratio_margin))}"
+    text = f" ({drawn.describe()}: a canary pod may be a lucky draw, so it must show {shown}"
+    share = case.context.beta * pods.POD_SHARE / max(len(case.routes), 1)
+    enough = pods.canary_pods_needed(drawn, share, detect, FAIR_RATIO)
+    if enough is not None and enough > drawn.canary_pods:
+        text += f"; with {enough} canary pods a healthy canary could show it"
+    return text + ")"
 
 
 def _quiet_step(
@@ -370,9 +402,9 @@ def _quiet_step(
     at = f"at {context.weight}%"
     if context.step_seconds + _JITTER_SECONDS < hold:
         suspect = " (suspect)" if hold > quiet_hold(context) else ""
-        held = f"{_seconds(context.step_seconds)} of {_seconds(hold)}{suspect} {at}"
+        held = f"{words.seconds(context.step_seconds)} of {words.seconds(hold)}{suspect} {at}"
         return Verdict.INCONCLUSIVE, f"{shown}; {could}, {held}: gathering evidence"
-    after = f"after {_seconds(context.step_seconds)} {at}"
+    after = f"after {words.seconds(context.step_seconds)} {at}"
     if leaning:  # the data lean against it, but not towards harm
         why = f"{could}, {leaning} < {OK_EVIDENCE:g} {after}: no sign of harm"
     else:
@@ -388,115 +420,8 @@ def quiet_hold(context: JudgeContext, log_harm: float = -math.inf) -> float:
     return max(min(hold, QUIET_SHARE * context.inconclusive_deadline), context.look_interval)
 
 
-def _seconds(value: float) -> str:
-    return f"{value:.0f}s" if value < 120 else f"{value / 60:.1f}m"
-
-
-def _crossing(crossed: float, abs_crossed: float, alpha: float) -> str:
-    """Why the canary fails, once a test has crossed 1/alpha (it stays crossed), else ''."""
-    if crossed:
-        return f"worse than the primary (crossed {1 / alpha:g} at look {crossed:.0f})"
-    if abs_crossed:
-        return f"above the objective (crossed {1 / alpha:g} at look {abs_crossed:.0f})"
-    return ""
-
-
 def _crossed(saved: list[float], alpha: float) -> str:
-    return _crossing(saved[3], saved[4], alpha) if len(saved) == _SIZE else ""
-
-
-def _describe(
-    check: CheckSpec,
-    totals: CheckState,
-    run: _Running,
-    null_rate: float | None,
-    compare: bool,
-    alpha: float,
-) -> str:
-    """The numbers: rates, canary requests, the ratio and its confidence sequence."""
-    what = "errors" if check.kind is CheckKind.ERROR_RATE else f"slow (>{check.max or 0:g}ms)"
-    text = f"canary {what} {_percent(totals.canary_failures, totals.canary_requests)}"
-    if compare:
-        text += f" vs primary {_percent(totals.primary_failures, totals.primary_requests)}"
-    text += f" (n={totals.canary_requests:,})"
-    if compare:
-        lo, hi = stats.confidence_bounds(run.loglik, alpha)
-        low = "0x" if lo <= stats.GRID[0] else _x(run.null_ratio * math.exp(lo))
-        high = "inf" if hi >= stats.GRID[-1] else _x(run.null_ratio * math.exp(hi))
-        text += f", {_ratio(totals)} (CS {low}-{high})"
-    if null_rate is not None:
-        text += f", objective {100 * null_rate:g}%"
-    return text
-
-
-def _ratio(totals: CheckState) -> str:
-    if not totals.primary_requests or not totals.canary_requests:
-        return "ratio n/a"
-    c = totals.canary_failures / totals.canary_requests
-    p = totals.primary_failures / totals.primary_requests
-    if p == 0:
-        return "ratio n/a" if c == 0 else "ratio inf"
-    return _x(c / p)
-
-
-def _x(value: float) -> str:
-    return f"{value:.2g}x" if value < 10 else f"{value:.0f}x"
-
-
-def _num(value: float) -> str:
-    return f"{value:.2g}" if value < 10 else f"{value:,.0f}" if value < 1e6 else f"{value:.1e}"
-
-
-def _percent(failures: int, requests: int) -> str:
-    return f"{100 * failures / requests:.2g}%" if requests else "n/a"
-
-
-def _evidence(requests: int, failures: int) -> SideEvidence:
-    rate = 100.0 * failures / requests if requests else None
-    return SideEvidence(requests=requests, failures=failures, value=rate)
-
-
-def _custom(
-    check: CheckSpec, window: WindowSample, context: JudgeContext, now: datetime
-) -> CheckResult:
-    """A value per side and no counts: no sequential test is possible, so threshold rules."""
-    canary = window.canary.value if window.canary else None
-    primary = window.primary.value if window.primary else None
-    compare = check.compare_to_primary is True
-    verdict, why, no_data = Verdict.PASS, "", False
-    if (
-        canary is None
-        or math.isnan(canary)
-        or (compare and (primary is None or math.isnan(primary)))
-    ):
-        verdict, why, no_data = Verdict.INCONCLUSIVE, "no data", True
-    elif check.max is None and check.min is None and not compare:
-        verdict, why = Verdict.INCONCLUSIVE, "no max, min or compareToPrimary: nothing to judge"
-    elif check.max is not None and canary > check.max:
-        verdict, why = Verdict.FAIL, f"above max {check.max:g}"
-    elif check.min is not None and canary < check.min:
-        verdict, why = Verdict.FAIL, f"below min {check.min:g}"
-    elif compare and primary is not None:
-        margin = check.margin if check.margin is not None else DEFAULT_MARGIN
-        if canary > primary * (1.0 + margin):
-            verdict, why = Verdict.FAIL, f"above primary {primary:g} x {1 + margin:g}"
-    shown = "n/a" if canary is None else f"{canary:g}"
-    message = (
-        f"{check.name}: canary {shown}, {why or 'within bounds'}: {verdict.value} "
-        "(custom check: threshold rule per window, no sequential test without counts)"
-    )
-    return CheckResult(
-        name=check.name,
-        verdict=verdict,
-        time=now,
-        weight=context.weight,
-        judge=JudgeName.SEQUENTIAL.value,
-        canary=SideEvidence(value=canary),
-        primary=SideEvidence(value=primary) if window.primary else None,
-        statistic=canary,
-        no_data=no_data,
-        message=message,
-    )
+    return words.crossing(saved[3], saved[4], 1.0 / alpha) if usable(saved) else ""
 
 
 SEQUENTIAL = register_judge(SequentialJudge())

@@ -1,0 +1,222 @@
+"""Few canary pods: how far the draw of pods alone can move the observed ratio.
+
+The comparison's guarantee is about the canary's pods as served. When each pod fails at the
+version's rate times a factor of its own (a node, a noisy neighbour, a cache), one canary pod
+is one draw of that factor, and a version T times worse can look better than T. With counts
+per pod the judge bounds that draw:
+
+- the spread comes from the primary's pods: their failures' dispersion beyond binomial
+  (Pearson's X² over the pods, with the pooled rate) gives s², an estimate of the variance of
+  a pod's ln rate *including* its counting noise (so it errs wide, and narrows as counts grow);
+- assuming the canary's pods spread as the primary's do (log-normal factors, the same sd),
+  the canary pods' mean ln factor minus the primary pods' lies below
+  -t·s·sqrt(1/k_c + 1/k_p) with probability at most ``share`` (Student's t with k_p - 1
+  degrees of freedom: a prediction bound that accounts for s being an estimate);
+- sides fail at the mean of their pods' rates, not the geometric mean: the difference,
+  σ²/2·(1/k_c - 1/k_p) for log-normal factors, is added (with s² for σ², wide again).
+
+The promotion test against the primary then rules out T·e^(-margin) instead of T, and the
+objective route the objective times e^(-margin of the canary's pods alone): a version T times
+worse passes only if the pods were drawn below their bound (at most ``share``) or the count
+test erred (its own beta). docs/analysis.md states the assumption and the measurements.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from canary.analysis import stats
+from canary.analysis.samples import PodCounts
+from canary.analysis.stats import FloatArray
+
+MAX_PODS = 32
+"""Pods tracked per side (bounded state): later pods' counts go to the side totals only."""
+
+MIN_PRIMARY_PODS = 3
+"""The spread needs at least this many primary pods with requests (two degrees of freedom:
+with one, an estimate of no spread at all is too likely whatever the truth)."""
+
+MIN_POD_FAILURES = 2.0
+"""The spread is told once the primary's pods have failed this often each, on average: with
+fewer, their counts' own noise hides it."""
+
+POD_SHARE = 0.5
+"""Share of beta spent on the pods' draw when the judge has per-pod counts: the count tests
+then promote at 1/(beta·(1 - POD_SHARE)), and each route's pod bound uses the rest (split
+between the routes)."""
+
+
+@dataclass
+class PodTally:
+    """Counts per pod since the analysis started, keyed by a CRC of the pod's name (numbers
+    only: judge_state is a list of floats)."""
+
+    pods: dict[float, tuple[float, float]] = field(default_factory=dict)
+
+    def add(self, counts: Iterable[PodCounts]) -> None:
+        for pod in counts:
+            key = float(zlib.crc32(pod.name.encode()))
+            if key not in self.pods and len(self.pods) >= MAX_PODS:
+                continue
+            requests, failures = self.pods.get(key, (0.0, 0.0))
+            self.pods[key] = (requests + pod.requests, failures + min(pod.failures, pod.requests))
+
+    def serving(self) -> list[tuple[float, float]]:
+        """(requests, failures) of the pods that served at least one request."""
+        return [(n, x) for n, x in self.pods.values() if n > 0]
+
+    def dump(self) -> list[float]:
+        out: list[float] = [float(len(self.pods))]
+        for key, (requests, failures) in self.pods.items():
+            out += [key, requests, failures]
+        return out
+
+    @classmethod
+    def load(cls, saved: Sequence[float]) -> tuple[PodTally, int]:
+        """A tally from ``saved`` and how many numbers it took (a malformed one is empty)."""
+        if not saved:
+            return cls(), 0
+        count = int(saved[0])
+        size = 1 + 3 * count
+        if count < 0 or count > MAX_PODS or len(saved) < size:
+            return cls(), len(saved)
+        pods = {saved[1 + 3 * i]: (saved[2 + 3 * i], saved[3 + 3 * i]) for i in range(count)}
+        return cls(pods), size
+
+
+@dataclass(frozen=True)
+class PodBound:
+    """What the pods' draw can do to the observed rates: margins in ln, and their reading."""
+
+    canary_pods: int
+    primary_pods: int
+    spread: float  # s: the sd of a pod's ln rate, counting noise included
+    ratio_margin: float  # the comparison's T is divided by e^this
+    rate_margin: float  # the objective is divided by e^this
+
+    def describe(self) -> str:
+        return (
+            f"{self.canary_pods} canary vs {self.primary_pods} primary pods, spread "
+            f"{self.spread:.2f}"
+        )
+
+
+def spread(primary: Sequence[tuple[float, float]]) -> float:
+    """s: the primary pods' dispersion as the sd of a pod's ln rate (counting noise included);
+    inf when it cannot be told (fewer than two pods, or no failures at all)."""
+    if len(primary) < MIN_PRIMARY_PODS:
+        return math.inf
+    requests = sum(n for n, _ in primary)
+    failures = sum(x for _, x in primary)
+    if failures <= 0 or requests <= 0:
+        return math.inf
+    per_pod = failures / len(primary)  # expected failures of a typical pod
+    if per_pod < MIN_POD_FAILURES:
+        return math.inf
+    rate = failures / requests
+    pearson = sum((x - n * rate) ** 2 / (n * rate) for n, x in primary)
+    return math.sqrt(max(pearson / (len(primary) - 1) - 1.0, 0.0) / per_pod)
+
+
+def bound(
+    canary: Sequence[tuple[float, float]], primary: Sequence[tuple[float, float]], share: float
+) -> PodBound | None:
+    """The margins at probability ``share`` for each route, or None when either side has no
+    per-pod counts (the judge then keeps its unadjusted tests and the stated assumption)."""
+    if not canary or not primary:
+        return None
+    k_c, k_p = len(canary), len(primary)
+    s = spread(primary)
+    if not math.isfinite(s):
+        return PodBound(k_c, k_p, s, math.inf, math.inf)
+    t = t_quantile(1.0 - share, k_p - 1)
+    rate = t * s / math.sqrt(k_c) + 0.5 * s * s / k_c
+    return PodBound(k_c, k_p, s, ratio_margin(s, k_c, k_p, t), rate)
+
+
+def harm_margin(
+    canary: Sequence[tuple[float, float]], primary: Sequence[tuple[float, float]], share: float
+) -> float:
+    """ln of the factor by which the pods' draw can raise the observed ratio above the
+    versions' (probability at most ``share``): the fail test's null is widened by it. 0 when
+    the counts are not per pod or the spread cannot be told yet (the unadjusted test)."""
+    if not canary or not primary:
+        return 0.0
+    s = spread(primary)
+    if not math.isfinite(s):
+        return 0.0
+    k_c, k_p = len(canary), len(primary)
+    t = t_quantile(1.0 - share, k_p - 1)
+    return t * s * math.sqrt(1.0 / k_c + 1.0 / k_p) + 0.5 * s * s * max(1.0 / k_p - 1.0 / k_c, 0)
+
+
+def log_harm_above(loglik: FloatArray, margin: float) -> float:
+    """ln of the fail test's e-value against "no worse than the null times e^margin": the
+    harm mixture from the grid point at or above it (rounding up only widens the null)."""
+    index = min(stats.NULL_INDEX + math.ceil(margin / stats.GRID_STEP - 1e-9), stats.GRID.size - 2)
+    alternatives = loglik[index + 1 :]
+    prior = stats.HARM_LOG_PRIOR[: alternatives.size]
+    return float(np.logaddexp.reduce(alternatives + prior) - loglik[index])
+
+
+def ratio_margin(s: float, canary_pods: int, primary_pods: int, t: float) -> float:
+    """ln of the factor by which k_c canary pods against k_p primary pods, spread s, can
+    lower the observed ratio below the versions' at the bound ``t``: the draw of the pods'
+    mean ln rates, and the gap between the mean of rates and the mean of ln rates."""
+    k_c, k_p = canary_pods, primary_pods
+    return t * s * math.sqrt(1.0 / k_c + 1.0 / k_p) + 0.5 * s * s * max(1.0 / k_c - 1.0 / k_p, 0)
+
+
+def canary_pods_needed(drawn: PodBound, share: float, detect: float, floor: float) -> int | None:
+    """The fewest canary pods with which a ``detect`` times worse version would still have to
+    show under ``floor`` (a ratio a healthy canary can show), at this spread; None when no
+    count up to MAX_PODS does."""
+    if not math.isfinite(drawn.spread):
+        return None
+    t = t_quantile(1.0 - share, drawn.primary_pods - 1)
+    for k in range(1, MAX_PODS + 1):
+        if detect * math.exp(-ratio_margin(drawn.spread, k, drawn.primary_pods, t)) >= floor:
+            return k
+    return None
+
+
+def t_cdf(value: float, df: int) -> float:
+    """Student's t distribution function for an integer ``df`` >= 1 (the closed forms of
+    Abramowitz and Stegun 26.7.3 and 26.7.4)."""
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be at least 1, not {df}")
+    theta = math.atan(abs(value) / math.sqrt(df))
+    c2 = math.cos(theta) ** 2
+    if df % 2 == 1:
+        series, term = 0.0, math.cos(theta)
+        for k in range(1, (df - 1) // 2 + 1):
+            series += term
+            term *= c2 * (2 * k) / (2 * k + 1)
+        inside = 2.0 / math.pi * (theta + math.sin(theta) * series)
+    else:
+        series, term = 0.0, 1.0
+        for k in range(1, df // 2 + 1):
+            series += term
+            term *= c2 * (2 * k - 1) / (2 * k)
+        inside = math.sin(theta) * series
+    return 0.5 + 0.5 * inside if value >= 0 else 0.5 - 0.5 * inside
+
+
+def t_quantile(probability: float, df: int) -> float:
+    """The ``probability`` quantile of Student's t with ``df`` degrees of freedom (bisection
+    on t_cdf; ``probability`` above one half)."""
+    low, high = 0.0, 1.0
+    while t_cdf(high, df) < probability:
+        high *= 2.0
+    for _ in range(80):
+        middle = 0.5 * (low + high)
+        if t_cdf(middle, df) < probability:
+            low = middle
+        else:
+            high = middle
+    return high

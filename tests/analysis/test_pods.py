@@ -1,0 +1,192 @@
+"""Few canary pods (canary.analysis.judges.pods): the primary pods' spread, the bound on what
+a draw of canary pods can hide, Student's t, the bounded tally, and the judge using them."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from canary.analysis import stats
+from canary.analysis.judges import get_judge, pods
+from canary.analysis.judges.running import Running
+from canary.analysis.samples import JudgeContext, PodCounts, SideSample, WindowSample
+from canary.model import CheckKind, CheckSpec, CheckState, JudgeName, Verdict
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+JUDGE = get_judge(JudgeName.SEQUENTIAL)
+ERRORS = CheckSpec(name="error-rate", kind=CheckKind.ERROR_RATE, compare_to_primary=True)
+LAST = JudgeContext(weight=50, min_requests=20, final_step=True, step_seconds=600.0)
+
+
+@pytest.mark.parametrize("df", [1, 2, 3, 4, 9, 10, 30, 63])
+def test_student_t_matches_scipy(df: int) -> None:
+    for value in (-3.0, -0.7, 0.0, 0.4, 1.5, 2.6, 8.0):
+        assert pods.t_cdf(value, df) == pytest.approx(scipy_stats.t.cdf(value, df), abs=1e-12)
+    for probability in (0.9, 0.975, 0.9875, 0.995):
+        expected = scipy_stats.t.ppf(probability, df)
+        assert pods.t_quantile(probability, df) == pytest.approx(expected, rel=1e-9)
+
+
+def test_student_t_needs_a_degree_of_freedom() -> None:
+    with pytest.raises(ValueError, match="degrees of freedom"):
+        pods.t_cdf(1.0, 0)
+
+
+def _primary_pods(
+    rng: np.random.Generator, sd: float, failures_each: float
+) -> list[tuple[float, float]]:
+    factors = np.exp(rng.normal(-0.5 * sd * sd, sd, size=10))
+    requests = 10_000.0
+    rate = failures_each / requests
+    return [(requests, float(rng.binomial(int(requests), rate * f))) for f in factors]
+
+
+def test_the_spread_is_told_from_the_primary_pods_counts() -> None:
+    """Seeded, 400 draws a case: with equal pods the spread is mostly 0 (counting noise is
+    taken out); with a spread of 0.3 its median is near 0.3."""
+    rng = np.random.default_rng(11)
+    equal = [pods.spread(_primary_pods(rng, 0.0, 50.0)) for _ in range(400)]
+    assert np.median(equal) < 0.08
+    spread = [pods.spread(_primary_pods(rng, 0.3, 50.0)) for _ in range(400)]
+    assert 0.22 < float(np.median(spread)) < 0.36
+
+
+def test_the_spread_cannot_be_told_without_enough_failures_or_pods() -> None:
+    assert pods.spread([(1000.0, 40.0)]) == math.inf  # one pod
+    assert pods.spread([(1000.0, 0.0)] * 10) == math.inf  # no failures
+    few = pods.MIN_POD_FAILURES - 1
+    assert pods.spread([(1000.0, few)] * 10) == math.inf
+
+
+def test_the_bound_is_none_without_pods_and_wider_for_fewer_canary_pods() -> None:
+    primary = [(1000.0, 20.0 + 3 * i) for i in range(10)]
+    assert pods.bound([], primary, 0.0125) is None
+    assert pods.bound([(500.0, 5.0)], [], 0.0125) is None
+    one = pods.bound([(500.0, 5.0)], primary, 0.0125)
+    three = pods.bound([(500.0, 5.0)] * 3, primary, 0.0125)
+    assert one is not None
+    assert three is not None
+    assert one.spread == three.spread > 0
+    assert one.ratio_margin > three.ratio_margin > 0
+    assert one.rate_margin > three.rate_margin > 0
+    unknown = pods.bound([(500.0, 5.0)], [(1000.0, 1.0)] * 10, 0.0125)
+    assert unknown is not None
+    assert unknown.ratio_margin == math.inf
+
+
+def test_the_bound_covers_the_draw_of_pods_at_its_share() -> None:
+    """The promise the margin makes, seeded over 4,000 draws: the canary pods' mean rate over
+    the primary pods' (a healthy version: both factors' populations are the same) falls under
+    e^-margin at most ``share`` of the time (+ 3 standard errors), for 1 and 3 canary pods."""
+    rng = np.random.default_rng(3)
+    share, sd, draws = 0.025, 0.5, 4000
+    for canary_pods in (1, 3):
+        below = 0
+        for _ in range(draws):
+            canary = np.exp(rng.normal(-0.5 * sd * sd, sd, size=canary_pods))
+            primary = np.exp(rng.normal(-0.5 * sd * sd, sd, size=10))
+            counts = [(100_000.0, float(rng.poisson(2000 * f))) for f in primary]
+            drawn = pods.bound([(1.0, 0.0)] * canary_pods, counts, share)
+            assert drawn is not None
+            below += canary.mean() / primary.mean() < math.exp(-drawn.ratio_margin)
+        assert below / draws <= share + 3 * math.sqrt(share * (1 - share) / draws)
+
+
+def test_the_tally_is_bounded_and_survives_a_restart() -> None:
+    tally = pods.PodTally()
+    tally.add(PodCounts(name=f"pod-{i}", requests=10, failures=1) for i in range(100))
+    tally.add([PodCounts(name="pod-0", requests=5, failures=9)])  # failures capped at requests
+    assert len(tally.pods) == pods.MAX_PODS
+    loaded, used = pods.PodTally.load(tally.dump())
+    assert loaded.pods == tally.pods
+    assert used == 1 + 3 * pods.MAX_PODS
+    assert sorted(tally.serving())[0] == (10.0, 1.0)
+    assert (15.0, 6.0) in tally.serving()
+    assert pods.PodTally.load([5.0, 1.0])[0].pods == {}  # malformed: starts empty
+
+
+def _side(total: int, rates: list[float], prefix: str) -> SideSample:
+    each = total // len(rates)
+    counts = [
+        PodCounts(name=f"{prefix}-{i}", requests=each, failures=round(each * r))
+        for i, r in enumerate(rates)
+    ]
+    return SideSample(
+        requests=each * len(rates), failures=sum(c.failures for c in counts), pods=tuple(counts)
+    )
+
+
+PRIMARY_RATES = [0.01 * f for f in (0.55, 0.7, 0.8, 0.9, 1.0, 1.0, 1.1, 1.3, 1.6, 2.0)]
+
+
+def test_one_lucky_canary_pod_is_not_promoted_on_its_draw() -> None:
+    """A version 2x worse on one lucky pod (1.2% against the primary pods' mean 1.1%, which
+    spread widely): without per-pod counts the judge promotes it; with them it holds and says
+    why, naming the pods and how many canary pods would do."""
+    primary = _side(20_000, PRIMARY_RATES, "primary")
+    canary = _side(20_000, [0.012], "canary")
+    bare = WindowSample(
+        canary=canary.model_copy(update={"pods": ()}),
+        primary=primary.model_copy(update={"pods": ()}),
+    )
+    state = CheckState(name="error-rate")
+    for _ in range(6):
+        blind, state = JUDGE.judge(ERRORS, bare, state, LAST, NOW)
+    assert blind.verdict is Verdict.PASS
+    state = CheckState(name="error-rate")
+    for _ in range(6):
+        seen, state = JUDGE.judge(
+            ERRORS, WindowSample(canary=canary, primary=primary), state, LAST, NOW
+        )
+    assert seen.verdict is Verdict.INCONCLUSIVE
+    assert "1 canary vs 10 primary pods" in seen.message
+    assert "canary pods a healthy canary could show it" in seen.message
+    run = Running.load(state.judge_state, 1.0, 0.0)
+    assert len(run.canary_pods.pods) == 1
+    assert len(run.primary_pods.pods) == 10
+
+
+def test_as_many_even_pods_a_side_are_promoted_as_before() -> None:
+    """Ten canary pods against ten, every pod alike: the pods' bound is narrow and the
+    healthy canary is promoted."""
+    even = [0.01] * 10
+    sample = WindowSample(
+        canary=_side(20_000, even, "canary"), primary=_side(20_000, even, "primary")
+    )
+    state = CheckState(name="error-rate")
+    verdicts = []
+    for _ in range(10):
+        result, state = JUDGE.judge(ERRORS, sample, state, LAST, NOW)
+        verdicts.append(result.verdict)
+    assert verdicts[-1] is Verdict.PASS
+
+
+def test_the_fail_test_at_no_margin_is_the_unadjusted_one() -> None:
+    loglik = stats.split_loglik(7, 40, 0.1, 1.0) + stats.split_loglik(2, 30, 0.2, 1.0)
+    assert pods.log_harm_above(loglik, 0.0) == pytest.approx(stats.log_evidence_of_harm(loglik))
+    assert pods.log_harm_above(loglik, 0.35) < pods.log_harm_above(loglik, 0.0)
+
+
+def test_one_unlucky_canary_pod_of_a_healthy_version_is_not_failed_on_its_draw() -> None:
+    """A canary pod at 2% beside primary pods spread from 0.55% to 2%: the draw explains it.
+    Without per-pod counts the judge fails it; with them it does not."""
+    primary = _side(20_000, PRIMARY_RATES, "primary")
+    canary = _side(4_000, [0.02], "canary")
+    bare = WindowSample(
+        canary=canary.model_copy(update={"pods": ()}),
+        primary=primary.model_copy(update={"pods": ()}),
+    )
+    state = CheckState(name="error-rate")
+    for _ in range(3):
+        blind, state = JUDGE.judge(ERRORS, bare, state, LAST, NOW)
+    assert blind.verdict is Verdict.FAIL
+    state = CheckState(name="error-rate")
+    for _ in range(3):
+        seen, state = JUDGE.judge(
+            ERRORS, WindowSample(canary=canary, primary=primary), state, LAST, NOW
+        )
+    assert seen.verdict is not Verdict.FAIL
