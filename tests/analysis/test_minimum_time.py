@@ -217,3 +217,10 @@ def test_the_judge_never_beats_walds_floor_on_average(rpm: float, errors: float)
     assert promoted > 0.5
     assert floor > 0.2
     assert mean >= floor, (mean, floor, promoted)
+
+
+def test_large_convolutions_by_fft_agree_with_the_direct_sum() -> None:
+    first, second = mt.binomial_pmf(1500, 0.3), mt.binomial_pmf(900, 0.6)
+    assert first.size * second.size > mt._DIRECT_LIMIT  # the FFT path
+    direct = np.convolve(first, second)
+    assert mt.convolve(first, second) == pytest.approx(direct, abs=1e-12)
