@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from decision_guarantees import CellResult, judge_rollout
-from decision_minimum import flagger_schedule
+from decision_minimum import flagger_schedule, minutes
 from decision_pareto import CellChoice, _ratio
 
 from canary.sim.summary import wilson
@@ -88,18 +88,24 @@ def undecided(grid: Sequence[CellResult]) -> Verdict:
 
 
 def within_minimum(grid: Sequence[CellResult]) -> tuple[Verdict, list[str]]:
-    """Median promotion time of all healthy runs against the exact fixed-sample minimum."""
+    """Median promotion time of all healthy runs against the exact fixed-sample minimum.
+    Where the judge promotes fewer than half of the healthy canaries it is judged only if a
+    fixed-sample test could have decided within the deadline (otherwise: not judged)."""
     deadline = judge_rollout("sequential").spec.analysis.inconclusive_deadline / 60.0
     notes, ratios, failed, beyond = [], [], [], []
     for row in (r for r in _seq(grid) if r.cell.healthy):
         fixed = row.floors.fixed
-        if row.floors.fixed_last_step > deadline:
-            beyond.append(row)
-            notes.append(
-                f"{_where(row)}: the exact minimum ({fixed:.1f} min) is past the "
-                f"{deadline:g}-minute deadline; the judge's median: "
-                f"{'never' if math.isinf(row.promote_all) else f'{row.promote_all:.1f} min'}"
-            )
+        if math.isinf(row.promote_all):
+            if row.floors.fixed_last_step > deadline:
+                beyond.append(row)
+                notes.append(
+                    f"{_where(row)}: the judge promotes under half by the deadline, and the "
+                    f"exact minimum ({minutes(fixed)} min) is past it too (a decision in "
+                    f"{deadline:g} minutes needs about {row.rpm_needed:,.0f}/min)"
+                )
+            else:
+                failed.append(row)
+                notes.append(f"{_where(row)}: never, against {fixed:.1f} min")
             continue
         ratio = row.promote_all / fixed
         ratios.append(ratio)
@@ -109,13 +115,13 @@ def within_minimum(grid: Sequence[CellResult]) -> tuple[Verdict, list[str]]:
     worst = f"{max(ratios):.2f}x" if ratios else "n/a"
     detail = (
         f"median time to promote over all healthy runs / the exact minimum: worst {worst} over "
-        f"{len(ratios)} cells where the exact minimum is within the deadline; {len(failed)} "
-        f"over {WITHIN}x. In {len(beyond)} cells no fixed-sample test can promote within the "
-        f"{deadline:g}-minute inconclusiveDeadline (not judged)."
+        f"{len(ratios)} cells; {len(failed)} over {WITHIN}x or never promoted where a test "
+        f"could have. Not judged: {len(beyond)} cells where fewer than half are promoted "
+        f"within the {deadline:g}-minute inconclusiveDeadline and no fixed-sample test could "
+        "decide within it either."
     )
-    return Verdict(
-        f"healthy canaries promoted within {WITHIN}x of the exact minimum", not failed, detail
-    ), notes
+    name = f"healthy canaries promoted within {WITHIN}x of the exact minimum"
+    return Verdict(name, not failed, detail), notes
 
 
 def flagger_pace(grid: Sequence[CellResult]) -> Verdict:
@@ -169,13 +175,21 @@ def cheaper(choices: Sequence[CellChoice], default: bool) -> Verdict:
 
 
 def wald_sanity(grid: Sequence[CellResult]) -> Verdict:
+    """A consistency check: the judge holds beta, so it cannot beat Wald's floor on average;
+    Flagger's rules do not hold beta and may (the check can fail)."""
     rows = [r for r in _seq(grid) if r.cell.healthy]
     below = [r for r in rows if r.analysis_mean < r.wald_at_share]
     closest = min(rows, key=lambda r: r.analysis_mean / max(r.wald_at_share, 1e-9))
+    flagger = [r for r in grid if r.judge == "flagger" and r.cell.healthy]
+    under = [r for r in flagger if r.analysis_mean < r.wald_at_share]
+    shown = "; ".join(
+        f"{_where(r)}: {r.analysis_mean:.1f} against {r.wald_at_share:.1f}" for r in under
+    )
     return Verdict(
         "the judge never beats Wald's floor (a test holding beta cannot)",
         not below,
         f"mean analysis minutes of healthy runs against Wald's floor for a test promoting as "
         f"often: closest {closest.analysis_mean:.1f} / {closest.wald_at_share:.1f} min "
-        f"({_where(closest)}).",
+        f"({_where(closest)}); {len(below)} cells below it. Flagger's rules, which do not hold "
+        f"beta, go under it in {len(under)} cells{': ' + shown if shown else ''}.",
     )
