@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TYPED := canary
 
-.PHONY: demo test lint typecheck unit crds bench-decision bench-scale bench-sim clean
+.PHONY: demo test lint typecheck unit crds bench-decision bench-guarantees bench-scale bench-sim clean
 
 # Debian packages whose programs the tests run: a real Prometheus (and its promtool), HAProxy,
 # openssl (a test CA for an https Prometheus). helm and kubectl come from PyPI (bootstrap).
@@ -39,6 +39,11 @@ crds: $(VENV)/.installed
 ## bench-decision: judges against Flagger's and Kayenta's rules (docs/benchmarks.md)
 bench-decision: $(VENV)/.installed
 	$(BIN)/python benchmarks/decision.py
+
+## bench-guarantees: issue #11's two guarantees, the real-traffic worlds and the judges tuned to
+## the same false-rollback level, with the exact minimum promotion time (docs/benchmarks.md)
+bench-guarantees: $(VENV)/.installed
+	nice -n 10 $(BIN)/python benchmarks/decision_publish.py --jobs 2
 
 ## bench-scale: one controller with 10, 100 and 1,000 Rollouts (docs/benchmarks.md)
 bench-scale: $(VENV)/.installed

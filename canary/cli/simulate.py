@@ -4,6 +4,7 @@ tick by tick — or, with --runs, how often it is promoted or rolled back over m
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from canary.analysis.checks import CheckResolutionError
+from canary.analysis.judges import minimum_time
 from canary.analysis.judges.base import JudgeError
 from canary.cli.output import OUTPUT_OPTION, console, print_json
 from canary.cli.timeline import fail, print_timeline
@@ -24,6 +26,7 @@ from canary.model.status import Phase, Verdict
 from canary.sim import SCENARIOS, Scenario, get_scenario
 from canary.sim import simulate as run_simulation
 from canary.sim.summary import Interval, Summary, summarise
+from canary.sim.traffic import side_models
 
 _VERDICT_STYLE = {Verdict.PASS: "green", Verdict.FAIL: "red", Verdict.INCONCLUSIVE: "yellow"}
 _PHASE_STYLE = {Phase.SUCCEEDED: "bold green", Phase.FAILED: "bold red"}
@@ -212,15 +215,59 @@ def _many(
         fail([f"{file}: spec.analysis.judge: {exc}"])
     summary = summarise(results, seed)
     warning = _undecided_warning(summary, rollout) if summary.undecided else ""
+    fastest = fastest_promotion(rollout, world)
     if output == "json":
         data = summary.to_json_data()
         data["world"] = world.model_dump(mode="json", by_alias=True)
+        data["fastestPromotion"] = fastest
         data["warnings"] = [warning] if warning else []
         print_json(data)
         return
-    _print_summary(summary, world, file)
+    _print_summary(summary, world, file, fastest)
     if warning:
         console(stderr=True).print(Text(warning, style="yellow"))
+
+
+def fastest_promotion(rollout: Rollout, world: Scenario) -> dict[str, float | None] | None:
+    """The fastest any test holding the Rollout's alpha and beta could promote a canary like
+    its primary at this traffic (canary.analysis.judges.minimum_time), in minutes from the
+    new revision as the summary counts them (readiness and the promotion included): the best
+    fixed-sample test, and Wald's floor on any sequential test's average. None when the
+    Rollout has no count checks."""
+    stable, _ = side_models(world)
+    error_rate = world.primary_error_percent / 100.0
+    try:
+        figures = minimum_time.for_rollout(
+            rollout,
+            world.requests_per_minute,
+            error_rate,
+            lambda ms: 1.0 - stable.share_within(ms),
+        )
+    except minimum_time.MinimumTimeError:
+        return None
+    if not figures.checks:
+        return None
+    overhead = (world.canary_ready_seconds + world.promotion_seconds) / 60.0
+
+    def shown(minutes: float) -> float | None:
+        return round(minutes + overhead, 1) if math.isfinite(minutes) else None
+
+    return {
+        "fixedSampleMinutes": shown(figures.fixed_minutes),
+        "waldMinutes": shown(figures.wald_minutes),
+    }
+
+
+def _fastest_text(fastest: dict[str, float | None] | None) -> str:
+    if fastest is None:
+        return "n/a (no count checks)"
+    fixed, wald = fastest["fixedSampleMinutes"], fastest["waldMinutes"]
+    if fixed is None or wald is None:
+        return "never at this traffic (no failures to compare and no objective to be within)"
+    return (
+        f"about {fixed:.1f} min for the best test that looks once; no test that looks as "
+        f"often as it likes under {wald:.1f} min on average (Wald)"
+    )
 
 
 def _undecided_warning(summary: Summary, rollout: Rollout) -> str:
@@ -245,7 +292,9 @@ def _median(value: float | None, interval: Interval | None, unit: str) -> str:
     return f"{value:.1f}{unit} (95% {interval.low:.1f}-{interval.high:.1f})"
 
 
-def _print_summary(summary: Summary, world: Scenario, file: Path) -> None:
+def _print_summary(
+    summary: Summary, world: Scenario, file: Path, fastest: dict[str, float | None] | None
+) -> None:
     runs = summary.runs
     table = Table(
         title=f"canary simulate {file}: {runs} runs from seed {summary.first_seed}",
@@ -268,4 +317,5 @@ def _print_summary(summary: Summary, world: Scenario, file: Path) -> None:
     )
     table.add_row("canary bad requests (median)", bad)
     table.add_row("canary bad requests (mean)", f"{summary.mean_canary_bad_requests:.1f}")
+    table.add_row("fastest possible promotion", _fastest_text(fastest))
     console().print(table)

@@ -34,6 +34,11 @@ def test_the_guarantee_grid_runs_and_prints_every_cell() -> None:
     rows = [line for line in done.stdout.splitlines() if line.startswith("| calm | 3000 |")]
     assert len(rows) == 3 * 7 * 2  # primary errors x canaries x judges
     assert any("| yes | sequential |" in row for row in rows)  # bad cells are marked
+    healthy = [row.split(" | ") for row in rows if "| 1x |" in row]
+    assert len(healthy) == 3 * 2
+    for cells in healthy:  # the floors are printed beside the healthy cells
+        exact, wald = float(cells[12]), float(cells[13])
+        assert 0 < wald < exact
 
 
 def test_the_pareto_benchmark_runs_and_ends_with_its_headline() -> None:
@@ -41,5 +46,17 @@ def test_the_pareto_benchmark_runs_and_ends_with_its_headline() -> None:
         "decision_pareto.py", "--seeds", "1", "--rates", "3000", "--errors", "1", timeout=300
     )
     assert "Tuned to false rollbacks <= 2%" in done.stdout
-    assert done.stdout.count("| 3000 | 1% | flagger |") == 9
-    assert done.stdout.count("| 3000 | 1% | sequential |") == 12
+    assert done.stdout.count("| calm | 3000 | 1% | flagger |") == 9
+    assert done.stdout.count("| calm | 3000 | 1% | sequential |") == 12
+    assert "The default settings against Flagger tuned to them" in done.stdout
+    assert "default/flagger: " in done.stdout
+
+
+def test_the_publishing_run_checks_every_criterion_and_leaves_the_docs_alone() -> None:
+    done = run_benchmark("decision_publish.py", "--quick", "--no-write", "--jobs", "1", timeout=600)
+    criteria = [line for line in done.stdout.splitlines() if line.startswith("- **")]
+    assert len(criteria) == 10  # six on the grid, two calm and two with the worlds' rows
+    assert all("**met**" in line or "**not met**" in line for line in criteria)
+    assert "| calm | 3000 | 1% | 1x |" not in done.stdout  # the full tables: their own file
+    assert "exact minimum" in done.stdout
+    assert done.stdout.splitlines()[-1].startswith("headline: median cost ratio")
