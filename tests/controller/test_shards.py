@@ -3,6 +3,8 @@ the test API server (the Leases are real objects, written with resourceVersions)
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections import Counter
 
@@ -212,3 +214,18 @@ def test_the_leases_are_listed_by_their_group_label(cluster: Cluster) -> None:
     listed = kube.list(LEASE, cluster.namespace, label_selector=f"{GROUP_LABEL}=canary")
     names = sorted(str(obj["metadata"]["name"]) for obj in listed.items)
     assert names == sorted(["canary-shard-0", "canary-shard-1", member_lease_name("canary", "a")])
+
+
+def test_the_controller_command_refuses_bad_shards() -> None:
+    for flags, message in (
+        (["--shards", "0"], "--shards must be between 1 and 256 (got 0)"),
+        (["--shards", "3", "--no-leader-elect"], "--shards above 1 needs --leader-elect"),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "canary.cli.main", "controller", *flags],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 1, result.stderr
+        assert message in result.stderr
