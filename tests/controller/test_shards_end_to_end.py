@@ -5,8 +5,10 @@ skipped (every status version the API server stored, and the Rollouts' Events)."
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +18,7 @@ from tick_support import Judged
 from canary.controller import Controller, ControllerSettings, LeaseSettings
 from canary.controller.shards import shard_of
 from canary.testing import ApiServer
+from canary.testing.lease_audit import writes_outside_leases
 from canary.testing.storage import Event
 
 Json = dict[str, Any]
@@ -102,6 +105,25 @@ def status_writers(api: ApiServer, namespace: str, since: int = 0) -> dict[str, 
     return writers
 
 
+def guard_of(namespace: str) -> Callable[[str, str], str | None]:
+    """The shard Lease a write of a Rollout, of its Deployments or of its Services needs."""
+    pattern = re.compile(
+        rf"^/apis?/(?:[^/]+/)*namespaces/{namespace}/"
+        r"(rollouts|deployments|services|virtualservices|destinationrules)/([^/?]+)"
+    )
+
+    def guarded_by(method: str, path: str) -> str | None:
+        found = pattern.match(path)
+        if found is None:
+            return None
+        name = re.sub(r"-(primary|canary)$", "", found.group(2))
+        if name not in ROLLOUTS:
+            return None
+        return f"canary-controller-shard-{shard_of(namespace, name, SHARDS)}"
+
+    return guarded_by
+
+
 def lease_spec(cluster: Cluster, shard: int) -> Json:
     found = cluster.get("coordination.k8s.io/v1", "Lease", f"canary-controller-shard-{shard}")
     assert found is not None
@@ -129,10 +151,7 @@ def test_three_replicas_share_the_rollouts_and_take_over_a_dead_ones(cluster: Cl
         name: next(i for i, r in replicas.items() if r.shards and r.shards.owns(ns, name))
         for name in ROLLOUTS
     }
-    before = status_writers(cluster.api, ns)
-    for name in ROLLOUTS:
-        # (the first replica up held every shard until the others joined: handed over once)
-        assert_handed_over_not_shared(name, before[name])
+    assert writes_outside_leases(cluster.api.requests_by_agent, guard_of(ns)) == []
     assert set(owner_of.values()) == set(replicas), "each replica runs some Rollouts"
 
     earlier = {e["metadata"]["name"] for e in cluster.events()}
@@ -166,10 +185,12 @@ def test_three_replicas_share_the_rollouts_and_take_over_a_dead_ones(cluster: Cl
     for name in ROLLOUTS:
         expected = taken["holderIdentity"] if name in victims else owner_of[name]
         assert set(after[name]) == {expected}, f"{name}: one writer after the kill"
-        assert_handed_over_not_shared(name, status_writers(cluster.api, ns)[name])
         assert (shard_of(ns, name, SHARDS) == dead_shard) == (name in victims)
 
     statuses.close()
+    audited = cluster.api.requests_by_agent
+    assert writes_outside_leases(audited, guard_of(ns)) == [], "a write without its shard"
+    assert sum(1 for r in audited if guard_of(ns)(r[1], r[2]) and r[1] != "GET") > 9 * 4
     for name in ROLLOUTS:
         assert statuses.weights(name) == [0, 20, 50, 0], f"{name}: each step once, in order"
         steps = [e["message"] for e in cluster.events("Step") if involved(e) == name]
@@ -183,13 +204,6 @@ def test_three_replicas_share_the_rollouts_and_take_over_a_dead_ones(cluster: Cl
             assert instances == {victim_name, taken["holderIdentity"]}
         else:
             assert instances == {owner_of[name]}
-
-
-def assert_handed_over_not_shared(name: str, writers: list[str]) -> None:
-    """Each replica's status writes of ``name`` are one contiguous run: a Rollout changes
-    hands, it is never written by two replicas in turn."""
-    runs = [w for i, w in enumerate(writers) if i == 0 or writers[i - 1] != w]
-    assert len(runs) == len(set(runs)), f"{name} written by replicas in turn: {runs}"
 
 
 def involved(event: Json) -> str:
