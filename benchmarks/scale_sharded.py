@@ -49,7 +49,7 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -227,6 +227,26 @@ class StepAudit:
         self.api.store.unsubscribe(self)
 
 
+class EventCount:
+    """Watch events of a kind in the namespace (what every replica's watch decodes)."""
+
+    def __init__(self, cluster: Cluster, api_version: str, kind: str) -> None:
+        self.api = cluster.api
+        self.key = self.api.registry.find_kind(api_version, kind).key
+        self.count = 0
+        self.api.store.subscribe(self, None, lambda obj: True)
+
+    def push(self, event: Event) -> None:
+        if event.key == self.key:
+            self.count += 1  # (under the store's lock)
+
+    def progress(self, rv: int) -> None:
+        pass
+
+    def close(self) -> None:
+        self.api.store.unsubscribe(self)
+
+
 class LeaseLog:
     """Every stored version of the shards' Leases: (holder, renewTime, acquireTime) by name."""
 
@@ -355,6 +375,9 @@ class Result:
     step_events: int = 0
     succeeded: int = 0
     problems: list[str] = field(default_factory=list)
+    load: tuple[float, float] = (0.0, 0.0)
+    """The machine's 1-minute load average before and after the steady window."""
+    when: str = ""
 
 
 def start_replica(
@@ -405,6 +428,7 @@ def run(args: argparse.Namespace, work: Path) -> Result:
     )
     audit = StepAudit(cluster)
     leases = LeaseLog(cluster)
+    deployments = EventCount(cluster, "apps/v1", "Deployment")
     children: list[Child] = []
     try:
         kubeconfig = cluster.api.kubeconfig(work / "kubeconfig", namespace=NAMESPACE)
@@ -452,12 +476,15 @@ def run(args: argparse.Namespace, work: Path) -> Result:
         owned = holders(cluster)
         pids = {n: c.pid for n, c in replicas.items()}
         console.log(f"steady state for {args.duration:g}s")
+        load0 = os.getloadavg()[0]
         t0, cpu0 = time.time(), {n: cpu_seconds(p) for n, p in pids.items()}
-        api0, events0 = cpu_seconds(os.getpid()), audit.events
+        api0, events0 = cpu_seconds(os.getpid()), audit.events + deployments.count
         time.sleep(args.duration)
         t1, cpu1 = time.time(), {n: cpu_seconds(p) for n, p in pids.items()}
+        result.load = (load0, os.getloadavg()[0])
+        result.when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         result.apiserver_cores = (cpu_seconds(os.getpid()) - api0) / (t1 - t0)
-        result.watch_events_per_second = (audit.events - events0) / (t1 - t0)
+        result.watch_events_per_second = (audit.events + deployments.count - events0) / (t1 - t0)
         rss = {n: memory_kib(p, "VmHWM") / 1024 for n, p in pids.items()}
         result.observer_cores = (cpu1["observer"] - cpu0["observer"]) / (t1 - t0)
         result.observer_rss_mib = rss["observer"]
@@ -516,6 +543,7 @@ def run(args: argparse.Namespace, work: Path) -> Result:
         time.sleep(2)
         audit.close()
         leases.close()
+        deployments.close()
         result.step_violations = audit.violations[:20]
         result.steps = audit.steps
         result.step_events = step_events(cluster)
@@ -537,6 +565,41 @@ def parse(stamp: object) -> datetime:
     return datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
 
 
+def watch_memory(sizes: list[int], work: Path) -> list[tuple[int, float, float]]:
+    """(Rollouts, peak RSS MiB, seconds to list and sync) of a replica that only watches, with
+    ``size`` Rollouts and their Deployments in the namespace: what keeping every object in the
+    caches costs a replica, whatever share of them it owns."""
+    found = []
+    for size in sizes:
+        folder = work / f"memory-{size}"
+        folder.mkdir()
+        cluster = make_cluster(
+            NAMESPACE,
+            size,
+            folder / "weights",
+            interval=10.0,
+            weights=WEIGHTS,
+            judge=None,
+            ready_delay=2.0,
+        )
+        try:
+            kubeconfig = cluster.api.kubeconfig(folder / "kubeconfig", namespace=NAMESPACE)
+            args = argparse.Namespace(
+                workers=8, lease_duration=15.0, renew_deadline=10.0, retry_period=2.0
+            )
+            observer = start_replica("observer", kubeconfig, "http://127.0.0.1:9", folder, args)
+            started = time.monotonic()
+            observer.first_line(600)
+            synced = time.monotonic() - started
+            time.sleep(2)
+            found.append((size, memory_kib(observer.pid, "VmHWM") / 1024, synced))
+            console.log(f"watch-only at {size:,} Rollouts: {found[-1][1]:.0f} MiB")
+            observer.stop(20)
+        finally:
+            cluster.close()
+    return found
+
+
 # --- output ------------------------------------------------------------------------------------
 
 
@@ -549,8 +612,22 @@ def fmt(value: float | None, digits: int = 2) -> str:
 def markdown(result: Result, args: argparse.Namespace) -> str:
     per = result.size // SHARDS
     lines = [
+        "## Sharded controller",
+        "",
+        "Three replica processes share the Rollouts in three shards (a Lease each: "
+        'docs/controller.md, "Sharding"), one is SIGKILLed after the steady window. Setup '
+        'as in "Controller scale" above (the same API server stand-in, kubelet, Prometheus '
+        "stand-in, rollouts kept cycling); per replica its ticks, their lateness (from its "
+        "APScheduler events), its CPU (/proc) and peak RSS (VmHWM). A fourth process only "
+        "watches (the controller's watches, caches and listeners, no shard): the CPU and memory "
+        "every replica spends on seeing all objects rather than its shard's. The audit replays "
+        "the API server's request log (who wrote what, by User-Agent) against the shard "
+        "Leases' writes; the steps come from every stored version of every status.",
+        "",
         f"`{' '.join(['.venv/bin/python benchmarks/scale_sharded.py', *sys.argv[1:]])}` "
-        f"on {machine()}; {result.size:,} Rollouts ({per:,} a shard), 3 replica processes "
+        f"— {result.when}, {machine()}, machine load {result.load[0]:.1f} / "
+        f"{result.load[1]:.1f} (1-minute average before / after the window: the machine is "
+        f"shared); {result.size:,} Rollouts ({per:,} a shard), 3 replica processes "
         f"`--shards 3` and a watch-only observer, the API server stand-in in the benchmark's "
         f"process, analysis every {result.interval:g} s, leases {result.lease_duration:g} s / "
         f"{args.renew_deadline:g} s / {args.retry_period:g} s, {result.duration:g} s steady.",
@@ -573,7 +650,7 @@ def markdown(result: Result, args: argparse.Namespace) -> str:
         "|---|---:|",
         f"| watch-only observer (all objects, no shard): cores | {fmt(result.observer_cores, 3)} |",
         f"| observer peak RSS MiB | {fmt(result.observer_rss_mib, 0)} |",
-        f"| Rollout status versions a second (each replica decodes all) | "
+        f"| Rollout and Deployment watch events a second (each replica decodes all) | "
         f"{fmt(result.watch_events_per_second, 1)} |",
         f"| API server stand-in: cores | {fmt(result.apiserver_cores)} |",
         f"| takeover: kill -> shard Lease taken, s | {fmt(result.takeover_lease_seconds, 1)} |",
@@ -609,7 +686,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retry-period", type=float, default=2.0)
     parser.add_argument("--no-write", action="store_true", help="do not touch docs/")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument(
+        "--watch-memory",
+        help="only measure a watch-only replica's peak RSS at these numbers of Rollouts "
+        "(comma-separated), print them and exit",
+    )
     args = parser.parse_args(argv)
+    if args.watch_memory:
+        with tempfile.TemporaryDirectory(prefix="canary-sharded-") as folder:
+            sizes = [int(n) for n in args.watch_memory.split(",")]
+            for size, rss, synced in watch_memory(sizes, Path(folder)):
+                console.print(f"| {size:,} | {rss:.0f} | {synced:.1f} |")
+        return 0
     if args.quick:
         args.size, args.duration, args.after = 60, 20.0, 10.0
     with tempfile.TemporaryDirectory(prefix="canary-sharded-") as folder:

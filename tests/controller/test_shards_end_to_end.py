@@ -208,3 +208,50 @@ def test_three_replicas_share_the_rollouts_and_take_over_a_dead_ones(cluster: Cl
 
 def involved(event: Json) -> str:
     return str((event.get("involvedObject") or {}).get("name"))
+
+
+def test_replicas_joining_and_leaving_mid_rollout_hand_shards_over_cleanly(
+    cluster: Cluster,
+) -> None:
+    """Two replicas run the Rollouts; a third joins while they progress (the others shed a
+    shard each for it), then one leaves gracefully (its shards are released and taken at the
+    next retry): every Rollout still goes through each step once, and no write of a Rollout's
+    objects is made by a replica not holding its shard at that point of the request log."""
+    ns = cluster.namespace
+    for name in ROLLOUTS:
+        cluster.api.apply(deployment(name, ns))
+        cluster.api.apply(rollout(name, ns, analysis={"interval": "2s", "judge": "threshold"}))
+    statuses = StatusLog(cluster.api, ns)
+    first, second = replica(cluster, "one"), replica(cluster, "two")
+    wait_for(
+        "two and one shards",
+        lambda: sorted(len(r.shards.owned()) for r in (first, second) if r.shards) == [1, 2],
+    )
+    for name in ROLLOUTS:
+        cluster.wait_phase(name, "Initialized")
+    for name in ROLLOUTS:
+        cluster.set_image(name, "podinfo:6.8.0")
+    wait_for(
+        "the Rollouts under way",
+        lambda: sum(cluster.status(n).get("canaryWeight") == 20 for n in ROLLOUTS) >= 3,
+    )
+    third = replica(cluster, "three")
+    wait_for("the third replica's shard", lambda: third.shards and len(third.shards.owned()) == 1)
+    assert first.shards is not None
+    assert second.shards is not None
+    assert len(first.shards.owned()) == len(second.shards.owned()) == 1
+    leaving = first.shards.owned()
+    first.stop()  # SIGTERM: its shard and member Lease released
+    wait_for(
+        "the leaver's shard taken",
+        lambda: any(r.shards and leaving <= r.shards.owned() for r in (second, third)),
+        timeout=2 * RETRY + 5,
+    )
+    for name in ROLLOUTS:
+        cluster.wait_phase(name, "Succeeded", timeout=60)
+    statuses.close()
+    assert writes_outside_leases(cluster.api.requests_by_agent, guard_of(ns)) == []
+    for name in ROLLOUTS:
+        assert statuses.weights(name) == [0, 20, 50, 0], f"{name}: each step once, in order"
+        steps = [e["message"] for e in cluster.events("Step") if involved(e) == name]
+        assert len(steps) == len(set(steps)) == 2, f"{name}: one Step Event per step: {steps}"
