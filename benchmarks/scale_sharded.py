@@ -695,8 +695,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.watch_memory:
         with tempfile.TemporaryDirectory(prefix="canary-sharded-") as folder:
             sizes = [int(n) for n in args.watch_memory.split(",")]
-            for size, rss, synced in watch_memory(sizes, Path(folder)):
-                console.print(f"| {size:,} | {rss:.0f} | {synced:.1f} |")
+            rows = watch_memory(sizes, Path(folder))
+        text = "\n".join(
+            [
+                "### What watching every object costs a replica in memory",
+                "",
+                f"`{' '.join(['.venv/bin/python benchmarks/scale_sharded.py', *argv])}` — "
+                f"{datetime.now(UTC):%Y-%m-%d %H:%M UTC}, {machine()}: a replica that only "
+                "watches (no shard, no tick) with N Rollouts and their target Deployments in "
+                "its namespace, its peak RSS (VmHWM) once its caches are synced.",
+                "",
+                "| Rollouts | peak RSS MiB | seconds to list and sync |",
+                "|---:|---:|---:|",
+                *(f"| {size:,} | {rss:.0f} | {synced:.1f} |" for size, rss, synced in rows),
+            ]
+        )
+        console.print(text)
+        if not args.no_write:
+            replace_section("scale-sharded-watch-memory", text)
         return 0
     if args.quick:
         args.size, args.duration, args.after = 60, 20.0, 10.0

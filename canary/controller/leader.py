@@ -68,12 +68,17 @@ class LeaseHolder:
         settings: LeaseSettings,
         *,
         labels: dict[str, str] | None = None,
+        shared: bool = False,
         monotonic: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """``shared``: several replicas hold the Lease under one identity and renew it in
+        turn; a renewal that lost the race to another's (409) keeps the hold this replica's
+        own last renewal gave (it still ends ``renew_deadline`` after it)."""
         self.kube = kube
         self.settings = settings
         self.labels = dict(labels or {})
+        self.shared = shared
         self._monotonic = monotonic
         self._now = now
         self._lock = threading.Lock()
@@ -185,7 +190,8 @@ class LeaseHolder:
             else:
                 self.kube.replace(lease)
         except ConflictError:
-            self.drop()  # someone else wrote it first; read again next round
+            if not self.shared:
+                self.drop()  # someone else wrote it first; read again next round
             return False
         with self._lock:
             self._holding_until = started + self.settings.renew_deadline

@@ -14,6 +14,15 @@ replica below its share to take) when others join. A shard free for longer than 
 duration is taken whatever the share, so none is left orphaned while the members' views of who
 is alive disagree.
 
+**The group Lease.** The sharded replicas also hold the plain Lease ``<lease-name>`` together,
+under the identity ``shards:<N>``: each renews it every round and acts on no shard unless its
+own last renewal of it is younger than ``renew_deadline``. A leader of ``--shards 1`` (this
+release or an earlier one) holds the same Lease under its own name, and replicas of another
+shard count under ``shards:<M>``; whichever holds it, the others wait until it runs out. So a
+rolling update that changes the mode or the number of shards never has two schemes acting at
+once: the new replicas start acting a lease duration after the last old one stopped renewing
+(the group Lease is never given up early; a leader's is, on SIGTERM, as before).
+
 One thread (`ShardSet`) lists the group's Leases (label ``canary.dev/lease-group``) once per
 ``retry_period`` and renews, takes and sheds. ``owns`` is computed from each Lease's last
 successful renewal, like `LeaderElector.is_leader`, so a replica cut off from the API server
@@ -83,6 +92,11 @@ def member_lease_name(lease_name: str, identity: str) -> str:
     return f"{lease_name}-member-{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
 
 
+def group_identity(shards: int) -> str:
+    """The identity the replicas of ``shards`` shards hold the plain Lease under together."""
+    return f"shards:{shards}"
+
+
 def validate_shards(shards: int) -> int:
     if not 1 <= shards <= MAX_SHARDS:
         raise ValueError(f"--shards must be between 1 and {MAX_SHARDS} (got {shards})")
@@ -127,6 +141,14 @@ class ShardSet:
             monotonic=monotonic,
             now=now,
         )
+        self.group = LeaseHolder(
+            kube,
+            replace(settings, identity=group_identity(shards)),
+            shared=True,
+            monotonic=monotonic,
+            now=now,
+        )
+        self._blocked_by = ""
         self._others: dict[str, LeaseHolder] = {}
         """An observer per other member's Lease (times its expiry; never takes it)."""
         self.members = 1
@@ -140,16 +162,19 @@ class ShardSet:
     # --- what the controller asks --------------------------------------------------------------
 
     def owns(self, namespace: str, name: str) -> bool:
-        return self.holders[shard_of(namespace, name, self.shards)].holding()
+        return self._holds(shard_of(namespace, name, self.shards))
 
     def owns_key(self, key: str) -> bool:
-        return self.holders[shard_of_key(key, self.shards)].holding()
+        return self._holds(shard_of_key(key, self.shards))
 
     def owned(self) -> set[int]:
-        return {i for i, holder in enumerate(self.holders) if holder.holding()}
+        return {i for i in range(self.shards) if self._holds(i)}
 
     def active(self) -> bool:
-        return any(holder.holding() for holder in self.holders)
+        return bool(self.owned())
+
+    def _holds(self, shard: int) -> bool:
+        return self.holders[shard].holding() and self.group.holding()
 
     @contextmanager
     def acting(self, key: str) -> Iterator[None]:
@@ -216,6 +241,8 @@ class ShardSet:
         """List the group's Leases; renew the member Lease and the shards held; shed above the
         fair share or take up to it. Returns the shards held afterwards."""
         started = self._monotonic()
+        if not self._join_group(started):
+            return set()
         listed = self.kube.list(
             LEASE, self.settings.namespace, label_selector=f"{GROUP_LABEL}={self.settings.name}"
         )
@@ -235,6 +262,28 @@ class ShardSet:
         self._take(leases, started, fair - min(len(held), fair))
         self._report()
         return self.owned()
+
+    def _join_group(self, started: float) -> bool:
+        """Renew (or take) the group Lease; False, holding nothing, while a leader or replicas
+        of another shard count hold it."""
+        lease = self.kube.get(LEASE, self.settings.namespace, self.settings.name)
+        if self.group.round(lease, started) or self.group.holding():
+            self._blocked_by = ""
+            return True
+        holder = _holder(lease) if lease is not None else ""
+        if holder not in (self._blocked_by, self.group.settings.identity):
+            log.warning(
+                "%s waits: Lease %s is held by %s (a leader, or replicas of another shard "
+                "count); the shards are taken once it runs out",
+                self.identity,
+                self.settings.name,
+                holder,
+            )
+            self._blocked_by = holder
+        for shard_holder in self.holders:
+            shard_holder.drop()
+        self._report()
+        return False
 
     def _live_others(self, leases: dict[str, Json], started: float) -> int:
         live = 0

@@ -11,12 +11,13 @@ from collections import Counter
 import pytest
 from controller_support import Cluster, wait_for
 
-from canary.controller import Kube, LeaseSettings
+from canary.controller import Kube, LeaderElector, LeaseSettings
 from canary.controller.kinds import LEASE
 from canary.controller.shards import (
     GROUP_LABEL,
     ShardSet,
     fair_share,
+    group_identity,
     member_lease_name,
     preference,
     shard_of,
@@ -229,3 +230,56 @@ def test_the_controller_command_refuses_bad_shards() -> None:
         )
         assert result.returncode == 1, result.stderr
         assert message in result.stderr
+
+
+def test_no_shard_while_a_leader_or_another_shard_count_holds_the_lease(cluster: Cluster) -> None:
+    """The plain Lease is the group's: a --shards 1 leader (of any release) holding it keeps
+    the sharded replicas off every shard until it is given up or runs out, and replicas of
+    another shard count wait for the group holding it to stop renewing: two schemes never act
+    at once during a rolling update."""
+    leader_clock, clocks = Clock(), [Clock(), Clock()]
+    leader = LeaderElector(
+        Kube(cluster.api_client()),
+        LeaseSettings(
+            namespace=cluster.namespace,
+            name="canary",
+            identity="old-leader",
+            lease_duration=DURATION,
+            renew_deadline=DEADLINE,
+            retry_period=RETRY,
+        ),
+        monotonic=leader_clock,
+    )
+    assert leader.try_acquire_or_renew()
+    a = shard_set(cluster, "a", clocks[0], shards=3)
+    assert a.round() == set(), "the leader holds the Lease: no shard"
+    assert holders(cluster, 3) == ["", "", ""], "none taken, none created"
+    for _ in range(int(DURATION / RETRY) - 1):  # the leader renews: a keeps waiting
+        advance([leader_clock, *clocks], RETRY)
+        assert leader.try_acquire_or_renew()
+        assert a.round() == set()
+    leader.lease.release()  # SIGTERM: given up
+    assert a.round() == {0, 1, 2}, "the group takes the Lease, and a the shards"
+    assert group_holder(cluster) == group_identity(3)
+    assert not leader.try_acquire_or_renew(), "the old leader cannot come back while a renews"
+
+    b = shard_set(cluster, "b", clocks[1], shards=4)  # a rolling update to 4 shards
+    for _ in range(int(DURATION / RETRY) + 2):
+        advance(clocks, RETRY)
+        assert b.round() == set(), "4 shards wait while the 3-shard group renews"
+        a.round()
+    # the old replica stops renewing (gone): after the lease duration the new group takes it
+    waited = 0.0
+    while not b.owned():
+        advance(clocks, RETRY)
+        waited += RETRY
+        b.round()
+        assert not (a.owned() and b.owned()), "never both schemes at once"
+    assert waited >= DURATION
+    assert group_holder(cluster) == group_identity(4)
+    assert a.owned() == set()
+
+
+def group_holder(cluster: Cluster) -> str:
+    lease = cluster.get("coordination.k8s.io/v1", "Lease", "canary")
+    return str(((lease or {}).get("spec") or {}).get("holderIdentity") or "")
