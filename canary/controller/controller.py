@@ -354,7 +354,9 @@ class Controller:
             elif shard in gained:
                 self.reconciler.forget(key)
                 self.scheduler.ensure(key)
-        self.metrics.leader.set(1 if self.shards.active() else 0)
+        held = len(self.shards.owned())
+        self.metrics.leader.set(1 if held else 0)
+        self.metrics.shards_held.set(held)
 
     # --- reacting to changes -------------------------------------------------------------------
 

@@ -153,6 +153,10 @@ def test_three_replicas_share_the_rollouts_and_take_over_a_dead_ones(cluster: Cl
     }
     assert writes_outside_leases(cluster.api.requests_by_agent, guard_of(ns)) == []
     assert set(owner_of.values()) == set(replicas), "each replica runs some Rollouts"
+    for made in replicas.values():
+        exposition = made.metrics.exposition().decode()
+        assert "canary_shards_held 1.0" in exposition
+        assert "canary_leader 1.0" in exposition
 
     earlier = {e["metadata"]["name"] for e in cluster.events()}
     for name in ROLLOUTS:
