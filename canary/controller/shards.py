@@ -213,7 +213,7 @@ class ShardSet:
         up so that the others take the shards at their next round."""
         self._stop.set()
         self._thread.join(timeout)
-        held = self.owned()
+        held = {i for i, holder in enumerate(self.holders) if holder.holding()}
         for holder in self.holders:
             holder.drop()
         self._report()
@@ -339,8 +339,10 @@ class ShardSet:
         holder.drop()
         self._report()
         with self._acting:
+            # (at most half the renew deadline: the other shards, renewed at the start of this
+            # round, must not run out meanwhile)
             self._acting.wait_for(
-                lambda: self._in_flight.get(shard, 0) == 0, self.settings.renew_deadline
+                lambda: self._in_flight.get(shard, 0) == 0, self.settings.renew_deadline / 2
             )
         log.info("%s sheds shard %d (%d members)", self.identity, shard, self.members)
         self._give_up(holder)
