@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TYPED := canary
 
-.PHONY: demo test lint typecheck unit crds bench-decision bench-guarantees bench-scale bench-sim clean
+.PHONY: demo test lint typecheck unit crds bench-decision bench-guarantees bench-scale bench-sharded bench-sim bench-chaos clean
 
 # Debian packages whose programs the tests run: a real Prometheus (and its promtool), HAProxy,
 # openssl (a test CA for an https Prometheus). helm and kubectl come from PyPI (bootstrap).
@@ -48,6 +48,10 @@ bench-guarantees: $(VENV)/.installed
 ## bench-scale: one controller with 10, 100 and 1,000 Rollouts (docs/benchmarks.md)
 bench-scale: $(VENV)/.installed
 	$(BIN)/python benchmarks/scale.py
+
+## bench-sharded: three sharded replicas, 300 Rollouts, one SIGKILLed (docs/benchmarks.md)
+bench-sharded: $(VENV)/.installed
+	$(BIN)/python benchmarks/scale_sharded.py
 
 ## bench-chaos: the controller SIGKILLed while 100 Rollouts cycle (docs/benchmarks.md)
 bench-chaos: $(VENV)/.installed

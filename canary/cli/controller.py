@@ -88,6 +88,14 @@ def default_lease_namespace() -> str:
 )
 @click.option("--lease-name", default="canary-controller", show_default=True)
 @click.option(
+    "--shards",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Split the Rollouts into this many shards, each held by a Lease of its own, shared "
+    "by the replicas (all act); 1: one leader acts, the others stand by.",
+)
+@click.option(
     "--lease-namespace",
     default=None,
     help="Namespace of the Lease (default: $POD_NAMESPACE, the Pod's namespace, or default).",
@@ -168,6 +176,7 @@ def controller(
     metrics_addr: str,
     leader_elect: bool,
     lease_name: str,
+    shards: int,
     lease_namespace: str | None,
     lease_duration: str,
     renew_deadline: str,
@@ -194,6 +203,7 @@ def controller(
     from canary.analysis.prometheus import PrometheusProvider, PrometheusSettings, TlsSettings
     from canary.controller import Controller, ControllerSettings, LeaseSettings
     from canary.controller.controller import default_identity
+    from canary.controller.shards import validate_shards
     from canary.gates.api.auth import TokenError
     from canary.gates.destinations import DestinationPolicy
     from canary.notify import NotifyConfig
@@ -214,6 +224,9 @@ def controller(
             renew_deadline=parse_duration(renew_deadline),
             retry_period=parse_duration(retry_period),
         )
+        validate_shards(shards)
+        if shards > 1 and not leader_elect:
+            raise ValueError("--shards above 1 needs --leader-elect (each shard is a Lease)")
         address = None if metrics_addr in ("0", "") else parse_address(metrics_addr)
         api_address = parse_address(api_listen) if api_listen else None
         DestinationPolicy.of(allow=webhook_allow)  # a bad CIDR is named here, not in a thread
@@ -235,6 +248,8 @@ def controller(
             )
     except (ConfigException, OSError) as exc:
         fail([f"no Kubernetes configuration: {exc}"])
+    me = identity or os.environ.get("POD_NAME") or default_identity()
+    api_client.user_agent = f"canary-controller/{me}"  # which replica made a request: audit logs
     # (Controller turns the client's per-request credential refresh off for a static
     # kubeconfig credential, and keeps it in-cluster: canary.controller.kube.
     # drop_static_token_refresh)
@@ -242,8 +257,9 @@ def controller(
         api_client,
         ControllerSettings(
             namespaces=namespaces,
-            identity=identity or os.environ.get("POD_NAME") or default_identity(),
+            identity=me,
             lease=lease if leader_elect else None,
+            shards=shards,
             metrics_address=address,
             workers=workers,
             secrets_dir=None if secrets_from_cluster else secrets_dir,

@@ -23,6 +23,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +53,7 @@ from canary.controller.metrics import ControllerMetrics, HealthServer
 from canary.controller.reconcile import Reconciler
 from canary.controller.scheduling import TickScheduler
 from canary.controller.secrets import ClusterSecrets
+from canary.controller.shards import ShardedTicks, ShardSet, shard_of
 from canary.controller.watches import Cache, Reflector, metadata_only
 from canary.gates.api.serve import ApiServer
 from canary.gates.destinations import DestinationPolicy
@@ -76,6 +78,9 @@ class ControllerSettings:
     identity: str = field(default_factory=default_identity)
     lease: LeaseSettings | None = field(default_factory=LeaseSettings)
     """None: no leader election (this replica always acts; run one replica only)."""
+    shards: int = 1
+    """With a lease, above 1: the Rollouts are split into this many shards, each held by a
+    Lease of its own, and the replicas share them (canary.controller.shards)."""
     metrics_address: tuple[str, int] | None = ("0.0.0.0", 8080)
     workers: int = 8
     watch_timeout: int = 300
@@ -115,12 +120,16 @@ class Controller:
         self.metrics = ControllerMetrics()
         self._leading = threading.Event()
         self.elector: LeaderElector | None = None
-        if settings.lease is not None:
+        self.shards: ShardSet | None = None  # --- sharding (canary.controller.shards) ---
+        if settings.lease is not None and settings.shards > 1:
+            lease = replace(settings.lease, identity=settings.identity)
+            self.shards = ShardSet(self.kube, lease, settings.shards, on_change=self._reshard)
+        elif settings.lease is not None:
             lease = replace(settings.lease, identity=settings.identity)
             self.elector = LeaderElector(
                 self.kube, lease, on_started=self._lead, on_stopped=self._follow
             )
-        writer = self.kube.guarded(self.is_leader)
+        writer = self.kube.guarded(self.shards.may_write if self.shards else self.is_leader)
         cluster_secrets = ClusterSecrets(self.kube)
         if webhooks is None:
             gate_secrets = (
@@ -161,9 +170,17 @@ class Controller:
             commands=command_source(self.caches[ROLLOUT_COMMAND.kind]),
             inline_queries=not settings.forbid_inline_queries,
         )
-        self.scheduler = TickScheduler(
-            self._tick, workers=settings.workers, on_lateness=self.metrics.late
-        )
+        if self.shards is not None:
+            self.scheduler: TickScheduler = ShardedTicks(
+                self.shards.owns_key,
+                self._tick,
+                workers=settings.workers,
+                on_lateness=self.metrics.late,
+            )
+        else:
+            self.scheduler = TickScheduler(
+                self._tick, workers=settings.workers, on_lateness=self.metrics.late
+            )
         self.metrics.workers_busy.set_function(lambda: self.scheduler.busy)
         self.reflectors = [
             Reflector(
@@ -214,6 +231,8 @@ class Controller:
             log.info("the API on %s", self.api.url)
         if self.elector is not None:
             self.elector.start()
+        elif self.shards is not None:
+            self.shards.start()
         else:
             self._lead()
         self._started = True
@@ -223,6 +242,8 @@ class Controller:
         """Stop acting at once, then stop watching; ``release_lease`` gives the Lease up."""
         if self.elector is not None:
             self.elector.stop(release=release_lease)
+        if self.shards is not None:
+            self.shards.stop(release=release_lease)
         self._follow()
         for reflector in self.reflectors:
             reflector.signal_stop()
@@ -241,6 +262,9 @@ class Controller:
         return all(r.synced.wait(timeout) for r in self.reflectors)
 
     def is_leader(self) -> bool:
+        """This replica acts: it leads, or (sharded) holds at least one shard."""
+        if self.shards is not None:
+            return self.shards.active()
         if self.elector is None:
             return self._leading.is_set()
         return self.elector.is_leader()
@@ -253,6 +277,8 @@ class Controller:
             return False, "the scheduler is not running"
         if self.elector is not None and not self.elector.alive and self._started:
             return False, "leader election stopped"
+        if self.shards is not None and not self.shards.alive and self._started:
+            return False, "the shards' leases stopped"
         return True, "ok"
 
     def ready(self) -> tuple[bool, str]:
@@ -303,9 +329,34 @@ class Controller:
         self.scheduler.remove_all()
 
     def _tick(self, key: str, early: bool) -> float:
+        if self.shards is not None and not self.shards.owns_key(key):
+            self.scheduler.remove(key)  # a shard lost while the job was being added
+            return 60.0
         if not self.is_leader():
             return 1.0
-        return self.reconciler.tick(key, early)
+        with self._acting(key):
+            return self.reconciler.tick(key, early)
+
+    # --- sharding (canary.controller.shards) ---------------------------------------------------
+
+    def _acting(self, key: str) -> AbstractContextManager[None]:
+        return self.shards.acting(key) if self.shards is not None else nullcontext()
+
+    def _reshard(self, gained: set[int], lost: set[int]) -> None:
+        """Jobs for the Rollouts of the shards gained (their first tick reads the API server),
+        none for those of the shards lost."""
+        assert self.shards is not None
+        count = self.shards.shards
+        for namespace, name in self.caches[ROLLOUT.kind].keys():  # noqa: SIM118 (a Cache)
+            shard, key = shard_of(namespace, name, count), f"{namespace}/{name}"
+            if shard in lost:
+                self.scheduler.remove(key)
+            elif shard in gained:
+                self.reconciler.forget(key)
+                self.scheduler.ensure(key)
+        held = len(self.shards.owned())
+        self.metrics.leader.set(1 if held else 0)
+        self.metrics.shards_held.set(held)
 
     # --- reacting to changes -------------------------------------------------------------------
 

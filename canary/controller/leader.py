@@ -54,6 +54,150 @@ class LeaseSettings:
             )
 
 
+class LeaseHolder:
+    """One replica's hold on one Lease, without a thread: `round` is one look at it (acquire,
+    renew or keep off), `holding` says whether this replica may act on what the Lease guards.
+
+    The rules of the module's docstring; `LeaderElector` runs one on a thread, and a
+    `canary.controller.shards.ShardSet` runs one per shard from a single thread, reading all its
+    Leases with one list (hence `round` takes the Lease already read)."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        settings: LeaseSettings,
+        *,
+        labels: dict[str, str] | None = None,
+        shared: bool = False,
+        monotonic: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        """``shared``: several replicas hold the Lease under one identity and renew it in
+        turn; a renewal that lost the race to another's (409) keeps the hold this replica's
+        own last renewal gave (it still ends ``renew_deadline`` after it)."""
+        self.kube = kube
+        self.settings = settings
+        self.labels = dict(labels or {})
+        self.shared = shared
+        self._monotonic = monotonic
+        self._now = now
+        self._lock = threading.Lock()
+        self._holding_until = 0.0  # monotonic; holding while now < this
+        self._observed: tuple[object, ...] | None = None
+        self._observed_at = 0.0
+
+    def holding(self) -> bool:
+        with self._lock:
+            return self._monotonic() < self._holding_until
+
+    def try_acquire_or_renew(self) -> bool:
+        """Read the Lease, then `round`: True when this replica holds it afterwards."""
+        started = self._monotonic()
+        lease = self.kube.get(LEASE, self.settings.namespace, self.settings.name)
+        return self.round(lease, started)
+
+    def round(self, lease: Json | None, started: float, *, take: bool = True) -> bool:
+        """One look at ``lease`` (as read at ``started``, monotonic): create it when there is
+        none, renew it when held, take it over when its holder let it run out or gave it up.
+        With ``take`` False a Lease this replica does not hold is only observed (its expiry
+        timed), never taken or created."""
+        settings = self.settings
+        if lease is None:
+            if not take:
+                self.drop()
+                return False
+            return self._write(self._body(None, transitions=0), started, create=True)
+        spec = lease.get("spec") or {}
+        holder = spec.get("holderIdentity") or ""
+        if holder == settings.identity:
+            renewed = dict(spec, renewTime=micro_time(self._now()))
+            renewed["leaseDurationSeconds"] = _seconds(settings.lease_duration)
+            return self._write(dict(lease, spec=renewed), started)
+        self.drop()
+        if not self.available(lease, started) or not take:
+            return False
+        transitions = int(spec.get("leaseTransitions") or 0) + 1
+        taken = dict(lease, spec=self._body(spec, transitions=transitions)["spec"])
+        taken["metadata"] = _with_labels(lease.get("metadata") or {}, self.labels)
+        return self._write(taken, started)
+
+    def available(self, lease: Json, started: float) -> bool:
+        """``lease`` (held by another) may be taken: no holder, or its holder has not renewed
+        it for its ``leaseDurationSeconds``, timed on this replica's clock from when this
+        replica last saw the record change."""
+        spec = lease.get("spec") or {}
+        holder = spec.get("holderIdentity") or ""
+        record = (holder, spec.get("renewTime"), spec.get("leaseTransitions"), _version(lease))
+        if record != self._observed:
+            self._observed, self._observed_at = record, started
+        duration = float(spec.get("leaseDurationSeconds") or self.settings.lease_duration)
+        return not holder or started >= self._observed_at + duration
+
+    def unheld_for(self, lease: Json, started: float) -> float:
+        """Seconds ``lease`` has been available (see `available`), 0 while it is not."""
+        if not self.available(lease, started):
+            return 0.0
+        spec = lease.get("spec") or {}
+        if not spec.get("holderIdentity"):
+            return started - self._observed_at
+        duration = float(spec.get("leaseDurationSeconds") or self.settings.lease_duration)
+        return started - (self._observed_at + duration)
+
+    def drop(self) -> None:
+        """Stop holding at once (a lost race, a Lease given up or someone else's)."""
+        with self._lock:
+            self._holding_until = 0.0
+
+    def release(self) -> None:
+        """Give the Lease up (no holder) so that another replica need not wait for it to run
+        out; stops holding first."""
+        self.drop()
+        lease = self.kube.get(LEASE, self.settings.namespace, self.settings.name)
+        if lease is None:
+            return
+        spec = dict(lease.get("spec") or {})
+        if spec.get("holderIdentity") != self.settings.identity:
+            return
+        spec.pop("holderIdentity", None)
+        spec["leaseDurationSeconds"] = 1
+        spec["renewTime"] = micro_time(self._now())
+        self.kube.replace(dict(lease, spec=spec))
+        log.info("%s released the Lease %s", self.settings.identity, self.settings.name)
+
+    def _body(self, spec: Json | None, transitions: int) -> Json:
+        stamp = micro_time(self._now())
+        metadata: Json = {"name": self.settings.name, "namespace": self.settings.namespace}
+        if self.labels:
+            metadata["labels"] = dict(self.labels)
+        return {
+            "apiVersion": LEASE.api_version,
+            "kind": LEASE.kind,
+            "metadata": metadata,
+            "spec": {
+                **(spec or {}),
+                "holderIdentity": self.settings.identity,
+                "leaseDurationSeconds": _seconds(self.settings.lease_duration),
+                "acquireTime": stamp,
+                "renewTime": stamp,
+                "leaseTransitions": transitions,
+            },
+        }
+
+    def _write(self, lease: Json, started: float, create: bool = False) -> bool:
+        try:
+            if create:
+                self.kube.create(lease)
+            else:
+                self.kube.replace(lease)
+        except ConflictError:
+            if not self.shared:
+                self.drop()  # someone else wrote it first; read again next round
+            return False
+        with self._lock:
+            self._holding_until = started + self.settings.renew_deadline
+        return True
+
+
 class LeaderElector:
     """Acquires and renews the Lease on a thread; tells when leadership starts and stops."""
 
@@ -71,13 +215,8 @@ class LeaderElector:
         self.settings = settings
         self.on_started = on_started
         self.on_stopped = on_stopped
-        self._monotonic = monotonic
-        self._now = now
-        self._lock = threading.Lock()
-        self._leading_until = 0.0  # monotonic; leader while now < this
+        self.lease = LeaseHolder(kube, settings, monotonic=monotonic, now=now)
         self._was_leader = False
-        self._observed: tuple[object, ...] | None = None
-        self._observed_at = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="leader-election", daemon=True)
         self.transitions = 0
@@ -87,8 +226,7 @@ class LeaderElector:
         return self
 
     def is_leader(self) -> bool:
-        with self._lock:
-            return self._monotonic() < self._leading_until
+        return self.lease.holding()
 
     @property
     def alive(self) -> bool:
@@ -100,11 +238,10 @@ class LeaderElector:
         self._thread.join(timeout)
         if release and self.is_leader():
             try:
-                self._release()
+                self.lease.release()
             except (KubeError, OSError) as exc:
                 log.warning("could not release the Lease: %s", exc)
-        with self._lock:
-            self._leading_until = 0.0
+        self.lease.drop()
         self._notice()
 
     def _run(self) -> None:
@@ -134,73 +271,7 @@ class LeaderElector:
 
     def try_acquire_or_renew(self) -> bool:
         """One round: True when this replica holds the Lease afterwards."""
-        settings = self.settings
-        started = self._monotonic()
-        lease = self.kube.get(LEASE, settings.namespace, settings.name)
-        if lease is None:
-            return self._write(self._body(None, transitions=0), started, create=True)
-        spec = lease.get("spec") or {}
-        holder = spec.get("holderIdentity") or ""
-        if holder == settings.identity:
-            renewed = dict(spec, renewTime=micro_time(self._now()))
-            renewed["leaseDurationSeconds"] = _seconds(settings.lease_duration)
-            return self._write(dict(lease, spec=renewed), started)
-        record = (holder, spec.get("renewTime"), spec.get("leaseTransitions"), _version(lease))
-        if record != self._observed:
-            self._observed, self._observed_at = record, started
-        duration = float(spec.get("leaseDurationSeconds") or settings.lease_duration)
-        if holder and started < self._observed_at + duration:
-            self._lose()
-            return False
-        transitions = int(spec.get("leaseTransitions") or 0) + 1
-        taken = dict(lease, spec=self._body(spec, transitions=transitions)["spec"])
-        return self._write(taken, started)
-
-    def _body(self, spec: Json | None, transitions: int) -> Json:
-        stamp = micro_time(self._now())
-        return {
-            "apiVersion": LEASE.api_version,
-            "kind": LEASE.kind,
-            "metadata": {"name": self.settings.name, "namespace": self.settings.namespace},
-            "spec": {
-                **(spec or {}),
-                "holderIdentity": self.settings.identity,
-                "leaseDurationSeconds": _seconds(self.settings.lease_duration),
-                "acquireTime": stamp,
-                "renewTime": stamp,
-                "leaseTransitions": transitions,
-            },
-        }
-
-    def _write(self, lease: Json, started: float, create: bool = False) -> bool:
-        try:
-            if create:
-                self.kube.create(lease)
-            else:
-                self.kube.replace(lease)
-        except ConflictError:
-            self._lose()  # someone else wrote it first; read again next round
-            return False
-        with self._lock:
-            self._leading_until = started + self.settings.renew_deadline
-        return True
-
-    def _lose(self) -> None:
-        with self._lock:
-            self._leading_until = 0.0
-
-    def _release(self) -> None:
-        lease = self.kube.get(LEASE, self.settings.namespace, self.settings.name)
-        if lease is None:
-            return
-        spec = dict(lease.get("spec") or {})
-        if spec.get("holderIdentity") != self.settings.identity:
-            return
-        spec.pop("holderIdentity", None)
-        spec["leaseDurationSeconds"] = 1
-        spec["renewTime"] = micro_time(self._now())
-        self.kube.replace(dict(lease, spec=spec))
-        log.info("%s released the Lease", self.settings.identity)
+        return self.lease.try_acquire_or_renew()
 
 
 def _seconds(value: float) -> int:
@@ -209,3 +280,9 @@ def _seconds(value: float) -> int:
 
 def _version(obj: Json) -> str:
     return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
+def _with_labels(metadata: Json, labels: dict[str, str]) -> Json:
+    if not labels:
+        return metadata
+    return dict(metadata, labels={**(metadata.get("labels") or {}), **labels})

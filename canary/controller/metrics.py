@@ -97,6 +97,11 @@ class ControllerMetrics:
         self.leader = Gauge(
             "canary_leader", "1 while this replica holds the leader Lease.", registry=self.registry
         )
+        self.shards_held = Gauge(
+            "canary_shards_held",
+            "Shards of the Rollouts this replica holds (--shards above 1).",
+            registry=self.registry,
+        )
         self.tick_lateness = Histogram(
             "canary_tick_lateness_seconds",
             "How long after it was due a tick started, by kind (scheduled: at its requeue time; "

@@ -177,6 +177,12 @@ class ApiServer:
         """(method, path with query, status code) of every request answered, in order."""
         return self._settings.requests
 
+    @property
+    def requests_by_agent(self) -> list[tuple[str, str, str, int]]:
+        """(User-Agent, method, path with query, status code) of every request answered."""
+        settings = self._settings
+        return [(a, *r) for a, r in zip(settings.agents, settings.requests, strict=False)]
+
     # --- the store, directly (no HTTP) -------------------------------------------------------
 
     def _type(self, api_version: str, kind: str) -> ResourceType:

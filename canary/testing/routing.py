@@ -35,6 +35,8 @@ class Settings:
     faults: Faults
     bookmark_interval: float
     requests: list[tuple[str, str, int]] = field(default_factory=list)
+    agents: list[str] = field(default_factory=list)
+    """The User-Agent of each request in ``requests``, in the same order."""
     watchers: set[Watcher] = field(default_factory=set)
     address: str = ""
     identities: Identities = field(default_factory=Identities)
@@ -147,6 +149,7 @@ class Handler:
         except Exception as exc:  # a bug here must reach the client as a 500, not hang it
             log.exception("test API server: %s %s", request.method, request.path_qs)
             response = _json(ApiError(500, f"internal error: {exc!r}").status(), 500)
+        self.s.agents.append(request.headers.get("User-Agent", ""))
         self.s.requests.append((request.method, request.path_qs, response.status))
         return response
 

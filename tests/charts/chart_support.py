@@ -173,6 +173,8 @@ VARIANTS: dict[str, Json] = {
         "service": {"annotations": {"example.com/scrape": "no"}},
         "serviceAccount": {"annotations": {"iam.example.com/role": "canary"}},
     },
+    # three active replicas sharing three shards of the Rollouts
+    "sharded": {"replicaCount": 3, "shards": 3},
     # the Rollouts of two namespaces only, without SMI
     "namespaced": {"watchNamespaces": ["shop", "payments"], "rbac": {"providers": {"smi": False}}},
     # one replica without election, an existing ServiceAccount, nothing optional

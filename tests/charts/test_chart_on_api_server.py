@@ -166,6 +166,7 @@ def _meta(name: str) -> Json:
             },
             id="namespaced-with-webhook-allow-and-forbid-inline-queries",
         ),
+        pytest.param(VARIANTS["sharded"], id="sharded"),
     ],
 )
 def test_the_controller_runs_with_the_charts_arguments_within_its_rbac(
@@ -233,8 +234,11 @@ def test_the_controller_runs_with_the_charts_arguments_within_its_rbac(
         wait_for("the watches logged", requests)
         running.process.send_signal(signal.SIGTERM)
         assert running.process.wait(20) == 0, "".join(running.output)
-    lease = api.get("coordination.k8s.io/v1", "Lease", "canary-controller", NAMESPACE)
-    assert lease["spec"].get("holderIdentity") in (None, ""), "the Lease was not given up"
+    shards = int(variant.get("shards", 1))
+    leases = [f"canary-controller-shard-{i}" for i in range(shards)] if shards > 1 else []
+    for name in leases or ["canary-controller"]:
+        lease = api.get("coordination.k8s.io/v1", "Lease", name, NAMESPACE)
+        assert lease["spec"].get("holderIdentity") in (None, ""), f"{name} was not given up"
     made = set(wait_for("the watches logged", requests))
     subject = (NAMESPACE, "canary")
     refused = sorted(str(r) for r in made if not rbac_allows(result.objects(), subject, r))
@@ -242,6 +246,8 @@ def test_the_controller_runs_with_the_charts_arguments_within_its_rbac(
     namespaced = "watchNamespaces" in variant
     assert Request("watch", "canary.dev", "rollouts", "shop" if namespaced else None) in made
     assert Request("update", "coordination.k8s.io", "leases", NAMESPACE) in made
+    if leases:  # the group's Leases, listed by label (and dead members' deleted)
+        assert Request("list", "coordination.k8s.io", "leases", NAMESPACE) in made
     assert Request("patch", "apps", "deployments/scale", "shop") in made
     assert Request("update", "canary.dev", "rollouts/status", "shop") in made
     assert not [r for r in made if r.namespace not in (None, NAMESPACE, "shop", "payments")]

@@ -58,6 +58,12 @@ BAD_VALUES = [
         id="two-replicas-without-election",
     ),
     pytest.param(
+        {"replicaCount": 1, "shards": 2, "leaderElection": {"enabled": False}},
+        "shards: 2 is greater than the maximum of 1",
+        id="shards-without-election",
+    ),
+    pytest.param({"shards": 0}, "shards: 0 is less than the minimum of 1", id="no-shards"),
+    pytest.param(
         {"api": {"enabled": True}},
         "api.tokens.existingSecret: '' should be non-empty",
         id="api-without-tokens",

@@ -163,6 +163,29 @@ def test_the_deployment_runs_two_electing_replicas_safely() -> None:
     assert affinity[0]["podAffinityTerm"]["labelSelector"]["matchLabels"] == selector
 
 
+def test_sharded_replicas_get_the_flag_the_lease_rules_and_the_notes() -> None:
+    result = rendered("sharded")
+    assert result.one("Deployment")["spec"]["replicas"] == 3
+    args = container(result)["args"]
+    assert args[args.index("--retry-period=2s") + 1] == "--shards=3"
+    assert result.one("Role")["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "create", "update"],
+        },
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["list", "delete"],
+        },
+    ]
+    assert "sharing 3 shards of the Rollouts" in result.notes
+    assert f"Leases {NAMESPACE}/canary-controller-shard-0..2" in result.notes
+    assert "get leases -l canary.dev/lease-group=canary-controller" in result.notes
+    assert not [a for a in container(rendered())["args"] if a.startswith("--shards")]
+
+
 def test_the_api_the_service_monitor_and_the_prometheus_token() -> None:
     result = rendered("monitored-with-api")
     main = container(result)

@@ -429,3 +429,38 @@ def test_a_wrong_expectation_fails_the_rule_tests(tmp_path: Path) -> None:
     result = _promtool("test", "rules", "tests.yaml", cwd=tmp_path)
     assert result.returncode != 0
     assert "CanaryRolloutStuck" in result.stdout + result.stderr
+
+
+def test_a_shard_nobody_holds_sets_off_its_alert(tmp_path: Path) -> None:
+    """With shards, `CanaryShardsUnheld` fires once fewer shards than there are have been held
+    for 5 minutes (a replica gives one up at minute 10 and nobody takes it), not before."""
+    groups = alert_groups({**VARIANTS["monitoring"], **VARIANTS["sharded"]})
+    for group in groups:
+        for rule in group["rules"]:
+            rule.pop("annotations", None)
+    assert "CanaryShardsUnheld" not in {
+        r.get("alert") for g in alert_groups() for r in g["rules"]
+    }, "no shard alert without shards"
+    case = {
+        "interval": "1m",
+        "input_series": [
+            _series("up", _steps((1, 40)), instance="a"),
+            _series("up", _steps((1, 40)), instance="b"),
+            _series("canary_shards_held", _steps((2, 40)), instance="a"),
+            _series("canary_shards_held", _steps((1, 10), (0, 30)), instance="b"),
+        ],
+        "alert_rule_test": [
+            {"eval_time": "9m", "alertname": "CanaryShardsUnheld", "exp_alerts": []},
+            {"eval_time": "14m", "alertname": "CanaryShardsUnheld", "exp_alerts": []},
+            {
+                "eval_time": "17m",
+                "alertname": "CanaryShardsUnheld",
+                "exp_alerts": [_alert("CanaryShardsUnheld", "critical")],
+            },
+        ],
+    }
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": groups}))
+    tests = {"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": [case]}
+    (tmp_path / "tests.yaml").write_text(yaml.safe_dump(tests))
+    result = _promtool("test", "rules", "tests.yaml", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,56 @@
+"""Auditing an API server's request log for writes made without the Lease that guards them.
+
+`ApiServer.requests_by_agent` holds (User-Agent, method, path, status) of every request in the
+order the server answered them. A controller replica sends its identity in its User-Agent and
+renews the Leases it holds with PUTs, so the log says, at each point, who last wrote each
+Lease: its holder (a release is written by the holder too, and is followed by the taker's
+write). `writes_outside_leases` replays the log and reports every successful write that
+``guarded_by`` ties to a Lease made by anyone but that Lease's last writer: a replica acting
+on what another replica holds. (A Lease's first write is a POST whose path does not name it:
+writes before its first PUT are checked against that PUT's writer.)
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+
+LEASE_PATH = re.compile(r"^/apis/coordination\.k8s\.io/v1/namespaces/[^/]+/leases/([^/?]+)")
+
+Request = tuple[str, str, str, int]
+"""(User-Agent, method, path with query, status code)."""
+
+
+def writes_outside_leases(
+    log: Sequence[Request], guarded_by: Callable[[str, str], str | None]
+) -> list[str]:
+    """Every successful write (``guarded_by(method, path)`` names the Lease that must be held
+    for it, None: not audited) made by someone other than that Lease's holder then."""
+    holder: dict[str, str] = {}
+    before_first: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    found: list[str] = []
+    for agent, method, path, code in log:
+        if code >= 300:
+            continue
+        lease = LEASE_PATH.match(path)
+        if lease is not None and method == "PUT":
+            name = lease.group(1)
+            if name not in holder:
+                found += [
+                    f"{writer} wrote {what} before {agent} first renewed {name}"
+                    for writer, what in before_first.pop(name, [])
+                    if writer != agent
+                ]
+            holder[name] = agent
+            continue
+        if method not in ("PUT", "PATCH", "POST", "DELETE"):
+            continue
+        guard = guarded_by(method, path)
+        if guard is None:
+            continue
+        if guard not in holder:
+            before_first[guard].append((agent, f"{method} {path}"))
+        elif holder[guard] != agent:
+            found.append(f"{agent} wrote {method} {path} while {holder[guard]} held {guard}")
+    return found
