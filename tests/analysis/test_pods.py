@@ -66,6 +66,9 @@ def test_the_bound_is_none_without_pods_and_wider_for_fewer_canary_pods() -> Non
     primary = [(1000.0, 20.0 + 3 * i) for i in range(10)]
     assert pods.bound([], primary, 0.0125) is None
     assert pods.bound([(500.0, 5.0)], [], 0.0125) is None
+    # as many canary pods as primary pods (the controller's default): the tests stay as they are
+    assert pods.bound([(500.0, 5.0)] * 10, primary, 0.0125) is None
+    assert pods.harm_margin([(500.0, 5.0)] * 10, primary, 0.025) == 0.0
     one = pods.bound([(500.0, 5.0)], primary, 0.0125)
     three = pods.bound([(500.0, 5.0)] * 3, primary, 0.0125)
     assert one is not None

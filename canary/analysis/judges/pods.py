@@ -127,8 +127,9 @@ def bound(
     canary: Sequence[tuple[float, float]], primary: Sequence[tuple[float, float]], share: float
 ) -> PodBound | None:
     """The margins at probability ``share`` for each route, or None when either side has no
-    per-pod counts (the judge then keeps its unadjusted tests and the stated assumption)."""
-    if not canary or not primary:
+    per-pod counts or the canary has as many pods as the primary (the judge then keeps its
+    unadjusted tests and the stated assumption: a baseline of the same size)."""
+    if not fewer_canary_pods(canary, primary):
         return None
     k_c, k_p = len(canary), len(primary)
     s = spread(primary)
@@ -139,13 +140,24 @@ def bound(
     return PodBound(k_c, k_p, s, ratio_margin(s, k_c, k_p, t), rate)
 
 
+def fewer_canary_pods(
+    canary: Sequence[tuple[float, float]], primary: Sequence[tuple[float, float]]
+) -> bool:
+    """Whether the judge allows for the canary pods' draw: counts per pod on both sides, and
+    fewer canary pods than primary pods. The controller gives the canary as many replicas as
+    the primary (a baseline of the same size), where per-pod differences average alike on
+    both sides and the tests stay as they are (docs/analysis.md, assumption 2)."""
+    return bool(canary) and len(canary) < len(primary)
+
+
 def harm_margin(
     canary: Sequence[tuple[float, float]], primary: Sequence[tuple[float, float]], share: float
 ) -> float:
     """ln of the factor by which the pods' draw can raise the observed ratio above the
     versions' (probability at most ``share``): the fail test's null is widened by it. 0 when
-    the counts are not per pod or the spread cannot be told yet (the unadjusted test)."""
-    if not canary or not primary:
+    the counts are not per pod, the canary has as many pods as the primary, or the spread
+    cannot be told yet (the unadjusted test)."""
+    if not fewer_canary_pods(canary, primary):
         return 0.0
     s = spread(primary)
     if not math.isfinite(s):
