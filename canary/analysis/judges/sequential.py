@@ -177,10 +177,7 @@ class SequentialJudge:
         share = context.weight / 100.0
         totals = (state.primary_failures, state.primary_requests)
         dead = promotion.objective_out_of_reach(*totals, share, tolerance, routes)
-        if drawn is None:
-            log_promote = run.combined.add(routes, only_primary=dead)
-        else:  # the routes' nulls move with the pods' spread: their mean, afresh each look
-            log_promote = promotion.mean_of(routes)
+        log_promote = run.combined.take(routes, only_primary=dead, moving=drawn is not None)
         if log_promote >= math.log(1.0 / _count_beta(context.beta, drawn)) and not run.promoted:
             run.promoted = new.ticks
         new.judge_state = run.dump()
