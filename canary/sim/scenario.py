@@ -63,7 +63,8 @@ class Scenario(CamelModel):
         ge=0,
         le=3,
         description="Per-pod variation of the error rate, sd of its log (drawn once per run, "
-        "mean one): with canaryPods > 0 each side fails at the mean of its pods' rates.",
+        "mean one): with canaryPods > 0 each side fails at the mean of its pods' rates, and "
+        "each pod's error counts reach the judge (as series with a pod label would).",
     )
     endpoint_share: float = Field(
         default=1.0,

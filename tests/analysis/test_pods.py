@@ -11,7 +11,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from canary.analysis import stats
-from canary.analysis.judges import get_judge, pods
+from canary.analysis.judges import get_judge, pods, promotion
 from canary.analysis.judges.running import Running
 from canary.analysis.samples import JudgeContext, PodCounts, SideSample, WindowSample
 from canary.model import CheckKind, CheckSpec, CheckState, JudgeName, Verdict
@@ -66,6 +66,9 @@ def test_the_bound_is_none_without_pods_and_wider_for_fewer_canary_pods() -> Non
     primary = [(1000.0, 20.0 + 3 * i) for i in range(10)]
     assert pods.bound([], primary, 0.0125) is None
     assert pods.bound([(500.0, 5.0)], [], 0.0125) is None
+    # as many canary pods as primary pods (the controller's default): the tests stay as they are
+    assert pods.bound([(500.0, 5.0)] * 10, primary, 0.0125) is None
+    assert pods.harm_margin([(500.0, 5.0)] * 10, primary, 0.025) == 0.0
     one = pods.bound([(500.0, 5.0)], primary, 0.0125)
     three = pods.bound([(500.0, 5.0)] * 3, primary, 0.0125)
     assert one is not None
@@ -190,3 +193,24 @@ def test_one_unlucky_canary_pod_of_a_healthy_version_is_not_failed_on_its_draw()
             ERRORS, WindowSample(canary=canary, primary=primary), state, LAST, NOW
         )
     assert seen.verdict is not Verdict.FAIL
+
+
+def test_the_promotion_evidence_never_chains_across_moving_nulls() -> None:
+    """While the pods' bound moves the routes' nulls, C is the mean of the look's values, and
+    so is it at the first look after (a product across the change would mix two nulls)."""
+    combined = promotion.Combined()
+
+    def routes(primary: float, objective: float) -> list[promotion.Route]:
+        return [
+            promotion.Route("primary", "2x", 0.0, primary),
+            promotion.Route("objective", "1%", 0.0, objective, 0.01),
+        ]
+
+    mean = promotion.mean_of(routes(-40.0, 1.0))
+    assert mean == pytest.approx(1.0 - math.log(2.0), abs=1e-9)
+    assert combined.take(routes(-40.0, 1.0), only_primary=False, moving=True) == mean
+    settled = routes(2.0, 1.5)
+    assert combined.take(settled, only_primary=True, moving=False) == promotion.mean_of(settled)
+    # from here on it runs as a product: only the comparison's growth counts (objective idle)
+    after = combined.take(routes(2.5, 1.5), only_primary=True, moving=False)
+    assert after == pytest.approx(promotion.mean_of(settled) + 0.5)

@@ -3,22 +3,25 @@
 The comparison's guarantee is about the canary's pods as served. When each pod fails at the
 version's rate times a factor of its own (a node, a noisy neighbour, a cache), one canary pod
 is one draw of that factor, and a version T times worse can look better than T. With counts
-per pod the judge bounds that draw:
+per pod, and fewer canary pods than primary pods (as many is the controller's default, a
+baseline of the same size, where the tests stay as they are), the judge bounds that draw:
 
 - the spread comes from the primary's pods: their failures' dispersion beyond binomial
-  (Pearson's X² over the pods, with the pooled rate) gives s², an estimate of the variance of
-  a pod's ln rate *including* its counting noise (so it errs wide, and narrows as counts grow);
+  (Pearson's X² over the pods, with the pooled rate, less the binomial part) gives s², an
+  estimate of the variance of a pod's ln rate; it is told from 3 pods and 2 failures a pod;
 - assuming the canary's pods spread as the primary's do (log-normal factors, the same sd),
   the canary pods' mean ln factor minus the primary pods' lies below
   -t·s·sqrt(1/k_c + 1/k_p) with probability at most ``share`` (Student's t with k_p - 1
-  degrees of freedom: a prediction bound that accounts for s being an estimate);
+  degrees of freedom: a prediction bound that accounts for s being an estimate; exact for a
+  noise-free sample variance, approximate for s² with the counting noise taken out);
 - sides fail at the mean of their pods' rates, not the geometric mean: the difference,
-  σ²/2·(1/k_c - 1/k_p) for log-normal factors, is added (with s² for σ², wide again).
+  σ²/2·(1/k_c - 1/k_p) for log-normal factors, is added (with s² for σ²).
 
 The promotion test against the primary then rules out T·e^(-margin) instead of T, and the
 objective route the objective times e^(-margin of the canary's pods alone): a version T times
 worse passes only if the pods were drawn below their bound (at most ``share``) or the count
-test erred (its own beta). docs/analysis.md states the assumption and the measurements.
+test erred (its own share of beta). The fail test's null is widened the other way
+(harm_margin). docs/analysis.md states the assumption and the measurements.
 """
 
 from __future__ import annotations
@@ -46,9 +49,9 @@ MIN_POD_FAILURES = 2.0
 fewer, their counts' own noise hides it."""
 
 POD_SHARE = 0.5
-"""Share of beta spent on the pods' draw when the judge has per-pod counts: the count tests
-then promote at 1/(beta·(1 - POD_SHARE)), and each route's pod bound uses the rest (split
-between the routes)."""
+"""Share of beta (and of alpha) spent on the pods' draw when the judge allows for it: the count
+tests then promote at 1/(beta·(1 - POD_SHARE)) and fail at 1/(alpha·(1 - POD_SHARE)), and the
+draw's bounds use the rest (beta's split between the promotion routes)."""
 
 
 @dataclass
@@ -127,8 +130,9 @@ def bound(
     canary: Sequence[tuple[float, float]], primary: Sequence[tuple[float, float]], share: float
 ) -> PodBound | None:
     """The margins at probability ``share`` for each route, or None when either side has no
-    per-pod counts (the judge then keeps its unadjusted tests and the stated assumption)."""
-    if not canary or not primary:
+    per-pod counts or the canary has as many pods as the primary (the judge then keeps its
+    unadjusted tests and the stated assumption: a baseline of the same size)."""
+    if not fewer_canary_pods(canary, primary):
         return None
     k_c, k_p = len(canary), len(primary)
     s = spread(primary)
@@ -139,13 +143,24 @@ def bound(
     return PodBound(k_c, k_p, s, ratio_margin(s, k_c, k_p, t), rate)
 
 
+def fewer_canary_pods(
+    canary: Sequence[tuple[float, float]], primary: Sequence[tuple[float, float]]
+) -> bool:
+    """Whether the judge allows for the canary pods' draw: counts per pod on both sides, and
+    fewer canary pods than primary pods. The controller gives the canary as many replicas as
+    the primary (a baseline of the same size), where per-pod differences average alike on
+    both sides and the tests stay as they are (docs/analysis.md, assumption 2)."""
+    return bool(canary) and len(canary) < len(primary)
+
+
 def harm_margin(
     canary: Sequence[tuple[float, float]], primary: Sequence[tuple[float, float]], share: float
 ) -> float:
     """ln of the factor by which the pods' draw can raise the observed ratio above the
     versions' (probability at most ``share``): the fail test's null is widened by it. 0 when
-    the counts are not per pod or the spread cannot be told yet (the unadjusted test)."""
-    if not canary or not primary:
+    the counts are not per pod, the canary has as many pods as the primary, or the spread
+    cannot be told yet (the unadjusted test)."""
+    if not fewer_canary_pods(canary, primary):
         return 0.0
     s = spread(primary)
     if not math.isfinite(s):

@@ -121,6 +121,17 @@ class Combined:
     log_c: float = 0.0
     before_primary: float = 0.0
     before_objective: float = 0.0
+    moved: float = 0.0  # 1 while the routes' nulls move (the pods' bound): no running product
+
+    def take(self, routes: Sequence[Route], *, only_primary: bool, moving: bool) -> float:
+        """ln C after this look: the running product while the routes' nulls stay put; the
+        mean of this look's values while they move (canary.analysis.judges.pods) and at the
+        first look after (the routes are then e-processes over the whole analysis again, and
+        their mean is one; a product across the change would mix two nulls)."""
+        if moving or self.moved:
+            self.moved = 1.0 if moving else 0.0
+            return self.restart(routes)
+        return self.add(routes, only_primary=only_primary)
 
     def add(self, routes: Sequence[Route], *, only_primary: bool) -> float:
         """Take in this look's route values; ln C after it."""
@@ -137,8 +148,18 @@ class Combined:
         self.before_primary, self.before_objective = now_p, now_o
         return self.log_c
 
+    def restart(self, routes: Sequence[Route]) -> float:
+        """Start again from the mean of this look's route values (when the routes' nulls
+        moved, e.g. with the pods' bound, the running product has no meaning across it); ln C."""
+        by = {r.against: max(r.log_ok, _FLOOR) for r in routes}
+        self.before_primary = by.get("primary", 0.0)
+        self.before_objective = by.get("objective", 0.0)
+        value = mean_of(routes)
+        self.log_c = max(value, _FLOOR)
+        return value
+
     def dump(self) -> list[float]:
-        return [self.log_c, self.before_primary, self.before_objective]
+        return [self.log_c, self.before_primary, self.before_objective, self.moved]
 
 
 def mean_of(routes: Sequence[Route]) -> float:

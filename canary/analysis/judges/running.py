@@ -21,9 +21,9 @@ from canary.analysis.judges.pods import PodTally
 from canary.analysis.stats import FloatArray
 
 FORMAT = 6.0
-HEADER = 13  # format, null ratio, null rate, crossed, abs crossed,
+HEADER = 14  # format, null ratio, null rate, crossed, abs crossed,
 # step weight/requests/exposure, total exposure, promotion crossed, the promotion evidence
-# (ln) and its routes' at the previous look
+# (ln) and its routes' at the previous look, whether their nulls moved (pods)
 FIXED = HEADER + stats.GRID.size  # the pods' counts follow
 
 

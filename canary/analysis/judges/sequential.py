@@ -13,6 +13,10 @@ the two routes' e-values reaching 1/beta promotes (and sticks), and nothing else
 *before the last* may pass on weaker grounds — its windows could have shown a DETECT_RATIO
 canary and the data do not lean against it, or a quiet hold with no sign of harm: a heuristic,
 as a step moves risk and ships nothing. The rules count seconds, never looks.
+
+With counts per pod (canary.analysis.judges.pods) both tests allow for the draw of few canary
+pods: half of alpha and beta go to a bound on it from the primary pods' spread, the other
+halves to the counts (both bars at 40 instead of 20).
 docs/analysis.md has the formulas, guarantees, defaults and measurements.
 """
 
@@ -173,10 +177,7 @@ class SequentialJudge:
         share = context.weight / 100.0
         totals = (state.primary_failures, state.primary_requests)
         dead = promotion.objective_out_of_reach(*totals, share, tolerance, routes)
-        if drawn is None:
-            log_promote = run.combined.add(routes, only_primary=dead)
-        else:  # the routes' nulls move with the pods' spread: their mean, afresh each look
-            log_promote = promotion.mean_of(routes)
+        log_promote = run.combined.take(routes, only_primary=dead, moving=drawn is not None)
         if log_promote >= math.log(1.0 / _count_beta(context.beta, drawn)) and not run.promoted:
             run.promoted = new.ticks
         new.judge_state = run.dump()
