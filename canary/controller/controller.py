@@ -172,7 +172,7 @@ class Controller:
         )
         if self.shards is not None:
             self.scheduler: TickScheduler = ShardedTicks(
-                self.shards.owns_key,
+                self.shards.reported_key,  # (not owns_key: a hold may lapse between rounds)
                 self._tick,
                 workers=settings.workers,
                 on_lateness=self.metrics.late,

@@ -388,8 +388,9 @@ class ShardSet:
 
 
 class ShardedTicks(TickScheduler):
-    """The tick scheduler of a sharded replica: jobs only for the Rollouts it owns (the
-    controller's listeners ask for every Rollout that changed)."""
+    """The tick scheduler of a sharded replica: jobs only for the Rollouts of the shards last
+    reported held (the controller's listeners ask for every Rollout that changed; a tick
+    itself is guarded by the hold at that moment)."""
 
     def __init__(self, owns: Callable[[str], bool], *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
