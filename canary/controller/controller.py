@@ -172,7 +172,7 @@ class Controller:
         )
         if self.shards is not None:
             self.scheduler: TickScheduler = ShardedTicks(
-                self.shards.owns_key,
+                self.shards.reported_key,  # (not owns_key: a hold may lapse between rounds)
                 self._tick,
                 workers=settings.workers,
                 on_lateness=self.metrics.late,
@@ -330,8 +330,9 @@ class Controller:
 
     def _tick(self, key: str, early: bool) -> float:
         if self.shards is not None and not self.shards.owns_key(key):
-            self.scheduler.remove(key)  # a shard lost while the job was being added
-            return 60.0
+            if not self.shards.reported_key(key):
+                self.scheduler.remove(key)  # a job added as its shard was being lost
+            return 1.0  # (a hold that lapsed between two rounds: the next one may renew it)
         if not self.is_leader():
             return 1.0
         with self._acting(key):

@@ -170,6 +170,11 @@ class ShardSet:
     def owned(self) -> set[int]:
         return {i for i in range(self.shards) if self._holds(i)}
 
+    def reported_key(self, key: str) -> bool:
+        """The last `on_change` counted ``key``'s shard among those held (its jobs are kept
+        through a lapse of the hold between two rounds: no later report would add them back)."""
+        return shard_of_key(key, self.shards) in self._reported
+
     def active(self) -> bool:
         return bool(self.owned())
 
@@ -383,8 +388,9 @@ class ShardSet:
 
 
 class ShardedTicks(TickScheduler):
-    """The tick scheduler of a sharded replica: jobs only for the Rollouts it owns (the
-    controller's listeners ask for every Rollout that changed)."""
+    """The tick scheduler of a sharded replica: jobs only for the Rollouts of the shards last
+    reported held (the controller's listeners ask for every Rollout that changed; a tick
+    itself is guarded by the hold at that moment)."""
 
     def __init__(self, owns: Callable[[str], bool], *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

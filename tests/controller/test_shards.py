@@ -283,3 +283,37 @@ def test_no_shard_while_a_leader_or_another_shard_count_holds_the_lease(cluster:
 def group_holder(cluster: Cluster) -> str:
     lease = cluster.get("coordination.k8s.io/v1", "Lease", "canary")
     return str(((lease or {}).get("spec") or {}).get("holderIdentity") or "")
+
+
+def test_a_lapsed_hold_is_not_a_lost_shard_until_a_round_says_so(cluster: Cluster) -> None:
+    """A round that comes late (a busy node) lets the hold lapse: writes stop at once, but
+    the shard is still reported held, so the controller keeps its Rollouts' jobs for the next
+    round to renew it (no later report would add them back)."""
+    clock = Clock()
+    changes: list[tuple[set[int], set[int]]] = []
+    settings = LeaseSettings(
+        namespace=cluster.namespace,
+        name="canary",
+        identity="a",
+        lease_duration=DURATION,
+        renew_deadline=DEADLINE,
+        retry_period=RETRY,
+    )
+    a = ShardSet(
+        Kube(cluster.api_client()),
+        settings,
+        2,
+        on_change=lambda gained, lost: changes.append((gained, lost)),
+        monotonic=clock,
+    )
+    a.round()
+    assert changes == [({0, 1}, set())]
+    key = "shop/checkout"
+    clock.now += DEADLINE + 1  # no round for longer than the renew deadline
+    assert not a.owns_key(key)
+    with a.acting(key):
+        assert not a.may_write(), "writes stop at once"
+    assert a.reported_key(key), "still reported held: the jobs stay"
+    a.round()  # the late round renews every Lease, still naming a
+    assert a.owns_key(key)
+    assert changes == [({0, 1}, set())], "no loss and no gain was reported"

@@ -147,10 +147,9 @@ def test_three_replicas_share_the_rollouts_and_take_over_a_dead_ones(cluster: Cl
     )
     for name in ROLLOUTS:
         cluster.wait_phase(name, "Initialized")
-    owner_of = {
-        name: next(i for i, r in replicas.items() if r.shards and r.shards.owns(ns, name))
-        for name in ROLLOUTS
-    }
+    # (from the Leases: a replica's own view may lapse for a moment on a busy machine)
+    holder_of = {i: str(lease_spec(cluster, i)["holderIdentity"]) for i in range(SHARDS)}
+    owner_of = {name: holder_of[shard_of(ns, name, SHARDS)] for name in ROLLOUTS}
     assert writes_outside_leases(cluster.api.requests_by_agent, guard_of(ns)) == []
     assert set(owner_of.values()) == set(replicas), "each replica runs some Rollouts"
     for made in replicas.values():
@@ -169,13 +168,13 @@ def test_three_replicas_share_the_rollouts_and_take_over_a_dead_ones(cluster: Cl
     )
     victim = replicas.pop(victim_name)
     assert victim.shards is not None
-    (dead_shard,) = victim.shards.owned()
-    killed_at = len(cluster.api.requests)
+    (dead_shard,) = [i for i, holder in holder_of.items() if holder == victim_name]
     victim.stop(release_lease=False)  # a crash: its Leases run out rather than being given up
+    killed_at = len(cluster.api.requests)  # (its writes sent before it stopped have landed)
     held = lease_spec(cluster, dead_shard)  # as last renewed
 
     for name in ROLLOUTS:
-        cluster.wait_phase(name, "Succeeded", timeout=60)
+        cluster.wait_phase(name, "Succeeded", timeout=120)
         assert cluster.image_of(f"{name}-primary") == "podinfo:6.8.0"
 
     taken = lease_spec(cluster, dead_shard)
@@ -188,7 +187,7 @@ def test_three_replicas_share_the_rollouts_and_take_over_a_dead_ones(cluster: Cl
     after = status_writers(cluster.api, ns, since=killed_at)
     for name in ROLLOUTS:
         expected = taken["holderIdentity"] if name in victims else owner_of[name]
-        assert set(after[name]) == {expected}, f"{name}: one writer after the kill"
+        assert set(after[name]) == {expected}, f"{name}: one writer after the kill: {after[name]}"
         assert (shard_of(ns, name, SHARDS) == dead_shard) == (name in victims)
 
     statuses.close()
@@ -242,9 +241,9 @@ def test_replicas_joining_and_leaving_mid_rollout_hand_shards_over_cleanly(
     third = replica(cluster, "three")
     wait_for("the third replica's shard", lambda: third.shards and len(third.shards.owned()) == 1)
     assert first.shards is not None
-    assert second.shards is not None
-    assert len(first.shards.owned()) == len(second.shards.owned()) == 1
-    leaving = first.shards.owned()
+    holder_of = {i: str(lease_spec(cluster, i)["holderIdentity"]) for i in range(SHARDS)}
+    assert sorted(holder_of.values()) == ["one", "three", "two"], "one shard each"
+    leaving = {i for i, holder in holder_of.items() if holder == "one"}
     first.stop()  # SIGTERM: its shard and member Lease released
     wait_for(
         "the leaver's shard taken",
@@ -252,7 +251,7 @@ def test_replicas_joining_and_leaving_mid_rollout_hand_shards_over_cleanly(
         timeout=2 * RETRY + 5,
     )
     for name in ROLLOUTS:
-        cluster.wait_phase(name, "Succeeded", timeout=60)
+        cluster.wait_phase(name, "Succeeded", timeout=120)
     statuses.close()
     assert writes_outside_leases(cluster.api.requests_by_agent, guard_of(ns)) == []
     for name in ROLLOUTS:
