@@ -86,15 +86,12 @@ def converge(
     observed: Observed,
     workload: WorkloadActions,
     router: MeshRouter,
-    *,
-    verify_route: bool = True,
 ) -> list[str]:
     """Carry out what ``status`` calls for that ``actions`` (this tick's) did not; returns
-    what was written. ``verify_route``: re-apply the route when no action moved it
-    (`canary.controller.routing`: when due)."""
+    what was written."""
     done: list[str] = []
     kinds = {type(a) for a in actions}
-    if SetRoute not in kinds and verify_route:
+    if SetRoute not in kinds:
         done += router.repair(status)
     state = observed.state
     scaled = kinds & {ScaleCanaryUp, ScaleCanaryDown}

@@ -143,8 +143,8 @@ class Reconciler:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     services: ServiceSync = field(default_factory=lambda: ServiceSync(SERVICE_RESYNC_SECONDS))
     routes: ServiceSync | None = None
-    """When the route objects are verified (`canary.controller.routing`); by default every
-    ``ROUTE_RESYNC_SECONDS`` of ``clock``."""
+    """When every route object is applied again (`canary.controller.routing`); by default
+    every ``ROUTE_RESYNC_SECONDS`` of ``clock``."""
     inline_queries: bool = True
     """False: a Rollout may bring no query of its own (--forbid-inline-queries)."""
     commands: CommandSource | None = None
@@ -159,6 +159,10 @@ class Reconciler:
         default_factory=dict, init=False
     )
     """By Rollout, the last resourceVersion of each route object (a repair from a no-op)."""
+    _route_held: dict[str, dict[tuple[str, str, str, str], tuple[Json, Json]]] = field(
+        default_factory=dict, init=False
+    )
+    """By Rollout, each route object as last applied and answered (`MeshRouter`)."""
     _outboxes: dict[str, datetime] = field(default_factory=dict, init=False)
     """By Rollout, the ``decidedAt`` of the outbox it delivered and left in its status."""
 
@@ -208,6 +212,7 @@ class Reconciler:
         with self._lock:
             self._checked.discard(key)
             self._route_versions.pop(key, None)
+            self._route_held.pop(key, None)
             self._outboxes.pop(key, None)
         self._failures.clear(key)
         self.services.forget(key)
@@ -250,7 +255,9 @@ class Reconciler:
             needs = Needs()  # an abort ends the tick before anything is judged: act on it now
         with self._lock:
             versions = self._route_versions.setdefault(rollout.key, {})
-        router = MeshRouter(self.kube, rollout, versions)
+            held = self._route_held.setdefault(rollout.key, {})
+        trust = not self._routes.due(rollout.key, route_signature(rollout))
+        router = MeshRouter(self.kube, rollout, versions, held, trust=trust)
         # the first tick since this replica (re)started or led, or after a failed tick: the
         # status may have been written without its actions (docs/controller.md, "Crash
         # consistency"); the route it records is put back before anything is judged
@@ -346,14 +353,10 @@ class Reconciler:
         workload_actions = WorkloadActions(self.kube, rollout, observed)
         for line in apply_actions(workload_actions, router, result.actions):
             log.info("%s: %s", rollout.key, line)
-        route = route_signature(rollout, new_status)
-        verify = self._routes.due(rollout.key, route)
-        for line in converge(
-            new_status, result.actions, observed, workload_actions, router, verify_route=verify
-        ):
+        for line in converge(new_status, result.actions, observed, workload_actions, router):
             log.info("%s: %s", rollout.key, line)
-        if verify or any(isinstance(a, SetRoute) for a in result.actions):
-            self._routes.done(rollout.key, route)
+        if not router.trust:  # every route object applied: trusted until the next resync
+            self._routes.done(rollout.key, route_signature(rollout))
         if new_status.outbox is None:
             return new_status, stored, True
         left, replayable = self._deliver(rollout, new_status, new_status.outbox)

@@ -14,13 +14,16 @@ difference: a client cannot tell a field someone added inside one of the route's
 default the server filled in there; the server can. The objects as the API server answered
 the apply must hold the Route asked for.
 
-Which Route a rollout should hold between ticks follows from its status (`expected_route`).
-A tick that moves traffic applies the objects; a tick that does not re-applies them (verifies
-them) when `route_signature` changed since they were last held (a new spec, another expected
-route), on the first tick after the controller starts or gains the Lease or after a failed
-tick, and at least every ``ROUTE_RESYNC_SECONDS`` of the reconciler's clock besides: a route
-someone edited by hand is put right within that time. (Every tick verified them before: three
-server-side applies a tick at a thousand Rollouts, most of a steady tick's requests.)
+Which Route a rollout should hold between ticks follows from its status (`expected_route`):
+each tick applies it (an action's, else the one the status calls for), so a controller that
+restarted is put right at its next tick. A `MeshRouter` that *trusts* what it applied before
+(``trust``) sends only the objects whose desired content changed since the last tick's apply
+(a step moves the VirtualService's weights; Istio's DestinationRules stay as they were): the
+reconciler trusts them unless `route_signature` (the Rollout's uid and generation) changed, on
+the first tick after the controller starts or gains the Lease or after a failed tick, and
+every ``ROUTE_RESYNC_SECONDS`` of its clock, when every object is applied again: an object
+someone edited by hand is put right within that time. (Applying every object at every tick
+cost three server-side applies a tick at a thousand Rollouts, most of a tick's requests.)
 """
 
 from __future__ import annotations
@@ -43,12 +46,10 @@ ROUTE_RESYNC_SECONDS = 30.0
 """A Rollout's route objects are re-applied at least this often while nothing moves traffic."""
 
 
-def route_signature(rollout: Rollout, status: RolloutStatus) -> str:
-    """What the route objects are held to: the Rollout (uid and generation: its spec renders
-    them) and the Route its status calls for."""
-    route = expected_route(rollout, status)
-    held = route.model_dump(mode="json") if route is not None else None
-    return json.dumps([rollout.metadata.uid, rollout.metadata.generation, held])
+def route_signature(rollout: Rollout) -> str:
+    """What the route objects are rendered from besides the Route: the Rollout's uid and
+    generation (its spec)."""
+    return json.dumps([rollout.metadata.uid, rollout.metadata.generation])
 
 
 def expected_route(rollout: Rollout, status: RolloutStatus) -> Route | None:
@@ -80,10 +81,17 @@ class MeshRouter:
         kube: Kube,
         rollout: Rollout,
         versions: dict[tuple[str, str, str, str], str] | None = None,
+        held: dict[tuple[str, str, str, str], tuple[Json, Json]] | None = None,
+        *,
+        trust: bool = False,
     ) -> None:
+        """``held`` (shared by the ticks): each object as last applied and as answered;
+        ``trust``: an object whose desired content is the one held is not applied again."""
         self.kube = kube
         self.rollout = rollout
         self.versions = versions if versions is not None else {}
+        self.held = held if held is not None else {}
+        self.trust = trust
         self._applied: dict[tuple[str, str, str, str], tuple[Json, Json]] = {}
 
     def current(self) -> Route:
@@ -104,12 +112,12 @@ class MeshRouter:
         held: list[Json] = []
         for want in desired_objects(self.rollout, route):
             key = _key(want)
-            done = self._applied.get(key)
+            done = self._applied.get(key) or (self.held.get(key) if self.trust else None)
             if done is not None and done[0] == want:
                 held.append(done[1])
                 continue
             stored = self.kube.apply(want) or want  # (an empty answer: the object as sent)
-            self._applied[key] = (want, stored)
+            self._applied[key] = self.held[key] = (want, stored)
             version = str((stored.get("metadata") or {}).get("resourceVersion") or "")
             before = self.versions.get(key)
             if version and version != before:
