@@ -171,9 +171,24 @@ def test_a_tick_that_moves_traffic_verifies_the_routes_without_reading_them_back
 
     wait_for("the canary at 50%", stepped, every=0.1)
     assert moved, "the route moved"
+    rig.settle()
+    rig.reconciler.forget(rig.key)  # as another replica: the outbox left is delivered again
+    outbox = rig.cluster.status("web").get("outbox")
+    assert outbox, "the last step's outbox, delivered, stays until the next status write"
+    assert outbox["events"]
+    replayed = rig.tick()
+    assert replayed["POST events"] >= len(outbox["events"]), "delivered again"
+    for event in outbox["events"]:
+        same = [e for e in rig.cluster.events(event["reason"]) if e["message"] == event["message"]]
+        assert len(same) == 1, "recorded once (the second create answered 409)"
     for made in moved:
         assert made["PATCH virtualservices"] == 1, made
         assert made["PATCH destinationrules"] == 0, "unchanged since the last apply: not sent"
+        assert made["POST events"] >= 1, made
+        assert made["PUT rollouts/status"] == 1, (
+            "an outbox of Events only is not cleared by a write of its own: the next status "
+            "write drops it"
+        )
         assert not made["GET virtualservices"], "verified against the apply's answers"
     assert not rig.cluster.events("ReconcileError")
 
