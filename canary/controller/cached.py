@@ -57,6 +57,8 @@ class CachedKube(Kube):
         self.synced = synced
         self._lock = threading.Lock()
         self._fences: dict[ObjectKey, str] = {}
+        self._written: dict[ObjectKey, str] = {}
+        """The resourceVersion of each cached object's last write by this controller."""
         self._local = threading.local()
         for kind, cache in self.caches.items():
             cache.listen(functools.partial(self._seen, kind))
@@ -100,6 +102,12 @@ class CachedKube(Kube):
             yield
         finally:
             self._local.fresh = depth
+
+    def wrote(self, kind: str, namespace: str, name: str, version: str) -> bool:
+        """``version`` of the object is the answer to this controller's last write of it:
+        a watch event carrying it is the echo of that write."""
+        with self._lock:
+            return bool(version) and self._written.get((kind, namespace, name)) == version
 
     def fenced(self) -> int:
         """How many objects are read from the API server until the caches catch up."""
@@ -153,6 +161,10 @@ class CachedKube(Kube):
         if not version:  # an answer without a version: read it until the cache agrees
             version = DELETED if cache.get(namespace, name) is None else "<unknown>"
         with self._lock:
+            if version == DELETED:
+                self._written.pop(key, None)
+            else:
+                self._written[key] = version
             if _version(cache.get(namespace, name)) == version:
                 self._fences.pop(key, None)  # the watch was faster than the answer
             else:
@@ -165,6 +177,8 @@ class CachedKube(Kube):
         key = (kind, str(meta.get("namespace") or ""), str(meta.get("name") or ""))
         shown = _version(new if event != "DELETED" else None)
         with self._lock:
+            if event == "DELETED":
+                self._written.pop(key, None)
             if self._fences.get(key) == shown:
                 del self._fences[key]
 

@@ -8,9 +8,9 @@
 Every replica watches Rollouts, Deployments, AnalysisPolicies, ClusterAnalysisPolicies and
 NotificationChannels into caches (so a new leader starts warm). Only the leader has jobs: when
 it gains the Lease a job is added for every Rollout; when it loses it, all jobs are removed and
-its writes are refused at once. A new Rollout gets a job that ticks at once; a deleted one
-loses its job. A change of a Rollout's spec or commands, or of its target or primary
-Deployment (its spec, or its replicas' readiness; not a status heartbeat), ticks it early.
+its writes are refused at once. Which Rollouts tick, and which tick early (a change of a
+Rollout's spec or commands, or of what a tick reads of its Deployments), is
+`canary.controller.wakes`: `Wakes.enqueue` is the one place a Rollout is enqueued.
 
 Ticks read the Rollout and both Deployments from the caches (`canary.controller.cached`), never
 older than the controller's own writes.
@@ -54,6 +54,7 @@ from canary.controller.reconcile import Reconciler
 from canary.controller.scheduling import TickScheduler
 from canary.controller.secrets import ClusterSecrets
 from canary.controller.shards import ShardedTicks, ShardSet, shard_of
+from canary.controller.wakes import Wakes
 from canary.controller.watches import Cache, Reflector, metadata_only
 from canary.gates.api.serve import ApiServer
 from canary.gates.destinations import DestinationPolicy
@@ -62,7 +63,6 @@ from canary.gates.webhooks import WebhookCaller, new_client
 from canary.model.notification import NotificationChannel
 from canary.model.policy import AnalysisPolicy, ClusterAnalysisPolicy
 from canary.notify import DirectorySecretSource, Notifier, NotifyConfig
-from canary.workload import referenced_configs, revision_on
 
 log = logging.getLogger("canary.controller")
 
@@ -193,15 +193,14 @@ class Controller:
             for kind in self._watched()
             for namespace in self._namespaces(kind)
         ]
-        self._index_lock = threading.Lock()
-        self._rollouts_of: dict[tuple[str, str], set[str]] = {}
-        """Rollout keys by (namespace, Deployment name): their target and its primary."""
-        self._deployments_of: dict[str, list[tuple[str, str]]] = {}
-        self.caches[ROLLOUT.kind].listen(self._rollout_changed)
-        self.caches[DEPLOYMENT.kind].listen(self._deployment_changed)
-        self.caches[ROLLOUT_COMMAND.kind].listen(self._command_changed)
-        self.caches[CONFIGMAP.kind].listen(self._config_changed)
-        self.caches[SECRET.kind].listen(self._config_changed)
+        self.wakes = Wakes(
+            lambda: self.scheduler,
+            self.caches,
+            leading=self.is_leader,
+            forget=self._forget,
+            own_write=self.reads.wrote,
+        )
+        self.wakes.listen()
         self._models: dict[tuple[str, str], BaseModel | None] = {}
         self.health: HealthServer | None = None
         self.api: ApiServer | None = None
@@ -320,8 +319,7 @@ class Controller:
         self.reconciler.reset()
         self._leading.set()
         self.metrics.leader.set(1)
-        for namespace, name in self.caches[ROLLOUT.kind].keys():  # noqa: SIM118 (a Cache, not a dict)
-            self.scheduler.ensure(f"{namespace}/{name}")
+        self.wakes.enqueue_all()
 
     def _follow(self) -> None:
         self._leading.clear()
@@ -359,103 +357,10 @@ class Controller:
         self.metrics.leader.set(1 if held else 0)
         self.metrics.shards_held.set(held)
 
-    # --- reacting to changes -------------------------------------------------------------------
-
-    def _rollout_changed(self, event: str, old: Json | None, new: Json | None) -> None:
-        obj = new or old or {}
-        meta = obj.get("metadata") or {}
-        key = f"{meta.get('namespace')}/{meta.get('name')}"
-        self._index(key, str(meta.get("namespace")), None if event == "DELETED" else new)
-        if event == "DELETED":
-            self.scheduler.remove(key)
-            self.metrics.forget(str(meta.get("namespace")), str(meta.get("name")))
-            self.reconciler.forget(key)
-            return
-        if not self.is_leader():
-            return
-        if event == "ADDED":
-            self.scheduler.ensure(key)
-        elif _spec_or_commands_changed(old, new):
-            self.scheduler.ensure(key)
-            self.scheduler.trigger(key)
-
-    def _index(self, key: str, namespace: str, rollout: Json | None) -> None:
-        """Remember which Deployments ``key`` runs (none once deleted)."""
-        target = ((rollout or {}).get("spec") or {}).get("targetRef") or {}
-        name = target.get("name") if isinstance(target, dict) else None
-        wanted = [(namespace, str(name)), (namespace, f"{name}-primary")] if name else []
-        with self._index_lock:
-            before = self._deployments_of.pop(key, [])
-            if before == wanted:
-                self._deployments_of[key] = wanted
-                return
-            for deployment in before:
-                keys = self._rollouts_of.get(deployment, set())
-                keys.discard(key)
-                if not keys:
-                    self._rollouts_of.pop(deployment, None)
-            for deployment in wanted:
-                self._rollouts_of.setdefault(deployment, set()).add(key)
-            if wanted:
-                self._deployments_of[key] = wanted
-
-    def _command_changed(self, event: str, old: Json | None, new: Json | None) -> None:
-        """A new RolloutCommand: its Rollout ticks at once."""
-        if event != "ADDED" or new is None or not self.is_leader():
-            return
-        meta = new.get("metadata") or {}
-        rollout = (new.get("spec") or {}).get("rollout")
-        key = f"{meta.get('namespace')}/{rollout}"
-        if isinstance(rollout, str) and self.caches[ROLLOUT.kind].get(
-            str(meta.get("namespace")), rollout
-        ):
-            self.scheduler.ensure(key)
-            self.scheduler.trigger(key)
-
-    def _deployment_changed(self, event: str, old: Json | None, new: Json | None) -> None:
-        if not self.is_leader():
-            return
-        if event == "MODIFIED" and new is not None and not _wakes(old, new):
-            return  # nothing a tick reads changed
-        meta = (new or old or {}).get("metadata") or {}
-        with self._index_lock:
-            keys = sorted(
-                self._rollouts_of.get((str(meta.get("namespace")), str(meta.get("name"))), ())
-            )
-        for key in keys:
-            self.scheduler.ensure(key)
-            self.scheduler.trigger(key)
-
-    def _config_changed(self, event: str, old: Json | None, new: Json | None) -> None:
-        """A ConfigMap or Secret a target references changed: its Rollouts tick at once (a
-        new revision starts without waiting for the interval)."""
-        if not self.is_leader():
-            return
-        obj = new or old or {}
-        meta = obj.get("metadata") or {}
-        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
-        for key in self._referencing(str(obj.get("kind")), namespace, name):
-            self.scheduler.ensure(key)
-            self.scheduler.trigger(key)
-
-    def _referencing(self, kind: str, namespace: str, name: str) -> list[str]:
-        """The Rollouts of ``namespace`` whose target references ConfigMap or Secret ``name``
-        (from the caches: the Rollouts' targets, their pod templates)."""
-        with self._index_lock:
-            targets = [
-                (deployment, sorted(keys))
-                for deployment, keys in self._rollouts_of.items()
-                if deployment[0] == namespace  # (the primaries reference copies: no match)
-            ]
-        found: list[str] = []
-        for (ns, deployment), keys in targets:
-            target = self.caches[DEPLOYMENT.kind].get(ns, deployment)
-            if target is None:
-                continue
-            configmaps, secrets = referenced_configs(target)
-            if name in (configmaps if kind == CONFIGMAP.kind else secrets):
-                found += keys
-        return found
+    def _forget(self, namespace: str, name: str) -> None:
+        """The Rollout was deleted."""
+        self.metrics.forget(namespace, name)
+        self.reconciler.forget(f"{namespace}/{name}")
 
     # --- lookups from the caches ---------------------------------------------------------------
 
@@ -490,43 +395,3 @@ class Controller:
         obj = self.caches[NOTIFICATION_CHANNEL.kind].get(namespace, name)
         channel = self._model(obj, NotificationChannel) if obj is not None else None
         return channel if isinstance(channel, NotificationChannel) else None
-
-
-def _readiness(obj: Json | None) -> tuple[object, ...]:
-    """What of a Deployment a tick reads: its spec's generation (a new template, other
-    replicas), the revision canary recorded on a primary, and the readiness of its replicas
-    as the Deployment controller reports it."""
-    obj = obj or {}
-    meta, spec, status = (obj.get(part) or {} for part in ("metadata", "spec", "status"))
-    deadline = any(
-        isinstance(c, dict)
-        and c.get("type") == "Progressing"
-        and c.get("reason") == "ProgressDeadlineExceeded"
-        for c in status.get("conditions") or []
-    )
-    return (
-        meta.get("generation"),
-        revision_on(obj),
-        spec.get("replicas"),
-        status.get("observedGeneration"),
-        status.get("replicas"),
-        status.get("updatedReplicas"),
-        status.get("readyReplicas"),
-        status.get("availableReplicas"),
-        deadline,
-    )
-
-
-def _wakes(old: Json | None, new: Json) -> bool:
-    """A change of a Deployment worth an early tick (not a status heartbeat, a condition's
-    time, the Deployment controller's own annotations)."""
-    return _readiness(old) != _readiness(new)
-
-
-def _spec_or_commands_changed(old: Json | None, new: Json | None) -> bool:
-    """A change worth an early tick: spec (generation), deletion; not our status. (Commands
-    are objects of their own: `Controller._command_changed`.)"""
-    before, after = (old or {}).get("metadata") or {}, (new or {}).get("metadata") or {}
-    if before.get("generation") != after.get("generation"):
-        return True
-    return bool(before.get("deletionTimestamp") != after.get("deletionTimestamp"))

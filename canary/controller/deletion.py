@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from pydantic import ValidationError
+
 from canary.controller.kinds import CONFIGMAP, DEPLOYMENT, ROLLOUT, SECRET, SERVICE, kind_of
 from canary.controller.kube import Json, Kube
 from canary.controller.workloads import namespace_of, upsert
@@ -24,7 +26,7 @@ from canary.engine.routes import STABLE
 from canary.model.rollout import Rollout
 from canary.traffic.mesh import desired_objects
 from canary.traffic.objects import RenderError
-from canary.workload import canary_ready, cleanup, finalizer_patch
+from canary.workload import FINALIZER, canary_ready, cleanup, finalizer_patch
 from canary.workload.names import ROLLOUT_LABEL
 
 log = logging.getLogger("canary.controller.deletion")
@@ -40,6 +42,18 @@ def ensure_finalizer(kube: Kube, obj: Json, present: bool) -> Json:
         return obj
     meta = obj["metadata"]
     return kube.patch(ROLLOUT, str(meta["namespace"]), str(meta["name"]), patch)
+
+
+def finalize_deleted(kube: Kube, obj: Json, *, restore_target: bool, now: datetime) -> float | None:
+    """`finalize` the deleted Rollout ``obj`` when it holds canary's finalizer (else None: the
+    garbage collector's job); even one the model refuses."""
+    if FINALIZER not in ((obj.get("metadata") or {}).get("finalizers") or []):
+        return None
+    try:
+        rollout: Rollout | None = Rollout.model_validate(obj)
+    except ValidationError:
+        rollout = None
+    return finalize(kube, obj, rollout, restore_target=restore_target, now=now)
 
 
 def finalize(

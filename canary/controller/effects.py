@@ -8,6 +8,13 @@ again before deciding anything. So nothing decided is lost. Kubernetes Events ar
 once: an Event's name is derived from the tick's time (``outbox.decidedAt``) and its place in
 the outbox, and a second create of the same name (409 AlreadyExists) counts as recorded.
 Notifications and webhooks are delivered at least once (again only after such a death).
+
+An outbox whose delivery sent no webhook and queued no notification (Events only: the usual
+step of a rollout) is not cleared by a write of its own: delivering it again could only record
+its Events again, which counts each once (409). The Rollout's next status write drops it (each
+tick writes its own outbox, or none); until then the reconciler remembers it was delivered, so
+its next tick does not deliver it again, and another replica that finds it does so harmlessly.
+That saves a status write on most ticks.
 """
 
 from __future__ import annotations
@@ -78,11 +85,12 @@ def deliver(
     webhooks: WebhookCaller,
     notifier: Notifier | None,
     identity: str,
-) -> Outbox | None:
+) -> tuple[Outbox | None, bool]:
     """Fire the outbox's webhooks, record its Events (each under a name fixed by the outbox),
     notify; returns what is left to deliver: the Events, when one could not be recorded (those
-    recorded are not recorded twice), else None. Webhooks and notifications are sent once
-    here (with their own retries); a failed one is reported, not kept."""
+    recorded are not recorded twice), else None; and whether delivering it again could only
+    record Events (no webhook was fired, no notification queued). Webhooks and notifications
+    are sent once here (with their own retries); a failed one is reported, not kept."""
     hooks = webhook_actions(outbox)
     if hooks:
         webhooks.fire_all(hooks, rollout, status, outbox.decided_at)
@@ -93,11 +101,13 @@ def deliver(
         stamp = outbox.decided_at + timedelta(microseconds=n)
         recorded += post_events(kube, rollout, [event], stamp, identity)
     notified = [e for e in events if e.reason != "CommandsInvalid"]
+    queued = 0
     if notifier is not None and notified and not outbox.notified:
-        notifier.notify(rollout, status, notified, outbox.decided_at)
+        queued = notifier.notify(rollout, status, notified, outbox.decided_at)
+    replayable = not hooks and queued == 0
     if recorded == len(events):
-        return None
-    return outbox.model_copy(update={"webhooks": [], "notified": True})
+        return None, replayable
+    return outbox.model_copy(update={"webhooks": [], "notified": True}), replayable
 
 
 def clear(kube: Kube, stored: Json, status: RolloutStatus, left: Outbox | None) -> Json | None:

@@ -1,8 +1,8 @@
 """The resources the controller reads and writes: API version, kind, plural, scope.
 
-Built-in kinds go through the typed APIs of the official client (CoreV1Api, AppsV1Api,
-AutoscalingV2Api, CoordinationV1Api), custom resources through CustomObjectsApi; `kube.Kube`
-picks by `api`.
+`kube.Kube` sends every kind to its REST path (`canary.controller.rest.path_of`: the API
+version, the plural, the scope); ``api`` and ``snake`` name the official client's typed API
+and method for a built-in kind, for code that uses those.
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """A thin, typed layer over the official `kubernetes` client: objects in and out as plain dicts.
 
-Objects are addressed by `Kind` (API version, kind, plural): built-in kinds through the typed
-APIs (CoreV1Api, AppsV1Api, AutoscalingV2Api, CoordinationV1Api), custom resources through
-CustomObjectsApi.
-Responses are read raw (``_preload_content=False``) and parsed as JSON, so what the controller
-sees is exactly what the API server stored (no round trip through generated models).
+Objects are addressed by `Kind` (API version, kind, plural) and sent to their REST paths as
+JSON over the client's connection pool (`canary.controller.rest`: the generated API methods
+and their model round trips are skipped); responses are parsed as JSON, so what the controller
+sees is exactly what the API server stored.
 Errors are `KubeError`s with the HTTP status: `NotFoundError`, `ConflictError` (a stale
 resourceVersion or an object that already exists), `GoneError` (a watch's resourceVersion
 is too old: relist).
@@ -16,7 +15,6 @@ writing at once, even in the middle of a tick.
 
 from __future__ import annotations
 
-import builtins
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -24,10 +22,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import urllib3
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from canary.controller.kinds import DEPLOYMENT, EVENT, Kind, kind_of
+from canary.controller.rest import JSON, path_of, send
 
 log = logging.getLogger("canary.controller.kube")
 
@@ -83,11 +82,6 @@ def error_of(status: int, body: object, fallback: str = "") -> KubeError:
     return _ERRORS.get(status, KubeError)(status, reason, message)
 
 
-def _wrap(exc: ApiException) -> KubeError:
-    status = int(exc.status or 0)
-    return error_of(status, exc.body, str(exc.reason or "no answer"))
-
-
 @dataclass(frozen=True)
 class ObjectList:
     items: list[Json]
@@ -114,13 +108,6 @@ class Kube:
         self.api_client = api_client
         self.timeout = timeout
         self.guard = guard
-        self._apis: dict[str, Any] = {
-            "core": client.CoreV1Api(api_client),
-            "apps": client.AppsV1Api(api_client),
-            "autoscaling": client.AutoscalingV2Api(api_client),
-            "coordination": client.CoordinationV1Api(api_client),
-            "custom": client.CustomObjectsApi(api_client),
-        }
 
     def guarded(self, guard: Callable[[], bool]) -> Kube:
         """The same connection, its writes allowed only while ``guard()`` is true."""
@@ -151,10 +138,7 @@ class Kube:
         self, kind: Kind, namespace: str | None = None, label_selector: str | None = None
     ) -> ObjectList:
         """Every object of ``kind`` in ``namespace`` (all namespaces when None)."""
-        kwargs: Json = {}
-        if label_selector:
-            kwargs["label_selector"] = label_selector
-        body = self._request(kind, "list", namespace, None, **kwargs)
+        body = self._request(kind, "list", namespace, None, labelSelector=label_selector)
         version = str((body.get("metadata") or {}).get("resourceVersion") or "")
         items = []
         for item in body.get("items") or []:
@@ -195,7 +179,7 @@ class Kube:
             name,
             body=obj,
             write=True,
-            field_manager=FIELD_MANAGER,
+            fieldManager=FIELD_MANAGER,
             force=True,
         )
 
@@ -203,20 +187,9 @@ class Kube:
         """Set replicas through the scale subresource (Deployments)."""
         if kind != DEPLOYMENT:
             raise ValueError(f"scaling {kind} is not supported")
-        self._check_guard()
-        api = self._apis["apps"]
-        try:
-            response = api.patch_namespaced_deployment_scale(
-                name,
-                namespace,
-                {"spec": {"replicas": replicas}},
-                _content_type=MERGE_PATCH,
-                _preload_content=False,
-                _request_timeout=self.timeout,
-            )
-        except ApiException as exc:
-            raise _wrap(exc) from None
-        return _json(response)
+        return self._request(
+            kind, "scale", namespace, name, body={"spec": {"replicas": replicas}}, write=True
+        )
 
     def delete(self, kind: Kind, namespace: str, name: str) -> bool:
         """Delete the object; False when it was already gone."""
@@ -251,9 +224,9 @@ class Kube:
             namespace,
             None,
             watch=True,
-            resource_version=resource_version,
-            allow_watch_bookmarks=True,
-            timeout_seconds=timeout_seconds,
+            resourceVersion=resource_version,
+            allowWatchBookmarks=True,
+            timeoutSeconds=timeout_seconds,
             request_timeout=timeout_seconds + self.timeout,
         )
         try:
@@ -294,26 +267,32 @@ class Kube:
         body: Json | None = None,
         write: bool = False,
         request_timeout: float | None = None,
-        **kwargs: Any,
+        **query: Any,
     ) -> Any:
+        """Send ``verb`` (read, list, create, replace, replace_status, patch, apply, delete,
+        scale) as JSON (`canary.controller.rest`); the response unread, or a KubeError."""
         if write:
             self._check_guard()
-        method, args = self._method(kind, "patch" if verb == "apply" else verb, namespace, name)
-        if body is not None:
-            args.append(body)
-        if verb == "patch":
-            kwargs["_content_type"] = MERGE_PATCH
-        elif verb == "apply":
-            kwargs["_content_type"] = APPLY_PATCH
+        method, subresource, content_type = _VERBS[verb]
+        if verb in ("list", "create"):
+            name = None
+        path = path_of(kind, namespace, name, subresource)
         try:
-            response = method(
-                *args,
-                _preload_content=False,
-                _request_timeout=request_timeout or self.timeout,
-                **kwargs,
+            response = send(
+                self.api_client,
+                method,
+                path,
+                body=body,
+                content_type=content_type,
+                timeout=request_timeout or self.timeout,
+                query=query,
             )
-        except ApiException as exc:
-            raise _wrap(exc) from None
+        except urllib3.exceptions.SSLError as exc:
+            raise KubeError(0, "SSLError", str(exc)) from None
+        if not 200 <= response.status <= 299:
+            data = response.data
+            response.release_conn()
+            raise error_of(response.status, data, str(response.reason or "no answer"))
         return response
 
     def _request(
@@ -325,53 +304,28 @@ class Kube:
         *,
         body: Json | None = None,
         write: bool = False,
-        **kwargs: Any,
+        **query: Any,
     ) -> Json:
-        return _json(self._call(kind, verb, namespace, name, body=body, write=write, **kwargs))
+        return _json(self._call(kind, verb, namespace, name, body=body, write=write, **query))
 
-    def _method(
-        self, kind: Kind, verb: str, namespace: str | None, name: str | None
-    ) -> tuple[Callable[..., Any], builtins.list[Any]]:
-        """The client method for ``verb`` on ``kind`` and its leading positional arguments."""
-        api = self._apis[kind.api]
-        scoped = kind.namespaced and namespace is not None
-        if kind.api == "custom":
-            where: builtins.list[Any] = [kind.group, kind.version]
-            if verb == "list":
-                if scoped:
-                    return api.list_namespaced_custom_object, [*where, namespace, kind.plural]
-                return api.list_cluster_custom_object, [*where, kind.plural]
-            custom = {
-                "read": "get",
-                "create": "create",
-                "replace": "replace",
-                "replace_status": "replace",
-                "patch": "patch",
-                "delete": "delete",
-            }[verb]
-            suffix = "_status" if verb == "replace_status" else ""
-            if kind.namespaced:
-                method = getattr(api, f"{custom}_namespaced_custom_object{suffix}")
-                args = [*where, namespace, kind.plural]
-            else:
-                method = getattr(api, f"{custom}_cluster_custom_object{suffix}")
-                args = [*where, kind.plural]
-            return method, args if verb == "create" else [*args, name]
-        snake = kind.snake
-        if verb == "list":
-            if scoped:
-                return getattr(api, f"list_namespaced_{snake}"), [namespace]
-            return getattr(api, f"list_{snake}_for_all_namespaces"), []
-        if verb == "create":
-            return getattr(api, f"create_namespaced_{snake}"), [namespace]
-        typed = {"replace_status": f"replace_namespaced_{snake}_status"}.get(
-            verb, f"{verb}_namespaced_{snake}"
-        )
-        return getattr(api, typed), [name, namespace]
+
+_VERBS: dict[str, tuple[str, str, str]] = {
+    "read": ("GET", "", JSON),
+    "list": ("GET", "", JSON),
+    "create": ("POST", "", JSON),
+    "replace": ("PUT", "", JSON),
+    "replace_status": ("PUT", "status", JSON),
+    "patch": ("PATCH", "", MERGE_PATCH),
+    "apply": ("PATCH", "", APPLY_PATCH),
+    "delete": ("DELETE", "", JSON),
+    "scale": ("PATCH", "scale", MERGE_PATCH),
+}
+"""By verb: the HTTP method, the subresource and the body's content type."""
 
 
 def _json(response: Any) -> Json:
     data = response.data
+    response.release_conn()
     if not data:
         return {}
     parsed = json.loads(data)

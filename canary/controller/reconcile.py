@@ -44,7 +44,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
@@ -54,22 +54,27 @@ from canary.analysis.policies import AnyPolicy
 from canary.analysis.provider import MetricsProvider, Targets
 from canary.controller.commands import (
     CommandSource,
+    Taken,
     abort_waiting,
     clean_up,
     listed,
     pending,
     remember,
 )
-from canary.controller.converge import converge
-from canary.controller.deletion import ensure_finalizer, finalize
+from canary.controller.converge import PASSING_PHASES, apply_actions, converge, quiet
+from canary.controller.deletion import ensure_finalizer, finalize_deleted
 from canary.controller.effects import clear, deliver, outbox_of
-from canary.controller.events import addressee, post_events
+from canary.controller.failures import TickFailures
 from canary.controller.kinds import ROLLOUT
-from canary.controller.kube import Json, Kube, KubeError, NotLeaderError
+from canary.controller.kube import Json, Kube, NotLeaderError
 from canary.controller.metrics import ControllerMetrics
 from canary.controller.policies import sync_policies
-from canary.controller.routing import MeshRouter
-from canary.controller.status import StatusConflictError, invalid_status, with_valid, write_status
+from canary.controller.routing import ROUTE_RESYNC_SECONDS, MeshRouter, route_signature
+from canary.controller.status import (
+    needs_write,
+    with_valid,
+    write_status,
+)
 from canary.controller.workloads import (
     Observed,
     ServiceSync,
@@ -79,20 +84,15 @@ from canary.controller.workloads import (
     services_signature,
 )
 from canary.engine import (
-    Action,
     CallWebhook,
     Event,
-    InitializePrimary,
     Needs,
     Observations,
-    PromoteCanary,
-    RestorePrimary,
-    ScaleCanaryDown,
-    ScaleCanaryUp,
     SetRoute,
     plan,
     step,
 )
+from canary.engine.actions import StepResult
 from canary.engine.clock import seconds_since
 from canary.engine.timing import analysis_window, look_interval
 from canary.gates.webhooks import WebhookCaller
@@ -101,7 +101,7 @@ from canary.model.rollout import Rollout
 from canary.model.status import CheckResult, CheckState, Outbox, Phase, RolloutStatus
 from canary.notify import Notifier
 from canary.traffic.mesh import desired_objects
-from canary.workload import FINALIZER, AutoscalerError, is_deleting
+from canary.workload import AutoscalerError, is_deleting
 
 log = logging.getLogger("canary.controller.reconcile")
 
@@ -111,6 +111,9 @@ AUTOSCALER_REQUEUE = 5.0
 """Seconds between looks at a Rollout whose HPA is missing or scales something else: the fix
 is a change of the HPA, which the controller does not watch."""
 MIN_REQUEUE = 0.05
+PASSING_DELAY = timedelta(milliseconds=1)
+"""The tick that ends Finalising or Rolling back runs this much after the one that entered it
+(`PASSING_PHASES`): its outbox, and so its Events' names, are its own."""
 SERVICE_RESYNC_SECONDS = 300.0
 """The Services are put in line with the spec when it or the primary changed, and at least
 this often besides (`ServiceSync`)."""
@@ -139,13 +142,15 @@ class Reconciler:
     """Keep a finalizer on each Rollout and give the target back when one is deleted."""
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     services: ServiceSync = field(default_factory=lambda: ServiceSync(SERVICE_RESYNC_SECONDS))
+    routes: ServiceSync | None = None
+    """When every route object is applied again (`canary.controller.routing`); by default
+    every ``ROUTE_RESYNC_SECONDS`` of ``clock``."""
     inline_queries: bool = True
     """False: a Rollout may bring no query of its own (--forbid-inline-queries)."""
     commands: CommandSource | None = None
     """Where a tick finds its Rollout's RolloutCommands (the controller's watch cache); None
     lists them from the API server."""
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
-    _errors: dict[str, tuple[str, int]] = field(default_factory=dict, init=False)
     _checked: set[str] = field(default_factory=set, init=False)
     """Rollouts whose last tick read the API server or succeeded since (`reset`): their next
     tick may read the caches."""
@@ -154,6 +159,18 @@ class Reconciler:
         default_factory=dict, init=False
     )
     """By Rollout, the last resourceVersion of each route object (a repair from a no-op)."""
+    _route_held: dict[str, dict[tuple[str, str, str, str], tuple[Json, Json]]] = field(
+        default_factory=dict, init=False
+    )
+    """By Rollout, each route object as last applied and answered (`MeshRouter`)."""
+    _outboxes: dict[str, datetime] = field(default_factory=dict, init=False)
+    """By Rollout, the ``decidedAt`` of the outbox it delivered and left in its status."""
+
+    def __post_init__(self) -> None:
+        if self.routes is None:
+            self.routes = ServiceSync(ROUTE_RESYNC_SECONDS, clock=lambda: self.clock().timestamp())
+        self._routes = self.routes
+        self._failures = TickFailures(self.kube, self.metrics, self.identity, self.clock)
 
     def tick(self, key: str, early: bool = False) -> float:
         """Tick the Rollout ``namespace/name``; returns seconds until its next tick."""
@@ -165,7 +182,7 @@ class Reconciler:
         try:
             with nullcontext() if cached else self.kube.fresh_reads():
                 outcome = self._tick(namespace, name, early, cached)
-            self._clear_error(key)
+            self._failures.clear(key)
             ok = True
         except NotLeaderError:
             outcome = TickOutcome("skipped", 1.0, "not the leader")
@@ -176,6 +193,8 @@ class Reconciler:
                 self._checked.add(key)
             elif not ok:  # the caches may be what failed it: the next tick reads afresh
                 self._checked.discard(key)
+        if not ok:
+            self._routes.forget(key)
         self.metrics.reconcile_duration.labels(outcome.outcome).observe(time.monotonic() - started)
         return max(outcome.requeue_after, MIN_REQUEUE)
 
@@ -186,14 +205,18 @@ class Reconciler:
             self._epoch += 1
             self._checked.clear()
         self.services.forget()
+        self._routes.forget()
 
     def forget(self, key: str) -> None:
         """The Rollout ``key`` is gone."""
         with self._lock:
             self._checked.discard(key)
-            self._errors.pop(key, None)
             self._route_versions.pop(key, None)
+            self._route_held.pop(key, None)
+            self._outboxes.pop(key, None)
+        self._failures.clear(key)
         self.services.forget(key)
+        self._routes.forget(key)
 
     # --- the tick ------------------------------------------------------------------------------
 
@@ -232,13 +255,16 @@ class Reconciler:
             needs = Needs()  # an abort ends the tick before anything is judged: act on it now
         with self._lock:
             versions = self._route_versions.setdefault(rollout.key, {})
-        router = MeshRouter(self.kube, rollout, versions)
+            held = self._route_held.setdefault(rollout.key, {})
+        trust = not self._routes.due(rollout.key, route_signature(rollout))
+        router = MeshRouter(self.kube, rollout, versions, held, trust=trust)
         # the first tick since this replica (re)started or led, or after a failed tick: the
         # status may have been written without its actions (docs/controller.md, "Crash
         # consistency"); the route it records is put back before anything is judged
         repaired = router.repair(status, unknown=True) if not cached else []
-        if status.outbox is not None:  # decided by a tick that did not live to deliver it
-            left = self._deliver(rollout, status, status.outbox)
+        if status.outbox is not None and not self._delivered(rollout.key, status.outbox):
+            # decided by a tick that did not live to deliver it
+            left, _ = self._deliver(rollout, status, status.outbox)
             obj = clear(self.kube, obj, status, left) or obj
         if (
             repaired
@@ -275,6 +301,35 @@ class Reconciler:
             look_interval=look,
         )
         result = step(rollout, status, observations, now)
+        new_status, stored, told = self._carry_out(
+            rollout, obj, observed, router, result, taken, now
+        )
+        if new_status.phase in PASSING_PHASES and told:
+            # the engine ends the phase at its next tick whatever it observes: that tick now,
+            # once this one's actions are done and its outbox delivered (docs/controller.md,
+            # "Early ticks"); a moment later, so its outbox is told from this one's
+            then = now + PASSING_DELAY
+            result = step(rollout, new_status, quiet(observations), then)
+            none = Taken(fresh=[], done=[], problems=[])
+            new_status, _, _ = self._carry_out(
+                rollout, stored, observed, router, result, none, then
+            )
+        self.metrics.rollout(namespace, name, new_status.phase, new_status.canary_weight)
+        self.metrics.check_results(namespace, name, results)
+        return TickOutcome("ok", result.requeue_after, new_status.message)
+
+    def _carry_out(
+        self,
+        rollout: Rollout,
+        obj: Json,
+        observed: Observed,
+        router: MeshRouter,
+        result: StepResult,
+        taken: Taken,
+        now: datetime,
+    ) -> tuple[RolloutStatus, Json, bool]:
+        """Record the engine's decision, then act on it and deliver what it tells; returns the
+        new status, the Rollout as last stored, and whether everything it tells was told."""
         for action in result.actions:  # a route that cannot be rendered fails the tick here
             if isinstance(action, SetRoute):
                 desired_objects(rollout, action.route)
@@ -289,25 +344,37 @@ class Reconciler:
         # consistency"), with the uids of the commands it applied: from here on, what it calls
         # for is carried out by this tick or, if it dies or fails, by the next one, from the
         # status; the command objects are deleted only once that write has landed
-        stored = write_status(
-            self.kube,
-            obj,
-            new_status.to_wire(),
-            on_conflict=self.metrics.status_conflicts.inc,
-        )
-        clean_up(self.kube, namespace, [p.name for p in taken.fresh] + taken.done)
+        stored = obj
+        if needs_write(obj.get("status"), new_status, now):
+            stored = write_status(
+                self.kube, obj, new_status.to_wire(), on_conflict=self.metrics.status_conflicts.inc
+            )
+        clean_up(self.kube, namespace_of(rollout), [p.name for p in taken.fresh] + taken.done)
         workload_actions = WorkloadActions(self.kube, rollout, observed)
-        self._apply(rollout, workload_actions, router, result.actions)
+        for line in apply_actions(workload_actions, router, result.actions):
+            log.info("%s: %s", rollout.key, line)
         for line in converge(new_status, result.actions, observed, workload_actions, router):
             log.info("%s: %s", rollout.key, line)
-        if new_status.outbox is not None:
-            left = self._deliver(rollout, new_status, new_status.outbox)
-            clear(self.kube, stored, new_status, left)
-        self.metrics.rollout(namespace, name, new_status.phase, new_status.canary_weight)
-        self.metrics.check_results(namespace, name, results)
-        return TickOutcome("ok", result.requeue_after, new_status.message)
+        if not router.trust:  # every route object applied: trusted until the next resync
+            self._routes.done(rollout.key, route_signature(rollout))
+        if new_status.outbox is None:
+            return new_status, stored, True
+        left, replayable = self._deliver(rollout, new_status, new_status.outbox)
+        if left is None and replayable:  # the next status write drops it (effects.py)
+            with self._lock:
+                self._outboxes[rollout.key] = new_status.outbox.decided_at
+        else:
+            stored = clear(self.kube, stored, new_status, left) or stored
+        return new_status, stored, left is None
 
-    def _deliver(self, rollout: Rollout, status: RolloutStatus, outbox: Outbox) -> Outbox | None:
+    def _delivered(self, key: str, outbox: Outbox) -> bool:
+        """This replica delivered ``outbox`` and left it for the next status write."""
+        with self._lock:
+            return self._outboxes.get(key) == outbox.decided_at
+
+    def _deliver(
+        self, rollout: Rollout, status: RolloutStatus, outbox: Outbox
+    ) -> tuple[Outbox | None, bool]:
         return deliver(
             self.kube,
             rollout,
@@ -330,38 +397,8 @@ class Reconciler:
                 log.info("%s: %s", rollout.key, written)
         self.services.done(rollout.key, signature)
 
-    def _apply(
-        self,
-        rollout: Rollout,
-        workload: WorkloadActions,
-        router: MeshRouter,
-        actions: list[Action],
-    ) -> None:
-        for action in actions:
-            done: list[str] = []
-            if isinstance(action, SetRoute):
-                done = router.apply(action.route)
-            elif isinstance(action, InitializePrimary):
-                done = workload.initialize(action.revision)
-            elif isinstance(action, ScaleCanaryUp):
-                done = workload.scale_up()
-            elif isinstance(action, ScaleCanaryDown):
-                done = workload.scale_target(0)
-            elif isinstance(action, PromoteCanary):
-                done = workload.promote(action.revision)
-            elif isinstance(action, RestorePrimary):
-                done = workload.restore()
-            for line in done:
-                log.info("%s: %s", rollout.key, line)
-
     def _deleted(self, obj: Json, now: datetime) -> TickOutcome:
-        if FINALIZER not in ((obj.get("metadata") or {}).get("finalizers") or []):
-            return TickOutcome("gone", INVALID_REQUEUE)  # the garbage collector's job
-        try:
-            rollout: Rollout | None = Rollout.model_validate(obj)
-        except ValidationError:
-            rollout = None
-        again = finalize(self.kube, obj, rollout, restore_target=self.restore_on_delete, now=now)
+        again = finalize_deleted(self.kube, obj, restore_target=self.restore_on_delete, now=now)
         if again is None:
             return TickOutcome("gone", INVALID_REQUEUE, "cleaned up")
         return TickOutcome("ok", again, "cleaning up")
@@ -371,47 +408,11 @@ class Reconciler:
     def _invalid(
         self, obj: Json, problems: list[str], now: datetime, requeue: float = INVALID_REQUEUE
     ) -> TickOutcome:
-        message = "; ".join(problems)
-        status = invalid_status(obj.get("status"), message, now)
-        if status is not None:
-            write_status(self.kube, obj, status, on_conflict=self.metrics.status_conflicts.inc)
-            event = Event(reason="InvalidSpec", message=f"invalid Rollout: {message}", warning=True)
-            self._post_events(addressee(obj), [event], now)
-            log.warning("%s/%s is invalid: %s", *_key(obj), message)
-        return TickOutcome("invalid", requeue, message)
+        return TickOutcome("invalid", requeue, self._failures.invalid(obj, problems, now))
 
     def _failed(self, namespace: str, name: str, exc: Exception) -> TickOutcome:
-        key = f"{namespace}/{name}"
-        reason = "Conflict" if isinstance(exc, StatusConflictError) else type(exc).__name__
-        message = str(exc) or reason
-        self.metrics.reconcile_error(namespace, name, reason)
-        with self._lock:
-            last, failures = self._errors.get(key, ("", 0))
-            self._errors[key] = (message, failures + 1)
-        delay = min(30.0, 0.5 * 2**failures)
-        if isinstance(exc, StatusConflictError):
-            log.info("%s: %s; ticking again", key, message)
-            return TickOutcome("error", MIN_REQUEUE, message)
-        if isinstance(exc, KubeError | OSError):
-            log.warning("%s: tick failed: %s (again in %.1fs)", key, message, delay)
-        else:
-            log.exception("%s: tick failed (again in %.1fs)", key, delay)
-        if message != last:  # one Event per distinct problem, not one per retry
-            event = Event(reason="ReconcileError", message=message, warning=True)
-            try:
-                obj = self.kube.get(ROLLOUT, namespace, name)
-                if obj is not None:
-                    self._post_events(addressee(obj), [event], self.clock())
-            except (KubeError, NotLeaderError, OSError):
-                pass
+        delay, message = self._failures.failed(namespace, name, exc)
         return TickOutcome("error", delay, message)
-
-    def _clear_error(self, key: str) -> None:
-        with self._lock:
-            self._errors.pop(key, None)
-
-    def _post_events(self, rollout: Rollout, events: list[Event], now: datetime) -> None:
-        post_events(self.kube, rollout, events, now, self.identity)
 
 
 def targets_of(rollout: Rollout) -> Targets:
@@ -419,8 +420,3 @@ def targets_of(rollout: Rollout) -> Targets:
     return Targets(
         namespace=namespace_of(rollout), target=name, canary=name, primary=f"{name}-primary"
     )
-
-
-def _key(obj: Json) -> tuple[str, str]:
-    meta = obj.get("metadata") or {}
-    return str(meta.get("namespace") or "default"), str(meta.get("name") or "")

@@ -6,6 +6,12 @@ started from (a change of spec, labels or annotations), the new status is writte
 fresh object; if the status itself changed (another writer), nothing is overwritten and the
 tick is abandoned (the next one starts from the fresh status).
 
+A tick whose status differs from the stored one only in ``lastTickAt``, outside the judged
+phases (Progressing, Paused), writes nothing (`needs_write`): an idle Rollout's tick, or one
+waiting on a Deployment, changes nothing a reader or the next tick needs (the analysis window
+starts at the last judged tick, which is always written). ``lastTickAt`` is still written at
+least every ``HEARTBEAT_SECONDS``, so it says the controller is alive.
+
 The ``Valid`` condition says whether the spec can be run: False with ``path.to.field:
 message`` for a Rollout the model refuses, True otherwise.
 """
@@ -19,12 +25,17 @@ from typing import Any
 
 from canary.controller.kinds import ROLLOUT
 from canary.controller.kube import ConflictError, Json, Kube
+from canary.engine.clock import seconds_since
+from canary.engine.plan import JUDGED_PHASES
 from canary.model.status import Condition, ConditionStatus, RolloutStatus
 
 log = logging.getLogger("canary.controller.status")
 
 VALID = "Valid"
 ATTEMPTS = 5
+HEARTBEAT_SECONDS = 300.0
+"""An unchanged status is written again (its ``lastTickAt``) at least this often."""
+TICK_TIME = "lastTickAt"
 
 
 class StatusConflictError(Exception):
@@ -63,6 +74,20 @@ def invalid_status(status: Json | None, message: str, now: datetime) -> Json | N
     ).to_wire()
     current["conditions"] = [*(c for c in conditions if c.get("type") != VALID), condition]
     return current
+
+
+def needs_write(stored: Json | None, new: RolloutStatus, now: datetime) -> bool:
+    """``new`` must be written over ``stored`` (the status the tick read): it changed other
+    than in ``lastTickAt``, or the canary is judged, or the heartbeat is due."""
+    if stored is None or new.phase in JUDGED_PHASES:
+        return True
+    wire = new.to_wire()
+    if {k: v for k, v in wire.items() if k != TICK_TIME} != {
+        k: v for k, v in stored.items() if k != TICK_TIME
+    }:
+        return True
+    recorded = RolloutStatus.model_validate(stored).last_tick_at
+    return recorded is None or seconds_since(recorded, now) >= HEARTBEAT_SECONDS
 
 
 def write_status(

@@ -124,6 +124,7 @@ def test_live_equals_desired_on_canarys_fields_after_every_tick(ticker: Ticker) 
     for n in range(12):
         if n == 3:
             set_spec(ticker.cluster, lambda spec: spec["service"].pop("route"))
+        ticker.settle()  # each tick sees the pods the previous one asked for ready
         status = ticker.tick()
         seen_weights.add(status.get("canaryWeight"))
         for kind, name in ((VS, "web"), (DR, "web-primary"), (DR, "web-canary")):

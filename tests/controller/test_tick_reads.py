@@ -1,7 +1,8 @@
 """What a tick reads: the Rollout and its Deployments from the watch caches, never older than
-the controller's own writes (fences); each route object applied once (server-side apply: a
-no-op writes nothing) and verified against the answers; the Services only when the spec or
-the primary changed.
+the controller's own writes (fences); a route object applied when its content changed, and each
+one every resync period (server-side apply: a no-op writes nothing), verified against the
+answers; the Services only when the spec or the primary changed; the status only when it
+changed (or the canary is judged).
 
 The tick is driven by hand; the caches are fed by reflectors, or by hand where a test needs a
 cache that lags."""
@@ -12,7 +13,7 @@ import copy
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from controller_support import Cluster, deployment, rollout, wait_for
@@ -23,10 +24,13 @@ from canary.controller.kinds import DEPLOYMENT, ROLLOUT
 from canary.controller.kube import Kube
 from canary.controller.metrics import ControllerMetrics
 from canary.controller.reconcile import Reconciler
+from canary.controller.routing import ROUTE_RESYNC_SECONDS
+from canary.controller.status import HEARTBEAT_SECONDS, needs_write
 from canary.controller.watches import Cache, Reflector
 from canary.controller.workloads import ServiceSync
 from canary.gates.webhooks import WebhookCaller
 from canary.model.analysis import CheckSpec
+from canary.model.status import Phase, RolloutStatus
 
 
 class Healthy:
@@ -60,6 +64,7 @@ class Rig:
     reads: CachedKube
     reconciler: Reconciler
     services: ServiceSync
+    routes: ServiceSync
     key: str
 
     def tick(self, early: bool = False) -> Counter[str]:
@@ -94,9 +99,12 @@ def rig(cluster: Cluster) -> Iterator[Rig]:
     assert all(r.synced.wait(10) for r in reflectors)
     reads = CachedKube(kube, caches, lambda kind, namespace: True)
     services = ServiceSync(resync=300.0, clock=Seconds())
+    routes = ServiceSync(resync=ROUTE_RESYNC_SECONDS, clock=Seconds())
     with WebhookCaller.create() as webhooks:
-        reconciler = Reconciler(reads, Healthy(), webhooks, ControllerMetrics(), services=services)
-        yield Rig(cluster, reads, reconciler, services, f"{cluster.namespace}/web")
+        reconciler = Reconciler(
+            reads, Healthy(), webhooks, ControllerMetrics(), services=services, routes=routes
+        )
+        yield Rig(cluster, reads, reconciler, services, routes, f"{cluster.namespace}/web")
     for reflector in reflectors:
         reflector.stop()
 
@@ -116,13 +124,33 @@ def initialized(rig: Rig, **spec: object) -> None:
     rig.settle()
 
 
-def test_a_steady_tick_reads_the_caches_and_each_route_object_once(rig: Rig) -> None:
+def test_a_steady_tick_reads_the_caches_and_verifies_the_routes_every_resync(rig: Rig) -> None:
     initialized(rig, analysis={"interval": "5m", "judge": "threshold"})
-    steady = rig.tick()
-    assert steady == Counter(
-        {"PATCH virtualservices": 1, "PATCH destinationrules": 2, "PUT rollouts/status": 1}
-    ), "the Rollout and the Deployments from the caches, the Services left alone, each route "
-    "object applied once (an apply that changes nothing writes nothing)"
+    assert rig.tick() == Counter(), (
+        "the Rollout and the Deployments from the caches, the Services and the routes applied "
+        "already and unchanged, the status unchanged but for its lastTickAt: no request at all"
+    )
+    clock = rig.routes.clock
+    assert isinstance(clock, Seconds)
+    clock.now += ROUTE_RESYNC_SECONDS
+    assert rig.tick() == Counter({"PATCH virtualservices": 1, "PATCH destinationrules": 2}), (
+        "each route object applied once a resync period (an apply that changes nothing writes "
+        "nothing)"
+    )
+    assert rig.tick() == Counter()
+
+
+def test_an_unchanged_status_is_written_outside_the_judged_phases_only_as_a_heartbeat() -> None:
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    stored = RolloutStatus(phase=Phase.SUCCEEDED, message="done", last_tick_at=now)
+    later = stored.model_copy(update={"last_tick_at": now + timedelta(seconds=10)})
+    assert not needs_write(stored.to_wire(), later, now + timedelta(seconds=10))
+    assert needs_write(stored.to_wire(), later.model_copy(update={"message": "other"}), now)
+    heartbeat = now + timedelta(seconds=HEARTBEAT_SECONDS)
+    assert needs_write(stored.to_wire(), later, heartbeat), "lastTickAt says it is alive"
+    judged = stored.model_copy(update={"phase": Phase.PROGRESSING})
+    assert needs_write(judged.to_wire(), judged, now), "a look is always recorded"
+    assert needs_write(None, later, now)
 
 
 def test_a_tick_that_moves_traffic_verifies_the_routes_without_reading_them_back(
@@ -143,9 +171,24 @@ def test_a_tick_that_moves_traffic_verifies_the_routes_without_reading_them_back
 
     wait_for("the canary at 50%", stepped, every=0.1)
     assert moved, "the route moved"
+    rig.settle()
+    rig.reconciler.forget(rig.key)  # as another replica: the outbox left is delivered again
+    outbox = rig.cluster.status("web").get("outbox")
+    assert outbox, "the last step's outbox, delivered, stays until the next status write"
+    assert outbox["events"]
+    replayed = rig.tick()
+    assert replayed["POST events"] >= len(outbox["events"]), "delivered again"
+    for event in outbox["events"]:
+        same = [e for e in rig.cluster.events(event["reason"]) if e["message"] == event["message"]]
+        assert len(same) == 1, "recorded once (the second create answered 409)"
     for made in moved:
         assert made["PATCH virtualservices"] == 1, made
-        assert made["PATCH destinationrules"] == 2, made
+        assert made["PATCH destinationrules"] == 0, "unchanged since the last apply: not sent"
+        assert made["POST events"] >= 1, made
+        assert made["PUT rollouts/status"] == 1, (
+            "an outbox of Events only is not cleared by a write of its own: the next status "
+            "write drops it"
+        )
         assert not made["GET virtualservices"], "verified against the apply's answers"
     assert not rig.cluster.events("ReconcileError")
 

@@ -83,7 +83,7 @@ def test_only_changes_a_tick_reads_wake_the_rollouts_of_a_deployment(cluster: Cl
     deployments.apply("MODIFIED", beat)
     assert woken.take() == [], "nothing a tick reads changed"
 
-    # scaled (by the controller too: the tick after the canary is scaled down ends a rollout)
+    # scaled by someone else (an echo of the controller's own write does not wake: below)
     echo = copy.deepcopy(beat)
     echo["metadata"].update(generation=2, resourceVersion="2000")
     echo["spec"]["replicas"] = 3
@@ -107,11 +107,45 @@ def test_only_changes_a_tick_reads_wake_the_rollouts_of_a_deployment(cluster: Cl
     deployments.apply("MODIFIED", ready(echo, 1))
     assert woken.take() == [], "web runs another Deployment now"
     unrelated = cluster.deployment("unrelated")
-    deployments.apply("MODIFIED", ready(unrelated, 1))
+    deployments.apply("MODIFIED", ready(unrelated, 2))
     assert woken.take() == [web]
     rollouts.apply("DELETED", moved)
-    deployments.apply("MODIFIED", ready(unrelated, 2))
+    deployments.apply("MODIFIED", ready(unrelated, 1))
     assert woken.take() == [], "a deleted Rollout is not woken"
+
+
+def test_the_echo_of_its_own_write_and_counting_replicas_do_not_wake_a_rollout(
+    cluster: Cluster,
+) -> None:
+    """The tick that scaled a Deployment acted on it already: the watch's echo of that write
+    (its resourceVersion is the write's answer) wakes nobody; the replicas' readiness wakes
+    once, when all are ready, not at each one counted on the way there."""
+    ns = cluster.namespace
+    controller = cluster.controller(start=False, lease=None)
+    woken = Woken()
+    controller.scheduler = woken  # type: ignore[assignment]
+    controller._lead()
+    rollouts, deployments = controller.caches[ROLLOUT.kind], controller.caches[DEPLOYMENT.kind]
+    rollouts.apply("ADDED", rollout("web", ns))
+    deployments.apply("ADDED", ready(cluster.api.create(deployment("web", ns)), 2))
+    woken.take()
+
+    stored = controller.reads.scale(DEPLOYMENT, ns, "web", 3)  # as a tick scales the canary
+    echo = cluster.deployment("web")
+    assert echo["metadata"]["resourceVersion"] == stored["metadata"]["resourceVersion"]
+    deployments.apply("MODIFIED", echo)
+    assert woken.take() == [], "the echo of the controller's own write"
+
+    counting = ready(echo, 3)
+    counting["status"].update(readyReplicas=2, availableReplicas=2)
+    deployments.apply("MODIFIED", counting)
+    assert woken.take() == [], "not all ready: as not ready as before"
+    deployments.apply("MODIFIED", ready(echo, 3))
+    assert woken.take() == [f"{ns}/web"], "all ready"
+
+    cluster.api.apply(dict(cluster.deployment("web"), spec={**echo["spec"], "replicas": 4}))
+    deployments.apply("MODIFIED", cluster.deployment("web"))
+    assert woken.take() == [f"{ns}/web"], "someone else's write of the spec wakes it"
 
 
 def test_the_scheduler_reports_lateness_and_busy_workers() -> None:

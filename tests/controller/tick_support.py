@@ -66,6 +66,27 @@ class Ticker:
         self.reconciler.tick(f"{self.cluster.namespace}/{self.name}")
         return self.cluster.status(self.name)
 
+    def settle(self) -> None:
+        """The fake kubelet has caught up with the rollout's Deployments (their pods ready)."""
+
+        def ready() -> bool:
+            for name in (self.name, f"{self.name}-primary"):
+                found = self.cluster.get("apps/v1", "Deployment", name)
+                wanted = (found or {}).get("spec", {}).get("replicas", 1)
+                status = (found or {}).get("status") or {}
+                current = status.get("observedGeneration") == (found or {}).get("metadata", {}).get(
+                    "generation"
+                )
+                if (
+                    found is not None
+                    and wanted
+                    and not (current and status.get("readyReplicas") == wanted)
+                ):
+                    return False
+            return True
+
+        wait_for("the kubelet to catch up", ready, every=0.02)
+
     def until(self, what: str, done: Callable[[Json], bool]) -> Json:
         return wait_for(what, lambda: (lambda s: s if done(s) else None)(self.tick()), every=0.05)
 

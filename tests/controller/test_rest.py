@@ -1,0 +1,165 @@
+"""Requests as the controller sends them (canary.controller.rest): REST paths built from a
+Kind, JSON bodies with their content types, the credentials of the client's configuration per
+request (a refresh hook rotating the token is honoured), errors as KubeErrors. A real HTTP
+server on 127.0.0.1 records what arrives."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from canary.controller.kinds import (
+    CLUSTER_ANALYSIS_POLICY,
+    CONFIGMAP,
+    DEPLOYMENT,
+    ROLLOUT,
+    kind_of,
+)
+from canary.controller.kube import APPLY_PATCH, MERGE_PATCH, ConflictError, Kube, NotFoundError
+from canary.controller.rest import path_of, query_of
+
+
+def test_paths_of_core_group_custom_and_cluster_scoped_kinds() -> None:
+    assert path_of(CONFIGMAP, "ns", "a") == "/api/v1/namespaces/ns/configmaps/a"
+    assert path_of(CONFIGMAP, None) == "/api/v1/configmaps", "all namespaces"
+    assert path_of(DEPLOYMENT, "ns", "web", "scale") == (
+        "/apis/apps/v1/namespaces/ns/deployments/web/scale"
+    )
+    assert path_of(ROLLOUT, "ns", "web", "status") == (
+        "/apis/canary.dev/v1alpha1/namespaces/ns/rollouts/web/status"
+    )
+    assert path_of(CLUSTER_ANALYSIS_POLICY, "ignored", "p") == (
+        "/apis/canary.dev/v1alpha1/clusteranalysispolicies/p"
+    )
+    vs = kind_of("networking.istio.io/v1", "VirtualService")
+    assert path_of(vs, "ns") == "/apis/networking.istio.io/v1/namespaces/ns/virtualservices"
+    assert path_of(CONFIGMAP, "ns", "a/b c") == "/api/v1/namespaces/ns/configmaps/a%2Fb%20c"
+    assert query_of({"watch": True, "labelSelector": "a=b,c", "resourceVersion": ""}) == (
+        "?watch=true&labelSelector=a%3Db%2Cc"
+    )
+    assert query_of({"labelSelector": None}) == ""
+
+
+class Recorded:
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.status = 200
+        self.answer: bytes = b'{"metadata": {"resourceVersion": "7"}}'
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[Recorded, str]]:
+    recorded = Recorded()
+
+    class Handler(BaseHTTPRequestHandler):
+        def _any(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            recorded.requests.append(
+                {
+                    "method": self.command,
+                    "path": self.path,
+                    "auth": self.headers.get("Authorization"),
+                    "type": self.headers.get("Content-Type"),
+                    "body": json.loads(body) if body else None,
+                }
+            )
+            self.send_response(recorded.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(recorded.answer)))
+            self.end_headers()
+            self.wfile.write(recorded.answer)
+
+        def do_GET(self) -> None:
+            self._any()
+
+        def do_PUT(self) -> None:
+            self._any()
+
+        def do_POST(self) -> None:
+            self._any()
+
+        def do_PATCH(self) -> None:
+            self._any()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield recorded, f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def rotating_client(host: str) -> client.ApiClient:
+    """A client whose refresh hook gives a new token before each request (as the in-cluster
+    configuration re-reads the ServiceAccount token)."""
+    configuration = client.Configuration(host=host)
+    configuration.api_key = {"BearerToken": "t0"}
+    configuration.api_key_prefix = {"BearerToken": "Bearer"}
+    issued = iter(range(1, 100))
+
+    def refresh(config: client.Configuration) -> None:
+        config.api_key = {"BearerToken": f"t{next(issued)}"}
+
+    configuration.refresh_api_key_hook = refresh
+    return client.ApiClient(configuration)
+
+
+def test_requests_carry_json_bodies_content_types_and_fresh_credentials(
+    server: tuple[Recorded, str],
+) -> None:
+    recorded, host = server
+    kube = Kube(rotating_client(host))
+    assert kube.scale(DEPLOYMENT, "ns", "web", 3)["metadata"]["resourceVersion"] == "7"
+    kube.patch(ROLLOUT, "ns", "web", {"metadata": {"annotations": {"a": "b"}}})
+    kube.apply(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "ns"}}
+    )
+    kube.list(ROLLOUT, "ns", label_selector="app=web")
+    scale, patch, apply, listed = recorded.requests
+    assert (scale["method"], scale["path"], scale["type"]) == (
+        "PATCH",
+        "/apis/apps/v1/namespaces/ns/deployments/web/scale",
+        MERGE_PATCH,
+    )
+    assert scale["body"] == {"spec": {"replicas": 3}}
+    assert (patch["method"], patch["type"]) == ("PATCH", MERGE_PATCH)
+    assert apply["type"] == APPLY_PATCH
+    assert apply["path"] == "/api/v1/namespaces/ns/configmaps/c?fieldManager=canary&force=true"
+    assert listed["path"] == (
+        "/apis/canary.dev/v1alpha1/namespaces/ns/rollouts?labelSelector=app%3Dweb"
+    )
+    assert [r["auth"] for r in recorded.requests] == [
+        "Bearer t1",
+        "Bearer t2",
+        "Bearer t3",
+        "Bearer t4",
+    ], "each request asks the configuration for its credentials"
+
+
+def test_refused_requests_are_kube_errors_with_the_servers_reason(
+    server: tuple[Recorded, str],
+) -> None:
+    recorded, host = server
+    kube = Kube(rotating_client(host))
+    recorded.status = 404
+    recorded.answer = json.dumps({"reason": "NotFound", "message": "nope"}).encode()
+    assert kube.read(ROLLOUT, "ns", "web") is None
+    with pytest.raises(NotFoundError):
+        kube.replace_status({"apiVersion": ROLLOUT.api_version, "kind": "Rollout", "metadata": {}})
+    recorded.status = 409
+    recorded.answer = json.dumps({"reason": "Conflict", "message": "stale"}).encode()
+    with pytest.raises(ConflictError, match="409 Conflict: stale"):
+        kube.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"namespace": "ns"}})
+    assert recorded.requests[-1]["path"] == "/api/v1/namespaces/ns/configmaps"
