@@ -11,6 +11,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from canary.analysis.checks import resolve_checks
+from canary.analysis.judges import minimum_time
 from canary.analysis.judges.feasibility import promotion_minutes, traffic_warnings
 from canary.cli.main import cli
 from canary.model.analysis import CheckKind, CheckSpec, JudgeName
@@ -86,3 +87,15 @@ def test_validate_warns_with_rpm_and_keeps_its_exit_code() -> None:
     plain = runner.invoke(cli, ["validate", str(EXAMPLE)])
     assert plain.exit_code == 0
     assert "warning" not in plain.stderr
+
+
+def test_the_warning_quotes_the_exact_minimum() -> None:
+    """The warning names the exact fixed-sample minimum and Wald's floor of
+    canary.analysis.judges.minimum_time for the check at this traffic."""
+    rollout = load_rollout(EXAMPLE)
+    (warning,) = [w for w in traffic_warnings(rollout, 100, 1.0) if "'error-rate'" in w]
+    found = minimum_time.for_rollout(rollout, 100, 0.01, lambda _ms: 0.0)
+    errors = next(c for c in found.checks if c.name == "error-rate")
+    assert f"looks once needs {errors.fixed_minutes:.1f} analysis minutes" in warning
+    assert f"no test fewer than {errors.wald_minutes:.1f} on average" in warning
+    assert errors.fixed_minutes > rollout.spec.analysis.inconclusive_deadline / 60.0

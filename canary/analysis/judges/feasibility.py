@@ -15,7 +15,7 @@ import math
 from collections.abc import Sequence
 
 from canary.analysis.checks import CheckResolutionError, resolve_checks
-from canary.analysis.judges import promotion
+from canary.analysis.judges import minimum_time, promotion
 from canary.analysis.judges.sequential import LATENCY_SLOW_SHARE, STEP_SECONDS
 from canary.analysis.stats import GRID_STEP
 from canary.engine.timing import judge_of, look_interval
@@ -70,6 +70,7 @@ def traffic_warnings(rollout: Rollout, rpm: float, primary_error_percent: float)
         c for c in resolve_checks(rollout) if c.kind in (CheckKind.ERROR_RATE, CheckKind.LATENCY)
     ]
     warnings: list[str] = []
+    floors = _exact_minimums(rollout, rpm, primary_error_percent)
     first = _weights(rollout)[0] / 100.0
     traffic = f"at {rpm:g} requests a minute and {primary_error_percent:g}% errors"
     for check in checks:
@@ -87,7 +88,7 @@ def traffic_warnings(rollout: Rollout, rpm: float, primary_error_percent: float)
                     f"last weight to be shown not {analysis.detect:g}x worse (or within its "
                     f"objective), more than inconclusiveDeadline ({deadline:g}m): it would end "
                     f"undecided ({analysis.on_undecided.value}); {fix}, the last weight or "
-                    "detect, or expect more traffic"
+                    f"detect, or expect more traffic{_floor_note(floors.get(check.name))}"
                 )
             continue
         seconds = look_interval(rollout, checks, None)
@@ -101,6 +102,35 @@ def traffic_warnings(rollout: Rollout, rpm: float, primary_error_percent: float)
                 "first weight"
             )
     return warnings
+
+
+def _exact_minimums(
+    rollout: Rollout, rpm: float, primary_error_percent: float
+) -> dict[str, minimum_time.CheckMinimum]:
+    """The exact fixed-sample minimum and Wald's floor of each count check at this traffic
+    (docs/minimum-time.md), by check name; a latency check's primary is taken to have no
+    slow requests, as promotion_minutes does. Empty when they cannot be computed."""
+    try:
+        found = minimum_time.for_rollout(
+            rollout, rpm, primary_error_percent / 100.0, lambda _ms: 0.0
+        )
+    except minimum_time.MinimumTimeError:
+        return {}
+    return {c.name: c for c in found.checks}
+
+
+def _floor_note(floor: minimum_time.CheckMinimum | None) -> str:
+    """What no test could beat, for the warning: the best test that looks once, in analysis
+    minutes (from the canary's first look), and Wald's floor on any test's average."""
+    if floor is None:
+        return ""
+    if not math.isfinite(floor.fixed_minutes):
+        return " (no test holding alpha and beta could promote it at this traffic)"
+    return (
+        f" (for comparison, the best test holding alpha and beta that looks once needs "
+        f"{floor.fixed_minutes:.1f} analysis minutes at this traffic, and no test fewer than "
+        f"{floor.wald_minutes:.1f} on average: docs/minimum-time.md)"
+    )
 
 
 def document_warnings(

@@ -229,21 +229,23 @@ def describe_needs(requests: float, per_minute: float, tolerance: float) -> str:
             f"cannot show the canary is not {_x(tolerance)} worse at this traffic (no failures "
             "on either side to compare, and no objective it could be shown within)"
         )
-    text = f"needs about {_round(requests)} more canary requests to show it is not "
+    text = f"needs about {rounded(requests)} more canary requests to show it is not "
     text += f"{_x(tolerance)} worse or within its objective"
     if per_minute > 0:
-        text += f"; at this traffic about {_minutes(requests / per_minute)}"
+        text += f"; at this traffic about {in_minutes(requests / per_minute)}"
     return text
 
 
-def _round(value: float) -> str:
+def rounded(value: float) -> str:
+    """A request count as a message says it: two significant figures from 100 up."""
     if value < 100:
         return f"{max(value, 1):.0f}"
     digits = 10 ** max(int(math.log10(value)) - 1, 0)
     return f"{round(value / digits) * digits:,.0f}"
 
 
-def _minutes(value: float) -> str:
+def in_minutes(value: float) -> str:
+    """Minutes as a message says them ("1 minute", "9 minutes", "2.5 hours")."""
     if value < 1.5:
         return "1 minute"
     if value < 120:

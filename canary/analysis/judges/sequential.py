@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from canary.analysis import stats
-from canary.analysis.judges import pods, promotion, words
+from canary.analysis.judges import holding, pods, promotion, words
 from canary.analysis.judges.base import register_judge
 from canary.analysis.judges.custom import custom_result
 from canary.analysis.judges.running import Running, usable
@@ -183,7 +183,18 @@ class SequentialJudge:
         new.judge_state = run.dump()
         statistic = stats.evalue(max(t.log_harm for t in tests))
         case = _Case(
-            run, tests, routes, new, context, statistic, log_promote, tolerance, drawn, fail_bar
+            run,
+            tests,
+            routes,
+            new,
+            context,
+            statistic,
+            log_promote,
+            tolerance,
+            drawn,
+            fail_bar,
+            null_rate if not compare else None,
+            run.null_ratio * math.exp(widen),
         )
         verdict, why = _verdict(case)
         text = words.describe(check, new, run, null_rate, compare, context.alpha)
@@ -303,6 +314,8 @@ class _Case:
     tolerance: float  # the ratio T the primary route rules out
     drawn: pods.PodBound | None  # what few canary pods could hide (None: no per-pod counts)
     fail_bar: float  # the e-value of harm that fails (1/alpha; more when pods widen the null)
+    objective: float | None  # the fail test's objective rate (None: it compares with the primary)
+    fail_null: float  # the ratio the fail test against the primary tests (pods may widen it)
 
 
 def _verdict(case: _Case) -> tuple[Verdict, str]:
@@ -323,7 +336,7 @@ def _verdict(case: _Case) -> tuple[Verdict, str]:
         return Verdict.PASS, f"{shown}; {why}at look {run.promoted:.0f}): pass"
     if any(t.log_harm >= math.log(HOLD_EVIDENCE) for t in case.tests):
         why = f"{shown} >= {HOLD_EVIDENCE:g} (fails at {case.fail_bar:g}): holding for more data"
-        return Verdict.INCONCLUSIVE, why
+        return Verdict.INCONCLUSIVE, f"{why}; {_fail_needs(case)}"
     at = f"at {context.weight}%"
     if run.step_requests < 1:
         return Verdict.INCONCLUSIVE, f"{shown}; no canary request {at} yet: waiting for traffic"
@@ -372,19 +385,40 @@ def _needs(case: _Case) -> str:
     return text + words.deadline_note(requests, per_minute, context)
 
 
+def _fail_needs(case: _Case) -> str:
+    """What a held canary, leaning towards harm, is missing: about how many more canary
+    requests would fail it if both sides keep failing as they have, and how long."""
+    run, context = case.run, case.context
+    growth = holding.growth_to_fail(
+        case.totals, context.weight / 100.0, case.fail_null, case.objective
+    )
+    log_harm = max(t.log_harm for t in case.tests)
+    requests = holding.requests_to_fail(log_harm, case.fail_bar, growth)
+    per_minute = 60.0 * run.step_requests / context.step_seconds if context.step_seconds else 0.0
+    text = holding.describe_fail_needs(requests, per_minute)
+    return text + words.deadline_note(requests, per_minute, context)
+
+
 def _pods_note(drawn: pods.PodBound, case: _Case, detect: float) -> str:
     """Why few canary pods ask for more, and how many would do."""
     if not math.isfinite(drawn.spread):
+        shortfall = holding.spread_shortfall(case.run.primary_pods.serving())
         return (
-            f" ({drawn.canary_pods} canary vs {drawn.primary_pods} primary pods: the primary's "
-            "pods' spread cannot be told yet, so a canary pod may be a lucky draw)"
+            f" ({drawn.canary_pods} canary vs {drawn.primary_pods} primary pods: a canary pod "
+            f"may be a lucky draw, and {shortfall})"
         )
     shown = f"under {words.x(detect * math.exp(-drawn.ratio_margin))}"
     text = f" ({drawn.describe()}: a canary pod may be a lucky draw, so it must show {shown}"
     share = case.context.beta * pods.POD_SHARE / max(len(case.routes), 1)
     enough = pods.canary_pods_needed(drawn, share, detect, FAIR_RATIO)
-    if enough is not None and enough > drawn.canary_pods:
+    if enough is not None and drawn.canary_pods < enough < drawn.primary_pods:
         text += f"; with {enough} canary pods a healthy canary could show it"
+    elif enough is None or enough >= drawn.primary_pods:
+        # as many pods as the primary: the draw averages alike and the tests are unadjusted
+        text += (
+            f"; fewer canary pods than the primary's would not let a healthy canary show it at "
+            f"this spread: give the canary as many pods as the primary ({drawn.primary_pods})"
+        )
     return text + ")"
 
 
