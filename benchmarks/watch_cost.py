@@ -14,7 +14,8 @@ controller. This measures what that costs, side by side in one controller proces
 - ``--objects`` unrelated ConfigMaps and as many Secrets in the watched namespace, and the same
   in a namespace the controller does not watch;
 - once every Rollout is Initialized and ``--settle`` seconds passed (the tail of setting up
-  is not measured), phases of ``--duration`` seconds each, the Rollouts idle: no churn; then the
+  is not measured), phases of ``--duration`` seconds each, the Rollouts idle (an interval of an
+  hour: no regular tick falls in a phase, so what is measured is the watch): no churn; then the
   unrelated objects rewritten round-robin at ``--rate`` writes a second with payloads of each
   ``--sizes`` KiB; then the same churn in the unwatched namespace. For each phase: the
   controller's CPU seconds (``/proc/PID/stat``) and resident memory at its end;
@@ -34,6 +35,7 @@ import argparse
 import base64
 import json
 import random
+import signal
 import statistics
 import sys
 import tempfile
@@ -362,7 +364,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sizes", default="1,64", help="payload KiB of each churn phase")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds a phase")
     parser.add_argument("--settle", type=float, default=20.0, help="seconds before measuring")
-    parser.add_argument("--interval", type=float, default=60.0, help="the Rollouts' interval")
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=3600.0,
+        help="the Rollouts' interval: long, so no regular tick falls in a phase",
+    )
     parser.add_argument("--triggers", type=int, default=10)
     parser.add_argument("--trigger-gap", type=float, default=1.0)
     parser.add_argument("--quick", action="store_true")
@@ -379,6 +386,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # a terminated benchmark stops its controller and its Prometheus stand-in too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     runs = [run(args, count) for count in args.rollouts]
     text = report(args, runs)
     print(text)
