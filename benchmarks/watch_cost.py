@@ -14,8 +14,9 @@ controller. This measures what that costs, side by side in one controller proces
 - ``--objects`` unrelated ConfigMaps and as many Secrets in the watched namespace, and the same
   in a namespace the controller does not watch;
 - once every Rollout is Initialized and ``--settle`` seconds passed (the tail of setting up
-  is not measured), phases of ``--duration`` seconds each, the Rollouts idle (an interval of an
-  hour: no regular tick falls in a phase, so what is measured is the watch): no churn; then the
+  is not measured), phases of ``--duration`` seconds each (the Rollouts' interval: each phase
+  holds one round of their regular ticks, so the phases differ by the churn only), the
+  Rollouts idle: no churn; then the
   unrelated objects rewritten round-robin at ``--rate`` writes a second with payloads of each
   ``--sizes`` KiB; then the same churn in the unwatched namespace. For each phase: the
   controller's CPU seconds (``/proc/PID/stat``) and resident memory at its end;
@@ -236,13 +237,19 @@ def start(args: argparse.Namespace, count: int, folder: Path) -> tuple[Cluster, 
         folder / "controller.err",
         "the controller",
     )
-    controller.first_line(120)
-    wait_until(
-        f"{count} Rollouts Initialized",
-        lambda: cluster.rollouts.count("Initialized") == count,
-        120 + 0.5 * count,
-        controller,
-    )
+    try:
+        controller.first_line(120)
+        wait_until(
+            f"{count} Rollouts Initialized",
+            lambda: cluster.rollouts.count("Initialized") == count,
+            120 + 0.5 * count,
+            controller,
+        )
+    except BaseException:
+        controller.stop()
+        prometheus.stop()
+        cluster.close()
+        raise
     time.sleep(args.settle)  # the tail of initialisation (targets scaled down) is not measured
     return cluster, prometheus, controller
 
@@ -362,13 +369,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--rate", type=float, default=20.0, help="writes a second")
     parser.add_argument("--sizes", default="1,64", help="payload KiB of each churn phase")
-    parser.add_argument("--duration", type=float, default=20.0, help="seconds a phase")
+    parser.add_argument("--duration", type=float, help="seconds a phase (the interval)")
     parser.add_argument("--settle", type=float, default=20.0, help="seconds before measuring")
     parser.add_argument(
         "--interval",
         type=float,
-        default=3600.0,
-        help="the Rollouts' interval: long, so no regular tick falls in a phase",
+        default=60.0,
+        help="the Rollouts' interval; a phase lasts as long, so each holds one round of ticks",
     )
     parser.add_argument("--triggers", type=int, default=10)
     parser.add_argument("--trigger-gap", type=float, default=1.0)
@@ -379,6 +386,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.rollouts, args.objects, args.duration, args.triggers = "10", 10, 5.0, 4
         args.settle = 2.0
+    if args.duration is None:
+        args.duration = args.interval
     args.sizes = [int(s) for s in str(args.sizes).split(",")]
     args.rollouts = [int(n) for n in str(args.rollouts).split(",")]
     return args
