@@ -13,15 +13,18 @@ controller. This measures what that costs, side by side in one controller proces
   referencing a ConfigMap (``envFrom``) and a Secret (a volume) of its own;
 - ``--objects`` unrelated ConfigMaps and as many Secrets in the watched namespace, and the same
   in a namespace the controller does not watch;
-- phases of ``--duration`` seconds each, the Rollouts idle (Initialized): no churn; then the
+- once every Rollout is Initialized and ``--settle`` seconds passed (the tail of setting up
+  is not measured), phases of ``--duration`` seconds each (the Rollouts' interval: each phase
+  holds one round of their regular ticks, so the phases differ by the churn only), the
+  Rollouts idle: no churn; then the
   unrelated objects rewritten round-robin at ``--rate`` writes a second with payloads of each
   ``--sizes`` KiB; then the same churn in the unwatched namespace. For each phase: the
   controller's CPU seconds (``/proc/PID/stat``) and resident memory at its end;
 - last, under the largest churn, ``--triggers`` referenced ConfigMaps and Secrets changed one
   by one: the time from each write to its Rollout's status turning Progressing.
 
-    .venv/bin/python benchmarks/watch_cost.py            # 100 Rollouts, 20 writes/s, 1 and 64 KiB
-    .venv/bin/python benchmarks/watch_cost.py --quick    # 10 Rollouts, short phases
+    .venv/bin/python benchmarks/watch_cost.py          # 100 and 1,000 Rollouts, 1 and 64 KiB
+    .venv/bin/python benchmarks/watch_cost.py --quick  # 10 Rollouts, short phases
 
 It prints a table and rewrites the "watch-cost" section of docs/benchmarks.md unless
 ``--no-write``; ``--json FILE`` saves the figures.
@@ -33,6 +36,7 @@ import argparse
 import base64
 import json
 import random
+import signal
 import statistics
 import sys
 import tempfile
@@ -199,10 +203,10 @@ def idle(seconds: float) -> int:
     return 0
 
 
-def start(args: argparse.Namespace, folder: Path) -> tuple[Cluster, Child, Child]:
+def start(args: argparse.Namespace, count: int, folder: Path) -> tuple[Cluster, Child, Child]:
     cluster = make_cluster(
         NAMESPACE,
-        args.rollouts,
+        count,
         folder / "weights",
         interval=args.interval,
         weights=[20, 50],
@@ -233,13 +237,20 @@ def start(args: argparse.Namespace, folder: Path) -> tuple[Cluster, Child, Child
         folder / "controller.err",
         "the controller",
     )
-    controller.first_line(120)
-    wait_until(
-        f"{args.rollouts} Rollouts Initialized",
-        lambda: cluster.rollouts.count("Initialized") == args.rollouts,
-        120 + 0.5 * args.rollouts,
-        controller,
-    )
+    try:
+        controller.first_line(120)
+        wait_until(
+            f"{count} Rollouts Initialized",
+            lambda: cluster.rollouts.count("Initialized") == count,
+            120 + 0.5 * count,
+            controller,
+        )
+    except BaseException:
+        controller.stop()
+        prometheus.stop()
+        cluster.close()
+        raise
+    time.sleep(args.settle)  # the tail of initialisation (targets scaled down) is not measured
     return cluster, prometheus, controller
 
 
@@ -269,10 +280,10 @@ def triggers(
     return [progressing.after(name, moment) for name, moment in moments]
 
 
-def run(args: argparse.Namespace) -> Results:
-    results = Results(args.rollouts, args.objects, args.rate, args.duration)
+def run(args: argparse.Namespace, count: int) -> Results:
+    results = Results(count, args.objects, args.rate, args.duration)
     with tempfile.TemporaryDirectory(prefix="canary-watch-") as tmp:
-        cluster, prometheus, controller = start(args, Path(tmp))
+        cluster, prometheus, controller = start(args, count, Path(tmp))
         try:
             progressing = Progressing(cluster.api)
             phases = [("no churn", idle)]
@@ -302,77 +313,95 @@ def run(args: argparse.Namespace) -> Results:
     return results
 
 
-def report(args: argparse.Namespace, results: Results) -> str:
+def report(args: argparse.Namespace, runs: list[Results]) -> str:
     command = (
         "make bench-watch"
         if not args.quick
         else ".venv/bin/python benchmarks/watch_cost.py --quick"
     )
-    base = results.phases[0]
+    sizes = " and ".join(str(r.rollouts) for r in runs)
     lines = [
         "## The cost of watching ConfigMaps and Secrets",
         "",
         f"`{command}` (benchmarks/watch_cost.py; one controller process (benchmarks/"
-        f"scale_controller.py) watching namespace `{NAMESPACE}` with {results.rollouts} idle "
-        f"Rollouts whose targets each reference a ConfigMap and a Secret; {results.objects} "
-        f"unrelated ConfigMaps and {results.objects} Secrets rewritten round-robin at "
-        f"{results.rate:g} writes/s for {results.duration:g} s a phase; machine: {machine()}).",
+        f"scale_controller.py) watching namespace `{NAMESPACE}` with {sizes} idle Rollouts "
+        f"(interval {args.interval:g} s) whose targets each reference a ConfigMap and a Secret; "
+        f"{args.objects} unrelated ConfigMaps and {args.objects} Secrets rewritten round-robin "
+        f"at {args.rate:g} writes/s for {args.duration:g} s a phase, after {args.settle:g} s "
+        f"to settle; machine: {machine()}).",
         "",
-        "| phase | writes | controller CPU (share of a core) "
+        "| Rollouts | phase | writes | controller CPU (share of a core) "
         "| CPU per write (ms, above no churn) | RSS at the end (MiB) |",
-        "|---|---|---|---|---|",
+        "|---|---|---|---|---|---|",
     ]
-    for phase in results.phases:
-        extra = phase.cpu_seconds - base.cpu_share * phase.seconds
-        per_write = f"{1000 * extra / phase.writes:.2f}" if phase.writes else "-"
+    for results in runs:
+        base = results.phases[0]
+        for phase in results.phases:
+            extra = phase.cpu_seconds - base.cpu_share * phase.seconds
+            per_write = f"{1000 * extra / phase.writes:.2f}" if phase.writes else "-"
+            lines.append(
+                f"| {results.rollouts} | {phase.name} | {phase.writes} | {phase.cpu_seconds:.2f}"
+                f" s in {phase.seconds:g} s ({100 * phase.cpu_share:.1f}%) | {per_write} "
+                f"| {phase.rss_mib:g} |"
+            )
+    lines.append("")
+    for results in runs:
+        found = results.trigger_seconds
+        if not found:
+            continue
         lines.append(
-            f"| {phase.name} | {phase.writes} | {phase.cpu_seconds:.2f} s in {phase.seconds:g} s "
-            f"({100 * phase.cpu_share:.1f}%) | {per_write} | {phase.rss_mib:g} |"
+            f"{results.rollouts} Rollouts: a referenced ConfigMap or Secret changed under the "
+            f"{max(args.sizes)} KiB churn ({len(found) + results.triggers_missed} changes; the "
+            f"interval is {args.interval:g} s, so only the watch starts them early): the Rollout "
+            f"turned Progressing after {statistics.median(found):.2f} s (median), "
+            f"{max(found):.2f} s at most; {results.triggers_missed} missed. Peak RSS of the "
+            f"controller: {results.peak_rss_mib:g} MiB."
         )
-    found = results.trigger_seconds
-    if found:
-        lines += [
-            "",
-            f"A referenced ConfigMap or Secret changed under the {max(args.sizes)} KiB churn "
-            f"({len(found) + results.triggers_missed} changes; the Rollouts' interval "
-            f"{args.interval:g} s, so only the watch starts them early): the Rollout turned "
-            "Progressing "
-            f"after {statistics.median(found):.2f} s (median), {max(found):.2f} s at most; "
-            f"{results.triggers_missed} missed. Peak RSS of the controller: "
-            f"{results.peak_rss_mib:g} MiB.",
-        ]
+        lines.append("")
     return "\n".join(lines)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rollouts", type=int, default=100)
+    parser.add_argument("--rollouts", default="100,1000", help="sizes, comma-separated")
     parser.add_argument(
         "--objects", type=int, default=50, help="unrelated ConfigMaps (and Secrets)"
     )
     parser.add_argument("--rate", type=float, default=20.0, help="writes a second")
     parser.add_argument("--sizes", default="1,64", help="payload KiB of each churn phase")
-    parser.add_argument("--duration", type=float, default=30.0, help="seconds a phase")
-    parser.add_argument("--interval", type=float, default=60.0, help="the Rollouts' interval")
+    parser.add_argument("--duration", type=float, help="seconds a phase (the interval)")
+    parser.add_argument("--settle", type=float, default=20.0, help="seconds before measuring")
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=60.0,
+        help="the Rollouts' interval; a phase lasts as long, so each holds one round of ticks",
+    )
     parser.add_argument("--triggers", type=int, default=10)
     parser.add_argument("--trigger-gap", type=float, default=1.0)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    args.sizes = [int(s) for s in str(args.sizes).split(",")]
     if args.quick:
-        args.rollouts, args.objects, args.duration, args.triggers = 10, 10, 5.0, 4
+        args.rollouts, args.objects, args.duration, args.triggers = "10", 10, 5.0, 4
+        args.settle = 2.0
+    if args.duration is None:
+        args.duration = args.interval
+    args.sizes = [int(s) for s in str(args.sizes).split(",")]
+    args.rollouts = [int(n) for n in str(args.rollouts).split(",")]
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    results = run(args)
-    text = report(args, results)
+    # a terminated benchmark stops its controller and its Prometheus stand-in too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    runs = [run(args, count) for count in args.rollouts]
+    text = report(args, runs)
     print(text)
     if args.json:
-        args.json.write_text(json.dumps(asdict(results), indent=2))
+        args.json.write_text(json.dumps({"results": [asdict(r) for r in runs]}, indent=2))
     if not args.no_write:
         replace_section("watch-cost", text)
     return 0
