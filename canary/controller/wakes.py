@@ -70,6 +70,9 @@ class Wakes:
         self._rollouts_of: dict[DeploymentKey, set[str]] = {}
         """Rollout keys by (namespace, Deployment name): their target and its primary."""
         self._deployments_of: dict[str, list[DeploymentKey]] = {}
+        self._configs: dict[DeploymentKey, tuple[str, frozenset[str], frozenset[str]]] = {}
+        """What each target references, by its resourceVersion: a ConfigMap or Secret event in
+        a namespace of many Rollouts reads each pod template once per version, not per event."""
 
     def listen(self) -> None:
         self.caches[ROLLOUT.kind].listen(self.rollout_changed)
@@ -183,10 +186,24 @@ class Wakes:
             target = self.caches[DEPLOYMENT.kind].get(ns, deployment)
             if target is None:
                 continue
-            configmaps, secrets = referenced_configs(target)
+            configmaps, secrets = self._references((ns, deployment), target)
             if name in (configmaps if kind == CONFIGMAP.kind else secrets):
                 found += keys
         return found
+
+    def _references(
+        self, deployment: DeploymentKey, target: Json
+    ) -> tuple[frozenset[str], frozenset[str]]:
+        version = version_of(target)
+        known = self._configs.get(deployment)
+        if known is not None and known[0] == version:
+            return known[1], known[2]
+        configmaps, secrets = referenced_configs(target)
+        with self._lock:
+            if len(self._configs) > 4 * len(self._rollouts_of) + 64:
+                self._configs.clear()  # (bounded: Deployments no Rollout runs any more)
+            self._configs[deployment] = (version, frozenset(configmaps), frozenset(secrets))
+        return frozenset(configmaps), frozenset(secrets)
 
 
 def tick_view(obj: Json | None) -> tuple[object, ...]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from controller_support import Cluster, deployment, rollout, wait_for
 
-from canary.controller.kinds import DEPLOYMENT, ROLLOUT
+from canary.controller.kinds import CONFIGMAP, DEPLOYMENT, ROLLOUT
 from canary.controller.scheduling import TickScheduler
 
 Json = dict[str, Any]
@@ -235,3 +235,50 @@ def test_a_change_of_a_referenced_config_map_or_secret_starts_a_rollout_at_once(
         ),
         timeout=30,
     )
+
+
+def test_a_config_event_wakes_exactly_the_rollouts_whose_target_references_it_now(
+    cluster: Cluster,
+) -> None:
+    """What a target references is remembered by its resourceVersion: a new template that
+    references another ConfigMap moves the wake with it (no stale answer)."""
+    ns = cluster.namespace
+    controller = cluster.controller(start=False, lease=None)
+    woken = Woken()
+    controller.scheduler = woken  # type: ignore[assignment]
+    controller._lead()
+    rollouts, deployments = controller.caches[ROLLOUT.kind], controller.caches[DEPLOYMENT.kind]
+    configmaps = controller.caches[CONFIGMAP.kind]
+    for name in ("web", "api"):
+        rollouts.apply("ADDED", rollout(name, ns))
+        target = deployment(name, ns)
+        target["metadata"]["resourceVersion"] = "1"
+        target["spec"]["template"]["spec"]["containers"][0]["envFrom"] = [
+            {"configMapRef": {"name": f"{name}-env"}}
+        ]
+        deployments.apply("ADDED", target)
+    woken.take()
+
+    def config_map(name: str, version: str) -> Json:
+        meta = {"name": name, "namespace": ns, "resourceVersion": version}
+        return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {}}
+
+    configmaps.apply("ADDED", config_map("web-env", "10"))
+    assert woken.take() == [f"{ns}/web"]
+    configmaps.apply("MODIFIED", config_map("web-env", "11"))
+    assert woken.take() == [f"{ns}/web"], "asked twice: the remembered answer"
+    configmaps.apply("ADDED", config_map("unrelated", "12"))
+    assert woken.take() == []
+
+    moved = copy.deepcopy(deployments.get(ns, "web"))
+    assert moved is not None
+    moved["metadata"]["resourceVersion"] = "2"
+    moved["spec"]["template"]["spec"]["containers"][0]["envFrom"] = [
+        {"configMapRef": {"name": "api-env"}}
+    ]
+    deployments.apply("MODIFIED", moved)
+    woken.take()
+    configmaps.apply("MODIFIED", config_map("web-env", "13"))
+    assert woken.take() == [], "web's new template no longer references web-env"
+    configmaps.apply("MODIFIED", config_map("api-env", "14"))
+    assert sorted(woken.take()) == [f"{ns}/api", f"{ns}/web"]
