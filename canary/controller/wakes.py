@@ -16,7 +16,8 @@ come from:
   caused wakes the Rollout).
 
 The Rollouts of a Deployment are found by an index (target and primary by namespace and name),
-not by scanning the Rollouts.
+and the Deployments that reference a ConfigMap or Secret by another (kept from the Deployment
+events): neither scans the Rollouts.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from canary.workload.readiness import why_not_ready
 
 DeploymentKey = tuple[str, str]
 """(namespace, name)."""
+ConfigKey = tuple[str, str]
+"""(kind, name) of a ConfigMap or Secret."""
 
 
 class Scheduler(Protocol):
@@ -70,9 +73,10 @@ class Wakes:
         self._rollouts_of: dict[DeploymentKey, set[str]] = {}
         """Rollout keys by (namespace, Deployment name): their target and its primary."""
         self._deployments_of: dict[str, list[DeploymentKey]] = {}
-        self._configs: dict[DeploymentKey, tuple[str, frozenset[str], frozenset[str]]] = {}
-        """What each target references, by its resourceVersion: a ConfigMap or Secret event in
-        a namespace of many Rollouts reads each pod template once per version, not per event."""
+        self._references: dict[DeploymentKey, tuple[object, frozenset[ConfigKey]]] = {}
+        """What each Deployment's pod template references, and by which version of it."""
+        self._referenced_by: dict[tuple[str, str, str], set[DeploymentKey]] = {}
+        """(namespace, kind, name) of a ConfigMap or Secret -> the Deployments referencing it."""
 
     def listen(self) -> None:
         self.caches[ROLLOUT.kind].listen(self.rollout_changed)
@@ -125,10 +129,11 @@ class Wakes:
             self.enqueue(f"{namespace}/{rollout}", early=True)
 
     def deployment_changed(self, event: str, old: Json | None, new: Json | None) -> None:
-        if not self._leading():
-            return
         meta = (new or old or {}).get("metadata") or {}
         namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+        self._index_references((namespace, name), None if event == "DELETED" else new)
+        if not self._leading():
+            return
         if new is not None:
             if event == "MODIFIED" and tick_view(old) == tick_view(new):
                 return  # nothing a tick reads changed
@@ -173,37 +178,38 @@ class Wakes:
                 self._deployments_of[key] = wanted
 
     def referencing(self, kind: str, namespace: str, name: str) -> list[str]:
-        """The Rollouts of ``namespace`` whose target references ConfigMap or Secret ``name``
-        (from the caches: the Rollouts' targets, their pod templates)."""
+        """The Rollouts whose target (or primary) references ConfigMap or Secret ``name`` of
+        ``namespace``: a lookup in the index the Deployment events keep."""
         with self._lock:
-            targets = [
-                (deployment, sorted(keys))
-                for deployment, keys in self._rollouts_of.items()
-                if deployment[0] == namespace  # (the primaries reference copies: no match)
-            ]
-        found: list[str] = []
-        for (ns, deployment), keys in targets:
-            target = self.caches[DEPLOYMENT.kind].get(ns, deployment)
-            if target is None:
-                continue
-            configmaps, secrets = self._references((ns, deployment), target)
-            if name in (configmaps if kind == CONFIGMAP.kind else secrets):
-                found += keys
-        return found
+            deployments = self._referenced_by.get((namespace, kind, name), set())
+            return sorted({key for d in deployments for key in self._rollouts_of.get(d, ())})
 
-    def _references(
-        self, deployment: DeploymentKey, target: Json
-    ) -> tuple[frozenset[str], frozenset[str]]:
-        version = version_of(target)
-        known = self._configs.get(deployment)
-        if known is not None and known[0] == version:
-            return known[1], known[2]
-        configmaps, secrets = referenced_configs(target)
+    def _index_references(self, deployment: DeploymentKey, obj: Json | None) -> None:
+        """Keep what ``deployment`` references (nothing once deleted); its pod template is read
+        again only when its generation (a real API server bumps it with the spec) changed."""
+        meta = (obj or {}).get("metadata") or {}
+        version = meta.get("generation") or version_of(obj) if obj is not None else None
         with self._lock:
-            if len(self._configs) > 4 * len(self._rollouts_of) + 64:
-                self._configs.clear()  # (bounded: Deployments no Rollout runs any more)
-            self._configs[deployment] = (version, frozenset(configmaps), frozenset(secrets))
-        return frozenset(configmaps), frozenset(secrets)
+            known = self._references.get(deployment)
+        if obj is not None and known is not None and known[0] == version:
+            return
+        refs: frozenset[ConfigKey] = frozenset()
+        if obj is not None:
+            configmaps, secrets = referenced_configs(obj)
+            refs = frozenset([(CONFIGMAP.kind, n) for n in configmaps])
+            refs |= frozenset((SECRET.kind, n) for n in secrets)
+        namespace = deployment[0]
+        with self._lock:
+            _, before = self._references.pop(deployment, (None, frozenset()))
+            for kind, name in before - refs:
+                holders = self._referenced_by.get((namespace, kind, name), set())
+                holders.discard(deployment)
+                if not holders:
+                    self._referenced_by.pop((namespace, kind, name), None)
+            for kind, name in refs - before:
+                self._referenced_by.setdefault((namespace, kind, name), set()).add(deployment)
+            if obj is not None:
+                self._references[deployment] = (version, refs)
 
 
 def tick_view(obj: Json | None) -> tuple[object, ...]:
