@@ -73,6 +73,9 @@ def test_the_demo_is_followed_and_approved_through_its_api(
     assert env["CANARY_API"].startswith("http://127.0.0.1:")
     assert (tmp_path / "work" / "tokens.txt").read_text().split()[2] == env["CANARY_TOKEN"]
 
+    # The API answers before the demo's stack is up and its rollout published; a watch of a
+    # rollout that does not exist yet ends at once with 404, as `kubectl get -w` would.
+    _status_when(env, lambda s: True)
     watch = subprocess.Popen(
         [sys.executable, "-m", "canary.cli.main", "get", "demo", "-n", "local", "--watch"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
