@@ -88,7 +88,16 @@ class Ticker:
         wait_for("the kubelet to catch up", ready, every=0.02)
 
     def until(self, what: str, done: Callable[[Json], bool]) -> Json:
-        return wait_for(what, lambda: (lambda s: s if done(s) else None)(self.tick()), every=0.05)
+        """Ticks until ``done``; before each tick the fake kubelet catches up, so the test's
+        clock (an interval a tick) never runs ahead of pods a loaded machine is slow to make
+        ready (a progress deadline passed on the clock alone)."""
+
+        def settled_tick() -> Json | None:
+            self.settle()
+            status = self.tick()
+            return status if done(status) else None
+
+        return wait_for(what, settled_tick, every=0.05)
 
     def route(self, kind: tuple[str, str] = VS, name: str | None = None) -> Json:
         found = self.cluster.get(*kind, name or self.name)
