@@ -19,6 +19,7 @@ from rich.live import Live
 from rich.text import Text
 
 from canary.cli.client import ApiClientError, Backend, backend_options
+from canary.cli.interrupt import exit_at_once_on_ctrl_c
 from canary.cli.output import OUTPUT_OPTION, console, print_json
 from canary.cli.show import OUTCOME_STYLE, rollout_table, rollout_tree, watch_frame
 from canary.engine.observations import CommandKind
@@ -107,15 +108,14 @@ def _watch(client: Backend, namespace: str, name: str, interval: float) -> None:
     each time it changed. Returns when the rollout ends."""
     out = _wide()
     try:
-        first = client.get(namespace, name)
-        if out.is_terminal:
-            result = _watch_live(client, out, first, interval)
-        else:
-            result = _watch_frames(client, out, first, interval)
+        with exit_at_once_on_ctrl_c(out):
+            first = client.get(namespace, name)
+            if out.is_terminal:
+                result = _watch_live(client, out, first, interval)
+            else:
+                result = _watch_frames(client, out, first, interval)
     except ApiClientError as exc:
         _fail(str(exc))
-    except KeyboardInterrupt:
-        raise SystemExit(130) from None
     out.print(Text(result.reason, style=OUTCOME_STYLE[result.outcome]))
 
 
@@ -248,7 +248,8 @@ def wait(
         poll = parse_duration(poll_interval)
     except DurationError as exc:
         _fail(f"--timeout/--poll-interval: {exc}", CANNOT_ASK)
-    result = _wait(client, namespace, name, total, revision, quiet, poll)
+    with exit_at_once_on_ctrl_c():
+        result = _wait(client, namespace, name, total, revision, quiet, poll)
     where = f"{namespace}/{name}"
     if result.outcome is WaitOutcome.TIMEOUT:
         line = f"{where}: timed out after {format_duration(total)}: {result.reason}"
