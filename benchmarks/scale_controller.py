@@ -46,6 +46,18 @@ from canary.notify import NotifyConfig
 class TickLog:
     """Scheduled, submitted, started and ended times of every tick, by rollout key."""
 
+    @classmethod
+    def attach(cls, controller: Any) -> TickLog:
+        """A log of ``controller``'s ticks: each tick's CPU and its lateness (APScheduler's
+        submitted/executed events)."""
+        log = cls()
+        scheduler = controller.scheduler
+        scheduler._tick = log.wrap(scheduler._tick)
+        scheduler._scheduler.add_listener(
+            log.on_event, EVENT_JOB_SUBMITTED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR
+        )
+        return log
+
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.ticks: list[tuple[str, float, float, float, float, bool]] = []
@@ -159,12 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         provider=PrometheusProvider(PrometheusSettings(url=args.prometheus)),
     )
-    log = TickLog()
-    scheduler = controller.scheduler
-    scheduler._tick = log.wrap(scheduler._tick)
-    scheduler._scheduler.add_listener(
-        log.on_event, EVENT_JOB_SUBMITTED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR
-    )
+    log = TickLog.attach(controller)
 
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())

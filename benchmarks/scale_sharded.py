@@ -83,11 +83,6 @@ LEASE = "canary-controller"
 def replica_main(argv: list[str]) -> int:
     import logging
 
-    from apscheduler.events import (  # type: ignore[import-untyped]
-        EVENT_JOB_ERROR,
-        EVENT_JOB_EXECUTED,
-        EVENT_JOB_SUBMITTED,
-    )
     from kubernetes import config
     from scale_controller import TickLog, _vmhwm_kib
 
@@ -136,12 +131,7 @@ def replica_main(argv: list[str]) -> int:
         ),
         provider=PrometheusProvider(PrometheusSettings(url=args.prometheus)),
     )
-    log = TickLog()
-    scheduler = controller.scheduler
-    scheduler._tick = log.wrap(scheduler._tick)
-    scheduler._scheduler.add_listener(
-        log.on_event, EVENT_JOB_SUBMITTED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR
-    )
+    log = TickLog.attach(controller)
 
     def dump(*_: object) -> None:
         usage = resource.getrusage(resource.RUSAGE_SELF)
