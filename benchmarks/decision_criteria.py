@@ -190,6 +190,29 @@ def wald_sanity(grid: Sequence[CellResult]) -> Verdict:
         not below,
         f"mean analysis minutes of healthy runs against Wald's floor for a test promoting as "
         f"often: closest {closest.analysis_mean:.1f} / {closest.wald_at_share:.1f} min "
-        f"({_where(closest)}); {len(below)} cells below it. Flagger's rules, which do not hold "
-        f"beta, go under it in {len(under)} cells{': ' + shown if shown else ''}.",
+        f"({_where(closest)}); {len(below)} of {len(rows)} cells below it. Flagger's rules, "
+        f"which do not hold beta, go under it in {len(under)} of {len(flagger)} cells"
+        f"{': ' + shown if shown else ''}.",
+    )
+
+
+def world_bounds(worlds: Sequence[CellResult]) -> Verdict:
+    """Both bounds in the real-traffic rows (issue #11, point 3): healthy canaries rolled back
+    by a judgement <= alpha, bad ones promoted <= beta, each beyond sampling tolerance."""
+    rows = _seq(worlds)
+    breaches = []
+    for row in rows:
+        if row.cell.healthy:
+            share, bound, what = row.judged, ALPHA_LIMIT, "healthy rolled back"
+        elif row.cell.bad:
+            share, bound, what = row.promoted, BETA, f"{row.cell.canary} promoted"
+        else:
+            continue
+        if wilson(round(share * row.seeds), row.seeds).low > bound:
+            breaches.append(f"{_where(row)}: {what} {100 * share:.1f}%")
+    return Verdict(
+        "both bounds hold in the real-traffic worlds (bursts, cycle, pods)",
+        not breaches,
+        f"{len(breaches)} breaches beyond sampling tolerance"
+        + (f": {'; '.join(breaches)}." if breaches else "."),
     )

@@ -266,7 +266,7 @@ def _fastest_text(fastest: dict[str, float | None] | None) -> str:
         return "never at this traffic (no failures to compare and no objective to be within)"
     return (
         f"about {fixed:.1f} min for the best test that looks once; no test that looks as "
-        f"often as it likes under {wald:.1f} min on average (Wald)"
+        f"often as it likes under {wald:.1f} min on average (Wald); for steady traffic"
     )
 
 
