@@ -63,7 +63,7 @@ def summary(result: SimulationResult, *, virtual: bool = True) -> Text:
     line.append(
         f" after {format_duration(round(result.duration_seconds))}"
         f"{' of virtual time' if virtual else ''}: the canary served "
-        f"{result.canary_requests:,} requests, {result.canary_errors:,} errors ({rate:.2f}%); "
+        f"{result.canary_requests:,} requests, {result.canary_errors:,} failed ({rate:.2f}%); "
         f"final canary weight {result.final_weight}%, primary runs {result.primary_revision} "
         f"(scenario {result.scenario}, seed {result.seed}; {judges})"
     )

@@ -44,7 +44,7 @@ def plot_result(result: SimulationResult, path: Path) -> Path:
     top.set_title(
         f"{result.scenario} (seed {result.seed}): {result.phase.value} after "
         f"{result.duration_seconds / 60:.1f} min; canary served {result.canary_requests:,} "
-        f"requests, {result.canary_errors:,} errors"
+        f"requests, {result.canary_errors:,} failed"
     )
     for row, kind in enumerate(kinds, start=1):
         _plot_check(axes[row][0], result, kind)
