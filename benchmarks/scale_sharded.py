@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import resource
 import signal
 import sys
@@ -48,6 +47,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,6 +69,7 @@ from scale import (  # noqa: E402
 )
 from scale_cluster import Cluster, make_cluster  # noqa: E402
 
+from canary.testing import lease_audit  # noqa: E402
 from canary.testing.lease_audit import writes_outside_leases  # noqa: E402
 from canary.testing.storage import Event  # noqa: E402
 
@@ -281,29 +282,15 @@ class LeaseLog:
 
 
 def status_writers(cluster: Cluster, since: int = 0) -> dict[str, list[str]]:
-    prefix = f"/apis/canary.dev/v1alpha1/namespaces/{NAMESPACE}/rollouts/"
-    writers: dict[str, list[str]] = defaultdict(list)
-    for agent, method, path, code in cluster.api.requests_by_agent[since:]:
-        if method == "PUT" and path.startswith(prefix) and path.endswith("/status") and code < 300:
-            writers[path[len(prefix) : -len("/status")]].append(agent.removeprefix(AGENT))
-    return writers
+    return lease_audit.status_writers(cluster.api.requests_by_agent, NAMESPACE, since, AGENT)
 
 
-def guard_of(names: set[str]) -> Any:
+def guard_of(names: set[str]) -> Callable[[str, str], str | None]:
     """The shard Lease a write of a Rollout, its Deployments, Services or routes needs."""
-    pattern = re.compile(
-        rf"^/apis?/(?:[^/]+/)*namespaces/{NAMESPACE}/"
-        r"(rollouts|deployments|services|virtualservices|destinationrules)/([^/?]+)"
+    return lease_audit.rollout_guard(
+        NAMESPACE,
+        lambda name: f"{LEASE}-shard-{shard_of(NAMESPACE, name)}" if name in names else None,
     )
-
-    def guarded_by(method: str, path: str) -> str | None:
-        found = pattern.match(path)
-        if found is None:
-            return None
-        name = re.sub(r"-(primary|canary)$", "", found.group(2))
-        return f"{LEASE}-shard-{shard_of(NAMESPACE, name)}" if name in names else None
-
-    return guarded_by
 
 
 def holders(cluster: Cluster) -> dict[int, str]:

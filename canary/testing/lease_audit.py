@@ -54,3 +54,36 @@ def writes_outside_leases(
         elif holder[guard] != agent:
             found.append(f"{agent} wrote {method} {path} while {holder[guard]} held {guard}")
     return found
+
+
+def status_writers(
+    log: Sequence[Request], namespace: str, since: int = 0, agent_prefix: str = ""
+) -> dict[str, list[str]]:
+    """By Rollout, who made each successful status write, in order (from entry ``since``), the
+    User-Agent without ``agent_prefix``."""
+    prefix = f"/apis/canary.dev/v1alpha1/namespaces/{namespace}/rollouts/"
+    writers: dict[str, list[str]] = defaultdict(list)
+    for agent, method, path, code in log[since:]:
+        if method == "PUT" and path.startswith(prefix) and path.endswith("/status") and code < 300:
+            writers[path[len(prefix) : -len("/status")]].append(agent.removeprefix(agent_prefix))
+    return writers
+
+
+def rollout_guard(
+    namespace: str, lease_of: Callable[[str], str | None]
+) -> Callable[[str, str], str | None]:
+    """A ``guarded_by`` for `writes_outside_leases`: a write of a Rollout or of the objects named
+    after it (Deployments, Services, VirtualServices, DestinationRules; `-primary`/`-canary`
+    suffixes included) needs ``lease_of(rollout)`` (None: not audited)."""
+    pattern = re.compile(
+        rf"^/apis?/(?:[^/]+/)*namespaces/{re.escape(namespace)}/"
+        r"(rollouts|deployments|services|virtualservices|destinationrules)/([^/?]+)"
+    )
+
+    def guarded_by(method: str, path: str) -> str | None:
+        found = pattern.match(path)
+        if found is None:
+            return None
+        return lease_of(re.sub(r"-(primary|canary)$", "", found.group(2)))
+
+    return guarded_by

@@ -5,7 +5,6 @@ skipped (every status version the API server stored, and the Rollouts' Events)."
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import defaultdict
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from tick_support import Judged
 
 from canary.controller import Controller, ControllerSettings, LeaseSettings
 from canary.controller.shards import shard_of
-from canary.testing import ApiServer
+from canary.testing import ApiServer, lease_audit
 from canary.testing.lease_audit import writes_outside_leases
 from canary.testing.storage import Event
 
@@ -97,31 +96,19 @@ def replica(cluster: Cluster, identity: str) -> Controller:
 
 def status_writers(api: ApiServer, namespace: str, since: int = 0) -> dict[str, list[str]]:
     """By Rollout, the replica of each successful status write, in order (from ``since``)."""
-    prefix = f"/apis/canary.dev/v1alpha1/namespaces/{namespace}/rollouts/"
-    writers: dict[str, list[str]] = defaultdict(list)
-    for agent, method, path, code in api.requests_by_agent[since:]:
-        if method == "PUT" and path.startswith(prefix) and path.endswith("/status") and code < 300:
-            writers[path[len(prefix) : -len("/status")]].append(agent.removeprefix(AGENT))
-    return writers
+    return lease_audit.status_writers(api.requests_by_agent, namespace, since, AGENT)
 
 
 def guard_of(namespace: str) -> Callable[[str, str], str | None]:
     """The shard Lease a write of a Rollout, of its Deployments or of its Services needs."""
-    pattern = re.compile(
-        rf"^/apis?/(?:[^/]+/)*namespaces/{namespace}/"
-        r"(rollouts|deployments|services|virtualservices|destinationrules)/([^/?]+)"
+    return lease_audit.rollout_guard(
+        namespace,
+        lambda name: (
+            f"canary-controller-shard-{shard_of(namespace, name, SHARDS)}"
+            if name in ROLLOUTS
+            else None
+        ),
     )
-
-    def guarded_by(method: str, path: str) -> str | None:
-        found = pattern.match(path)
-        if found is None:
-            return None
-        name = re.sub(r"-(primary|canary)$", "", found.group(2))
-        if name not in ROLLOUTS:
-            return None
-        return f"canary-controller-shard-{shard_of(namespace, name, SHARDS)}"
-
-    return guarded_by
 
 
 def lease_spec(cluster: Cluster, shard: int) -> Json:
