@@ -13,11 +13,10 @@ is a QueryError at once. docs/policies.md describes the contract a policy's quer
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from canary.analysis import exact
 from canary.analysis.prometheus_api import (
@@ -29,6 +28,7 @@ from canary.analysis.prometheus_api import (
     TlsSettings,
     _RetryableError,
 )
+from canary.analysis.prometheus_template import escape_regex, escape_string, render
 from canary.analysis.provider import MetricsUnavailableError, QueryError
 from canary.analysis.samples import SideSample, WindowSample
 from canary.model.analysis import CheckKind, CheckSpec
@@ -43,120 +43,12 @@ __all__ = [
     "RetrySettings",
     "Series",
     "TlsSettings",
+    "escape_regex",
+    "escape_string",
     "render",
     "render_check",
     "split",
 ]
-
-
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
-_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
-_DURATION = re.compile(r"(?:[0-9]+(?:ms|s|m|h|d|w|y))+")
-_TOKENS = {"interval": _DURATION, "objective_ms": _NUMBER, "objective_seconds": _NUMBER}
-_REGEX_SPECIAL = frozenset("\\.+*?()|[]{}^$")
-_CONTROL = {c: {10: "\\n", 13: "\\r", 9: "\\t"}.get(c, f"\\x{c:02x}") for c in [*range(32), 127]}
-
-
-def escape_string(value: str, quote: str = '"') -> str:
-    """``value`` as the inside of a PromQL string quoted with ``quote``."""
-    return value.translate({ord("\\"): "\\\\", ord(quote): "\\" + quote, **_CONTROL})
-
-
-def escape_regex(value: str) -> str:
-    """``value`` matched literally by an RE2 regular expression."""
-    return "".join("\\" + c if c in _REGEX_SPECIAL else c for c in value)
-
-
-def render(template: str, variables: Mapping[str, str]) -> str:
-    """``template`` with each ``{{ name }}`` replaced, escaped for where it stands.
-
-    Inside a string the value is escaped for that string (and for a regular expression after
-    ``=~``/``!~`` and as the regex argument of ``label_replace``; ``$`` doubled in its
-    replacement argument), so no value can close the string or mean more than itself;
-    outside strings only numbers and durations may go. ``interval`` must be a duration and
-    ``objective_*`` numbers, wherever they stand. An unknown name is a QueryError naming it.
-    """
-    out: list[str] = []
-    quote = ""  # the open string's quote; "#" in a comment; "" in plain code
-    regex = False
-    calls: list[list[Any]] = []  # open parentheses: [function name, argument index]
-    i = 0
-    while i < len(template):
-        if template.startswith("{{", i):
-            match = _PLACEHOLDER.match(template, i)
-            if match is None:
-                raise QueryError(f"malformed placeholder {template[i : i + 24]!r}")
-            value = _value(match.group(1), variables, quote, regex)
-            if quote in ('"', "'") and _argument(calls) == ("label_replace", 2):
-                value = value.replace("$", "$$")  # the replacement: $1 would expand
-            out.append(value)
-            i = match.end()
-            continue
-        char = template[i]
-        out.append(char)
-        i += 1
-        if quote in ('"', "'"):
-            if char == "\\" and i < len(template):
-                out.append(template[i])
-                i += 1
-            elif char == quote:
-                quote = ""
-        elif (quote == "`" and char == "`") or (quote == "#" and char == "\n"):
-            quote = ""
-        elif not quote and char in "\"'`#":
-            quote = char
-            regex = template[: i - 1].rstrip().endswith(("=~", "!~")) or _argument(calls) == (
-                "label_replace",
-                4,
-            )
-        elif not quote:
-            _track_call(calls, template, i - 1, char)
-    if quote and quote != "#":
-        raise QueryError(f"unterminated {quote}-quoted string in the query")
-    return "".join(out)
-
-
-_FUNCTION_BEFORE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*$")
-
-
-def _track_call(calls: list[list[Any]], template: str, at: int, char: str) -> None:
-    """Follow parentheses and commas outside strings: which function's argument we are in."""
-    if char == "(":
-        found = _FUNCTION_BEFORE.search(template, max(0, at - 64), at)
-        calls.append([found.group(1).lower() if found else "", 0])
-    elif char == ")" and calls:
-        calls.pop()
-    elif char == "," and calls:
-        calls[-1][1] += 1
-
-
-def _argument(calls: list[list[Any]]) -> tuple[str, int] | None:
-    return (str(calls[-1][0]), int(calls[-1][1])) if calls else None
-
-
-def _value(name: str, variables: Mapping[str, str], quote: str, regex: bool) -> str:
-    if name not in variables:
-        known = ", ".join(sorted(variables)) or "none"
-        raise QueryError(f"unknown variable {{{{ {name} }}}} (known: {known})")
-    value = variables[name]
-    pattern = _TOKENS.get(name)
-    if pattern is not None and not pattern.fullmatch(value):
-        what = "a duration such as 1m" if pattern is _DURATION else "a number"
-        raise QueryError(f"variable {name} must be {what}, not {value!r}")
-    if not quote:
-        if _NUMBER.fullmatch(value) or _DURATION.fullmatch(value):
-            return value
-        raise QueryError(
-            f"{{{{ {name} }}}} stands outside quotes, where only a number or a duration may; "
-            f'quote it ("{{{{ {name} }}}}") (value {value!r})'
-        )
-    if regex and quote != "#":
-        value = escape_regex(value)
-    if quote == "`":
-        if "`" in value:
-            raise QueryError(f"{{{{ {name} }}}} is in a `raw string` and its value has a backtick")
-        return value
-    return escape_string(value, "'" if quote == "'" else '"')
 
 
 TAG = exact.TAG

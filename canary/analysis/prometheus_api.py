@@ -23,8 +23,10 @@ from urllib.parse import urlsplit
 
 import certifi
 import httpx
+import orjson
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from canary.analysis.counters import Point
 from canary.analysis.exact import SeriesPoints
 from canary.analysis.provider import MetricsError, QueryError
 from canary.model.base import CamelModel
@@ -184,9 +186,9 @@ class PrometheusClient:
         if status != 200:
             raise _status_error(status, _error_text(response), promql, self.where)
         try:
-            answer: Any = response.json()
+            answer: Any = orjson.loads(response.content)
             return answer["data"]["result"]
-        except (ValueError, KeyError, TypeError):
+        except (orjson.JSONDecodeError, KeyError, TypeError):
             raise MetricsError(
                 f"{self.where} answered with something that is not its API"
             ) from None
@@ -322,10 +324,20 @@ def _parse_matrix(raw: object) -> list[SeriesPoints]:
         values = item.get("values") if isinstance(item, dict) else None
         if not isinstance(metric, dict) or not isinstance(values, list):
             continue
-        points = []
-        for pair in values:
-            with contextlib.suppress(TypeError, ValueError, IndexError):
-                points.append((float(pair[0]), float(pair[1])))
+        points = _points(values)
         points.sort()
         out.append(SeriesPoints({str(k): str(v) for k, v in metric.items()}, points))
     return out
+
+
+def _points(values: list[Any]) -> list[Point]:
+    """``[[time, "value"], ...]`` as floats; a pair that is not two numbers is left out."""
+    try:  # the common case in one comprehension: every pair is two numbers
+        return [(float(t), float(v)) for t, v in values]
+    except (TypeError, ValueError):
+        pass
+    points = []
+    for pair in values:
+        with contextlib.suppress(TypeError, ValueError, IndexError):
+            points.append((float(pair[0]), float(pair[1])))
+    return points

@@ -557,6 +557,22 @@ def test_malformed_templates_are_query_errors() -> None:
         render('x{a="{{ can ary }}"}', TICK)
 
 
+def test_a_compiled_template_renders_as_the_one_pass_reader_did() -> None:
+    """The template is read once and cached; each tick's values are still checked and escaped
+    where they stand, and an error comes in the order a one-pass reader meets it."""
+    template = 'label_replace(x{a=~"{{ canary }}"}, "d", "{{ primary }}", "s", "{{ canary }}")'
+    variables = {**TICK, "canary": "a.b$1", "primary": "p$1"}
+    want = 'label_replace(x{a=~"a\\\\.b\\\\$1"}, "d", "p$$1", "s", "a\\\\.b\\\\$1")'
+    assert render(template, variables) == want
+    assert render(template, {**variables, "canary": "c"}) == want.replace("a\\\\.b\\\\$1", "c")
+    with pytest.raises(QueryError, match="unknown variable"):  # met before the open string
+        render('x{a="{{ nope }}"} {b="open', TICK)
+    with pytest.raises(QueryError, match="unterminated"):
+        render('x{a="{{ canary }}"} {b="open', TICK)
+    with pytest.raises(QueryError, match="unknown variable"):  # before the bad placeholder
+        render('x{a="{{ nope }}", b="{{ b c }}"}', TICK)
+
+
 def test_settings_take_one_credential() -> None:
     with pytest.raises(ValueError, match="one of bearerToken, bearerTokenFile and basicAuth"):
         PrometheusSettings(bearer_token="a", basic_auth={"username": "u", "password": "p"})
@@ -704,6 +720,18 @@ def test_exact_counts_are_kept_per_pod_only_when_every_series_names_its_pod() ->
     assert got.canary is not None
     assert got.canary.pods == (PodCounts(name="x", requests=8, failures=2),)
     assert got.primary == SideSample(requests=10, failures=0)
+
+
+def test_a_point_that_is_not_two_numbers_is_left_out_and_the_rest_kept() -> None:
+    answer = matrix(({TAG: "requests", "app": "app"}, [(END - 30, 0), (END, 8)]))
+    values = answer["data"]["result"][0]["values"]
+    values[1:1] = [[END - 20, "x"], [END - 10], "ab", None]
+    answer["data"]["result"].append({"metric": {TAG: "failures", "app": "app"}, "values": "no"})
+    answer["data"]["result"].append(
+        {"metric": {TAG: "failures", "app": "app"}, "values": [[END - 30, "0"], [END, "3"]]}
+    )
+    got = exact_window(answer)
+    assert got.canary == SideSample(requests=8, failures=3)
 
 
 def test_exact_counts_without_requests_series_are_no_data() -> None:
