@@ -78,9 +78,16 @@ def combine(parts: Mapping[str, str], max_series: int) -> str:
     return f"topk({max_series + 1},\n{union}\n)"
 
 
-def subquery(expression: str, look: Look) -> str:
-    """``expression`` read at every ``resolution`` seconds over the look and its lookback."""
-    return f"({expression})[{_seconds(look.reach)}s:{_seconds(look.resolution)}s]"
+def subquery(expression: str, look: Look, since: float | None = None) -> str:
+    """``expression`` read at every ``resolution`` seconds over the look and its lookback, or
+    from ``since`` (on the resolution's grid) to the look's end."""
+    reach = look.reach if since is None else look.end - since + look.resolution
+    return f"({expression})[{_seconds(reach)}s:{_seconds(look.resolution)}s]"
+
+
+def range_seconds(look: Look) -> float:
+    """The range of the look's whole subquery, as written in it."""
+    return float(_seconds(look.reach))
 
 
 def _seconds(value: float) -> str:

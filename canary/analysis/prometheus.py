@@ -28,6 +28,7 @@ from canary.analysis.prometheus_api import (
     TlsSettings,
     _RetryableError,
 )
+from canary.analysis.prometheus_reuse import LookCache
 from canary.analysis.prometheus_template import escape_regex, escape_string, render
 from canary.analysis.provider import MetricsUnavailableError, QueryError
 from canary.analysis.samples import SideSample, WindowSample
@@ -179,6 +180,8 @@ class PrometheusProvider:
         self.settings = settings
         self.client = PrometheusClient(settings)
         self._sleep = sleep
+        self.reuse = LookCache(settings.reuse_overlap, settings.reuse_points, settings.max_series)
+        """What each check's previous look read (canary.analysis.prometheus_reuse)."""
 
     def window(self, check: CheckSpec, variables: Mapping[str, str], at: datetime) -> WindowSample:
         if check.side_label and check.kind in (CheckKind.ERROR_RATE, CheckKind.LATENCY):
@@ -188,7 +191,8 @@ class PrometheusProvider:
     def exact_window(
         self, check: CheckSpec, variables: Mapping[str, str], at: datetime
     ) -> WindowSample:
-        """Exact counts (canary.analysis.exact): one subquery, per series increases."""
+        """Exact counts (canary.analysis.exact): one subquery, per series increases; the part
+        of it the check's previous look read is not read again (prometheus_reuse)."""
         look = self.look(variables, at)
         parts = {}
         for part, template in query_parts(check).items():
@@ -196,8 +200,13 @@ class PrometheusProvider:
                 parts[part] = render(template, variables)
             except QueryError as exc:
                 raise QueryError(f"{_FIELDS[part]} of check '{check.name}': {exc}") from None
-        promql = exact.subquery(exact.combine(parts, self.settings.max_series), look)
-        answer = self._retried(lambda: self.client.query_points(promql, _at(look.end)))
+        expression = exact.combine(parts, self.settings.max_series)
+
+        def fetch(since: float | None) -> list[exact.SeriesPoints]:
+            promql = exact.subquery(expression, look, since)
+            return self._retried(lambda: self.client.query_points(promql, _at(look.end)))
+
+        answer = self.reuse.read(expression, look, fetch)
         return exact.split(check, answer, variables, look, self.settings.max_series)
 
     def look(self, variables: Mapping[str, str], at: datetime) -> exact.Look:

@@ -11,6 +11,7 @@ credentials for the host; the settings' own ``tls`` and credentials come first.
 from __future__ import annotations
 
 import contextlib
+import functools
 import netrc
 import os
 import re
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote_plus, urlsplit
 
 import certifi
 import httpx
@@ -103,6 +104,21 @@ class PrometheusSettings(CamelModel):
         le=100_000,
         description="Exact counts: the most points read per series; a longer look reads at a "
         "coarser resolution.",
+    )
+    reuse_overlap: float = Field(
+        default=15.0,
+        ge=0,
+        le=600,
+        description="Exact counts: seconds of a check's previous answer read again at its next "
+        "look and compared; when they are the same, the rest of that answer stands for the "
+        "lookback, which is not read again (a difference: the whole range is read).",
+    )
+    reuse_points: int = Field(
+        default=1_000_000,
+        ge=0,
+        le=100_000_000,
+        description="Exact counts: the most points kept from previous answers over all checks "
+        "(16 bytes each, the least recently used dropped first); 0 reads every look whole.",
     )
 
     @field_validator("url")
@@ -194,11 +210,16 @@ class PrometheusClient:
             ) from None
 
     def _get(self, promql: str, at: datetime) -> httpx.Response:
-        params = {"query": promql, "time": f"{at.timestamp():.3f}"}
+        """The query as a form (POST, as Prometheus' API allows): a long query in a URL costs
+        httpx a character-by-character pass or two on every request, and may pass URL limits."""
+        form = form_body(promql, at)
         try:
-            return self.http.get(
-                f"{self.settings.url}/api/v1/query", params=params, headers=self._authorization()
-            )
+            headers = {**self._authorization(), "Content-Type": _FORM}
+            url = f"{self.settings.url}/api/v1/query"
+            response = self.http.post(url, content=form, headers=headers)
+            if response.request.method != "POST":  # a 301/302/303 made it a GET without a query
+                response = self.http.post(str(response.url), content=form, headers=headers)
+            return response
         except httpx.TimeoutException:
             raise _RetryableError(f"did not answer within {self.settings.timeout:g}s") from None
         except httpx.TransportError as exc:
@@ -220,6 +241,22 @@ class PrometheusClient:
             return {"Authorization": f"Bearer {path.read_text().strip()}"}
         except OSError as exc:
             raise MetricsError(f"cannot read bearerTokenFile {path}: {exc.strerror}") from None
+
+
+_FORM = "application/x-www-form-urlencoded"
+
+
+def form_body(promql: str, at: datetime) -> bytes:
+    """``query`` and ``time`` as a form. A check's query differs from one look to the next
+    only in its range (``[<range>s:<step>s]`` at the end), so the rest is encoded once."""
+    head, bracket, tail = promql.rpartition("[")
+    query = _encoded(head) + quote_plus(bracket + tail) if bracket else quote_plus(promql)
+    return f"query={query}&time={at.timestamp():.3f}".encode()
+
+
+@functools.lru_cache(maxsize=4096)
+def _encoded(text: str) -> str:
+    return quote_plus(text)
 
 
 def ssl_context(tls: TlsSettings) -> ssl.SSLContext:

@@ -362,6 +362,7 @@ class Recorded:
     path: str
     params: dict[str, str]
     headers: dict[str, str]
+    method: str = "GET"
 
 
 Answer = tuple[int, Any, float]
@@ -379,16 +380,23 @@ class FakePrometheus:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                self.do_GET(self.rfile.read(length).decode())
+
+            def do_GET(self, form: str = "") -> None:
                 url = urlparse(self.path)
                 params = {k: v[0] for k, v in parse_qs(url.query).items()}
-                recorded = Recorded(url.path, params, dict(self.headers.items()))
+                params.update({k: v[0] for k, v in parse_qs(form).items()})
+                recorded = Recorded(url.path, params, dict(self.headers.items()), self.command)
                 fake.received.append(recorded)
                 status, body, delay = fake.answer(recorded)
                 time.sleep(delay)
                 payload = json.dumps(body).encode()
                 try:
                     self.send_response(status)
+                    if status in (301, 302, 303, 307, 308):
+                        self.send_header("Location", str(body))
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()

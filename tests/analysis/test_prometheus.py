@@ -306,13 +306,32 @@ def test_one_query_per_check_evaluated_at_the_window_end() -> None:
     with FakePrometheus(lambda _: (200, answers(), 0)) as fake:
         provider(fake.url).window(ERRORS, VARIABLES, AT)
     (sent,) = fake.received
-    assert sent.path == "/api/v1/query"
+    assert (sent.method, sent.path) == ("POST", "/api/v1/query")  # a form: no URL to parse
+    assert sent.headers["Content-Type"] == "application/x-www-form-urlencoded"
     assert float(sent.params["time"]) == AT.timestamp()
     query = sent.params["query"]
     assert query.count("label_replace(") == 2
     assert f'"{TAG}", "requests"' in query
     assert f'"{TAG}", "failures"' in query
     assert 'requests{app=~"app|app-primary"}' in query
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_followed_with_the_query(status: int) -> None:
+    """301-303 turn a POST into a GET without its form: the query is posted again there."""
+
+    def answer(sent: Recorded) -> tuple[int, Any, float]:
+        if sent.path == "/api/v1/query":
+            return status, "/prometheus/api/v1/query", 0
+        if sent.method != "POST" or "query" not in sent.params:
+            return 400, error("bad_data", "invalid parameter 'query'"), 0
+        return 200, answers(("requests", "app", "50"), ("failures", "app", "1")), 0
+
+    with FakePrometheus(answer) as fake:
+        got = provider(fake.url).window(ERRORS, VARIABLES, AT)
+    assert got.canary == SideSample(requests=50, failures=1)
+    assert fake.received[-1].path == "/prometheus/api/v1/query"
+    assert fake.received[-1].method == "POST"
 
 
 def test_bearer_token_basic_auth_and_headers_are_sent(tmp_path: Path) -> None:
