@@ -118,7 +118,8 @@ class PrometheusSettings(CamelModel):
         ge=0,
         le=100_000_000,
         description="Exact counts: the most points kept from previous answers over all checks "
-        "(16 bytes each, the least recently used dropped first); 0 reads every look whole.",
+        "(16 bytes each, and each series kept counts as 32 more; the least recently used "
+        "dropped first); 0 reads every look whole.",
     )
 
     @field_validator("url")

@@ -22,8 +22,9 @@ backfilled samples, another replica of an HA pair answering), and the look asks 
 whole range as it would without this. So do a summary point on the edge of what the full
 range would include, a look further on than the lookback, a look that starts before the
 tail, and a cold start (a restart, a shard just taken over): nothing here is ever needed,
-only saved. Bounded: at most ``reusePoints`` points kept over all summaries (the least
-recently used dropped first), none of an answer with more than maxSeries series.
+only saved. Bounded: at most ``reusePoints`` points kept over all summaries, each series
+counted as SERIES_COST points more (the least recently used summaries dropped first), none of
+an answer with more than maxSeries series.
 
 Identical to reading the whole range unless Prometheus changes a sample older than the tail
 between two looks and leaves the tail as it was, for a series with no point in the tail
@@ -46,6 +47,9 @@ Identity = tuple[tuple[str, str], ...]
 Key = tuple[str, float, float]
 Fetch = Callable[[float | None], list[SeriesPoints]]
 """Reads the look's query from a time on (None: its whole range)."""
+SERIES_COST = 32
+"""A series kept costs this many points against the bound besides its own (its labels, ~500
+bytes, against a point's 16), so many series of few points cannot go past the bound."""
 _EDGE = 1e-3
 """Seconds either side of the full range's first point within which a kept point may or may
 not be in it (Prometheus versions differ on whether a range includes its start): a doubt."""
@@ -65,7 +69,8 @@ class _Record:
 
     @property
     def size(self) -> int:
-        return len(self.older) + len(self.tail) // 2
+        """What it costs against the bound, in points (its labels counted as SERIES_COST)."""
+        return SERIES_COST + len(self.older) + len(self.tail) // 2
 
 
 @dataclass(frozen=True)

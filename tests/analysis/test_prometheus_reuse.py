@@ -59,12 +59,14 @@ def looks(rng: random.Random, start: float, end: float) -> list[tuple[float, flo
     return out
 
 
-def look_all(prom: PrometheusProvider, seen: list[tuple[float, float]]) -> list[Outcome]:
+def look_all(
+    prom: PrometheusProvider, seen: list[tuple[float, float]], check: CheckSpec = CHECK
+) -> list[Outcome]:
     out: list[Outcome] = []
     for start, end in seen:
-        variables = {**query_variables(TARGETS, end - start, CHECK), "window_start": f"{start}"}
+        variables = {**query_variables(TARGETS, end - start, check), "window_start": f"{start}"}
         try:
-            out.append(prom.window(CHECK, variables, datetime.fromtimestamp(end, UTC)))
+            out.append(prom.window(check, variables, datetime.fromtimestamp(end, UTC)))
         except QueryError as exc:
             out.append(str(exc))
     return out
@@ -127,6 +129,7 @@ def test_a_changed_tail_is_a_doubt_and_the_look_is_read_whole() -> None:
             want += look_all(whole, [look])
             got += look_all(reusing, [look])
     assert got == want
+    assert all(isinstance(w, WindowSample) and w.primary for w in want)
     assert reusing.reuse.doubted == 2
     assert len(reuse_fake.received) == len(seen) + 2  # the two doubted looks read twice
 
@@ -159,19 +162,40 @@ def test_a_kept_point_on_the_whole_ranges_first_instant_is_read_whole(left_open:
 
 
 def test_kept_points_are_bounded_and_a_small_bound_changes_no_count() -> None:
+    """Three checks (three Rollouts' queries) through one provider whose bound holds about two
+    and a half of their summaries: the least recently used go, no count changes."""
     start = 1_790_000_000.0
     series = history(5, start, SPAN)
     seen = looks(random.Random(5), start + 150, start + SPAN)
+    query = str(CHECK.requests_query)
+    checks = [
+        CHECK.model_copy(
+            update={"name": f"errors-{n}", "requests_query": query[:-1] + f', x!="{n}"}}'}
+        )
+        for n in range(3)
+    ]
     with serving(series, False) as fake:
-        whole = provider(fake.url, reuse_points=0)
-        tight = provider(fake.url, reuse_points=40)
-        want = look_all(whole, seen)
-        got: list[Outcome] = []
+        alone = provider(fake.url)
+        largest = 0
         for look in seen:
-            got += look_all(tight, [look])
-            assert tight.reuse.points <= 40
+            look_all(alone, [look], checks[0])
+            largest = max(largest, alone.reuse.points)
+        bound = largest * 5 // 2
+        whole, tight = provider(fake.url, reuse_points=0), provider(fake.url, reuse_points=bound)
+        want: list[Outcome] = []
+        got: list[Outcome] = []
+        kept = []
+        for look in seen:
+            for check in checks:
+                want += look_all(whole, [look], check)
+                got += look_all(tight, [look], check)
+                assert tight.reuse.points <= bound
+            kept.append(len(tight.reuse))
     assert got == want
+    assert sum(isinstance(w, WindowSample) for w in want) > len(want) / 2
     assert len(whole.reuse) == 0
+    assert tight.reuse.reused > 0
+    assert min(kept) < 3  # summaries were dropped
 
 
 def test_a_restart_or_a_handover_reads_whole_and_counts_the_same() -> None:
@@ -186,6 +210,7 @@ def test_a_restart_or_a_handover_reads_whole_and_counts_the_same() -> None:
         got = look_all(first, seen[:20]) + look_all(second, seen[20:40])
         got += look_all(first, seen[40:])  # handed back after 20 looks elsewhere
     assert got == want
+    assert all(isinstance(w, WindowSample) and w.primary for w in want)
     assert first.reuse.reused == 19 + 19  # the first look, and the first after the handover
     assert second.reuse.reused == 19  # the first look after the "restart" was whole
 
