@@ -183,6 +183,7 @@ class PrometheusClient:
             follow_redirects=True,
             trust_env=True,  # proxies from the environment, read here, once
         )
+        self.query_url = httpx.URL(f"{settings.url}/api/v1/query")  # parsed once, not per query
 
     def query(self, promql: str, at: datetime) -> list[Series]:
         """The instant vector of ``promql`` at ``at``; raises _RetryableError or a MetricsError."""
@@ -216,8 +217,7 @@ class PrometheusClient:
         form = form_body(promql, at)
         try:
             headers = {**self._authorization(), "Content-Type": _FORM}
-            url = f"{self.settings.url}/api/v1/query"
-            response = self.http.post(url, content=form, headers=headers)
+            response = self.http.post(self.query_url, content=form, headers=headers)
             if response.request.method != "POST":  # a 301/302/303 made it a GET without a query
                 response = self.http.post(str(response.url), content=form, headers=headers)
             return response

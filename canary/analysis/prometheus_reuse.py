@@ -33,6 +33,7 @@ between two looks and leaves the tail as it was, for a series with no point in t
 
 from __future__ import annotations
 
+import bisect
 import math
 import threading
 from array import array
@@ -119,7 +120,7 @@ class LookCache:
             if _on_edge(summary, look):
                 self.edges += 1
             else:
-                fresh = fetch(summary.cut)
+                fresh = _from_cut(summary, fetch(summary.cut))
                 if _same_tails(summary, fresh):
                     self.reused += 1
                     merged = _merge(summary, fresh, look)
@@ -143,11 +144,10 @@ class LookCache:
         for series in answer:
             if not series.points or series.points[-1][0] < reach:
                 continue
-            older = [p for p in series.points if p[0] < cut]
-            tail = array("d")
-            for point in series.points[len(older) :]:
-                tail.extend(point)
-            records[identity(series.labels)] = _Record(series.labels, _last_two(older), tail)
+            split = bisect.bisect_left(series.points, (cut, -math.inf))
+            older, tail = series.points[:split], series.points[split:]
+            flat = array("d", [x for point in tail for x in point])
+            records[identity(series.labels)] = _Record(series.labels, _last_two(older), flat)
         points = sum(r.size for r in records.values())
         return _Summary(look.end, cut, max(floor, reach), records, points)
 
@@ -205,6 +205,7 @@ def _last_two(points: Sequence[Point]) -> tuple[Point, ...]:
 
 
 def _from_cut(summary: _Summary, fresh: Iterable[SeriesPoints]) -> dict[Identity, SeriesPoints]:
+    """The fresh read by series, its points from the tail's start on."""
     got: dict[Identity, SeriesPoints] = {}
     for series in fresh:
         points = [p for p in series.points if p[0] >= summary.cut]
@@ -222,9 +223,8 @@ def _on_edge(summary: _Summary, look: Look) -> bool:
     )
 
 
-def _merge(summary: _Summary, fresh: Iterable[SeriesPoints], look: Look) -> list[SeriesPoints]:
-    """The whole range's answer from ``summary`` and the read from its tail on."""
-    got = _from_cut(summary, fresh)
+def _merge(summary: _Summary, got: dict[Identity, SeriesPoints], look: Look) -> list[SeriesPoints]:
+    """The whole range's answer from ``summary`` and the read from its tail on (by series)."""
     full_start = _full_start(look)
     merged = []
     # in the order a whole read gives: the fresh answer's, then series seen only before
@@ -242,13 +242,15 @@ def _merge(summary: _Summary, fresh: Iterable[SeriesPoints], look: Look) -> list
     return merged
 
 
-def _same_tails(summary: _Summary, fresh: Iterable[SeriesPoints]) -> bool:
-    """Whether the fresh read holds exactly the kept points over the kept tail."""
-    got = _from_cut(summary, fresh)
+def _same_tails(summary: _Summary, got: dict[Identity, SeriesPoints]) -> bool:
+    """Whether the fresh read (by series, from the tail's start) holds exactly the kept points
+    over the kept tail."""
     for key, record in summary.records.items():
         seen = got.get(key)
-        flat = [x for p in seen.points if p[0] <= summary.end for x in p] if seen else []
-        if not _same(flat, record.tail):
+        flat = array(
+            "d", [x for p in seen.points if p[0] <= summary.end for x in p] if seen else []
+        )
+        if flat != record.tail and not _same(flat, record.tail):  # NaN != NaN for arrays too
             return False
     return all(
         key in summary.records or series.points[0][0] > summary.end for key, series in got.items()
