@@ -184,6 +184,8 @@ class PrometheusClient:
             trust_env=True,  # proxies from the environment, read here, once
         )
         self.query_url = httpx.URL(f"{settings.url}/api/v1/query")  # parsed once, not per query
+        self.post = True
+        """Queries go as a POSTed form until the server refuses POST and answers a GET."""
 
     def query(self, promql: str, at: datetime) -> list[Series]:
         """The instant vector of ``promql`` at ``at``; raises _RetryableError or a MetricsError."""
@@ -213,14 +215,21 @@ class PrometheusClient:
 
     def _get(self, promql: str, at: datetime) -> httpx.Response:
         """The query as a form (POST, as Prometheus' API allows): a long query in a URL costs
-        httpx a character-by-character pass or two on every request, and may pass URL limits."""
+        httpx a character-by-character pass or two on every request, and may pass URL limits.
+        Where POST is refused (403, 405, 501: e.g. OpenShift's kube-rbac-proxy, which takes a
+        POST for a "create") and a GET is answered, this client asks with GET from then on."""
         form = form_body(promql, at)
         try:
-            headers = {**self._authorization(), "Content-Type": _FORM}
-            response = self.http.post(self.query_url, content=form, headers=headers)
-            if response.request.method != "POST":  # a 301/302/303 made it a GET without a query
-                response = self.http.post(str(response.url), content=form, headers=headers)
-            return response
+            headers = self._authorization()
+            if self.post:
+                response = self._post(form, headers)
+                if response.status_code not in _POST_REFUSED:
+                    return response
+            params = {"query": promql, "time": f"{at.timestamp():.3f}"}
+            answer = self.http.get(self.query_url, params=params, headers=headers)
+            if self.post and answer.status_code not in _POST_REFUSED:
+                self.post = False
+            return answer
         except httpx.TimeoutException:
             raise _RetryableError(f"did not answer within {self.settings.timeout:g}s") from None
         except httpx.TransportError as exc:
@@ -230,6 +239,13 @@ class PrometheusClient:
             raise _RetryableError(f"could not be reached ({_short(exc)})") from None
         except httpx.HTTPError as exc:  # too many redirects, an undecodable body
             raise MetricsError(f"{self.where}: {type(exc).__name__}: {exc}") from None
+
+    def _post(self, form: bytes, headers: dict[str, str]) -> httpx.Response:
+        headers = {**headers, "Content-Type": _FORM}
+        response = self.http.post(self.query_url, content=form, headers=headers)
+        if response.request.method != "POST":  # a 301/302/303 made it a GET without a query
+            response = self.http.post(str(response.url), content=form, headers=headers)
+        return response
 
     def _authorization(self) -> dict[str, str]:
         token = self.settings.bearer_token
@@ -245,6 +261,7 @@ class PrometheusClient:
 
 
 _FORM = "application/x-www-form-urlencoded"
+_POST_REFUSED = frozenset({403, 405, 501})
 
 
 def form_body(promql: str, at: datetime) -> bytes:

@@ -316,6 +316,33 @@ def test_one_query_per_check_evaluated_at_the_window_end() -> None:
     assert 'requests{app=~"app|app-primary"}' in query
 
 
+@pytest.mark.parametrize("refused", [403, 405, 501])
+def test_a_server_refusing_post_is_asked_with_get_from_then_on(refused: int) -> None:
+    """OpenShift's Thanos querier behind kube-rbac-proxy answers a POST 403 (a "create");
+    other proxies 405 or 501. A GET it answers: the client keeps to GET."""
+
+    def answer(sent: Recorded) -> tuple[int, Any, float]:
+        if sent.method == "POST":
+            return refused, error("forbidden", "POST is not allowed"), 0
+        return 200, answers(("requests", "app", "50"), ("failures", "app", "1")), 0
+
+    with FakePrometheus(answer) as fake:
+        prom = provider(fake.url)
+        for _ in range(3):
+            assert prom.window(ERRORS, VARIABLES, AT).canary == SideSample(requests=50, failures=1)
+    assert [r.method for r in fake.received] == ["POST", "GET", "GET", "GET"]
+    assert fake.received[1].params["query"] == fake.received[0].params["query"]
+
+
+def test_forbidden_both_ways_is_a_credentials_error_and_post_is_tried_again() -> None:
+    with FakePrometheus(lambda _: (403, error("forbidden", "no"), 0)) as fake:
+        prom = provider(fake.url)
+        for _ in range(2):
+            with pytest.raises(MetricsError, match=r"HTTP 403.*credentials"):
+                prom.window(ERRORS, VARIABLES, AT)
+    assert [r.method for r in fake.received] == ["POST", "GET", "POST", "GET"]
+
+
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
 def test_a_redirect_is_followed_with_the_query(status: int) -> None:
     """301-303 turn a POST into a GET without its form: the query is posted again there."""
