@@ -161,6 +161,32 @@ def test_a_kept_point_on_the_whole_ranges_first_instant_is_read_whole(left_open:
     assert (at_edge.canary is None) is left_open
 
 
+def test_the_assumption_a_late_sample_older_than_the_tail_of_a_quiet_series_is_not_seen() -> None:
+    """What reuse assumes, shown failing where it does not hold: a sample ingested after the
+    tail had passed it, for a series with no point in the tail, changes the whole read (the
+    series is there again) and not the reusing one. docs/policies.md states it; it needs a
+    delay longer than reuseOverlap (15 s) and a series that has gone quiet."""
+    start = 1_790_000_000.0
+    primary: list[tuple[float, float | str]] = [(start + 5 * k + 2, 7.0 * k) for k in range(400)]
+    canary: list[tuple[float, float | str]] = [(start + 1, 0.0), (start + 2, STALE)]
+    series = [
+        Series("requests", "requests_total", {"app": "app", "pod": "c"}, canary),
+        Series("requests", "requests_total", {"app": "app-primary", "pod": "p"}, primary),
+    ]
+    seen = [(start + 400 + 10 * k, start + 410 + 10 * k) for k in range(3)]
+    with serving(series, False) as fake:
+        whole, reusing = provider(fake.url, reuse_points=0), provider(fake.url)
+        assert look_all(reusing, seen[:2]) == look_all(whole, seen[:2])
+        canary[1:] = [(seen[1][1] - 40, 5.0), (seen[1][1] - 39, STALE)]  # 40 s late
+        (want,) = look_all(whole, seen[2:])
+        (got,) = look_all(reusing, seen[2:])
+    assert isinstance(want, WindowSample)
+    assert isinstance(got, WindowSample)
+    assert want.canary is not None  # the whole read sees the canary's series again
+    assert got.canary is None
+    assert reusing.reuse.reused == 2
+
+
 def test_kept_points_are_bounded_and_a_small_bound_changes_no_count() -> None:
     """Three checks (three Rollouts' queries) through one provider whose bound holds about two
     and a half of their summaries: the least recently used go, no count changes."""
