@@ -64,6 +64,7 @@ from canary.controller.commands import (
 from canary.controller.converge import PASSING_PHASES, apply_actions, converge, quiet
 from canary.controller.deletion import ensure_finalizer, finalize_deleted
 from canary.controller.effects import clear, deliver, outbox_of
+from canary.controller.event_sender import EventSender
 from canary.controller.failures import TickFailures
 from canary.controller.kinds import ROLLOUT
 from canary.controller.kube import Json, Kube, NotLeaderError
@@ -150,6 +151,8 @@ class Reconciler:
     commands: CommandSource | None = None
     """Where a tick finds its Rollout's RolloutCommands (the controller's watch cache); None
     lists them from the API server."""
+    events: EventSender | None = None
+    """Records the Events of a step off the tick's critical path; None: the tick posts them."""
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _checked: set[str] = field(default_factory=set, init=False)
     """Rollouts whose last tick read the API server or succeeded since (`reset`): their next
@@ -264,7 +267,7 @@ class Reconciler:
         repaired = router.repair(status, unknown=True) if not cached else []
         if status.outbox is not None and not self._delivered(rollout.key, status.outbox):
             # decided by a tick that did not live to deliver it
-            left, _ = self._deliver(rollout, status, status.outbox)
+            left, _ = self._deliver(rollout, status, status.outbox, sender=None)
             obj = clear(self.kube, obj, status, left) or obj
         if (
             repaired
@@ -359,7 +362,10 @@ class Reconciler:
             self._routes.done(rollout.key, route_signature(rollout))
         if new_status.outbox is None:
             return new_status, stored, True
-        left, replayable = self._deliver(rollout, new_status, new_status.outbox)
+        # handed to the sender unless this tick writes the status again (a passing phase):
+        # that write would drop the outbox before the sender recorded it
+        sender = None if new_status.phase in PASSING_PHASES else self.events
+        left, replayable = self._deliver(rollout, new_status, new_status.outbox, sender)
         if left is None and replayable:  # the next status write drops it (effects.py)
             with self._lock:
                 self._outboxes[rollout.key] = new_status.outbox.decided_at
@@ -370,10 +376,14 @@ class Reconciler:
     def _delivered(self, key: str, outbox: Outbox) -> bool:
         """This replica delivered ``outbox`` and left it for the next status write."""
         with self._lock:
-            return self._outboxes.get(key) == outbox.decided_at
+            if self._outboxes.get(key) != outbox.decided_at:
+                return False
+        # what the sender has not recorded yet is recorded now, before a status write drops
+        # the outbox: else delivered again (event_sender.py)
+        return self.events is None or self.events.settle(key)
 
     def _deliver(
-        self, rollout: Rollout, status: RolloutStatus, outbox: Outbox
+        self, rollout: Rollout, status: RolloutStatus, outbox: Outbox, sender: EventSender | None
     ) -> tuple[Outbox | None, bool]:
         return deliver(
             self.kube,
@@ -383,6 +393,7 @@ class Reconciler:
             webhooks=self.webhooks,
             notifier=self.notifier,
             identity=self.identity,
+            sender=sender,
         )
 
     def _sync_services(self, rollout: Rollout, observed: Observed) -> None:
