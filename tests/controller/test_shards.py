@@ -3,6 +3,7 @@ the test API server (the Leases are real objects, written with resourceVersions)
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 import threading
@@ -37,10 +38,12 @@ class Clock:
         return self.now
 
 
-def shard_set(cluster: Cluster, identity: str, clock: Clock, shards: int = 6) -> ShardSet:
+def shard_set(
+    cluster: Cluster, identity: str, clock: Clock, shards: int = 6, name: str = "canary"
+) -> ShardSet:
     settings = LeaseSettings(
         namespace=cluster.namespace,
-        name="canary",
+        name=name,
         identity=identity,
         lease_duration=DURATION,
         renew_deadline=DEADLINE,
@@ -379,3 +382,46 @@ def test_without_a_sighting_the_lease_is_timed_from_the_read(cluster: Cluster) -
     assert a.round() == set(), "the lease runs out a duration after the read, not the sighting"
     advance(clocks, 0.02)
     assert a.round() == {0}
+
+
+def test_the_takeover_is_within_the_lease_duration_of_the_death_over_many_runs(
+    cluster: Cluster,
+) -> None:
+    """Seeded: whatever the phase of the contender's reads against the holder's renewals and
+    however long after its last renewal the holder dies, the contender takes the shard no
+    sooner than the lease duration after that renewal (never while the holder may act) and no
+    later than the lease duration after the death (plus the round's margin)."""
+    rng = random.Random(16)
+    for run in range(10):
+        clocks = [Clock(), Clock()]
+        a, c = (
+            shard_set(cluster, n, k, shards=1, name=f"takeover{run}")
+            for n, k in zip("ac", clocks, strict=True)
+        )
+        a.sightings.start()
+        try:
+            phase, dies_after = rng.uniform(0.05, RETRY), rng.uniform(0.0, RETRY)
+            renewals = rng.randint(1, 3)
+            for _ in range(renewals):
+                c.round()  # a renewal (the first one takes the shard)
+                lease = cluster.get("coordination.k8s.io/v1", "Lease", f"takeover{run}-shard-0")
+                seen = a.sightings.seen_at
+                wait_for("the sighting", lambda lease=lease, seen=seen: seen(lease))
+                last_renewal = clocks[0].now
+                advance(clocks, phase)
+                a.round()  # a's read, `phase` after the renewal
+                advance(clocks, RETRY - phase)
+            died = last_renewal + dies_after  # c renews no more: it died by then
+            while not a.owned():
+                advance(clocks, a._next_round_in())
+                a.round()
+                assert clocks[0].now < died + DURATION + 1, "not taken in time"
+            taken = clocks[0].now
+            assert taken >= last_renewal + DURATION, f"run {run}: taken before the lease ran out"
+            assert taken <= last_renewal + DURATION + EXPIRY_MARGIN + 1e-6, (
+                f"run {run}: taken {taken - last_renewal:.3f}s after the last renewal"
+            )
+            assert taken - died <= DURATION + EXPIRY_MARGIN + 1e-6, "within D of the death"
+            assert not c.owned(), "the holder stopped acting before"
+        finally:
+            a.sightings.stop()
