@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kubeconfig", type=Path, required=True)
     parser.add_argument("--prometheus", required=True)
     parser.add_argument("--namespace", required=True)
-    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=32)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--log-file", type=Path, required=True)
     parser.add_argument(

@@ -127,7 +127,19 @@ def default_lease_namespace() -> str:
     help="Put a finalizer on Rollouts: deleting one scales the target back up and leaves its "
     "Service selecting it (else everything canary made is deleted with the Rollout).",
 )
-@click.option("--workers", default=8, show_default=True, help="Ticks run at once.")
+@click.option(
+    "--workers",
+    default=32,  # canary.controller.controller.DEFAULT_WORKERS (not imported at startup)
+    show_default=True,
+    help="Ticks run at once (they mostly wait on the API server and Prometheus).",
+)
+@click.option(
+    "--route-resync",
+    default="5m",
+    show_default=True,
+    help="How often every route object of a Rollout is applied again, putting right a hand "
+    "edit (between, only an object whose content changed is sent).",
+)
 @click.option(
     "--notifications/--no-notifications",
     default=True,
@@ -186,6 +198,7 @@ def controller(
     secrets_dir: Path | None,
     restore_on_delete: bool,
     workers: int,
+    route_resync: str,
     notifications: bool,
     api_listen: str | None,
     api_tokens: Path | None,
@@ -224,6 +237,7 @@ def controller(
             renew_deadline=parse_duration(renew_deadline),
             retry_period=parse_duration(retry_period),
         )
+        resync = parse_duration(route_resync)
         validate_shards(shards)
         if shards > 1 and not leader_elect:
             raise ValueError("--shards above 1 needs --leader-elect (each shard is a Lease)")
@@ -262,6 +276,7 @@ def controller(
             shards=shards,
             metrics_address=address,
             workers=workers,
+            route_resync=resync,
             secrets_dir=None if secrets_from_cluster else secrets_dir,
             notify=NotifyConfig(rollout_link=rollout_link, webhook_allow=webhook_allow)
             if notifications

@@ -36,6 +36,7 @@ from canary.analysis.provider import MetricsProvider
 from canary.controller.api import start_api
 from canary.controller.cached import CachedKube
 from canary.controller.commands import command_source
+from canary.controller.event_sender import EventCounters, EventSender
 from canary.controller.kinds import (
     ANALYSIS_POLICY,
     CLUSTER_ANALYSIS_POLICY,
@@ -47,15 +48,17 @@ from canary.controller.kinds import (
     SECRET,
     Kind,
 )
-from canary.controller.kube import Json, Kube, drop_static_token_refresh
+from canary.controller.kube import Json, Kube, drop_static_token_refresh, widen_connection_pool
 from canary.controller.leader import LeaderElector, LeaseSettings
 from canary.controller.metrics import ControllerMetrics, HealthServer
 from canary.controller.reconcile import Reconciler
+from canary.controller.routing import ROUTE_RESYNC_SECONDS
 from canary.controller.scheduling import TickScheduler
 from canary.controller.secrets import ClusterSecrets
 from canary.controller.shards import ShardedTicks, ShardSet, shard_of
 from canary.controller.wakes import Wakes
 from canary.controller.watches import Cache, Reflector, metadata_only
+from canary.controller.workloads import ServiceSync
 from canary.gates.api.serve import ApiServer
 from canary.gates.destinations import DestinationPolicy
 from canary.gates.secret_source import SecretsDir
@@ -65,6 +68,15 @@ from canary.model.policy import AnalysisPolicy, ClusterAnalysisPolicy
 from canary.notify import DirectorySecretSource, Notifier, NotifyConfig
 
 log = logging.getLogger("canary.controller")
+
+
+SPARE_CONNECTIONS = 4
+"""Connections to the API server besides one a worker and one a watch."""
+DEFAULT_WORKERS = 32
+"""Ticks run at once. A tick spends most of its wall time waiting on the API server and
+Prometheus (docs/benchmarks.md, "Controller scale"), and a thread that waits costs little, so
+there are more workers than cores: a thousand Rollouts at a 10 s interval ask ~150 ticks a
+second, which 8 workers at ~150 ms a tick could not run."""
 
 
 def default_identity() -> str:
@@ -82,7 +94,7 @@ class ControllerSettings:
     """With a lease, above 1: the Rollouts are split into this many shards, each held by a
     Lease of its own, and the replicas share them (canary.controller.shards)."""
     metrics_address: tuple[str, int] | None = ("0.0.0.0", 8080)
-    workers: int = 8
+    workers: int = DEFAULT_WORKERS
     watch_timeout: int = 300
     request_timeout: float = 15.0
     secrets_dir: Path | None = None
@@ -101,6 +113,9 @@ class ControllerSettings:
     restore_on_delete: bool = False
     """A finalizer on each Rollout: deleting one gives the target back (canary.controller.
     deletion); without it the garbage collector removes what the Rollout owns."""
+    route_resync: float = ROUTE_RESYNC_SECONDS
+    """Seconds between applies of a Rollout's every route object (between, only those whose
+    content changed are sent): how long a hand edit of one lasts at most."""
 
 
 class Controller:
@@ -157,6 +172,15 @@ class Controller:
             {kind.kind: self.caches[kind.kind] for kind in (ROLLOUT, DEPLOYMENT)},
             self._synced,
         )
+        self.events = EventSender(
+            writer,
+            acting=self._acting,
+            counters=EventCounters(
+                queue_full=self.metrics.event_queue_full.inc,
+                failures=self.metrics.event_post_failures.inc,
+            ),
+        )
+        self.metrics.event_queue.set_function(lambda: self.events.queued)
         self.reconciler = Reconciler(
             kube=self.reads,
             provider=provider,
@@ -168,6 +192,8 @@ class Controller:
             restore_on_delete=settings.restore_on_delete,
             clock=clock,
             commands=command_source(self.caches[ROLLOUT_COMMAND.kind]),
+            events=self.events,
+            routes=ServiceSync(settings.route_resync, clock=lambda: clock().timestamp()),
             inline_queries=not settings.forbid_inline_queries,
         )
         if self.shards is not None:
@@ -193,6 +219,11 @@ class Controller:
             for kind in self._watched()
             for namespace in self._namespaces(kind)
         ]
+        # a connection for each worker, each watch, and a few for the Leases, the event
+        # sender and the API (canary.controller.kube.widen_connection_pool)
+        widen_connection_pool(
+            api_client, settings.workers + len(self.reflectors) + SPARE_CONNECTIONS
+        )
         self.wakes = Wakes(
             lambda: self.scheduler,
             self.caches,
@@ -213,6 +244,7 @@ class Controller:
         for reflector in self.reflectors:
             reflector.start()
         self.scheduler.start()
+        self.events.start()
         address = self.settings.metrics_address
         if address is not None:
             self.health = HealthServer(self.metrics, self.healthy, self.ready, *address).start()
@@ -247,6 +279,7 @@ class Controller:
         for reflector in self.reflectors:
             reflector.signal_stop()
         self.scheduler.shutdown(wait=True)
+        self.events.stop()  # (what it still holds is in the statuses' outboxes)
         for reflector in self.reflectors:
             reflector.stop()
         if self.health is not None:

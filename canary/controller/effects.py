@@ -23,7 +23,8 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from canary.controller.events import post_events
+from canary.controller.event_sender import EventPostError, EventSender, post_once
+from canary.controller.events import event_body, post_events
 from canary.controller.kube import Json, Kube, KubeError, NotLeaderError
 from canary.controller.status import StatusConflictError, write_status
 from canary.engine import CallWebhook, Event
@@ -85,29 +86,54 @@ def deliver(
     webhooks: WebhookCaller,
     notifier: Notifier | None,
     identity: str,
+    sender: EventSender | None = None,
 ) -> tuple[Outbox | None, bool]:
     """Fire the outbox's webhooks, record its Events (each under a name fixed by the outbox),
     notify; returns what is left to deliver: the Events, when one could not be recorded (those
     recorded are not recorded twice), else None; and whether delivering it again could only
     record Events (no webhook was fired, no notification queued). Webhooks and notifications
-    are sent once here (with their own retries); a failed one is reported, not kept."""
+    are sent once here (with their own retries); a failed one is reported, not kept.
+
+    With a ``sender``, an outbox that could only record Events is handed to it (recorded off
+    the tick's critical path; `canary.controller.event_sender`) and counts as delivered."""
     hooks = webhook_actions(outbox)
     if hooks:
         webhooks.fire_all(hooks, rollout, status, outbox.decided_at)
     events = engine_events(outbox)
-    recorded = 0
-    for n, event in enumerate(events):
-        # one microsecond apart: two Events of one tick never share a name
-        stamp = outbox.decided_at + timedelta(microseconds=n)
-        recorded += post_events(kube, rollout, [event], stamp, identity)
     notified = [e for e in events if e.reason != "CommandsInvalid"]
     queued = 0
     if notifier is not None and notified and not outbox.notified:
         queued = notifier.notify(rollout, status, notified, outbox.decided_at)
     replayable = not hooks and queued == 0
+    # one microsecond apart: two Events of one tick never share a name
+    stamps = [outbox.decided_at + timedelta(microseconds=n) for n in range(len(events))]
+    if replayable and sender is not None and events:
+        bodies = [
+            event_body(rollout, e, at, identity) for e, at in zip(events, stamps, strict=True)
+        ]
+        if sender.send(rollout.key, bodies):
+            return None, True  # the sender records them (event_sender.py)
+        return _posted(kube, rollout, outbox, bodies), True
+    recorded = 0
+    for event, stamp in zip(events, stamps, strict=True):
+        recorded += post_events(kube, rollout, [event], stamp, identity)
     if recorded == len(events):
         return None, replayable
     return outbox.model_copy(update={"webhooks": [], "notified": True}), replayable
+
+
+def _posted(kube: Kube, rollout: Rollout, outbox: Outbox, bodies: list[Json]) -> Outbox | None:
+    """Post the Event ``bodies`` of ``outbox`` here; what is left of it (None: all recorded)."""
+    recorded = 0
+    for body in bodies:
+        try:
+            post_once(kube, body)
+            recorded += 1
+        except (EventPostError, KubeError, NotLeaderError, OSError) as exc:
+            log.warning("%s: event not recorded: %s", rollout.key, exc)
+    if recorded == len(bodies):
+        return None
+    return outbox.model_copy(update={"webhooks": [], "notified": True})
 
 
 def clear(kube: Kube, stored: Json, status: RolloutStatus, left: Outbox | None) -> Json | None:

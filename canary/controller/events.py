@@ -40,13 +40,18 @@ def post_events(
     """Log and record each event; returns how many were recorded."""
     recorded = 0
     for event in events:
-        level = logging.WARNING if event.warning else logging.INFO
-        log.log(level, "%s: %s: %s", rollout.key, event.reason, event.message)
         try:
-            kube.post_event(kube_event(rollout, event, now, instance=identity))
+            kube.post_event(event_body(rollout, event, now, identity))
             recorded += 1
         except ConflictError:
             recorded += 1  # recorded by an earlier delivery of the same outbox
         except (KubeError, NotLeaderError, OSError) as exc:
             log.warning("%s: event %s not recorded: %s", rollout.key, event.reason, exc)
     return recorded
+
+
+def event_body(rollout: Rollout, event: Event, now: datetime, identity: str) -> Json:
+    """Log ``event``; the body of its Kubernetes Event (named after ``now``)."""
+    level = logging.WARNING if event.warning else logging.INFO
+    log.log(level, "%s: %s: %s", rollout.key, event.reason, event.message)
+    return kube_event(rollout, event, now, instance=identity)

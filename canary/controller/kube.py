@@ -385,3 +385,19 @@ def drop_static_token_refresh(api_client: client.ApiClient) -> bool:
         return False
     configuration.refresh_api_key_hook = None
     return True
+
+
+def widen_connection_pool(api_client: client.ApiClient, connections: int) -> int:
+    """Let the client keep ``connections`` connections to the API server open; returns the
+    pool's size afterwards.
+
+    The kubernetes client's urllib3 pool keeps ``cpu_count * 5`` connections a host by default
+    (10 on two cores). Each watch holds one while it streams and each worker one while its
+    request runs; past the pool's size urllib3 opens a connection for the request and closes
+    it afterwards (a TCP handshake, and a TLS one in a cluster, per request)."""
+    manager = api_client.rest_client.pool_manager
+    size = max(int(manager.connection_pool_kw.get("maxsize") or 1), connections)
+    manager.connection_pool_kw["maxsize"] = size
+    manager.clear()  # pools made before take the new size when made again
+    api_client.configuration.connection_pool_maxsize = size
+    return size

@@ -1,6 +1,8 @@
 """Leader election on a `coordination.k8s.io/v1` Lease, so two replicas never act at once.
 
-Every replica runs a `LeaderElector`. Every ``retry_period`` it reads the Lease and:
+Every replica runs a `LeaderElector`. Every ``retry_period`` (and just after the Lease it
+observed held by another runs out, when that comes sooner: `next_round_in`) it reads the Lease
+and:
 
 - creates it, holding it, when there is none;
 - renews it (``renewTime``) when it holds it;
@@ -30,6 +32,11 @@ from canary.controller.kinds import LEASE
 from canary.controller.kube import ConflictError, Json, Kube, KubeError
 
 log = logging.getLogger("canary.controller.leader")
+
+
+EXPIRY_MARGIN = 0.01
+"""Seconds after an observed Lease runs out that the contender's round runs (its own clock
+reads past the expiry then, whatever the timer's rounding)."""
 
 
 def micro_time(moment: datetime) -> str:
@@ -85,6 +92,7 @@ class LeaseHolder:
         self._holding_until = 0.0  # monotonic; holding while now < this
         self._observed: tuple[object, ...] | None = None
         self._observed_at = 0.0
+        self._expires_at: float | None = None
 
     def holding(self) -> bool:
         with self._lock:
@@ -96,11 +104,14 @@ class LeaseHolder:
         lease = self.kube.get(LEASE, self.settings.namespace, self.settings.name)
         return self.round(lease, started)
 
-    def round(self, lease: Json | None, started: float, *, take: bool = True) -> bool:
+    def round(
+        self, lease: Json | None, started: float, *, take: bool = True, seen_at: float | None = None
+    ) -> bool:
         """One look at ``lease`` (as read at ``started``, monotonic): create it when there is
         none, renew it when held, take it over when its holder let it run out or gave it up.
         With ``take`` False a Lease this replica does not hold is only observed (its expiry
-        timed), never taken or created."""
+        timed), never taken or created. ``seen_at``: when a watch delivered this very record
+        (`available`)."""
         settings = self.settings
         if lease is None:
             if not take:
@@ -114,28 +125,40 @@ class LeaseHolder:
             renewed["leaseDurationSeconds"] = _seconds(settings.lease_duration)
             return self._write(dict(lease, spec=renewed), started)
         self.drop()
-        if not self.available(lease, started) or not take:
+        if not self.available(lease, started, seen_at) or not take:
             return False
         transitions = int(spec.get("leaseTransitions") or 0) + 1
         taken = dict(lease, spec=self._body(spec, transitions=transitions)["spec"])
         taken["metadata"] = _with_labels(lease.get("metadata") or {}, self.labels)
         return self._write(taken, started)
 
-    def available(self, lease: Json, started: float) -> bool:
+    def available(self, lease: Json, started: float, seen_at: float | None = None) -> bool:
         """``lease`` (held by another) may be taken: no holder, or its holder has not renewed
         it for its ``leaseDurationSeconds``, timed on this replica's clock from when this
-        replica last saw the record change."""
+        replica first saw the record: ``started`` (the read that returned it began then), or
+        ``seen_at`` when a watch delivered the same record (resourceVersion) earlier. Either
+        moment is after the write that made the record, so the lease is never cut short."""
         spec = lease.get("spec") or {}
         holder = spec.get("holderIdentity") or ""
-        record = (holder, spec.get("renewTime"), spec.get("leaseTransitions"), _version(lease))
+        record = lease_record(lease)
         if record != self._observed:
-            self._observed, self._observed_at = record, started
+            first = started if seen_at is None else min(started, seen_at)
+            self._observed, self._observed_at = record, first
         duration = float(spec.get("leaseDurationSeconds") or self.settings.lease_duration)
-        return not holder or started >= self._observed_at + duration
+        self._expires_at = self._observed_at + duration if holder else self._observed_at
+        return not holder or started >= self._expires_at
 
-    def unheld_for(self, lease: Json, started: float) -> float:
+    def expires_at(self) -> float | None:
+        """When (monotonic) the Lease last observed held by another runs out (None: it is held
+        by this replica, or nothing was observed): a contender tries then, not at its next
+        retry."""
+        if self.holding():
+            return None
+        return self._expires_at
+
+    def unheld_for(self, lease: Json, started: float, seen_at: float | None = None) -> float:
         """Seconds ``lease`` has been available (see `available`), 0 while it is not."""
-        if not self.available(lease, started):
+        if not self.available(lease, started, seen_at):
             return 0.0
         spec = lease.get("spec") or {}
         if not spec.get("holderIdentity"):
@@ -219,6 +242,7 @@ class LeaderElector:
         self._was_leader = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="leader-election", daemon=True)
+        self._monotonic = monotonic
         self.transitions = 0
 
     def start(self) -> LeaderElector:
@@ -253,7 +277,10 @@ class LeaderElector:
             except Exception:
                 log.exception("leader election failed")
             self._notice()
-            self._stop.wait(self.settings.retry_period)
+            wait = next_round_in(
+                self.settings.retry_period, [self.lease.expires_at()], self._monotonic()
+            )
+            self._stop.wait(wait)
 
     def _notice(self) -> None:
         """Run the callbacks when leadership started or ended since the last look."""
@@ -272,6 +299,22 @@ class LeaderElector:
     def try_acquire_or_renew(self) -> bool:
         """One round: True when this replica holds the Lease afterwards."""
         return self.lease.try_acquire_or_renew()
+
+
+def lease_record(lease: Json) -> tuple[object, ...]:
+    """What tells one write of a Lease from another: holder, renewTime, transitions and
+    resourceVersion."""
+    spec = lease.get("spec") or {}
+    holder = spec.get("holderIdentity") or ""
+    return holder, spec.get("renewTime"), spec.get("leaseTransitions"), _version(lease)
+
+
+def next_round_in(retry_period: float, expiries: list[float | None], now: float) -> float:
+    """Seconds until the next round: the retry period, or sooner, just after the first of the
+    observed Leases runs out (a contender takes it then, within the lease duration of the
+    holder's last renewal as observed, not up to a retry period later)."""
+    due = [at - now + EXPIRY_MARGIN for at in expiries if at is not None and at > now]
+    return max(0.0, min([retry_period, *due]))
 
 
 def _seconds(value: float) -> int:

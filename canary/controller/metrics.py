@@ -110,6 +110,22 @@ class ControllerMetrics:
             buckets=LATENESS_BUCKETS,
             registry=self.registry,
         )
+        self.event_queue_full = Counter(
+            "canary_event_queue_full",
+            "Steps whose Events the tick posted itself: the event sender's queue was full.",
+            registry=self.registry,
+        )
+        self.event_post_failures = Counter(
+            "canary_event_post_failures",
+            "Events the event sender gave up on after its retries (delivered again from the "
+            "Rollout's status outbox).",
+            registry=self.registry,
+        )
+        self.event_queue = Gauge(
+            "canary_event_queue_length",
+            "Events waiting for the event sender.",
+            registry=self.registry,
+        )
         self.workers_busy = Gauge(
             "canary_workers_busy",
             "Workers running a tick now (of --workers).",

@@ -63,7 +63,9 @@ from canary.controller.commands import (
 )
 from canary.controller.converge import PASSING_PHASES, apply_actions, converge, quiet
 from canary.controller.deletion import ensure_finalizer, finalize_deleted
-from canary.controller.effects import clear, deliver, outbox_of
+from canary.controller.deliveries import Deliveries
+from canary.controller.effects import outbox_of
+from canary.controller.event_sender import EventSender
 from canary.controller.failures import TickFailures
 from canary.controller.kinds import ROLLOUT
 from canary.controller.kube import Json, Kube, NotLeaderError
@@ -98,7 +100,7 @@ from canary.engine.timing import analysis_window, look_interval
 from canary.gates.webhooks import WebhookCaller
 from canary.model.loader import problems_of
 from canary.model.rollout import Rollout
-from canary.model.status import CheckResult, CheckState, Outbox, Phase, RolloutStatus
+from canary.model.status import CheckResult, CheckState, Phase, RolloutStatus
 from canary.notify import Notifier
 from canary.traffic.mesh import desired_objects
 from canary.workload import AutoscalerError, is_deleting
@@ -150,6 +152,8 @@ class Reconciler:
     commands: CommandSource | None = None
     """Where a tick finds its Rollout's RolloutCommands (the controller's watch cache); None
     lists them from the API server."""
+    events: EventSender | None = None
+    """Records the Events of a step off the tick's critical path; None: the tick posts them."""
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _checked: set[str] = field(default_factory=set, init=False)
     """Rollouts whose last tick read the API server or succeeded since (`reset`): their next
@@ -163,14 +167,15 @@ class Reconciler:
         default_factory=dict, init=False
     )
     """By Rollout, each route object as last applied and answered (`MeshRouter`)."""
-    _outboxes: dict[str, datetime] = field(default_factory=dict, init=False)
-    """By Rollout, the ``decidedAt`` of the outbox it delivered and left in its status."""
 
     def __post_init__(self) -> None:
         if self.routes is None:
             self.routes = ServiceSync(ROUTE_RESYNC_SECONDS, clock=lambda: self.clock().timestamp())
         self._routes = self.routes
         self._failures = TickFailures(self.kube, self.metrics, self.identity, self.clock)
+        self._deliveries = Deliveries(
+            self.kube, self.webhooks, self.notifier, self.identity, self.events
+        )
 
     def tick(self, key: str, early: bool = False) -> float:
         """Tick the Rollout ``namespace/name``; returns seconds until its next tick."""
@@ -213,8 +218,8 @@ class Reconciler:
             self._checked.discard(key)
             self._route_versions.pop(key, None)
             self._route_held.pop(key, None)
-            self._outboxes.pop(key, None)
         self._failures.clear(key)
+        self._deliveries.forget(key)
         self.services.forget(key)
         self._routes.forget(key)
 
@@ -262,10 +267,7 @@ class Reconciler:
         # status may have been written without its actions (docs/controller.md, "Crash
         # consistency"); the route it records is put back before anything is judged
         repaired = router.repair(status, unknown=True) if not cached else []
-        if status.outbox is not None and not self._delivered(rollout.key, status.outbox):
-            # decided by a tick that did not live to deliver it
-            left, _ = self._deliver(rollout, status, status.outbox)
-            obj = clear(self.kube, obj, status, left) or obj
+        obj = self._deliveries.catch_up(rollout, status, obj)
         if (
             repaired
             and needs.analyse
@@ -357,33 +359,8 @@ class Reconciler:
             log.info("%s: %s", rollout.key, line)
         if not router.trust:  # every route object applied: trusted until the next resync
             self._routes.done(rollout.key, route_signature(rollout))
-        if new_status.outbox is None:
-            return new_status, stored, True
-        left, replayable = self._deliver(rollout, new_status, new_status.outbox)
-        if left is None and replayable:  # the next status write drops it (effects.py)
-            with self._lock:
-                self._outboxes[rollout.key] = new_status.outbox.decided_at
-        else:
-            stored = clear(self.kube, stored, new_status, left) or stored
-        return new_status, stored, left is None
-
-    def _delivered(self, key: str, outbox: Outbox) -> bool:
-        """This replica delivered ``outbox`` and left it for the next status write."""
-        with self._lock:
-            return self._outboxes.get(key) == outbox.decided_at
-
-    def _deliver(
-        self, rollout: Rollout, status: RolloutStatus, outbox: Outbox
-    ) -> tuple[Outbox | None, bool]:
-        return deliver(
-            self.kube,
-            rollout,
-            status,
-            outbox,
-            webhooks=self.webhooks,
-            notifier=self.notifier,
-            identity=self.identity,
-        )
+        stored, told = self._deliveries.tell(rollout, new_status, stored)
+        return new_status, stored, told
 
     def _sync_services(self, rollout: Rollout, observed: Observed) -> None:
         """The Services in line with the spec, when it or the primary changed (`ServiceSync`)."""

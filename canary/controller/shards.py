@@ -24,7 +24,11 @@ once: the new replicas start acting a lease duration after the last old one stop
 (the group Lease is never given up early; a leader's is, on SIGTERM, as before).
 
 One thread (`ShardSet`) lists the group's Leases (label ``canary.dev/lease-group``) once per
-``retry_period`` and renews, takes and sheds. ``owns`` is computed from each Lease's last
+``retry_period`` and renews, takes and sheds; sooner when a Lease it may take runs out (a
+dead replica's shards are taken then, not at the next retry) or is released. A watch on the
+Leases' namespace (`canary.controller.lease_watch`) tells when each renewal was first seen, so
+a dead replica's shards go a lease duration after its last renewal: within the lease duration
+of its death. ``owns`` is computed from each Lease's last
 successful renewal, like `LeaderElector.is_leader`, so a replica cut off from the API server
 stops acting on its shards before any other replica may take them. A shard being shed stops
 being owned first; its ticks under way are waited for (their writes are refused already) before
@@ -49,7 +53,8 @@ from typing import Any
 
 from canary.controller.kinds import LEASE
 from canary.controller.kube import Json, Kube, KubeError, NotFoundError
-from canary.controller.leader import LeaseHolder, LeaseSettings
+from canary.controller.leader import LeaseHolder, LeaseSettings, next_round_in
+from canary.controller.lease_watch import LeaseSightings
 from canary.controller.scheduling import TickScheduler
 
 log = logging.getLogger("canary.controller.shards")
@@ -157,6 +162,10 @@ class ShardSet:
         self._in_flight: dict[int, int] = {}
         self._local = threading.local()
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self.sightings = LeaseSightings(
+            kube, settings.namespace, on_free=self._wake.set, monotonic=monotonic
+        )
         self._thread = threading.Thread(target=self._run, name="shards", daemon=True)
 
     # --- what the controller asks --------------------------------------------------------------
@@ -206,6 +215,7 @@ class ShardSet:
     # --- life cycle ----------------------------------------------------------------------------
 
     def start(self) -> ShardSet:
+        self.sightings.start()
         self._thread.start()
         return self
 
@@ -217,7 +227,9 @@ class ShardSet:
         """Stop acting on every shard; with ``release`` give their Leases and the member Lease
         up so that the others take the shards at their next round."""
         self._stop.set()
+        self._wake.set()
         self._thread.join(timeout)
+        self.sightings.reflector.signal_stop()
         held = {i for i, holder in enumerate(self.holders) if holder.holding()}
         for holder in self.holders:
             holder.drop()
@@ -238,7 +250,15 @@ class ShardSet:
             except Exception:
                 log.exception("shards failed")
                 self._report()
-            self._stop.wait(self.settings.retry_period)
+            self._wake.wait(self._next_round_in())
+            self._wake.clear()
+
+    def _next_round_in(self) -> float:
+        """The retry period, or less: just after the first Lease this replica may take (a
+        shard's, or another member's, whose expiry raises the fair share) runs out."""
+        observed = [*self.holders, *self._others.values(), self.group]
+        expiries = [holder.expires_at() for holder in observed]
+        return next_round_in(self.settings.retry_period, expiries, self._monotonic())
 
     # --- one round -----------------------------------------------------------------------------
 
@@ -272,7 +292,8 @@ class ShardSet:
         """Renew (or take) the group Lease; False, holding nothing, while a leader or replicas
         of another shard count hold it."""
         lease = self.kube.get(LEASE, self.settings.namespace, self.settings.name)
-        if self.group.round(lease, started) or self.group.holding():
+        seen_at = self.sightings.seen_at(lease)
+        if self.group.round(lease, started, seen_at=seen_at) or self.group.holding():
             self._blocked_by = ""
             return True
         holder = _holder(lease) if lease is not None else ""
@@ -306,9 +327,13 @@ class ShardSet:
                     now=self._now,
                 )
                 self._others[name] = observer
-            if not observer.available(lease, started):
+            seen_at = self.sightings.seen_at(lease)
+            if not observer.available(lease, started, seen_at):
                 live += 1
-            elif observer.unheld_for(lease, started) > FORGET_MEMBER_AFTER * self._duration():
+            elif (
+                observer.unheld_for(lease, started, seen_at)
+                > FORGET_MEMBER_AFTER * self._duration()
+            ):
                 self._forget_member(name)
         for gone in set(self._others) - seen:
             del self._others[gone]
@@ -323,17 +348,20 @@ class ShardSet:
             if not holder.holding()
             and (
                 (lease := leases.get(holder.settings.name)) is None
-                or holder.available(lease, started)
+                or holder.available(lease, started, self.sightings.seen_at(lease))
             )
         ]
         free.sort(key=lambda i: preference(self.identity, i))
         for shard in free:
             holder = self.holders[shard]
             lease = leases.get(holder.settings.name)
-            orphaned = lease is not None and holder.unheld_for(lease, started) > self._duration()
+            seen_at = self.sightings.seen_at(lease)
+            orphaned = (
+                lease is not None and holder.unheld_for(lease, started, seen_at) > self._duration()
+            )
             if wanted <= 0 and not orphaned:
                 continue
-            if holder.round(lease, started):
+            if holder.round(lease, started, seen_at=seen_at):
                 wanted -= 1
                 log.info("%s took shard %d", self.identity, shard)
 

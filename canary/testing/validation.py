@@ -5,6 +5,10 @@ are filled in, the schema is checked with `jsonschema` (Draft 4, the dialect Ope
 extends), then the `x-kubernetes-validations` CEL rules (see `canary.testing.cel`). Errors are
 worded like the real server's field errors: `spec.x: Required value`, `spec.x: Invalid value:
 ...`, `spec.x: Unsupported value: ...`.
+
+An update checks only the top-level fields it changes (a status write does not check the
+spec again): a field equal to the stored one was checked when it was stored, and the real
+server's validation ratcheting lets an unchanged field be (`_unchanged`).
 """
 
 from __future__ import annotations
@@ -62,16 +66,33 @@ def to_json_schema(node: Any) -> Any:
     return out
 
 
-_VALIDATORS: dict[int, tuple[Json, Draft4Validator]] = {}
+_VALIDATORS: dict[tuple[int, frozenset[str]], tuple[Json, Draft4Validator]] = {}
 
 
-def _validator(schema: Json) -> Draft4Validator:
-    """One compiled validator per schema object (kept alive here, so its id stays its own)."""
-    found = _VALIDATORS.get(id(schema))
+def _validator(schema: Json, unchanged: frozenset[str] = frozenset()) -> Draft4Validator:
+    """One compiled validator per schema object (kept alive here, so its id stays its own) and
+    set of top-level fields left out (`_unchanged`)."""
+    key = (id(schema), unchanged)
+    found = _VALIDATORS.get(key)
     if found is None or found[0] is not schema:
-        found = (schema, Draft4Validator(to_json_schema(schema)))
-        _VALIDATORS[id(schema)] = found
+        plain = to_json_schema(schema)
+        if unchanged:
+            properties = {
+                k: ({} if k in unchanged else v) for k, v in plain.get("properties", {}).items()
+            }
+            plain = {**plain, "properties": properties}
+        found = (schema, Draft4Validator(plain))
+        _VALIDATORS[key] = found
     return found[1]
+
+
+def _unchanged(body: Json, old: Json | None) -> frozenset[str]:
+    """The top-level fields (``spec``, ``status``, ...) equal to the stored object's: they were
+    checked when it was stored, and are not checked again (a status write does not check the
+    spec again), as the API server's validation ratcheting lets an unchanged field be."""
+    if old is None:
+        return frozenset()
+    return frozenset(k for k, v in body.items() if k in old and old[k] == v)
 
 
 def prune_and_default(schema: Json, value: Any, path: list[Any], unknown: list[str]) -> Any:
@@ -160,8 +181,8 @@ def check(schema: Json, obj: Json, old: Json | None) -> tuple[Json, list[Json], 
     """(the pruned and defaulted object, the StatusCauses against it, the unknown fields)."""
     unknown: list[str] = []
     cleaned = prune_and_default(schema, obj, [], unknown)
-    validator = _validator(schema)
     body = {k: v for k, v in cleaned.items() if k != "metadata"}
+    validator = _validator(schema, _unchanged(body, old))
     errors = sorted(validator.iter_errors(body), key=lambda e: list(map(str, e.absolute_path)))
     causes = [_describe(e) for e in errors]
     if not causes:

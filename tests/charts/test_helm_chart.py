@@ -130,7 +130,7 @@ def test_the_deployment_runs_two_electing_replicas_safely() -> None:
         "--retry-period=2s",
         "--notifications",
         "--no-restore-on-delete",
-        "--workers=8",
+        "--workers=32",
         "--log-level=info",
     ]
     downward = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in main["env"][:2]}
@@ -177,7 +177,7 @@ def test_sharded_replicas_get_the_flag_the_lease_rules_and_the_notes() -> None:
         {
             "apiGroups": ["coordination.k8s.io"],
             "resources": ["leases"],
-            "verbs": ["list", "delete"],
+            "verbs": ["list", "watch", "delete"],
         },
     ]
     assert "sharing 3 shards of the Rollouts" in result.notes

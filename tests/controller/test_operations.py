@@ -51,7 +51,7 @@ def test_a_route_changed_by_hand_is_put_back(cluster: Cluster) -> None:
     cluster.api.apply(deployment("web", cluster.namespace))
     spec = {"service": {"port": 9898, "route": {"timeout": "5s"}}}
     cluster.api.apply(rollout("web", cluster.namespace, **spec))
-    cluster.controller()
+    cluster.controller(route_resync=1.0)  # every route object applied again each second
     cluster.wait_phase("web", "Initialized")
     edited = copy.deepcopy(cluster.get(*VS))
     assert edited is not None

@@ -21,7 +21,14 @@ from canary.controller.kinds import (
     ROLLOUT,
     kind_of,
 )
-from canary.controller.kube import APPLY_PATCH, MERGE_PATCH, ConflictError, Kube, NotFoundError
+from canary.controller.kube import (
+    APPLY_PATCH,
+    MERGE_PATCH,
+    ConflictError,
+    Kube,
+    NotFoundError,
+    widen_connection_pool,
+)
 from canary.controller.rest import path_of, query_of
 
 
@@ -163,3 +170,12 @@ def test_refused_requests_are_kube_errors_with_the_servers_reason(
     with pytest.raises(ConflictError, match="409 Conflict: stale"):
         kube.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"namespace": "ns"}})
     assert recorded.requests[-1]["path"] == "/api/v1/namespaces/ns/configmaps"
+
+
+def test_the_connection_pool_is_widened_to_the_workers_and_watches() -> None:
+    api_client = client.ApiClient()
+    assert widen_connection_pool(api_client, 45) == 45
+    pool = api_client.rest_client.pool_manager.connection_from_url("http://127.0.0.1:1")
+    assert pool.pool is not None
+    assert pool.pool.maxsize == 45, "a connection a worker and a watch, kept open"
+    assert widen_connection_pool(api_client, 3) == 45, "never narrowed"

@@ -3,6 +3,7 @@ the test API server (the Leases are real objects, written with resourceVersions)
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 import threading
@@ -13,6 +14,7 @@ from controller_support import Cluster, wait_for
 
 from canary.controller import Kube, LeaderElector, LeaseSettings
 from canary.controller.kinds import LEASE
+from canary.controller.leader import EXPIRY_MARGIN, next_round_in
 from canary.controller.shards import (
     GROUP_LABEL,
     ShardSet,
@@ -36,10 +38,12 @@ class Clock:
         return self.now
 
 
-def shard_set(cluster: Cluster, identity: str, clock: Clock, shards: int = 6) -> ShardSet:
+def shard_set(
+    cluster: Cluster, identity: str, clock: Clock, shards: int = 6, name: str = "canary"
+) -> ShardSet:
     settings = LeaseSettings(
         namespace=cluster.namespace,
-        name="canary",
+        name=name,
         identity=identity,
         lease_duration=DURATION,
         renew_deadline=DEADLINE,
@@ -317,3 +321,107 @@ def test_a_lapsed_hold_is_not_a_lost_shard_until_a_round_says_so(cluster: Cluste
     a.round()  # the late round renews every Lease, still naming a
     assert a.owns_key(key)
     assert changes == [({0, 1}, set())], "no loss and no gain was reported"
+
+
+def test_the_next_round_comes_when_an_observed_lease_runs_out() -> None:
+    assert next_round_in(2.0, [], 100.0) == 2.0, "nothing observed: the retry period"
+    assert next_round_in(2.0, [None, 130.0], 100.0) == 2.0, "nothing runs out sooner"
+    assert next_round_in(2.0, [100.5, 101.5], 100.0) == pytest.approx(0.5 + EXPIRY_MARGIN)
+    assert next_round_in(2.0, [99.0], 100.0) == 2.0, "one run out already: no busy loop"
+
+
+def test_a_watched_renewal_times_the_lease_from_when_the_watch_saw_it(cluster: Cluster) -> None:
+    """A contender whose rounds read the Leases once a retry period sees a renewal up to a
+    retry period late; the watch's sighting times the Lease from the renewal itself, so a dead
+    replica's shards go a lease duration after its last renewal, not later, and never sooner."""
+    clocks = [Clock(), Clock()]
+    a, c = (shard_set(cluster, n, k, shards=2) for n, k in zip("ac", clocks, strict=True))
+    a.sightings.start()
+    try:
+        for _ in range(2):
+            a.round()
+            c.round()
+            advance(clocks, RETRY)
+        assert len(a.owned()) == len(c.owned()) == 1
+        dead = c.owned()
+        c.round()  # c's last renewal, at c's clock; a's clock shows the same moment
+        renewed_at = clocks[0].now
+        name = f"canary-shard-{dead.pop()}"
+        lease = cluster.get("coordination.k8s.io/v1", "Lease", name)
+        wait_for("a's watch to see it", lambda: a.sightings.seen_at(lease) is not None)
+        assert a.sightings.seen_at(lease) == renewed_at, "seen at once (time stands still)"
+        advance(clocks, RETRY * 0.9)  # a's next round reads the renewal 0.9 s after it
+        a.round()
+        while clocks[0].now + a._next_round_in() < renewed_at + DURATION:
+            wait = a._next_round_in()
+            assert wait <= RETRY
+            advance(clocks, wait)
+            a.round()
+            assert len(a.owned()) == 1, f"taken {clocks[0].now - renewed_at:.2f}s after it"
+        advance(clocks, a._next_round_in())
+        assert clocks[0].now - renewed_at == pytest.approx(DURATION + EXPIRY_MARGIN), (
+            "the round comes just after the lease runs out, not at the next retry"
+        )
+        assert a.round() == {0, 1}, "taken a lease duration after c's last renewal"
+    finally:
+        a.sightings.stop()
+
+
+def test_without_a_sighting_the_lease_is_timed_from_the_read(cluster: Cluster) -> None:
+    """A sighting of another record (an older renewal) does not count: the read's time does."""
+    clocks = [Clock(), Clock()]
+    a, c = (shard_set(cluster, n, k, shards=1) for n, k in zip("ac", clocks, strict=True))
+    c.round()
+    lease = cluster.get("coordination.k8s.io/v1", "Lease", "canary-shard-0")
+    a.sightings.note(lease)  # seen at 1000
+    advance(clocks, RETRY)
+    c.round()  # renewed: a has not seen this record
+    advance(clocks, RETRY)
+    a.round()  # read at 1002
+    advance(clocks, DURATION - 0.01)
+    assert a.round() == set(), "the lease runs out a duration after the read, not the sighting"
+    advance(clocks, 0.02)
+    assert a.round() == {0}
+
+
+def test_the_takeover_is_within_the_lease_duration_of_the_death_over_many_runs(
+    cluster: Cluster,
+) -> None:
+    """Seeded: whatever the phase of the contender's reads against the holder's renewals and
+    however long after its last renewal the holder dies, the contender takes the shard no
+    sooner than the lease duration after that renewal (never while the holder may act) and no
+    later than the lease duration after the death (plus the round's margin)."""
+    rng = random.Random(16)
+    for run in range(10):
+        clocks = [Clock(), Clock()]
+        a, c = (
+            shard_set(cluster, n, k, shards=1, name=f"takeover{run}")
+            for n, k in zip("ac", clocks, strict=True)
+        )
+        a.sightings.start()
+        try:
+            phase, dies_after = rng.uniform(0.05, RETRY), rng.uniform(0.0, RETRY)
+            renewals = rng.randint(1, 3)
+            for _ in range(renewals):
+                c.round()  # a renewal (the first one takes the shard)
+                lease = cluster.get("coordination.k8s.io/v1", "Lease", f"takeover{run}-shard-0")
+                seen = a.sightings.seen_at
+                wait_for("the sighting", lambda lease=lease, seen=seen: seen(lease))
+                last_renewal = clocks[0].now
+                advance(clocks, phase)
+                a.round()  # a's read, `phase` after the renewal
+                advance(clocks, RETRY - phase)
+            died = last_renewal + dies_after  # c renews no more: it died by then
+            while not a.owned():
+                advance(clocks, a._next_round_in())
+                a.round()
+                assert clocks[0].now < died + DURATION + 1, "not taken in time"
+            taken = clocks[0].now
+            assert taken >= last_renewal + DURATION, f"run {run}: taken before the lease ran out"
+            assert taken <= last_renewal + DURATION + EXPIRY_MARGIN + 1e-6, (
+                f"run {run}: taken {taken - last_renewal:.3f}s after the last renewal"
+            )
+            assert taken - died <= DURATION + EXPIRY_MARGIN + 1e-6, "within D of the death"
+            assert not c.owned(), "the holder stopped acting before"
+        finally:
+            a.sightings.stop()

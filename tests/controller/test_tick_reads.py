@@ -20,6 +20,7 @@ from controller_support import Cluster, deployment, rollout, wait_for
 
 from canary.analysis.samples import SideSample, WindowSample
 from canary.controller.cached import CachedKube
+from canary.controller.event_sender import EventSender
 from canary.controller.kinds import DEPLOYMENT, ROLLOUT
 from canary.controller.kube import Kube
 from canary.controller.metrics import ControllerMetrics
@@ -31,6 +32,8 @@ from canary.controller.workloads import ServiceSync
 from canary.gates.webhooks import WebhookCaller
 from canary.model.analysis import CheckSpec
 from canary.model.status import Phase, RolloutStatus
+
+Json = dict[str, object]
 
 
 class Healthy:
@@ -277,3 +280,71 @@ def test_a_fence_is_lifted_when_a_relist_skipped_the_written_version(
     assert seen is not None
     assert seen["status"] == {"phase": "Progressing"}
     assert reads.fenced() == 0, "the cache shows what the API server shows: caught up"
+
+
+def with_sender(rig: Rig, sender: EventSender) -> None:
+    """The rig's reconciler replaced by one (nothing in memory) that hands Events to
+    ``sender``."""
+    was = rig.reconciler
+    rig.reconciler = Reconciler(
+        rig.reads,
+        was.provider,
+        was.webhooks,
+        was.metrics,
+        services=rig.services,
+        routes=rig.routes,
+        events=sender,
+    )
+
+
+def test_a_steps_events_go_to_the_sender_and_are_never_lost(rig: Rig) -> None:
+    """A step hands its Events to the event sender (no POST in the tick); the Rollout's next
+    status write first records what the sender has not (here: a sender that never runs, as one
+    that fell behind); a replica that died with Events still queued leaves the outbox in the
+    status, and the next one records them, each once."""
+    initialized(rig, analysis={"interval": "5m", "judge": "threshold"})
+    with_sender(rig, EventSender(rig.reads))  # never started
+    rig.cluster.set_image("web", "podinfo:7.0.0")
+    handed: list[Json] = []
+
+    def a_step_told() -> bool:
+        rig.settle()
+        before = (rig.cluster.status("web").get("outbox") or {}).get("decidedAt")
+        made = rig.tick()
+        outbox = rig.cluster.status("web").get("outbox") or {}
+        if outbox.get("decidedAt") in (None, before) or not outbox.get("events"):
+            return False
+        assert made["POST events"] == 0, "not posted by the tick"
+        handed.append(outbox)
+        return True
+
+    wait_for("a step that told Events", a_step_told, every=0.1)
+    sender = rig.reconciler.events
+    assert sender is not None
+    queued = sender.queued
+    assert queued == len(handed[0]["events"]), "queued, the outbox left in the status"
+    rig.settle()
+    made = rig.tick()
+    assert made["POST events"] == queued, "recorded before the status write that drops the outbox"
+    for event in handed[0]["events"]:
+        assert rig.cluster.events(event["reason"]), f"{event['reason']} recorded"
+
+    def another_step_told() -> bool:
+        rig.settle()
+        before = (rig.cluster.status("web").get("outbox") or {}).get("decidedAt")
+        rig.tick()
+        outbox = rig.cluster.status("web").get("outbox") or {}
+        return outbox.get("decidedAt") not in (None, before) and bool(outbox.get("events"))
+
+    wait_for("another step that told Events", another_step_told, every=0.1)
+    left = rig.cluster.status("web")["outbox"]
+    # the replica dies with them queued: another one (nothing in memory) ticks
+    with_sender(rig, EventSender(rig.reads))
+    rig.settle()
+    assert rig.tick()["POST events"] >= len(left["events"]), "delivered from the status"
+    for outbox in (handed[0], left):
+        for event in outbox["events"]:
+            same = [
+                e for e in rig.cluster.events(event["reason"]) if e["message"] == event["message"]
+            ]
+            assert len(same) == 1, f"{event['reason']} recorded once"

@@ -3,6 +3,7 @@ Python client's apply patch, managedFields, removals, conflicts, other managers'
 
 from __future__ import annotations
 
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +116,29 @@ def test_apply_needs_a_field_manager(api: ApiServer, k8s: client.ApiClient) -> N
         )
     assert refused.value.status == 422
     assert "fieldManager: Required value" in str(refused.value.body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"settings",'
+        b'"namespace":"test"},"data":{"a":"1"}}',
+        b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: test}\n"
+        b"data:\n  a: '1'\n",
+        b"{apiVersion: v1, kind: ConfigMap, metadata: {name: settings, namespace: test}, "
+        b"data: {a: '1'}}",
+    ],
+    ids=["json", "yaml", "yaml-flow-mapping"],
+)
+def test_an_apply_body_may_be_json_or_any_yaml(api: ApiServer, body: bytes) -> None:
+    """An apply patch is YAML; JSON is read by the JSON decoder (fast), and a body that only
+    looks like JSON (a YAML flow mapping) is still read as YAML."""
+    request = urllib.request.Request(
+        f"{api.url}/api/v1/namespaces/test/configmaps/settings?fieldManager=me",
+        data=body,
+        method="PATCH",
+        headers={"Content-Type": "application/apply-patch+yaml"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 201
+    assert api.get("v1", "ConfigMap", "settings", "test")["data"] == {"a": "1"}

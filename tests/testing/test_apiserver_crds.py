@@ -293,3 +293,64 @@ def test_old_watch_paths_and_delete_collection(api: ApiServer) -> None:
     ) as r:
         first = json.loads(r.readline())
     assert (first["type"], first["object"]["metadata"]["name"]) == ("ADDED", "b")
+
+
+def widget_crd(maximum: int) -> dict[str, Any]:
+    size = {"type": "integer", "maximum": maximum}
+    schema = {
+        "type": "object",
+        "properties": {
+            "spec": {"type": "object", "properties": {"size": size}},
+            "status": {"type": "object", "properties": {"count": {"type": "integer"}}},
+        },
+    }
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {
+            "group": "example.com",
+            "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": schema},
+                    "subresources": {"status": {}},
+                }
+            ],
+        },
+    }
+
+
+def test_an_unchanged_field_is_not_checked_again(api: ApiServer, k8s: client.ApiClient) -> None:
+    """Validation ratcheting at the top level: a write that leaves ``spec`` as stored is not
+    refused for it (the schema tightened since); what it changes is checked."""
+    custom = client.CustomObjectsApi(k8s)
+    api.apply(widget_crd(maximum=5))
+    widget = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
+    custom.create_namespaced_custom_object(
+        "example.com", "v1", "test", "widgets", {**widget, "spec": {"size": 3}}
+    )
+    api.apply(widget_crd(maximum=2))  # the stored spec.size is now out of bounds
+    stored = custom.get_namespaced_custom_object("example.com", "v1", "test", "widgets", "w")
+    stored["status"] = {"count": 1}
+    written = custom.replace_namespaced_custom_object_status(
+        "example.com", "v1", "test", "widgets", "w", stored
+    )
+    assert written["status"] == {"count": 1}, "a status write: the spec is not checked again"
+    written["status"] = {"count": "many"}
+    with pytest.raises(ApiException) as bad_status:
+        custom.replace_namespaced_custom_object_status(
+            "example.com", "v1", "test", "widgets", "w", written
+        )
+    assert bad_status.value.status == 422
+    assert "status.count" in causes(bad_status.value)
+    with pytest.raises(ApiException) as bad_spec:
+        custom.patch_namespaced_custom_object(
+            "example.com", "v1", "test", "widgets", "w", {"spec": {"size": 4}}
+        )
+    assert bad_spec.value.status == 422
+    assert "spec.size" in causes(bad_spec.value)
