@@ -104,6 +104,8 @@ def rollout(
     name: str, namespace: str, interval: float, weights: list[int], judge: str | None
 ) -> Json:
     analysis: Json = {"interval": f"{interval:g}s"}
+    if interval > 600:  # the default inconclusiveDeadline (10m) must hold one interval at least
+        analysis["inconclusiveDeadline"] = f"{interval:g}s"
     if judge:
         analysis["judge"] = judge
     return {

@@ -32,6 +32,7 @@ It prints ``LISTENING host:port`` once it listens (127.0.0.1, a free port).
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import math
 import mmap
@@ -76,6 +77,10 @@ class Answers:
         self.lock = threading.Lock()
         self.queries = 0
         self.refused = 0
+        # each counter is one function of absolute time (so overlapping looks agree point for
+        # point, as a real Prometheus' do): (start, per-second rate, count) segments per series
+        self.segments: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
+        self.epoch = math.floor(time.time()) - 3600.0
 
     def is_bad(self, workload: str) -> bool:
         match = _INDEX.search(workload)
@@ -157,7 +162,7 @@ class Answers:
                 else:
                     share_failing = canary_failing if workload == canary else failing
                     per_second = rate * (share_failing if part == "failures" else 1.0)
-                    values = [per_second * (t - times[0]) + 1000.0 for t in times]
+                    values = self._counter((workload, part), per_second, times, end)
                 result.append(
                     {
                         "metric": {"__canary_series": part, "destination_workload": workload},
@@ -166,9 +171,30 @@ class Answers:
                 )
         return 200, {"status": "success", "data": {"resultType": "matrix", "result": result}}
 
+    def _counter(
+        self, key: tuple[str, str], per_second: float, times: list[float], end: float
+    ) -> list[float]:
+        """The counter ``key`` at ``times``: 1000 plus its rate integrated from the epoch; the
+        rate changes (a new segment) at the first query that sees a new one, from ``end`` on."""
+        with self.lock:
+            segments = self.segments.setdefault(key, [(self.epoch, per_second, 1000.0)])
+            start, rate, count = segments[-1]
+            if rate != per_second:
+                at = max(end, start)
+                segments.append((at, per_second, count + rate * (at - start)))
+            segments = list(segments)
+        starts = [segment[0] for segment in segments]
+        return [_count_at(segments, starts, t) for t in times]
+
     def stats(self) -> dict[str, int]:
         with self.lock:
             return {"queries": self.queries, "refused": self.refused}
+
+
+def _count_at(segments: list[tuple[float, float, float]], starts: list[float], t: float) -> float:
+    """The count by ``t`` of (start, rate, count at start) segments."""
+    start, rate, count = segments[max(bisect.bisect_left(starts, t) - 1, 0)]
+    return count + rate * max(t - start, 0.0)
 
 
 def _number(value: float) -> str:
