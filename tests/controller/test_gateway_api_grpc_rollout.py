@@ -1,0 +1,98 @@
+"""A gRPC service routed by a GRPCRoute (beside an HTTPRoute), rolled out by the reconciler
+tick by tick on the test API server with the real GRPCRoute CRD: both routes carry every step's
+weights, a healthy canary is promoted, a failing one rolled back with both routes on the
+primary, and a hand edit to the GRPCRoute is put back at the next tick."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from controller_support import deployment, rollout
+from tick_support import HTTPROUTE, Json, Ticker
+
+GRPCROUTE = ("gateway.networking.k8s.io/v1", "GRPCRoute")
+PROVIDER = {
+    "name": "gateway-api",
+    "gatewayApi": {
+        "parentRefs": [{"name": "eg"}],
+        "hostnames": ["web.example.com"],
+        "routes": [
+            {"kind": "HTTPRoute"},
+            {"kind": "GRPCRoute", "hostnames": ["grpc.web.example.com"]},
+        ],
+    },
+}
+
+
+def start(ticker: Ticker) -> None:
+    cluster = ticker.cluster
+    cluster.api.apply(deployment("web", cluster.namespace))
+    body = rollout("web", cluster.namespace)
+    body["spec"]["provider"] = copy.deepcopy(PROVIDER)
+    body["spec"]["analysis"] = {"interval": "10m", "judge": "threshold", "failureLimit": 1}
+    cluster.api.apply(body)
+    ticker.until("Initialized", lambda s: s.get("phase") == "Initialized")
+
+
+def canary_weights(route: Json) -> list[int]:
+    """The canary backendRef's weight in each rule (primary is backendRef 0)."""
+    out = []
+    for rule in route["spec"]["rules"]:
+        primary, canary = rule["backendRefs"]
+        assert primary["name"] == "web-primary"
+        assert canary["name"] == "web-canary"
+        assert primary["weight"] + canary["weight"] == 100
+        out.append(canary["weight"])
+    return out
+
+
+def test_a_healthy_canary_moves_both_routes_step_by_step_and_is_promoted(ticker: Ticker) -> None:
+    start(ticker)
+    assert canary_weights(ticker.route(GRPCROUTE)) == [0]
+    ticker.cluster.set_image("web", "podinfo:7.0.0")
+    seen: set[int] = set()
+
+    def both_routes_hold_the_status(status: Json) -> bool:
+        (grpc,) = canary_weights(ticker.route(GRPCROUTE))
+        (http,) = canary_weights(ticker.route(HTTPROUTE))
+        assert grpc == http, f"the GRPCRoute holds {grpc}%, the HTTPRoute {http}%"
+        if status.get("phase") == "Progressing":
+            assert grpc == status.get("canaryWeight", 0)
+        seen.add(grpc)
+        return status.get("phase") == "Succeeded"
+
+    ticker.until("Succeeded", both_routes_hold_the_status)
+    assert {20, 50} <= seen
+    assert canary_weights(ticker.route(GRPCROUTE)) == [0]
+    assert ticker.cluster.image_of("web-primary") == "podinfo:7.0.0"
+    assert not ticker.cluster.events("ReconcileError")
+
+
+@pytest.mark.parametrize("ticker", [250], indirect=True)
+def test_a_failing_canary_is_rolled_back_on_both_routes(ticker: Ticker) -> None:
+    start(ticker)
+    ticker.cluster.set_image("web", "podinfo:7.0.0")
+    ticker.until("traffic on the canary", lambda s: canary_weights(ticker.route(GRPCROUTE)) == [20])
+    status = ticker.until("Failed", lambda s: s.get("phase") == "Failed")
+    assert status["canaryWeight"] == 0
+    assert canary_weights(ticker.route(GRPCROUTE)) == [0]
+    assert canary_weights(ticker.route(HTTPROUTE)) == [0]
+    assert ticker.cluster.image_of("web-primary") == "podinfo:6.7.0"
+    assert ticker.cluster.deployment("web")["spec"]["replicas"] == 0
+
+
+def test_a_hand_edit_to_the_grpcroute_is_put_back_and_other_fields_kept(ticker: Ticker) -> None:
+    start(ticker)
+    applied = ticker.route(GRPCROUTE)
+    edited = copy.deepcopy(applied)
+    edited["metadata"].pop("resourceVersion")
+    edited["metadata"]["labels"]["team"] = "payments"  # another manager's own field
+    edited["spec"]["rules"][0]["backendRefs"][0]["weight"] = 50
+    edited["spec"]["rules"][0]["backendRefs"][1]["weight"] = 50
+    ticker.cluster.api.apply(edited)
+    ticker.tick()
+    live = ticker.route(GRPCROUTE)
+    assert live["spec"]["rules"] == applied["spec"]["rules"], "canary's rules put back"
+    assert live["metadata"]["labels"]["team"] == "payments"
+    assert not ticker.cluster.events("ReconcileError")
