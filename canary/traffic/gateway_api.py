@@ -14,11 +14,12 @@ canary = backend 1).
 from __future__ import annotations
 
 from canary.engine.actions import Route
+from canary.engine.routes import STABLE
 from canary.model.provider import GatewayApiSettings, GatewayRoute, RouteKind
 from canary.model.rollout import Rollout
 from canary.traffic.gateway_api_grpc import grpc_route
-from canary.traffic.httproute import Layout, http_route, route_from_http_route
-from canary.traffic.objects import Json, Names, RenderError
+from canary.traffic.httproute import GROUP, Layout, http_route, route_from_http_route
+from canary.traffic.objects import MANAGED_BY, ROLLOUT_LABEL, Json, Names, RenderError
 from canary.traffic.router import RouterError
 
 
@@ -69,3 +70,33 @@ def route_from_objects(rollout: Rollout, objects: list[Json]) -> Route:
         )
         raise RouterError(f"the routes disagree: {says}")
     return first
+
+
+ROUTE_KINDS = tuple(kind.value for kind in RouteKind)
+"""The Gateway API route kinds this provider writes (each in `GROUP`, any version)."""
+
+
+def stale_routes(rollout: Rollout, objects: list[Json]) -> list[Json]:
+    """The routes among ``objects`` that canary wrote for this rollout (its labels, in its
+    namespace) and that the rollout no longer lists (a route removed from or renamed in
+    `provider.gatewayApi.routes`): left alone they would keep the split they last held, the
+    canary's share too after the canary is scaled down, so the controller deletes them. Nothing
+    for another provider (its objects do not change with the spec)."""
+    if rollout.spec.provider.gateway_api is None:
+        return []
+    names = Names.of(rollout)
+    wanted = {(obj["kind"], obj["metadata"]["name"]) for obj in desired_objects(rollout, STABLE)}
+    stale: list[Json] = []
+    for obj in objects:
+        meta = obj.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        if (
+            str(obj.get("apiVersion", "")).rpartition("/")[0] == GROUP
+            and obj.get("kind") in ROUTE_KINDS
+            and meta.get("namespace") == names.namespace
+            and labels.get(MANAGED_BY) == "canary"
+            and labels.get(ROLLOUT_LABEL) == rollout.metadata.name
+            and (obj["kind"], meta.get("name")) not in wanted
+        ):
+            stale.append(obj)
+    return stale

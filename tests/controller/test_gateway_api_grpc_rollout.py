@@ -9,7 +9,7 @@ import copy
 
 import pytest
 from controller_support import deployment, rollout
-from tick_support import HTTPROUTE, Json, Ticker
+from tick_support import HTTPROUTE, Json, Ticker, set_spec
 
 GRPCROUTE = ("gateway.networking.k8s.io/v1", "GRPCRoute")
 PROVIDER = {
@@ -95,4 +95,18 @@ def test_a_hand_edit_to_the_grpcroute_is_put_back_and_other_fields_kept(ticker: 
     live = ticker.route(GRPCROUTE)
     assert live["spec"]["rules"] == applied["spec"]["rules"], "canary's rules put back"
     assert live["metadata"]["labels"]["team"] == "payments"
+    assert not ticker.cluster.events("ReconcileError")
+
+
+def test_a_route_removed_from_the_spec_is_deleted_at_the_next_tick(ticker: Ticker) -> None:
+    start(ticker)
+    assert ticker.cluster.get(*HTTPROUTE, "web") is not None
+
+    def grpc_only(spec: Json) -> None:
+        spec["provider"]["gatewayApi"]["routes"] = [{"kind": "GRPCRoute"}]
+
+    set_spec(ticker.cluster, grpc_only)
+    ticker.tick()
+    assert ticker.cluster.get(*HTTPROUTE, "web") is None
+    assert canary_weights(ticker.route(GRPCROUTE)) == [0]
     assert not ticker.cluster.events("ReconcileError")

@@ -26,9 +26,10 @@ from canary.controller.routing import MeshRouter
 from canary.engine.actions import Route
 from canary.engine.routes import STABLE
 from canary.model.rollout import Rollout
+from canary.model.status import Phase, RolloutStatus
 from canary.model.strategy import MatchRule, StringMatch
 from canary.testing import ApiServer
-from canary.traffic import mesh
+from canary.traffic import gateway_api, mesh
 from canary.traffic.router import RouterError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -446,3 +447,67 @@ def test_validate_names_the_field_a_grpcroute_cannot_hold(tmp_path: Path) -> Non
     assert "spec.service.route.timeout: a GRPCRoute (spec.provider.gatewayApi.routes) cannot " in (
         run.stdout + run.stderr
     )
+
+
+# --- a route the rollout no longer lists is deleted ---------------------------------------------
+
+
+def test_stale_routes_are_this_rollouts_labelled_routes_it_no_longer_lists() -> None:
+    before = mesh.desired_objects(rollout_of(BOTH), Route(canary_weight=40))
+    now = rollout_of(grpc_only())
+    other = copy.deepcopy(before[0])
+    other["metadata"]["labels"]["canary.dev/rollout"] = "someone-else"
+    unlabelled = copy.deepcopy(before[0])
+    del unlabelled["metadata"]["labels"]
+    elsewhere = copy.deepcopy(before[0])
+    elsewhere["metadata"]["namespace"] = "prod"
+    found = gateway_api.stale_routes(now, [*before, other, unlabelled, elsewhere])
+    assert [(o["kind"], o["metadata"]["name"]) for o in found] == [("HTTPRoute", "greeter")]
+    assert gateway_api.stale_routes(rollout_of(BOTH), before) == []
+    renamed = rollout_of(grpc_only(name="greeter-v2"))
+    assert [o["kind"] for o in gateway_api.stale_routes(renamed, before)] == [
+        "HTTPRoute",
+        "GRPCRoute",
+    ]
+
+
+def test_a_route_removed_from_the_spec_is_deleted_by_the_next_apply(
+    kube: tuple[ApiServer, Kube],
+) -> None:
+    api, client = kube
+    versions: dict[tuple[str, str, str, str], str] = {}
+    held: dict[tuple[str, str, str, str], tuple[Json, Json]] = {}
+    MeshRouter(client, rollout_of(BOTH), versions, held).apply(Route(canary_weight=40))
+    assert backend_weights(live(api, HTTP)) == [[60, 40]]
+    written = MeshRouter(client, rollout_of(grpc_only()), versions, held).apply(
+        Route(canary_weight=40)
+    )
+    assert written == ["deleted HTTPRoute greeter"]
+    assert [o["kind"] for o in api.list(*HTTP, namespace="test")] == []
+    assert backend_weights(live(api, GRPC)) == [[60, 40]]
+    assert [k[1] for k in held] == ["GRPCRoute"]
+
+
+def test_after_a_restart_the_first_repair_finds_a_removed_route_by_its_labels(
+    kube: tuple[ApiServer, Kube],
+) -> None:
+    api, client = kube
+    MeshRouter(client, rollout_of(BOTH)).apply(Route(canary_weight=40))
+    done = RolloutStatus(phase=Phase.SUCCEEDED)
+    restarted = MeshRouter(client, rollout_of(grpc_only()))  # nothing held: a new replica
+    restarted.repair(done, unknown=True)
+    assert [o["kind"] for o in api.list(*HTTP, namespace="test")] == []
+    assert backend_weights(live(api, GRPC)) == [[100, 0]]
+
+
+def test_a_cluster_without_the_grpcroute_crd_still_repairs_an_httproute(tmp_path: Path) -> None:
+    with ApiServer() as api:
+        api.create_namespace("test")
+        api.apply_file(CRDS / "gateway-api-httproutes.yaml")
+        made = config.new_client_from_config(config_file=str(api.kubeconfig(tmp_path / "kc")))
+        try:
+            router = MeshRouter(Kube(made), rollout_of({"parentRefs": [PUBLIC]}))
+            router.repair(RolloutStatus(phase=Phase.SUCCEEDED), unknown=True)
+        finally:
+            made.close()
+        assert backend_weights(live(api, HTTP)) == [[100, 0]]
