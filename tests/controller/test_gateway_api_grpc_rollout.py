@@ -1,7 +1,9 @@
 """A gRPC service routed by a GRPCRoute (beside an HTTPRoute), rolled out by the reconciler
 tick by tick on the test API server with the real GRPCRoute CRD: both routes carry every step's
 weights, a healthy canary is promoted, a failing one rolled back with both routes on the
-primary, and a hand edit to the GRPCRoute is put back at the next tick."""
+primary, a blue/green mirror is gone after the rollback, an A/B test's header rule comes and
+goes, a hand edit to the GRPCRoute is put back at the next tick, and a route removed from the
+spec is deleted."""
 
 from __future__ import annotations
 
@@ -25,10 +27,10 @@ PROVIDER = {
 }
 
 
-def start(ticker: Ticker) -> None:
+def start(ticker: Ticker, **spec: Json) -> None:
     cluster = ticker.cluster
     cluster.api.apply(deployment("web", cluster.namespace))
-    body = rollout("web", cluster.namespace)
+    body = rollout("web", cluster.namespace, **spec)
     body["spec"]["provider"] = copy.deepcopy(PROVIDER)
     body["spec"]["analysis"] = {"interval": "10m", "judge": "threshold", "failureLimit": 1}
     cluster.api.apply(body)
@@ -110,3 +112,40 @@ def test_a_route_removed_from_the_spec_is_deleted_at_the_next_tick(ticker: Ticke
     assert ticker.cluster.get(*HTTPROUTE, "web") is None
     assert canary_weights(ticker.route(GRPCROUTE)) == [0]
     assert not ticker.cluster.events("ReconcileError")
+
+
+def mirrors(route: Json) -> list[Json]:
+    return [
+        f["requestMirror"]
+        for rule in route["spec"]["rules"]
+        for f in rule.get("filters") or []
+        if f["type"] == "RequestMirror"
+    ]
+
+
+@pytest.mark.parametrize("ticker", [250], indirect=True)
+def test_a_failing_blue_green_canary_leaves_no_mirror_on_the_grpcroute(ticker: Ticker) -> None:
+    start(ticker, strategy={"blueGreen": {"iterations": 3}, "mirror": {"percentage": 100}})
+    ticker.cluster.set_image("web", "podinfo:7.0.0")
+    ticker.until("the mirror", lambda s: len(mirrors(ticker.route(GRPCROUTE))) == 1)
+    (mirror,) = mirrors(ticker.route(GRPCROUTE))
+    assert mirror["backendRef"]["name"] == "web-canary"
+    assert canary_weights(ticker.route(GRPCROUTE)) == [0], "a mirror, no live traffic"
+    ticker.until("Failed", lambda s: s.get("phase") == "Failed")
+    assert mirrors(ticker.route(GRPCROUTE)) == []
+    assert mirrors(ticker.route(HTTPROUTE)) == []
+
+
+def test_an_ab_test_routes_matching_calls_to_the_canary_then_ends(ticker: Ticker) -> None:
+    match = [{"headers": {"x-canary": {"exact": "insider"}}}]
+    start(ticker, strategy={"abTest": {"match": match, "iterations": 2}})
+    ticker.cluster.set_image("web", "podinfo:7.0.0")
+    ticker.until("the A/B rule", lambda s: len(ticker.route(GRPCROUTE)["spec"]["rules"]) == 2)
+    ab_rule = ticker.route(GRPCROUTE)["spec"]["rules"][0]
+    assert ab_rule["matches"] == [
+        {"headers": [{"name": "x-canary", "type": "Exact", "value": "insider"}]}
+    ]
+    assert canary_weights(ticker.route(GRPCROUTE)) == [100, 0]
+    ticker.until("Succeeded", lambda s: s.get("phase") == "Succeeded")
+    assert canary_weights(ticker.route(GRPCROUTE)) == [0], "no A/B rule left"
+    assert ticker.cluster.image_of("web-primary") == "podinfo:7.0.0"
