@@ -113,7 +113,8 @@ class MeshRouter:
         """Make the objects hold ``route``; returns what changed (empty: nothing did)."""
         written: list[str] = []
         held: list[Json] = []
-        for want in desired_objects(self.rollout, route):
+        desired = desired_objects(self.rollout, route)
+        for want in desired:
             key = _key(want)
             done = self._applied.get(key) or (self.held.get(key) if self.trust else None)
             if done is not None and done[0] == want:
@@ -128,7 +129,10 @@ class MeshRouter:
                 if before is not None:
                     written.append(f"wrote {want['kind']} {want['metadata']['name']}")
             held.append(stored)
-        written += self._delete_stale([applied for applied, _ in self.held.values()])
+        keys = {_key(want) for want in desired}
+        gone = [applied for key, (applied, _) in self.held.items() if key not in keys]
+        if gone:  # a route the rollout no longer lists (canary.traffic.gateway_api)
+            written += self._delete_stale(gone)
         holds = route_from_objects(self.rollout, held)
         if holds != route:
             raise RouterError(

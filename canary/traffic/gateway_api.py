@@ -82,7 +82,7 @@ def stale_routes(rollout: Rollout, objects: list[Json]) -> list[Json]:
     `provider.gatewayApi.routes`): left alone they would keep the split they last held, the
     canary's share too after the canary is scaled down, so the controller deletes them. Nothing
     for another provider (its objects do not change with the spec)."""
-    if rollout.spec.provider.gateway_api is None:
+    if rollout.spec.provider.gateway_api is None or not objects:
         return []
     names = Names.of(rollout)
     wanted = {(obj["kind"], obj["metadata"]["name"]) for obj in desired_objects(rollout, STABLE)}
