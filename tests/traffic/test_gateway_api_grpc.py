@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from kubernetes import config
 from pydantic import ValidationError
 from test_mesh_schemas import crd_errors, engine_routes, schema_for, with_defaults
 
+from canary.analysis.policies import builtin_policy
 from canary.controller.kube import FIELD_MANAGER, Kube
 from canary.controller.routing import MeshRouter
 from canary.engine.actions import Route
@@ -511,3 +513,56 @@ def test_a_cluster_without_the_grpcroute_crd_still_repairs_an_httproute(tmp_path
         finally:
             made.close()
         assert backend_weights(live(api, HTTP)) == [[100, 0]]
+
+
+# --- what the shipped gateway-api-envoy policy reads of these routes ----------------------------
+
+
+def envoy_gateway_clusters(obj: Json) -> list[tuple[str, str]]:
+    """(cluster, Service) as Envoy Gateway names the clusters of a route: per rule
+    ``<kind>/<namespace>/<route>/rule/<i>``, and per backendRef (``/backend/<j>``) when a
+    backendRef of the rule carries a filter (docs/policies.md, "How Envoy Gateway names
+    clusters")."""
+    meta = obj["metadata"]
+    stem = f"{obj['kind'].lower()}/{meta['namespace']}/{meta['name']}"
+    out: list[tuple[str, str]] = []
+    for i, rule in enumerate(obj["spec"]["rules"]):
+        refs = rule["backendRefs"]
+        if any(ref.get("filters") for ref in refs):
+            out += [(f"{stem}/rule/{i}/backend/{j}", ref["name"]) for j, ref in enumerate(refs)]
+        else:
+            out.append((f"{stem}/rule/{i}", "both"))
+    return out
+
+
+def policy_pattern(name: str, namespace: str, target: str) -> re.Pattern[str]:
+    text = builtin_policy("gateway-api-envoy").spec.variables[name]
+    text = text.replace("{{ namespace }}", namespace).replace("{{ target }}", target)
+    return re.compile(f"^(?:{text})$")  # PromQL anchors =~ at both ends
+
+
+@pytest.mark.parametrize("name", [None, "greeter-internal"], ids=["target-name", "other-name"])
+def test_the_policy_reads_each_side_of_the_grpcroute_and_only_a_route_named_after_the_target(
+    name: str | None,
+) -> None:
+    ab = {"abTest": {"match": HEADERS["exact"]}}
+    rollout = rollout_of(grpc_only(**({"name": name} if name else {})), ab)
+    assert rollout.spec.strategy.ab_test is not None
+    route = Route(canary_weight=30, match=tuple(rollout.spec.strategy.ab_test.match))
+    (grpc,) = mesh.desired_objects(rollout, route)
+    canary = policy_pattern("canary_cluster", "test", "greeter")
+    primary = policy_pattern("primary_cluster", "test", "greeter")
+    grpc_clusters = re.compile(
+        builtin_policy("gateway-api-envoy").spec.variables["grpc_clusters"].split('=~"')[-1][:-1]
+    )
+    clusters = envoy_gateway_clusters(grpc)
+    assert len(clusters) == 4, "a cluster per backendRef, two rules"
+    for cluster, service in clusters:
+        read_as_canary, read_as_primary = canary.match(cluster), primary.match(cluster)
+        if name is not None:
+            assert not read_as_canary, cluster
+            assert not read_as_primary, cluster
+            continue
+        assert bool(read_as_canary) == (service == "greeter-canary"), cluster
+        assert bool(read_as_primary) == (service == "greeter-primary"), cluster
+        assert grpc_clusters.match(cluster), "counted by gRPC status"
