@@ -8,10 +8,23 @@ spec is deleted."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
-from controller_support import deployment, rollout
+from controller_support import (
+    BAD,
+    HEALTHY,
+    NAME,
+    Cluster,
+    MetricsRelay,
+    deployment,
+    rollout,
+)
 from tick_support import HTTPROUTE, Json, Ticker, set_spec
+
+from canary.testing.telemetry import ENVOY_GRPC, Behaviour, MeshTelemetry, Split, Workloads
+from canary.testing.telemetry_routes import split_of_objects
 
 GRPCROUTE = ("gateway.networking.k8s.io/v1", "GRPCRoute")
 PROVIDER = {
@@ -37,13 +50,13 @@ def start(ticker: Ticker, **spec: Json) -> None:
     ticker.until("Initialized", lambda s: s.get("phase") == "Initialized")
 
 
-def canary_weights(route: Json) -> list[int]:
+def canary_weights(route: Json, target: str = "web") -> list[int]:
     """The canary backendRef's weight in each rule (primary is backendRef 0)."""
     out = []
     for rule in route["spec"]["rules"]:
         primary, canary = rule["backendRefs"]
-        assert primary["name"] == "web-primary"
-        assert canary["name"] == "web-canary"
+        assert primary["name"] == f"{target}-primary"
+        assert canary["name"] == f"{target}-canary"
         assert primary["weight"] + canary["weight"] == 100
         out.append(canary["weight"])
     return out
@@ -149,3 +162,70 @@ def test_an_ab_test_routes_matching_calls_to_the_canary_then_ends(ticker: Ticker
     ticker.until("Succeeded", lambda s: s.get("phase") == "Succeeded")
     assert canary_weights(ticker.route(GRPCROUTE)) == [0], "no A/B rule left"
     assert ticker.cluster.image_of("web-primary") == "podinfo:7.0.0"
+
+
+# --- judged end to end: the controller, a real Prometheus, the shipped gateway-api-envoy policy --
+
+
+def grpc_split(cluster: Cluster) -> Split:
+    """How Envoy Gateway splits the calls by the live GRPCRoute, read as the data plane reads
+    it (`canary.testing.telemetry_routes`): all on the primary while there is none."""
+    found = cluster.get(*GRPCROUTE, NAME)
+    if found is None:
+        return Split()
+    try:
+        return split_of_objects([found], canary=f"{NAME}-canary", primary=f"{NAME}-primary")
+    except ValueError:
+        return Split()
+
+
+@contextmanager
+def grpc_gateway(cluster: Cluster, relay: MetricsRelay, canary: Behaviour) -> Iterator[None]:
+    """Envoy Gateway's statistics of gRPC calls routed by the GRPCRoute: only the
+    ``grpcroute/...`` clusters, where a failed call is an HTTP 200 with a grpc-status, so the
+    policy can only see failures in the gRPC statistics."""
+    mesh = MeshTelemetry(
+        lambda: grpc_split(cluster),
+        workloads=Workloads(cluster.namespace, NAME, f"{NAME}-primary", service=NAME),
+        rate=500.0,
+        canary=canary,
+        primary=HEALTHY,
+        seed=7,
+        meshes=(ENVOY_GRPC,),
+    )
+    with relay.serving(mesh):
+        yield
+
+
+@pytest.mark.parametrize(
+    ("canary", "verdict", "image"),
+    [(HEALTHY, "Succeeded", "podinfo:6.8.0"), (BAD, "Failed", "podinfo:6.7.0")],
+    ids=["healthy-promoted", "failing-rolled-back"],
+)
+def test_the_shipped_policy_judges_the_grpc_calls_the_grpcroute_sends_to_the_canary(
+    mesh_cluster: Cluster, relay: MetricsRelay, canary: Behaviour, verdict: str, image: str
+) -> None:
+    cluster = mesh_cluster
+    cluster.api.apply(deployment(NAME, cluster.namespace, image="podinfo:6.7.0"))
+    body = rollout(NAME, cluster.namespace)
+    body["spec"]["provider"] = {
+        "name": "gateway-api",
+        "gatewayApi": {"parentRefs": [{"name": "eg"}], "routes": [{"kind": "GRPCRoute"}]},
+    }
+    cluster.api.apply(body)
+    with grpc_gateway(cluster, relay, canary):
+        cluster.controller()
+        cluster.wait_phase(NAME, "Initialized")
+        assert cluster.get(*HTTPROUTE, NAME) is None, "a GRPCRoute only"
+        cluster.set_image(NAME, "podinfo:6.8.0")
+        status = cluster.wait_phase(NAME, verdict)
+    grpc = cluster.get(*GRPCROUTE, NAME)
+    assert grpc is not None
+    assert canary_weights(grpc, NAME) == [0]
+    assert cluster.image_of(f"{NAME}-primary") == image
+    judged = {c["name"]: c for c in status["checks"]}
+    assert judged["error-rate"]["canary"]["requests"] > 0, "judged on the calls to the canary"
+    if verdict == "Succeeded":
+        assert {c["verdict"] for c in judged.values()} == {"pass"}
+    else:
+        assert judged["error-rate"]["verdict"] == "fail", "gRPC failures on HTTP 200 counted"

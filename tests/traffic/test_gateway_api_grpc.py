@@ -31,6 +31,7 @@ from canary.model.rollout import Rollout
 from canary.model.status import Phase, RolloutStatus
 from canary.model.strategy import MatchRule, StringMatch
 from canary.testing import ApiServer
+from canary.testing.telemetry import ENVOY_GRPC, Behaviour, MeshTelemetry, Split, Workloads
 from canary.traffic import gateway_api, mesh
 from canary.traffic.router import RouterError
 
@@ -566,3 +567,36 @@ def test_the_policy_reads_each_side_of_the_grpcroute_and_only_a_route_named_afte
         assert bool(read_as_canary) == (service == "greeter-canary"), cluster
         assert bool(read_as_primary) == (service == "greeter-primary"), cluster
         assert grpc_clusters.match(cluster), "counted by gRPC status"
+
+
+def test_the_simulated_gateway_counts_grpc_calls_by_status_not_by_http_code() -> None:
+    """The `envoy-grpc` telemetry the end-to-end test judges (tests/controller/
+    test_gateway_api_grpc_rollout.py): gRPC statistics per GRPCRoute cluster, and every call an
+    HTTP 200 to the router, failures included."""
+    clock = [0.0]
+    sim = MeshTelemetry(
+        lambda: Split(canary_weight=50),
+        workloads=Workloads("test", "greeter", "greeter-primary", service="greeter"),
+        rate=1000.0,
+        canary=Behaviour(error_rate=0.5),
+        seed=3,
+        clock=lambda: clock[0],
+        meshes=(ENVOY_GRPC,),
+    )
+    clock[0] = 10.0
+    text = sim.exposition().decode()
+    found: dict[tuple[str, str, str], float] = {}
+    for name, labels_text, value in re.findall(r"^(\w+)\{(.*)\} (\S+)$", text, re.MULTILINE):
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', labels_text))
+        key = (name, labels["envoy_cluster_name"], labels.get("envoy_response_code_class", ""))
+        found[key] = float(value)
+    canary = "grpcroute/test/greeter/rule/0/backend/1"
+    primary = "grpcroute/test/greeter/rule/0/backend/0"
+    totals = sim.totals()
+    assert found[("envoy_cluster_grpc_Echo_total", canary, "")] == totals["canary"].requests
+    assert found[("envoy_cluster_grpc_Echo_failure", canary, "")] == totals["canary"].errors > 0
+    assert found[("envoy_cluster_grpc_Echo_total", primary, "")] == totals["primary"].requests
+    assert ("envoy_cluster_grpc_Echo_failure", primary, "") not in found
+    rq_classes = {k[2] for k in found if k[0] == "envoy_cluster_upstream_rq_xx"}
+    assert rq_classes == {"2"}, "a failed gRPC call is an HTTP 200"
+    assert not [k for k in found if k[1].startswith("httproute/")]
