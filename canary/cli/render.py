@@ -2,8 +2,9 @@
 debugging.
 
 Prints, as multi-document YAML, what the controller would apply to hold that traffic split
-(Istio VirtualService and DestinationRules, HTTPRoute, TrafficSplit). For the local HAProxy
-provider it prints the haproxy.cfg, followed by the runtime API commands that set the state.
+(Istio VirtualService and DestinationRules, HTTPRoute, GRPCRoute, TrafficSplit). For the local
+HAProxy provider it prints the haproxy.cfg, followed by the runtime API commands that set the
+state.
 """
 
 from __future__ import annotations

@@ -35,12 +35,15 @@ import json
 import logging
 
 from canary.controller.kinds import kind_of
-from canary.controller.kube import Json, Kube
+from canary.controller.kube import Json, Kube, KubeError, NotFoundError
 from canary.engine.actions import Route
 from canary.engine.routes import STABLE, analysis_route
 from canary.model.rollout import Rollout
 from canary.model.status import Phase, RolloutStatus
+from canary.traffic.gateway_api import ROUTE_KINDS, stale_routes
+from canary.traffic.httproute import API_VERSION as ROUTE_API_VERSION
 from canary.traffic.mesh import desired_objects, route_from_objects
+from canary.traffic.objects import ROLLOUT_LABEL, Names
 from canary.traffic.router import RouterError
 
 log = logging.getLogger("canary.controller.routing")
@@ -114,7 +117,8 @@ class MeshRouter:
         """Make the objects hold ``route``; returns what changed (empty: nothing did)."""
         written: list[str] = []
         held: list[Json] = []
-        for want in desired_objects(self.rollout, route):
+        desired = desired_objects(self.rollout, route)
+        for want in desired:
             key = _key(want)
             done = self._applied.get(key) or (self.held.get(key) if self.trust else None)
             if done is not None and done[0] == want:
@@ -129,6 +133,10 @@ class MeshRouter:
                 if before is not None:
                     written.append(f"wrote {want['kind']} {want['metadata']['name']}")
             held.append(stored)
+        keys = {_key(want) for want in desired}
+        gone = [applied for key, (applied, _) in self.held.items() if key not in keys]
+        if gone:  # a route the rollout no longer lists (canary.traffic.gateway_api)
+            written += self._delete_stale(gone)
         holds = route_from_objects(self.rollout, held)
         if holds != route:
             raise RouterError(
@@ -147,10 +155,54 @@ class MeshRouter:
             return []
         if unknown:
             self._read_versions(desired_objects(self.rollout, route))
+            self._delete_stale(self._labelled_routes())
         written = self.apply(route)
         if written:
             log.warning("%s: route objects drifted; repaired: %s", self.rollout.key, written)
         return written
+
+    def _delete_stale(self, candidates: list[Json]) -> list[str]:
+        """Delete the Gateway API routes among ``candidates`` that the rollout no longer lists
+        (`canary.traffic.gateway_api.stale_routes`); no request when there are none."""
+        deleted: list[str] = []
+        for obj in stale_routes(self.rollout, candidates):
+            meta = obj["metadata"]
+            kind = kind_of(obj["apiVersion"], obj["kind"])
+            self.kube.delete(kind, meta["namespace"], meta["name"])
+            self.held.pop(_key(obj), None)
+            self.versions.pop(_key(obj), None)
+            deleted.append(f"deleted {obj['kind']} {meta['name']}")
+        return deleted
+
+    def _labelled_routes(self) -> list[Json]:
+        """The Gateway API routes labelled as this rollout's (only for that provider: one list
+        request a kind, on the first tick since the replica started or led)."""
+        if self.rollout.spec.provider.gateway_api is None:
+            return []
+        namespace = Names.of(self.rollout).namespace
+        found: list[Json] = []
+        for kind in ROUTE_KINDS:
+            try:
+                listed = self.kube.list(
+                    kind_of(ROUTE_API_VERSION, kind),
+                    namespace,
+                    label_selector=f"{ROLLOUT_LABEL}={self.rollout.metadata.name}",
+                )
+            except NotFoundError:
+                continue  # the cluster does not serve the kind: none of it to delete
+            except KubeError as exc:
+                if exc.status != 403:
+                    raise
+                log.warning(
+                    "%s: may not list %ss (%s): a route removed from the Rollout while the "
+                    "controller was down is not deleted; grant 'list' (docs/controller.md)",
+                    self.rollout.key,
+                    kind,
+                    exc.message,
+                )
+                continue
+            found += listed.items
+        return found
 
     def _read_versions(self, objects: list[Json]) -> None:
         for obj in objects:

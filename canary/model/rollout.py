@@ -15,6 +15,7 @@ from canary.model.meta import ObjectMeta
 from canary.model.notification import NotificationsSpec
 from canary.model.provider import (
     ProviderSpec,
+    gateway_route_problems,
     supports_feature,
     unsupported_route_settings,
     why_unsupported,
@@ -90,45 +91,11 @@ class RolloutSpec(CamelModel):
     @model_validator(mode="after")
     def _provider_can_honour(self) -> RolloutSpec:
         """Each setting the provider cannot honour is reported at its own path."""
-        flavour = self.provider.flavour
-        why = why_unsupported(flavour)
         problems: list[tuple[tuple[str | int, ...], str]] = []
-        for name in unsupported_route_settings(flavour, self.service.route.settings_in_use()):
-            problems.append(
-                (
-                    ("service", "route", *name.split(".")),
-                    f"provider '{flavour}' cannot honour {name} ({why}): remove it or "
-                    "choose another provider",
-                )
-            )
-        strategy = self.strategy
-        if strategy.kind is StrategyKind.AB_TEST and strategy.ab_test is not None:
-            if not supports_feature(flavour, "abTest"):
-                problems.append(
-                    (
-                        ("strategy", "abTest"),
-                        f"provider '{flavour}' cannot route by header or cookie ({why}): "
-                        "use the canary strategy",
-                    )
-                )
-            elif not supports_feature(flavour, "cookieMatch"):
-                for index, rule in enumerate(strategy.ab_test.match):
-                    if rule.cookie is not None:
-                        problems.append(
-                            (
-                                ("strategy", "abTest", "match", index, "cookie"),
-                                f"provider '{flavour}' cannot match cookies: match on headers "
-                                "instead",
-                            )
-                        )
-        if strategy.mirror is not None and not supports_feature(flavour, "mirrorToCanary"):
-            problems.append(
-                (
-                    ("strategy", "mirror"),
-                    f"provider '{flavour}' cannot mirror traffic to the canary: remove 'mirror' "
-                    "or choose another provider",
-                )
-            )
+        for flavour in self.provider.flavours:
+            problems += self._unsupported(flavour, problems)
+        if self.provider.gateway_api is not None:
+            problems += gateway_route_problems(self.provider.gateway_api, self.target_ref.name)
         if problems:
             raise ValidationError.from_exception_data(
                 type(self).__name__,
@@ -144,6 +111,58 @@ class RolloutSpec(CamelModel):
                 ],
             )
         return self
+
+    def _unsupported(
+        self, flavour: str, found: list[tuple[tuple[str | int, ...], str]]
+    ) -> list[tuple[tuple[str | int, ...], str]]:
+        """What ``flavour`` cannot honour, at paths not in ``found`` already."""
+        who, fix = _wording(flavour)
+        why = why_unsupported(flavour)
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        for name in unsupported_route_settings(flavour, self.service.route.settings_in_use()):
+            problems.append(
+                (
+                    ("service", "route", *name.split(".")),
+                    f"{who} cannot honour {name} ({why}): remove it or {fix}",
+                )
+            )
+        strategy = self.strategy
+        if strategy.kind is StrategyKind.AB_TEST and strategy.ab_test is not None:
+            if not supports_feature(flavour, "abTest"):
+                problems.append(
+                    (
+                        ("strategy", "abTest"),
+                        f"{who} cannot route by header or cookie ({why}): use the canary strategy",
+                    )
+                )
+            elif not supports_feature(flavour, "cookieMatch"):
+                for index, rule in enumerate(strategy.ab_test.match):
+                    if rule.cookie is not None:
+                        problems.append(
+                            (
+                                ("strategy", "abTest", "match", index, "cookie"),
+                                f"{who} cannot match cookies: match on headers instead",
+                            )
+                        )
+        if strategy.mirror is not None and not supports_feature(flavour, "mirrorToCanary"):
+            problems.append(
+                (
+                    ("strategy", "mirror"),
+                    f"{who} cannot mirror traffic to the canary: remove 'mirror' or {fix}",
+                )
+            )
+        seen = {loc for loc, _ in found}
+        return [(loc, message) for loc, message in problems if loc not in seen]
+
+
+def _wording(flavour: str) -> tuple[str, str]:
+    """Who cannot honour a setting, and the way out, for an error message."""
+    if flavour == "gateway-api-grpc":
+        return (
+            "a GRPCRoute (spec.provider.gatewayApi.routes)",
+            "route the service through HTTPRoutes only",
+        )
+    return f"provider '{flavour}'", "choose another provider"
 
 
 class Rollout(CamelModel):

@@ -20,7 +20,9 @@ counts them. `MeshTelemetry` stands in for the sidecars. It serves ``/metrics`` 
   ``envoy_cluster_upstream_rq`` and the ``envoy_cluster_upstream_rq_time`` histogram.
   Requests matching A/B rules are counted on rule 0 and the others on the weighted rule (1
   with A/B rules, else 0); mirrored copies are not (Envoy counts them on a mirror cluster of
-  its own, which the policy does not read).
+  its own, which the policy does not read). ``envoy-grpc``: the same calls as gRPC through a
+  GRPCRoute named after the service (``grpcroute/...`` clusters): the router's statistics
+  with every call an HTTP 200, and the gRPC statistics filter's calls and failures.
 
 A steady stream of requests arrives at ``rate`` per second of the injected ``clock``
 (``time.monotonic``, or a test's virtual clock). At every scrape the requests since the last
@@ -56,6 +58,7 @@ from canary.testing.telemetry_series import (
     Workloads,
     envoy_cluster_name,
     envoy_exposition,
+    envoy_grpc_exposition,
     istio_series,
     linkerd_series,
 )
@@ -75,6 +78,9 @@ __all__ = [
 
 
 MESHES = ("istio", "linkerd", "envoy")
+ENVOY_GRPC = "envoy-grpc"
+"""Envoy Gateway with gRPC calls routed by a GRPCRoute: not among the default `MESHES` (its
+clusters would count the same calls as ``envoy``'s a second time)."""
 
 
 @dataclass(frozen=True)
@@ -132,9 +138,10 @@ class MeshTelemetry:
         clock: Callable[[], float] = time.monotonic,
         meshes: Collection[str] = MESHES,
     ) -> None:
-        unknown = set(meshes) - set(MESHES)
+        known = (*MESHES, ENVOY_GRPC)
+        unknown = set(meshes) - set(known)
         if unknown:
-            raise ValueError(f"unknown meshes {sorted(unknown)}; known: {', '.join(MESHES)}")
+            raise ValueError(f"unknown meshes {sorted(unknown)}; known: {', '.join(known)}")
         if rate < 0:
             raise ValueError(f"rate must be >= 0, not {rate}")
         self.split = split
@@ -224,6 +231,8 @@ class MeshTelemetry:
         text = generate_latest(registry)
         if "envoy" in self.meshes:  # written as Envoy does: counters without _total
             text += envoy_exposition(self.workloads, clusters).encode()
+        if ENVOY_GRPC in self.meshes:
+            text += envoy_grpc_exposition(self.workloads, clusters).encode()
         return text
 
     def start(self) -> MeshTelemetry:

@@ -14,6 +14,8 @@ parser (`canary.traffic`):
   matching every request (no matches, or paths only) the weighted one; ``backendRefs``
   weights (1 when absent, as the Gateway API defaults it) and a ``RequestMirror`` filter to
   the canary (``percent``, ``fraction``, else 100);
+- Gateway API ``GRPCRoute``: read as the HTTPRoute (a rule whose ``matches`` test headers or
+  the method is an A/B rule; a rule without matches takes every call);
 - SMI ``TrafficSplit``: its ``backends``' weights.
 
 Backends are told apart by Service (host) name: the canary's and the primary's. With no route
@@ -31,7 +33,7 @@ from canary.testing.telemetry import Split
 
 Json = dict[str, Any]
 
-ROUTE_KINDS = ("VirtualService", "HTTPRoute", "TrafficSplit")
+ROUTE_KINDS = ("VirtualService", "HTTPRoute", "GRPCRoute", "TrafficSplit")
 
 
 def split_of_objects(

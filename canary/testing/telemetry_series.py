@@ -211,13 +211,68 @@ def linkerd_series(
     return [responses, latency]
 
 
-def envoy_cluster_name(names: Workloads, rule: int, backend: int) -> str:
-    """Envoy Gateway's cluster of backendRef ``backend`` of rule ``rule`` of the HTTPRoute named
-    after the service (one cluster per backendRef: canary's backendRefs carry a filter)."""
-    return f"httproute/{names.namespace}/{names.service}/rule/{rule}/backend/{backend}"
+def envoy_cluster_name(names: Workloads, rule: int, backend: int, kind: str = "httproute") -> str:
+    """Envoy Gateway's cluster of backendRef ``backend`` of rule ``rule`` of the route named
+    after the service (one cluster per backendRef: canary's backendRefs carry a filter);
+    ``kind``: the route's kind in lower case."""
+    return f"{kind}/{names.namespace}/{names.service}/rule/{rule}/backend/{backend}"
 
 
-def envoy_exposition(names: Workloads, clusters: dict[tuple[int, int], Tally]) -> str:
+GRPC_METHOD = ("podinfo", "Echo", "Echo")
+"""The simulated gRPC calls' method, ``podinfo.Echo/Echo``, as Envoy's tag extraction splits
+``cluster.<c>.grpc.podinfo.Echo.Echo.<stat>``: envoy_grpc_bridge_service, _method, and the
+rest of the name (docs/policies.md, `gateway-api-envoy`)."""
+
+
+def envoy_grpc_exposition(names: Workloads, clusters: dict[tuple[int, int], Tally]) -> str:
+    """The gateway Envoy's statistics when the calls are gRPC, routed by a GRPCRoute named after
+    the service (clusters ``grpcroute/...``): the router's, where every call the pod answered
+    is an HTTP 200 (its failures are a grpc-status in the trailers), and the gRPC statistics
+    filter's ``envoy_cluster_grpc_Echo_total`` and ``_failure`` (a failed call: one the
+    simulated side failed, whatever its ``error_code``)."""
+    service, method, rest = GRPC_METHOD
+    as_http: dict[tuple[int, int], Tally] = {}
+    stats: dict[str, list[str]] = {
+        f"envoy_cluster_grpc_{rest}_{s}": [] for s in ("total", "failure")
+    }
+    for (rule, backend), tally in sorted(clusters.items()):
+        if not tally.counts:
+            continue
+        as_http[(rule, backend)] = _all_ok(tally)
+        labels = {
+            "envoy_cluster_name": envoy_cluster_name(names, rule, backend, "grpcroute"),
+            "envoy_grpc_bridge_service": service,
+            "envoy_grpc_bridge_method": method,
+        }
+        total, failure = stats
+        stats[total].append(_line(total, labels, sum(tally.counts.values())))
+        failed = sum(n for code, n in tally.counts.items() if code != OK_CODE)
+        if failed:  # Envoy creates a counter at its first increment
+            stats[failure].append(_line(failure, labels, failed))
+    out = [envoy_exposition(names, as_http, "grpcroute")]
+    for name, lines in stats.items():
+        if lines:
+            out += [f"# TYPE {name} counter\n", *lines]
+    return "".join(out)
+
+
+def _all_ok(tally: Tally) -> Tally:
+    """``tally`` with every response an HTTP 200 (the latencies kept)."""
+    ok = Tally()
+    for code in tally.counts:
+        ok = ok.merged(
+            Tally(
+                {OK_CODE: tally.counts[code]},
+                {OK_CODE: tally.buckets[code]},
+                {OK_CODE: tally.sums[code]},
+            )
+        )
+    return ok
+
+
+def envoy_exposition(
+    names: Workloads, clusters: dict[tuple[int, int], Tally], kind: str = "httproute"
+) -> str:
     """The gateway Envoy's upstream statistics per cluster, as Envoy's /stats/prometheus writes
     them (counters without ``_total``): ``envoy_cluster_upstream_rq_xx`` by
     ``envoy_response_code_class``, ``envoy_cluster_upstream_rq`` by ``envoy_response_code`` and
@@ -228,7 +283,7 @@ def envoy_exposition(names: Workloads, clusters: dict[tuple[int, int], Tally]) -
     for (rule, backend), tally in sorted(clusters.items()):
         if not tally.counts:
             continue
-        cluster = envoy_cluster_name(names, rule, backend)
+        cluster = envoy_cluster_name(names, rule, backend, kind)
         classes: dict[str, int] = {}
         for code in sorted(tally.counts):
             classes[str(code)[0]] = classes.get(str(code)[0], 0) + tally.counts[code]

@@ -53,6 +53,8 @@ class Layout:
 
     parent_refs: list[Json]
     hostnames: list[str] = field(default_factory=list)
+    name: str | None = None
+    """The route's name (default: the target's)."""
     backend_filters: bool = False
     """Give each backendRef a filter (Envoy Gateway then makes a cluster per backendRef)."""
     backend_request_timeout: bool = True
@@ -92,7 +94,7 @@ def http_route(rollout: Rollout, route: Route, layout: Layout) -> Json:
     return {
         "apiVersion": API_VERSION,
         "kind": "HTTPRoute",
-        "metadata": metadata(rollout, names.service, layout.annotations),
+        "metadata": metadata(rollout, layout.name or names.service, layout.annotations),
         "spec": spec,
     }
 
@@ -138,13 +140,13 @@ def _rule(
     rule: Json = {
         "matches": matches,
         "backendRefs": [
-            _backend(names.primary, names.port, 100 - canary_weight, "primary", layout),
-            _backend(names.canary, names.port, canary_weight, "canary", layout),
+            backend_ref(names.primary, names.port, 100 - canary_weight, "primary", layout),
+            backend_ref(names.canary, names.port, canary_weight, "canary", layout),
         ],
     }
     filters = settings_filters(settings)
     if mirror is not None:
-        filters.append(_mirror_filter({"name": names.canary, "port": names.port}, mirror))
+        filters.append(mirror_filter({"name": names.canary, "port": names.port}, mirror))
     if filters:
         rule["filters"] = filters
     timeouts: Json = {}
@@ -158,7 +160,7 @@ def _rule(
     return rule
 
 
-def _backend(name: str, port: int, weight: int, side: str, layout: Layout) -> Json:
+def backend_ref(name: str, port: int, weight: int, side: str, layout: Layout) -> Json:
     ref: Json = {"group": "", "kind": "Service", "name": name, "port": port, "weight": weight}
     if layout.backend_filters:
         ref["filters"] = [
@@ -183,7 +185,7 @@ def settings_filters(settings: RouteSettings) -> list[Json]:
     if settings.cors is not None:
         filters.append({"type": "CORS", "cors": _cors(settings.cors)})
     if settings.mirror is not None:
-        filters.append(_mirror_filter(_mirror_ref(settings.mirror), settings.mirror.percentage))
+        filters.append(mirror_filter(_mirror_ref(settings.mirror), settings.mirror.percentage))
     return filters
 
 
@@ -257,7 +259,7 @@ def _mirror_ref(mirror: Mirror) -> Json:
     return ref
 
 
-def _mirror_filter(backend: Json, percentage: float) -> Json:
+def mirror_filter(backend: Json, percentage: float) -> Json:
     mirror: Json = {"backendRef": {"group": "", "kind": "Service", **backend}}
     if percentage == int(percentage):
         mirror["percent"] = int(percentage)
@@ -270,14 +272,19 @@ def _mirror_filter(backend: Json, percentage: float) -> Json:
 # --- reading a Route back from the live HTTPRoute ----------------------------------------------
 
 
-def route_from_http_route(rollout: Rollout, objects: list[Json]) -> Route:
-    """The Route the live HTTPRoute holds (RouterError when it is missing or unreadable)."""
+def route_from_http_route(
+    rollout: Rollout, objects: list[Json], *, kind: str = "HTTPRoute", name: str | None = None
+) -> Route:
+    """The Route the live HTTPRoute (or a GRPCRoute: ``kind``, whose rules canary writes in
+    the same shape) named ``name`` (default: the target's) holds; RouterError when it is
+    missing or unreadable."""
     names = Names.of(rollout)
-    obj = find_object(objects, GROUP, "HTTPRoute", names.service)
+    name = name or names.service
+    obj = find_object(objects, GROUP, kind, name)
     rules = obj.get("spec", {}).get("rules") or []
     default = next((r for r in rules if not _header_matches(r)), None)
     if default is None:
-        raise RouterError(f"HTTPRoute '{names.service}' has no rule without header matches")
+        raise RouterError(f"{kind} '{name}' has no rule without header matches")
     matched: list[Json] = []
     for rule in rules:
         if _header_matches(rule) and _canary_weight(rule, names) == 100:
