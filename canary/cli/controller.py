@@ -141,6 +141,16 @@ def default_lease_namespace() -> str:
     "edit (between, only an object whose content changed is sent).",
 )
 @click.option(
+    "--route-watch",
+    "route_watch",
+    multiple=True,
+    type=click.Choice(["istio", "gateway-api", "smi", "none"]),
+    default=("istio", "gateway-api", "smi"),
+    show_default=True,
+    help="Watch these APIs' route objects, so that a hand edit of one is put back at once "
+    "(repeatable; 'none': only at the resync). Drop an API the controller may not list.",
+)
+@click.option(
     "--notifications/--no-notifications",
     default=True,
     show_default=True,
@@ -199,6 +209,7 @@ def controller(
     restore_on_delete: bool,
     workers: int,
     route_resync: str,
+    route_watch: tuple[str, ...],
     notifications: bool,
     api_listen: str | None,
     api_tokens: Path | None,
@@ -277,6 +288,7 @@ def controller(
             metrics_address=address,
             workers=workers,
             route_resync=resync,
+            route_watch=tuple(api for api in route_watch if api != "none"),
             secrets_dir=None if secrets_from_cluster else secrets_dir,
             notify=NotifyConfig(rollout_link=rollout_link, webhook_allow=webhook_allow)
             if notifications

@@ -17,6 +17,9 @@ conditional on the resourceVersion they read (the status write, the commands pat
 replace), so a stale copy that got through anyway costs a 409 and the usual re-read; a tick
 that failed reads everything from the API server the next time (`Kube.fresh_reads`), and so
 does the first tick of each Rollout after the controller starts or gains the Lease.
+
+Its writes of route objects (apply, delete) are told to the route watch's `Echoes`, so that
+their echoes in that watch wake nobody (`canary.controller.route_watch`).
 """
 
 from __future__ import annotations
@@ -26,10 +29,11 @@ import functools
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
-from canary.controller.kinds import Kind
+from canary.controller.kinds import Kind, kind_of
 from canary.controller.kube import Json, Kube
+from canary.controller.route_watch import Echoes
 from canary.controller.watches import Cache, version_of
 
 log = logging.getLogger("canary.controller.cached")
@@ -49,12 +53,15 @@ class CachedKube(Kube):
         kube: Kube,
         caches: Mapping[str, Cache],
         synced: Callable[[Kind, str], bool],
+        echoes: Echoes | None = None,
     ) -> None:
         """``caches``: by kind, those `get` may answer from; ``synced(kind, namespace)``: the
-        cache holds a full list of that namespace (else `get` asks the API server)."""
+        cache holds a full list of that namespace (else `get` asks the API server);
+        ``echoes``: told of each write of a route object."""
         super().__init__(kube.api_client, timeout=kube.timeout, guard=kube.guard)
         self.caches = dict(caches)
         self.synced = synced
+        self.echoes = echoes
         self._lock = threading.Lock()
         self._fences: dict[ObjectKey, str] = {}
         self._written: dict[ObjectKey, str] = {}
@@ -131,7 +138,12 @@ class CachedKube(Kube):
         return stored
 
     def apply(self, obj: Json) -> Json:
-        return self._fence(obj, super().apply(obj))
+        meta = obj.get("metadata") or {}
+        kind = kind_of(str(obj.get("apiVersion")), str(obj.get("kind")))
+        with self._echo(kind, str(meta.get("namespace") or ""), str(meta.get("name"))) as answer:
+            stored = super().apply(obj)
+            answer(version_of(stored))
+        return self._fence(obj, stored)
 
     def scale(self, kind: Kind, namespace: str, name: str, replicas: int) -> Json:
         # the Scale's resourceVersion is the Deployment's
@@ -140,10 +152,22 @@ class CachedKube(Kube):
         return stored
 
     def delete(self, kind: Kind, namespace: str, name: str) -> bool:
-        try:
-            return super().delete(kind, namespace, name)
-        finally:
-            self._record(kind.kind, namespace, name, DELETED)
+        with self._echo(kind, namespace, name) as answer:
+            try:
+                deleted = super().deleted(kind, namespace, name)
+            finally:
+                self._record(kind.kind, namespace, name, DELETED)
+            if deleted is not None:  # (one already gone makes no event)
+                answer(version_of(deleted))
+            return deleted is not None
+
+    def _echo(
+        self, kind: Kind, namespace: str, name: str
+    ) -> AbstractContextManager[Callable[[str], None]]:
+        """Around a write: the route watch's `Echoes` learn its answer (other kinds: nothing)."""
+        if self.echoes is None or not self.echoes.tracks(kind):
+            return nullcontext(lambda _: None)
+        return self.echoes.writing((str(kind), namespace, name))
 
     def _fence(self, sent: Json, stored: Json) -> Json:
         meta = sent.get("metadata") or {}

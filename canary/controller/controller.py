@@ -52,6 +52,7 @@ from canary.controller.kube import Json, Kube, drop_static_token_refresh, widen_
 from canary.controller.leader import LeaderElector, LeaseSettings
 from canary.controller.metrics import ControllerMetrics, HealthServer
 from canary.controller.reconcile import Reconciler
+from canary.controller.route_watch import ROUTE_APIS, UNSERVED_RETRY, RouteWatch
 from canary.controller.routing import ROUTE_RESYNC_SECONDS
 from canary.controller.scheduling import TickScheduler
 from canary.controller.secrets import ClusterSecrets
@@ -115,7 +116,13 @@ class ControllerSettings:
     deletion); without it the garbage collector removes what the Rollout owns."""
     route_resync: float = ROUTE_RESYNC_SECONDS
     """Seconds between applies of a Rollout's every route object (between, only those whose
-    content changed are sent): how long a hand edit of one lasts at most."""
+    content changed are sent): the backstop for a hand edit of one, which the route watch
+    otherwise puts back within a tick (`canary.controller.route_watch`)."""
+    route_watch: tuple[str, ...] = ROUTE_APIS
+    """The APIs whose route objects are watched for hand edits (`canary.controller.
+    route_watch.KINDS_BY_API`; empty: none, the resync alone puts an edit back)."""
+    route_unserved_retry: float = UNSERVED_RETRY
+    """Seconds between looks for a route kind whose CRD is not installed (or not allowed)."""
 
 
 class Controller:
@@ -167,10 +174,21 @@ class Controller:
                 else cluster_secrets
             )
             self.notifier = Notifier(self._channel, notify_secrets, settings.notify)
+        self.route_watch = RouteWatch(
+            self.kube,
+            list(settings.namespaces) or [None],
+            settings.route_watch,
+            acts_for=self._acts_for,
+            wake=lambda key: self.wakes.enqueue(key, early=True),
+            timeout_seconds=settings.watch_timeout,
+            unserved_retry=settings.route_unserved_retry,
+            counted=lambda kind, by: self.metrics.route_changes.labels(kind, by).inc(),
+        )
         self.reads = CachedKube(
             writer,
             {kind.kind: self.caches[kind.kind] for kind in (ROLLOUT, DEPLOYMENT)},
             self._synced,
+            echoes=self.route_watch.echoes,
         )
         self.events = EventSender(
             writer,
@@ -195,6 +213,7 @@ class Controller:
             events=self.events,
             routes=ServiceSync(settings.route_resync, clock=lambda: clock().timestamp()),
             inline_queries=not settings.forbid_inline_queries,
+            drift=self.route_watch.drift,
         )
         if self.shards is not None:
             self.scheduler: TickScheduler = ShardedTicks(
@@ -221,9 +240,8 @@ class Controller:
         ]
         # a connection for each worker, each watch, and a few for the Leases, the event
         # sender and the API (canary.controller.kube.widen_connection_pool)
-        widen_connection_pool(
-            api_client, settings.workers + len(self.reflectors) + SPARE_CONNECTIONS
-        )
+        watches = len(self.reflectors) + len(self.route_watch.reflectors)
+        widen_connection_pool(api_client, settings.workers + watches + SPARE_CONNECTIONS)
         self.wakes = Wakes(
             lambda: self.scheduler,
             self.caches,
@@ -243,6 +261,7 @@ class Controller:
     def start(self) -> Controller:
         for reflector in self.reflectors:
             reflector.start()
+        self.route_watch.start()
         self.scheduler.start()
         self.events.start()
         address = self.settings.metrics_address
@@ -278,10 +297,12 @@ class Controller:
         self._follow()
         for reflector in self.reflectors:
             reflector.signal_stop()
+        self.route_watch.signal_stop()
         self.scheduler.shutdown(wait=True)
         self.events.stop()  # (what it still holds is in the statuses' outboxes)
         for reflector in self.reflectors:
             reflector.stop()
+        self.route_watch.stop()
         if self.health is not None:
             self.health.stop()
         if self.api is not None:
@@ -302,7 +323,8 @@ class Controller:
         return self.elector.is_leader()
 
     def healthy(self) -> tuple[bool, str]:
-        dead = [r.kind.plural for r in self.reflectors if not r.alive]
+        watching = [*self.reflectors, *self.route_watch.reflectors]
+        dead = [r.kind.plural for r in watching if not r.alive]
         if dead:
             return False, f"watches stopped: {', '.join(dead)}"
         if not self.scheduler.running:
@@ -358,6 +380,15 @@ class Controller:
         self._leading.clear()
         self.metrics.leader.set(0)
         self.scheduler.remove_all()
+
+    def _acts_for(self, key: str) -> bool:
+        """This replica acts for Rollout ``key`` (it leads, or holds its shard), which exists."""
+        if not self.is_leader():
+            return False
+        if self.shards is not None and not self.shards.reported_key(key):
+            return False
+        namespace, _, name = key.partition("/")
+        return self.caches[ROLLOUT.kind].get(namespace, name) is not None
 
     def _tick(self, key: str, early: bool) -> float:
         if self.shards is not None and not self.shards.owns_key(key):

@@ -193,11 +193,15 @@ class Kube:
 
     def delete(self, kind: Kind, namespace: str, name: str) -> bool:
         """Delete the object; False when it was already gone."""
+        return self.deleted(kind, namespace, name) is not None
+
+    def deleted(self, kind: Kind, namespace: str, name: str) -> Json | None:
+        """Delete the object; the API server's answer (the object as deleted, whose
+        resourceVersion is the deletion's, or a Status), None when it was already gone."""
         try:
-            self._call(kind, "delete", namespace, name, write=True)
+            return self._request(kind, "delete", namespace, name, write=True)
         except NotFoundError:
-            return False
-        return True
+            return None
 
     def post_event(self, event: Json) -> Json:
         """Create a core/v1 Event (a body from canary.notify.kube_event)."""
@@ -214,8 +218,11 @@ class Kube:
         resource_version: str,
         timeout_seconds: int,
         stop: Callable[[], bool] = lambda: False,
+        label_selector: str | None = None,
     ) -> Iterator[WatchEvent]:
-        """The changes after ``resource_version``, with bookmarks, for ``timeout_seconds``.
+        """The changes after ``resource_version``, with bookmarks, for ``timeout_seconds``
+        (of the objects ``label_selector`` selects, when given: one that stops matching it
+        arrives as DELETED).
 
         An ERROR event is raised as its KubeError (410 Gone: `GoneError`, list again)."""
         response = self._call(
@@ -227,6 +234,7 @@ class Kube:
             resourceVersion=resource_version,
             allowWatchBookmarks=True,
             timeoutSeconds=timeout_seconds,
+            labelSelector=label_selector,
             request_timeout=timeout_seconds + self.timeout,
         )
         try:

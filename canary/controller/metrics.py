@@ -94,6 +94,13 @@ class ControllerMetrics:
             ["resource"],
             registry=self.registry,
         )
+        self.route_changes = Counter(
+            "canary_route_object_changes",
+            "Changes of route objects seen by their watch, by kind and by whom: canary (the "
+            "echo of its own write) or others (a hand edit: its Rollout ticks at once).",
+            ["kind", "by"],
+            registry=self.registry,
+        )
         self.leader = Gauge(
             "canary_leader", "1 while this replica holds the leader Lease.", registry=self.registry
         )

@@ -71,6 +71,7 @@ from canary.controller.kinds import ROLLOUT
 from canary.controller.kube import Json, Kube, NotLeaderError
 from canary.controller.metrics import ControllerMetrics
 from canary.controller.policies import sync_policies
+from canary.controller.route_watch import RouteDrift
 from canary.controller.routing import ROUTE_RESYNC_SECONDS, MeshRouter, route_signature
 from canary.controller.status import (
     needs_write,
@@ -154,6 +155,9 @@ class Reconciler:
     lists them from the API server."""
     events: EventSender | None = None
     """Records the Events of a step off the tick's critical path; None: the tick posts them."""
+    drift: RouteDrift = field(default_factory=RouteDrift)
+    """Rollouts whose route objects someone else changed (`canary.controller.route_watch`):
+    their next tick applies every route object."""
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _checked: set[str] = field(default_factory=set, init=False)
     """Rollouts whose last tick read the API server or succeeded since (`reset`): their next
@@ -211,6 +215,7 @@ class Reconciler:
             self._checked.clear()
         self.services.forget()
         self._routes.forget()
+        self.drift.forget()
 
     def forget(self, key: str) -> None:
         """The Rollout ``key`` is gone."""
@@ -222,6 +227,7 @@ class Reconciler:
         self._deliveries.forget(key)
         self.services.forget(key)
         self._routes.forget(key)
+        self.drift.forget(key)
 
     # --- the tick ------------------------------------------------------------------------------
 
@@ -252,17 +258,20 @@ class Reconciler:
         needs = plan(rollout, status, workload)
         look = look_interval(rollout, checks)
         command_objects = (self.commands or listed(self.kube))(namespace, name)
+        # someone else changed a route object (canary.controller.route_watch): every one is
+        # applied at this tick, whatever the resync
+        drifted = self.drift.take(rollout.key)
+        trust = not drifted and not self._routes.due(rollout.key, route_signature(rollout))
+        router = self._router(rollout, trust)
         if early and needs.analyse and workload.target_revision == status.canary_revision:
             if not abort_waiting(command_objects, name, status.applied_commands):
+                if drifted:  # put back what was edited; the look stands
+                    router.repair(status)
+                    self._routes.done(rollout.key, route_signature(rollout))
                 # the next look stands: a look interval after the last tick
                 since = seconds_since(status.last_tick_at, now)
                 return TickOutcome("skipped", max(look - since, MIN_REQUEUE))
             needs = Needs()  # an abort ends the tick before anything is judged: act on it now
-        with self._lock:
-            versions = self._route_versions.setdefault(rollout.key, {})
-            held = self._route_held.setdefault(rollout.key, {})
-        trust = not self._routes.due(rollout.key, route_signature(rollout))
-        router = MeshRouter(self.kube, rollout, versions, held, trust=trust)
         # the first tick since this replica (re)started or led, or after a failed tick: the
         # status may have been written without its actions (docs/controller.md, "Crash
         # consistency"); the route it records is put back before anything is judged
@@ -361,6 +370,13 @@ class Reconciler:
             self._routes.done(rollout.key, route_signature(rollout))
         stored, told = self._deliveries.tell(rollout, new_status, stored)
         return new_status, stored, told
+
+    def _router(self, rollout: Rollout, trust: bool) -> MeshRouter:
+        """The Rollout's route objects for this tick, with what earlier ticks applied."""
+        with self._lock:
+            versions = self._route_versions.setdefault(rollout.key, {})
+            held = self._route_held.setdefault(rollout.key, {})
+        return MeshRouter(self.kube, rollout, versions, held, trust=trust)
 
     def _sync_services(self, rollout: Rollout, observed: Observed) -> None:
         """The Services in line with the spec, when it or the primary changed (`ServiceSync`)."""

@@ -6,6 +6,11 @@ resourceVersion with bookmarks (which move the resourceVersion on without an obj
 that ends (the server's timeout) is started again from the last version seen; 410 Gone (the
 version is too old) means list again; any other error waits with exponential backoff (and
 jitter) before trying again. Listeners of the `Cache` hear (type, old, new) for every change.
+
+A reflector of an *optional* kind (``unserved_retry``: the mesh's route objects, whose CRDs
+a cluster may not have) takes a 404 from its list as "not installed" and a 403 as "not
+allowed": it says so once (a 403 with the RBAC fix), is not synced, and looks again every
+``unserved_retry`` seconds.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from canary.controller.kinds import Kind
-from canary.controller.kube import GoneError, Json, Kube
+from canary.controller.kube import GoneError, Json, Kube, KubeError
 
 log = logging.getLogger("canary.controller.watches")
 
@@ -137,7 +142,11 @@ class Reflector:
         timeout_seconds: int = 300,
         backoff: Backoff | None = None,
         on_relist: Callable[[], None] | None = None,
+        label_selector: str | None = None,
+        unserved_retry: float | None = None,
     ) -> None:
+        """``label_selector``: only the objects it selects; ``unserved_retry``: an optional
+        kind (see the module)."""
         self.kube = kube
         self.cache = cache
         self.kind = cache.kind
@@ -145,6 +154,10 @@ class Reflector:
         self.timeout_seconds = timeout_seconds
         self.backoff = backoff or Backoff()
         self.on_relist = on_relist
+        self.label_selector = label_selector
+        self.unserved_retry = unserved_retry
+        self.unserved: int | None = None
+        """The status (404, 403) the last list of an optional kind was refused with."""
         self.synced = threading.Event()
         self.lists = 0
         self.errors = 0
@@ -185,14 +198,51 @@ class Reflector:
                     self.resource_version,
                 )
                 self.resource_version = ""
+            except KubeError as exc:
+                if not self._unserved(exc):
+                    self._failed(exc)
+                else:
+                    self.resource_version = ""  # list again when it is served or allowed
             except Exception as exc:
-                self.errors += 1
-                delay = self.backoff.next()
-                log.warning("watch of %s failed (%s); again in %.1fs", self.kind, exc, delay)
-                self._stop.wait(delay)
+                self._failed(exc)
+
+    def _failed(self, exc: Exception) -> None:
+        self.errors += 1
+        delay = self.backoff.next()
+        log.warning("watch of %s failed (%s); again in %.1fs", self.kind, exc, delay)
+        self._stop.wait(delay)
+
+    def _unserved(self, exc: KubeError) -> bool:
+        """A list of an optional kind refused as not served (404) or not allowed (403): said
+        once, looked at again every ``unserved_retry`` seconds."""
+        if self.unserved_retry is None or exc.status not in (403, 404):
+            return False
+        if self.unserved != exc.status:
+            where = self.namespace or "all namespaces"
+            if exc.status == 404:
+                log.info(
+                    "%s is not served (its CRD is not installed): not watched; looking again "
+                    "every %.0fs",
+                    self.kind,
+                    self.unserved_retry,
+                )
+            else:
+                log.warning(
+                    "may not list and watch %s in %s (%s): a hand edit of one is put back only "
+                    "at the route resync; grant 'list' and 'watch' on %s (docs/controller.md, "
+                    "RBAC)",
+                    self.kind,
+                    where,
+                    exc.message,
+                    self.kind.plural,
+                )
+        self.unserved = exc.status
+        self._stop.wait(self.unserved_retry)
+        return True
 
     def _list(self) -> None:
-        listed = self.kube.list(self.kind, self.namespace)
+        listed = self.kube.list(self.kind, self.namespace, label_selector=self.label_selector)
+        self.unserved = None
         self.lists += 1
         if self.lists > 1 and self.on_relist is not None:
             self.on_relist()
@@ -207,6 +257,7 @@ class Reflector:
             self.resource_version,
             self.timeout_seconds,
             stop=self._stop.is_set,
+            label_selector=self.label_selector,
         )
         for event in events:
             version = version_of(event.object)

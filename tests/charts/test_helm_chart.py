@@ -350,6 +350,11 @@ def test_a_provider_left_out_drops_only_its_rule(provider: str) -> None:
     expected = [r for r in cluster_rules if r["apiGroups"] != [groups[provider]]]
     assert len(expected) == len(cluster_rules) - 1
     assert result.one("ClusterRole")["rules"] == expected
+    apis = {"istio": "istio", "gatewayApi": "gateway-api", "smi": "smi"}
+    watched = [a for a in container(result)["args"] if a.startswith("--route-watch=")]
+    assert watched == [f"--route-watch={apis[p]}" for p in apis if p != provider], (
+        "the controller watches only the route objects its role may list"
+    )
 
 
 def test_namespaced_mode_binds_the_role_in_each_namespace_only() -> None:
