@@ -198,6 +198,8 @@ def scrape(address: str) -> dict[str, float]:
             name, labels = sample.name, sample.labels
             if name == "canary_reconcile_duration_seconds_count":
                 found[f"ticks_{labels.get('outcome')}"] += sample.value
+            elif name == "canary_route_object_changes_total":
+                found[f"route_changes_{labels.get('by')}"] += sample.value
             elif name in (
                 "canary_reconcile_errors_total",
                 "canary_status_conflicts_total",
@@ -343,6 +345,10 @@ class SizeResult:
     reconcile_errors: float = 0.0
     status_conflicts: float = 0.0
     relists: float = 0.0
+    route_echoes: float = 0.0
+    """Route objects' watch events that were the echoes of the controller's writes (no tick)."""
+    route_edits: float = 0.0
+    """Route objects' watch events taken for someone else's change (each ticks its Rollout)."""
     profile: Profile | None = None
     profiled: bool = False
     tick_outcomes: dict[str, float] = field(default_factory=dict)
@@ -598,6 +604,8 @@ def summarise(
     result.reconcile_errors = delta("canary_reconcile_errors_total")
     result.status_conflicts = delta("canary_status_conflicts_total")
     result.relists = delta("canary_watch_relists_total")
+    result.route_echoes = delta("route_changes_canary")
+    result.route_edits = delta("route_changes_others")
     outcomes = {
         name.removeprefix("ticks_"): delta(name)
         for name in end.metrics

@@ -137,8 +137,9 @@ def default_lease_namespace() -> str:
     "--route-resync",
     default="5m",
     show_default=True,
-    help="How often every route object of a Rollout is applied again, putting right a hand "
-    "edit (between, only an object whose content changed is sent).",
+    help="How often every route object of a Rollout is applied again whatever happened: the "
+    "backstop for a hand edit the route watch missed (between, only an object whose content "
+    "changed is sent).",
 )
 @click.option(
     "--route-watch",

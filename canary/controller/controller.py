@@ -13,7 +13,8 @@ Rollout's spec or commands, or of what a tick reads of its Deployments), is
 `canary.controller.wakes`: `Wakes.enqueue` is the one place a Rollout is enqueued.
 
 Ticks read the Rollout and both Deployments from the caches (`canary.controller.cached`), never
-older than the controller's own writes.
+older than the controller's own writes. The route objects are watched too
+(`canary.controller.route_watch`): a hand edit of one is put back by the tick it wakes.
 """
 
 from __future__ import annotations

@@ -26,9 +26,11 @@ While the canary is judged the next tick comes a *look interval* later
 20s)`` when every check is judged by the sequential judge from counts, else ``interval``);
 each look queries the time since the previous one (`canary.engine.timing.analysis_window`).
 
-An *early* tick (a Deployment or the Rollout changed) runs like any other, except that it
-never judges the canary ahead of its look interval: when the plan asks for analysis and the
-target's revision is the one being judged, it does nothing and the regular tick stands.
+An *early* tick (a Deployment, the Rollout or one of its route objects changed) runs like any
+other, except that it never judges the canary ahead of its look interval: when the plan asks
+for analysis and the target's revision is the one being judged, it does nothing and the
+regular tick stands -- but for putting the route objects back when someone else changed one
+(``drift``, `canary.controller.route_watch`).
 
 The Rollout and its two Deployments are read from the watch caches when the reconciler is
 given a `canary.controller.cached.CachedKube` (never older than the controller's own writes);

@@ -20,13 +20,14 @@ restarted is put right at its next tick. A `MeshRouter` that *trusts* what it ap
 (``trust``) sends only the objects whose desired content changed since the last tick's apply
 (a step moves the VirtualService's weights; Istio's DestinationRules stay as they were): the
 reconciler trusts them unless `route_signature` (the Rollout's uid and generation) changed, on
-the first tick after the controller starts or gains the Lease or after a failed tick, and
-every ``ROUTE_RESYNC_SECONDS`` of its clock, when every object is applied again: an object
-someone edited by hand is put right within that time. (Applying every object at every tick
-cost three server-side applies a tick at a thousand Rollouts, most of a tick's requests; a
-30-s resync still cost two DestinationRule applies per Rollout every 30 s, 0.9 a tick when
-ticks ran late. The resync matches the Services' one, 5 minutes: the same bound on how long a
-hand edit of an object canary owns lasts.)
+the first tick after the controller starts or gains the Lease or after a failed tick, after
+the route watch saw someone else change one (`canary.controller.route_watch`: a hand edit is
+put right by the tick that change wakes), and every ``ROUTE_RESYNC_SECONDS`` of its clock,
+when every object is applied again: the backstop for an edit the watch did not see.
+(Applying every object at every tick cost three server-side applies a tick at a thousand
+Rollouts, most of a tick's requests; a 30-s resync still cost two DestinationRule applies per
+Rollout every 30 s, 0.9 a tick when ticks ran late. The resync matches the Services' one, 5
+minutes.)
 """
 
 from __future__ import annotations
@@ -49,8 +50,9 @@ from canary.traffic.router import RouterError
 log = logging.getLogger("canary.controller.routing")
 
 ROUTE_RESYNC_SECONDS = 300.0
-"""A Rollout's route objects are all applied again at least this often (a hand edit is put
-right by then); between, only an object whose desired content changed is sent."""
+"""A Rollout's route objects are all applied again at least this often (a hand edit the route
+watch did not see is put right by then); between, only an object whose desired content
+changed is sent."""
 
 
 def route_signature(rollout: Rollout) -> str:

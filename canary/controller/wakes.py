@@ -8,6 +8,9 @@ come from:
 - a change of a Rollout's spec (its generation) or its deletion; not a status write;
 - a new RolloutCommand naming it;
 - a ConfigMap or Secret its target references (a new revision starts at once);
+- a change or deletion of one of its route objects by someone else (`canary.controller.
+  route_watch`, which also marks it so that the tick applies every route object; the echoes
+  of canary's own writes wake nobody);
 - a change of its target or primary Deployment *in what a tick reads* (`tick_view`): the
   spec's generation and replicas, the revision canary recorded on a primary, whether its
   replicas are all ready (one wake when they become ready, not one per replica counted), a
