@@ -6,7 +6,7 @@ a VirtualService would stand until the resync. The controller watches the kinds 
 object it writes — VirtualService and DestinationRule (Istio), HTTPRoute and GRPCRoute
 (Gateway API, Linkerd), TrafficSplit (SMI) — selected on the server by the label
 ``canary.dev/rollout`` that canary puts on each (its value names the Rollout, in the object's
-namespace), and keeps their metadata only.
+namespace), and keeps only their names, versions and that label.
 
 A change of one (a new resourceVersion, or its deletion) that is not the *echo* of canary's
 own write (`Echoes`: the resourceVersion the API server answered that write with) marks its
@@ -36,7 +36,7 @@ from typing import Literal
 
 from canary.controller.kinds import Kind, kind_of
 from canary.controller.kube import Json, Kube
-from canary.controller.watches import Cache, Reflector, metadata_only, version_of
+from canary.controller.watches import Cache, Reflector, version_of
 from canary.traffic.httproute import API_VERSION as GATEWAY_API_VERSION
 from canary.traffic.istio import API_VERSION as ISTIO_API_VERSION
 from canary.traffic.linkerd import SMI_API_VERSION
@@ -150,13 +150,13 @@ class Echoes:
 
 
 class RouteCache(Cache):
-    """A route kind's cache (metadata only) that also keeps the version a deletion came with:
+    """A route kind's cache (`essentials` only) that also keeps the version a deletion came with:
     the listeners of a DELETED hear the copy held (its labels name the Rollout), and read
     `deleted_at` (the deletion's version; empty when a relist found the object gone). Only
     its reflector's thread changes it."""
 
     def __init__(self, kind: Kind) -> None:
-        super().__init__(kind, metadata_only)
+        super().__init__(kind, essentials)
         self.deleted_at = ""
 
     def apply(self, event_type: str, obj: Json) -> None:
@@ -279,6 +279,17 @@ class RouteWatch:
         log.info("%s: %s %s %s by someone else: putting it back", rollout, kind.kind, name, what)
         self.drift.mark(rollout)
         self._wake(rollout)
+
+
+def essentials(obj: Json) -> Json:
+    """What the route watch keeps of an object: its name, namespace, version and Rollout (not
+    its spec, nor its managedFields, which are most of its metadata)."""
+    meta = obj.get("metadata") or {}
+    kept = {k: meta[k] for k in ("name", "namespace", "resourceVersion") if k in meta}
+    owner = rollout_of(obj)
+    if owner:
+        kept["labels"] = {ROLLOUT_LABEL: owner}
+    return {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "metadata": kept}
 
 
 def rollout_of(obj: Json | None) -> str:

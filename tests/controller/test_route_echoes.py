@@ -13,7 +13,7 @@ import pytest
 from kubernetes import client
 
 from canary.controller.kube import Kube
-from canary.controller.route_watch import RECENT_ANSWERS, Echoes, RouteWatch, Verdicts
+from canary.controller.route_watch import RECENT_ANSWERS, Echoes, RouteWatch, Verdicts, essentials
 from canary.controller.watches import Reflector
 
 Json = dict[str, Any]
@@ -160,3 +160,21 @@ def test_a_first_list_wakes_nobody_and_a_label_removed_by_hand_does() -> None:
     assert woken == ["shop/web"]
     watch.changed(reflector, "MODIFIED", route("2", rollout=None), route("3", rollout=None))
     assert woken == ["shop/web"], "an object of no Rollout"
+
+
+def test_the_watch_keeps_only_names_versions_and_the_rollout() -> None:
+    full = route("7")
+    full["metadata"]["labels"]["team"] = "payments"
+    full["metadata"]["managedFields"] = [{"manager": "canary", "fieldsV1": {"f:spec": {}}}]
+    full["metadata"]["annotations"] = {"note": "x" * 1000}
+    full["spec"] = {"http": [{"route": [{"weight": 100}]}]}
+    assert essentials(full) == {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {
+            "name": "web",
+            "namespace": "shop",
+            "resourceVersion": "7",
+            "labels": {"canary.dev/rollout": "web"},
+        },
+    }

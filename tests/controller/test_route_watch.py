@@ -29,8 +29,9 @@ from controller_support import (
 )
 from tick_support import GATEWAY, HTTPROUTE, VS, Clock, Judged
 
-from canary.controller import Controller, ControllerSettings
+from canary.controller import Controller, ControllerSettings, LeaseSettings
 from canary.controller.route_watch import RouteWatch
+from canary.controller.shards import shard_of
 from canary.gates.webhooks import WebhookCaller
 from canary.testing import ApiServer
 
@@ -301,3 +302,56 @@ def test_a_route_kind_not_installed_or_not_allowed_breaks_nothing(
     assert len(refusals) == 1, "a 403 is said once"
     assert "grant 'list' and 'watch' on grpcroutes" in refusals[0].getMessage()
     assert not [r for r in caplog.records if "watch of" in r.getMessage()], "no failure logged"
+
+
+def sharded_replica(cluster: Cluster, identity: str) -> Controller:
+    api_client = cluster.api_client()
+    api_client.user_agent = f"canary-controller/{identity}"
+    settings = ControllerSettings(
+        namespaces=(cluster.namespace,),
+        identity=identity,
+        lease=LeaseSettings(
+            namespace=cluster.namespace, lease_duration=2.0, renew_deadline=1.5, retry_period=0.2
+        ),
+        shards=2,
+        metrics_address=None,
+        watch_timeout=30,
+        notify=None,
+    )
+    made = Controller(api_client, settings, provider=Judged(0))
+    cluster.controllers.append(made)
+    return made.start()
+
+
+def test_sharded_only_the_owner_of_the_rollouts_shard_puts_its_route_back(
+    cluster: Cluster,
+) -> None:
+    """Two replicas, two shards, the 5-minute resync: both watches see the hand edit, only
+    the replica holding the Rollout's shard marks it and writes the route back."""
+    ns = cluster.namespace
+    start_rollout(cluster, {"name": "istio"})
+    replicas = {name: sharded_replica(cluster, name) for name in ("a", "b")}
+    cluster.wait_phase("web", "Initialized")
+
+    def one_shard_each() -> bool:
+        return all(len(r.shards.owned()) == 1 for r in replicas.values() if r.shards)
+
+    wait_for("a shard each", one_shard_each)
+    shard = shard_of(ns, "web", 2)
+    owner = next(n for n, r in replicas.items() if r.shards and shard in r.shards.owned())
+    other = next(n for n in replicas if n != owner)
+    before = len(cluster.api.requests_by_agent)
+
+    def half_each(spec: Json) -> None:
+        spec["http"][-1]["route"][0]["weight"] = 50
+        spec["http"][-1]["route"][1]["weight"] = 50
+
+    edit(cluster, VS, half_each)
+    wait_for("the route put back", lambda: vs_weights(cluster) == [100, 0])
+    writers = {
+        agent.removeprefix("canary-controller/")
+        for agent, method, path, _ in cluster.api.requests_by_agent[before:]
+        if method == "PATCH" and "/virtualservices/web" in path
+    }
+    assert writers == {owner}, "only the shard's holder writes the route back"
+    assert not replicas[other].route_watch.drift.take(f"{ns}/web"), "the other marks nothing"
