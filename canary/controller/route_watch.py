@@ -215,7 +215,7 @@ class RouteWatch:
         """``namespaces``: where (None: all); ``apis``: whose kinds (`KINDS_BY_API`);
         ``acts_for(rollout key)``: this replica acts for that Rollout (leads, or holds its
         shard); ``wake(rollout key)``: tick it early; ``counted(kind, by)``: a change seen,
-        ``by`` "canary" (an echo) or "others"."""
+        ``by`` "canary" (an echo) or "others" (of a Rollout this replica acts for)."""
         self.echoes = Echoes()
         self.drift = RouteDrift()
         self._acts_for = acts_for
@@ -272,9 +272,9 @@ class RouteWatch:
         self.echoes.seen(key, version if gone else version_of(obj), told, gone=gone)
 
     def _drifted(self, rollout: str, kind: Kind, name: str, event: str) -> None:
-        self._counted(kind.kind, "others")
         if not self._acts_for(rollout):
-            return
+            return  # (a standby, or another shard's holder: its writes are not this one's)
+        self._counted(kind.kind, "others")
         what = "deleted" if event == "DELETED" else "changed"
         log.info("%s: %s %s %s by someone else: putting it back", rollout, kind.kind, name, what)
         self.drift.mark(rollout)

@@ -121,12 +121,7 @@ class Driven:
         return wait_for(what, ticked, every=0.05)
 
     def changes(self, by: str) -> float:
-        total = 0.0
-        for metric in self.controller.metrics.route_changes.collect():
-            for sample in metric.samples:
-                if sample.name.endswith("_total") and sample.labels["by"] == by:
-                    total += sample.value
-        return total
+        return changes_of(self.controller, by)
 
     def echoed(self, kind: tuple[str, str], name: str = "web") -> None:
         """Wait until the route watch shows the object as the API server holds it now."""
@@ -143,6 +138,16 @@ class Driven:
             return False
 
         wait_for(f"the watch to show {kind[1]} {name} at {version}", shown)
+
+
+def changes_of(controller: Controller, by: str) -> float:
+    """`canary_route_object_changes_total{by=...}` of ``controller``, all kinds."""
+    total = 0.0
+    for metric in controller.metrics.route_changes.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total") and sample.labels["by"] == by:
+                total += sample.value
+    return total
 
 
 @pytest.fixture
@@ -355,3 +360,5 @@ def test_sharded_only_the_owner_of_the_rollouts_shard_puts_its_route_back(
     }
     assert writers == {owner}, "only the shard's holder writes the route back"
     assert not replicas[other].route_watch.drift.take(f"{ns}/web"), "the other marks nothing"
+    assert changes_of(replicas[owner], "others") >= 1
+    assert changes_of(replicas[other], "others") == 0, "nor counts another's Rollout's edits"
