@@ -66,9 +66,18 @@ def test_the_bound_is_none_without_pods_and_wider_for_fewer_canary_pods() -> Non
     primary = [(1000.0, 20.0 + 3 * i) for i in range(10)]
     assert pods.bound([], primary, 0.0125) is None
     assert pods.bound([(500.0, 5.0)], [], 0.0125) is None
-    # as many canary pods as primary pods (the controller's default): the tests stay as they are
-    assert pods.bound([(500.0, 5.0)] * 10, primary, 0.0125) is None
-    assert pods.harm_margin([(500.0, 5.0)] * 10, primary, 0.025) == 0.0
+    # one pod a side: no spread can be told, the tests stay as they are (assumption 2)
+    assert pods.bound([(500.0, 5.0)], [(1000.0, 20.0)], 0.0125) is None
+    assert pods.harm_margin([(500.0, 5.0)], [(1000.0, 20.0)], 0.025) == 0.0
+    # as many canary pods, all alike: the spread is told from both sides, and is none here
+    even = pods.bound([(500.0, 5.0)] * 10, [(1000.0, 10.0)] * 10, 0.0125)
+    assert even == pods.PodBound(10, 10, 0.0, 0.0, 0.0)
+    assert pods.harm_margin([(500.0, 5.0)] * 10, [(1000.0, 10.0)] * 10, 0.025) == 0.0
+    # ... while the primary's spread shows through the pooled estimate
+    spread = pods.bound([(500.0, 5.0)] * 10, primary, 0.0125)
+    assert spread is not None
+    assert 0 < spread.spread < pods.spread(primary)
+    assert spread.ratio_margin > 0
     one = pods.bound([(500.0, 5.0)], primary, 0.0125)
     three = pods.bound([(500.0, 5.0)] * 3, primary, 0.0125)
     assert one is not None
@@ -97,6 +106,61 @@ def test_the_bound_covers_the_draw_of_pods_at_its_share() -> None:
             assert drawn is not None
             below += canary.mean() / primary.mean() < math.exp(-drawn.ratio_margin)
         assert below / draws <= share + 3 * math.sqrt(share * (1 - share) / draws)
+
+
+def test_the_pooled_spread_is_told_from_both_sides() -> None:
+    """Seeded, 400 draws a case, 10 pods a side each about its own rate (the canary's twice
+    the primary's: a version's rate is no spread): alike pods give a spread near 0, a spread
+    of 0.3 comes out near 0.3, and the sides' degrees of freedom add up."""
+    rng = np.random.default_rng(12)
+
+    def draw(sd: float) -> float:
+        primary = _primary_pods(rng, sd, 20.0)
+        canary = _primary_pods(rng, sd, 40.0)
+        told = pods.pods_spread(canary, primary)
+        assert told is not None
+        assert told.df == 18
+        return told.value
+
+    assert np.median([draw(0.0) for _ in range(400)]) < 0.05
+    assert 0.24 < float(np.median([draw(0.3) for _ in range(400)])) < 0.34
+
+
+def test_the_bound_with_as_many_pods_covers_their_draw_at_its_share() -> None:
+    """The margin's promise with as many pods a side, seeded over 4,000 draws a case: a
+    healthy version's canary pods' mean rate over the primary pods' falls under e^-margin at
+    most ``share`` of the time (+ 3 standard errors), for 2, 3 and 10 pods a side at a
+    spread of 0.5 and counts large enough that the pods, not the counting, move the ratio."""
+    rng = np.random.default_rng(4)
+    share, sd, draws = 0.0125, 0.5, 4000
+    for each in (2, 3, 10):
+        below = 0
+        for _ in range(draws):
+            canary = np.exp(rng.normal(-0.5 * sd * sd, sd, size=each))
+            primary = np.exp(rng.normal(-0.5 * sd * sd, sd, size=each))
+            c_counts = [(100_000.0, float(rng.poisson(2000 * f))) for f in canary]
+            p_counts = [(100_000.0, float(rng.poisson(2000 * f))) for f in primary]
+            drawn = pods.bound(c_counts, p_counts, share)
+            assert drawn is not None
+            below += canary.mean() / primary.mean() < math.exp(-drawn.ratio_margin)
+        assert below / draws <= share + 3 * math.sqrt(share * (1 - share) / draws)
+
+
+def test_two_pods_a_side_say_how_many_would_do() -> None:
+    """Two pods a side that differ widely: a 2x version cannot be told from their draw (two
+    degrees of freedom); the fewest pods a side that would let a healthy canary show it."""
+    drawn = pods.bound(
+        [(10_000.0, 60.0), (10_000.0, 200.0)], [(10_000.0, 50.0), (10_000.0, 130.0)], 0.0125
+    )
+    assert drawn is not None
+    assert drawn.spread > 0.3
+    assert 2.0 * math.exp(-drawn.ratio_margin) < 1.0
+    enough = pods.pods_a_side_needed(drawn, 0.0125, 2.0, 1.2)
+    assert enough is not None
+    assert 2 < enough <= pods.MAX_PODS
+    # at that count a 2x version would have to show under 1.2x: a healthy canary can
+    t = pods.t_quantile(1 - 0.0125, 2 * enough - 2)
+    assert 2.0 * math.exp(-pods.ratio_margin(drawn.spread, enough, enough, t)) >= 1.2
 
 
 def test_the_tally_is_bounded_and_survives_a_restart() -> None:
@@ -166,6 +230,22 @@ def test_as_many_even_pods_a_side_are_promoted_as_before() -> None:
         result, state = JUDGE.judge(ERRORS, sample, state, LAST, NOW)
         verdicts.append(result.verdict)
     assert verdicts[-1] is Verdict.PASS
+
+
+def test_two_pods_a_side_that_differ_widely_hold_and_say_why() -> None:
+    """Two canary pods against two primary pods, each side's pods 2.5x apart: a healthy
+    version's canary cannot be told from a 2x one on a lucky draw (two degrees of freedom),
+    and the message says so and how many pods a side would do."""
+    primary = _side(20_000, [0.006, 0.015], "primary")
+    canary = _side(20_000, [0.006, 0.015], "canary")
+    sample = WindowSample(canary=canary, primary=primary)
+    state = CheckState(name="error-rate")
+    for _ in range(10):
+        result, state = JUDGE.judge(ERRORS, sample, state, LAST, NOW)
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert "2 canary vs 2 primary pods" in result.message
+    assert "2 pods a side cannot show it at this spread" in result.message
+    assert "pods a side would" in result.message
 
 
 def test_the_fail_test_at_no_margin_is_the_unadjusted_one() -> None:

@@ -408,13 +408,16 @@ def _pods_note(drawn: pods.PodBound, case: _Case, detect: float) -> str:
             f"may be a lucky draw, and {shortfall})"
         )
     shown = f"under {words.x(detect * math.exp(-drawn.ratio_margin))}"
-    text = f" ({drawn.describe()}: a canary pod may be a lucky draw, so it must show {shown}"
     share = case.context.beta * pods.POD_SHARE / max(len(case.routes), 1)
+    if drawn.canary_pods >= drawn.primary_pods:
+        enough = pods.pods_a_side_needed(drawn, share, detect, FAIR_RATIO)
+        return words.pods_a_side_note(drawn, shown, enough)
+    text = f" ({drawn.describe()}: a canary pod may be a lucky draw, so it must show {shown}"
     enough = pods.canary_pods_needed(drawn, share, detect, FAIR_RATIO)
     if enough is not None and drawn.canary_pods < enough < drawn.primary_pods:
         text += f"; with {enough} canary pods a healthy canary could show it"
     elif enough is None or enough >= drawn.primary_pods:
-        # as many pods as the primary: the draw averages alike and the tests are unadjusted
+        # as many pods as the primary: the spread is told from both sides, with more df
         text += (
             f"; fewer canary pods than the primary's would not let a healthy canary show it at "
             f"this spread: give the canary as many pods as the primary ({drawn.primary_pods})"

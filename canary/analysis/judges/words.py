@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from canary.analysis import stats
+from canary.analysis.judges.pods import MAX_PODS, PodBound
 from canary.analysis.judges.running import Running
 from canary.analysis.samples import JudgeContext
 from canary.model.analysis import CheckKind, CheckSpec
@@ -105,3 +106,17 @@ def percent(failures: int, requests: int) -> str:
 def evidence(requests: int, failures: int) -> SideEvidence:
     rate = 100.0 * failures / requests if requests else None
     return SideEvidence(requests=requests, failures=failures, value=rate)
+
+
+def pods_a_side_note(drawn: PodBound, shown: str, enough: int | None) -> str:
+    """Why as many canary pods as primary pods still ask for more: the pods' draw, at this
+    spread, can hide a version's regression; and how many pods a side would not."""
+    side = drawn.canary_pods
+    text = f" ({drawn.describe()}: {side} pods a side differ by their draw, so it must show {shown}"
+    if drawn.spread <= 0.0:
+        return text + ")"
+    if enough is not None and enough > side:
+        text += f"; {side} pods a side cannot show it at this spread, {enough} pods a side would"
+    elif enough is None:
+        text += f"; at this spread no count of pods up to {MAX_PODS} a side would show it"
+    return text + ")"
