@@ -11,9 +11,10 @@ import pytest
 from scipy import stats as scipy_stats
 
 from canary.analysis import stats
-from canary.analysis.judges import get_judge, pods, promotion
+from canary.analysis.judges import dispersion, get_judge, pods, promotion
 from canary.analysis.judges.running import Running
 from canary.analysis.samples import JudgeContext, PodCounts, SideSample, WindowSample
+from canary.analysis.stats import FloatArray
 from canary.model import CheckKind, CheckSpec, CheckState, JudgeName, Verdict
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -69,15 +70,20 @@ def test_the_bound_is_none_without_pods_and_wider_for_fewer_canary_pods() -> Non
     # one pod a side: no spread can be told, the tests stay as they are (assumption 2)
     assert pods.bound([(500.0, 5.0)], [(1000.0, 20.0)], 0.0125) is None
     assert pods.harm_margin([(500.0, 5.0)], [(1000.0, 20.0)], 0.025) == 0.0
-    # as many canary pods, all alike: the spread is told from both sides, and is none here
-    even = pods.bound([(500.0, 5.0)] * 10, [(1000.0, 10.0)] * 10, 0.0125)
-    assert even == pods.PodBound(10, 10, 0.0, 0.0, 0.0)
-    assert pods.harm_margin([(500.0, 5.0)] * 10, [(1000.0, 10.0)] * 10, 0.025) == 0.0
-    # ... while the primary's spread shows through the pooled estimate
-    spread = pods.bound([(500.0, 5.0)] * 10, primary, 0.0125)
+    # as many canary pods: no margin here, the dispersion widens the tests instead
+    assert pods.bound([(500.0, 5.0)] * 10, primary, 0.0125) is None
+    assert pods.harm_margin([(500.0, 5.0)] * 10, primary, 0.025) == 0.0
+    even = dispersion.dispersion([(500.0, 5.0)] * 10, [(1000.0, 10.0)] * 10, 0.05)
+    assert even is not None
+    assert even.spread == 0.0
+    # counts closer than counting noise would put them: never more than the count tests' own
+    assert even.ratio == even.rate == 1.0
+    spread = dispersion.dispersion([(500.0, 5.0)] * 10, primary, 0.05)
     assert spread is not None
     assert 0 < spread.spread < pods.spread(primary)
-    assert spread.ratio_margin > 0
+    assert spread.ratio > spread.inflation
+    assert dispersion.dispersion([(500.0, 5.0)], [(1000.0, 20.0)], 0.05) is None
+    assert dispersion.dispersion([(500.0, 5.0)], primary, 0.05) is None  # fewer: pods.bound
     one = pods.bound([(500.0, 5.0)], primary, 0.0125)
     three = pods.bound([(500.0, 5.0)] * 3, primary, 0.0125)
     assert one is not None
@@ -117,50 +123,87 @@ def test_the_pooled_spread_is_told_from_both_sides() -> None:
     def draw(sd: float) -> float:
         primary = _primary_pods(rng, sd, 20.0)
         canary = _primary_pods(rng, sd, 40.0)
-        told = pods.pods_spread(canary, primary)
+        told = dispersion.dispersion(canary, primary, 0.05)
         assert told is not None
         assert told.df == 18
-        return told.value
+        return told.spread
 
     assert np.median([draw(0.0) for _ in range(400)]) < 0.05
     assert 0.24 < float(np.median([draw(0.3) for _ in range(400)])) < 0.34
 
 
-def test_the_bound_with_as_many_pods_covers_their_draw_at_its_share() -> None:
-    """The margin's promise with as many pods a side, seeded over 4,000 draws a case: a
-    healthy version's canary pods' mean rate over the primary pods' falls under e^-margin at
-    most ``share`` of the time (+ 3 standard errors), for 2, 3 and 10 pods a side at a
-    spread of 0.5 and counts large enough that the pods, not the counting, move the ratio."""
-    rng = np.random.default_rng(4)
-    share, sd, draws = 0.0125, 0.5, 4000
-    for each in (2, 3, 10):
-        below = 0
-        for _ in range(draws):
-            canary = np.exp(rng.normal(-0.5 * sd * sd, sd, size=each))
-            primary = np.exp(rng.normal(-0.5 * sd * sd, sd, size=each))
-            c_counts = [(100_000.0, float(rng.poisson(2000 * f))) for f in canary]
-            p_counts = [(100_000.0, float(rng.poisson(2000 * f))) for f in primary]
-            drawn = pods.bound(c_counts, p_counts, share)
-            assert drawn is not None
-            below += canary.mean() / primary.mean() < math.exp(-drawn.ratio_margin)
-        assert below / draws <= share + 3 * math.sqrt(share * (1 - share) / draws)
+def _one_look(
+    rng: np.random.Generator, each: int, sd: float, ratio: float, failures: float
+) -> tuple[FloatArray, list[tuple[float, float]], list[tuple[float, float]]]:
+    """One look at ``each`` pods a side (equal shares) of a version ``ratio`` times worse,
+    pods spread by ``sd``: the split test's log-likelihoods and each side's pods' counts."""
+    requests = 100_000.0
+    canary = np.exp(rng.normal(-0.5 * sd * sd, sd, size=each)) * ratio
+    primary = np.exp(rng.normal(-0.5 * sd * sd, sd, size=each))
+    rate = failures / requests
+    c_counts = [(requests, float(rng.poisson(requests * rate * f))) for f in canary]
+    p_counts = [(requests, float(rng.poisson(requests * rate * f))) for f in primary]
+    c_fail = int(sum(x for _, x in c_counts))
+    p_fail = int(sum(x for _, x in p_counts))
+    return stats.split_loglik(c_fail, p_fail, 0.5, 1.0), c_counts, p_counts
+
+
+@pytest.mark.parametrize(("each", "failures"), [(2, 200.0), (10, 30.0), (10, 200.0)])
+def test_the_dispersion_keeps_both_bounds_at_a_look(each: int, failures: float) -> None:
+    """The guarantee at one look, seeded over 3,000 draws a case, pods spread by 0.5 and as
+    many a side: a healthy version's tempered e-value of harm reaches 20 at most alpha of the
+    time, and a 2x version's tempered evidence of "not 2x" reaches 20 at most beta (+ 3
+    standard errors). The untempered tests breach both here: the case has the power to
+    catch a regression to them."""
+    rng = np.random.default_rng(each * 1000 + int(failures))
+    draws, bar, bound = 3000, math.log(20.0), 0.05 + 3 * math.sqrt(0.05 * 0.95 / 3000)
+    index = stats.tolerance_index(1.0, 2.0)
+    centre = 0.0
+    tempered = {"harm": 0, "promote": 0}
+    bare = {"harm": 0, "promote": 0}
+    for _ in range(draws):
+        loglik, canary, primary = _one_look(rng, each, 0.5, 1.0, failures)
+        told = dispersion.dispersion(canary, primary, 0.05)
+        assert told is not None
+        tempered["harm"] += stats.log_evidence_of_harm(loglik / told.ratio) >= bar
+        bare["harm"] += stats.log_evidence_of_harm(loglik) >= bar
+        loglik, canary, primary = _one_look(rng, each, 0.5, 2.0, failures)
+        told = dispersion.dispersion(canary, primary, 0.05)
+        assert told is not None
+        ok = stats.log_evidence_below(loglik / told.ratio, index, centre, promotion.OK_SD)
+        tempered["promote"] += ok >= bar
+        raw = stats.log_evidence_below(loglik, index, centre, promotion.OK_SD)
+        bare["promote"] += raw >= bar
+    assert tempered["harm"] / draws <= bound
+    assert tempered["promote"] / draws <= bound
+    assert max(bare.values()) / draws > bound
+
+
+def test_alike_pods_pay_only_for_the_degrees_of_freedom() -> None:
+    """Ten alike pods a side: the tests are divided by about K(18) (1.2), not by a spread they
+    would first have to learn; two pods a side pay K(2) (11): too few to tell a spread."""
+    rng = np.random.default_rng(21)
+    values = []
+    for _ in range(400):
+        _, canary, primary = _one_look(rng, 10, 0.0, 1.0, 30.0)
+        told = dispersion.dispersion(canary, primary, 0.05)
+        assert told is not None
+        values.append(told.ratio)
+    assert 1.0 <= float(np.median(values)) < 1.5
+    assert dispersion.inflation(18, 0.05) == pytest.approx(1.22, abs=0.01)
+    assert dispersion.inflation(2, 0.05) == pytest.approx(11.4, abs=0.1)
 
 
 def test_two_pods_a_side_say_how_many_would_do() -> None:
-    """Two pods a side that differ widely: a 2x version cannot be told from their draw (two
-    degrees of freedom); the fewest pods a side that would let a healthy canary show it."""
-    drawn = pods.bound(
-        [(10_000.0, 60.0), (10_000.0, 200.0)], [(10_000.0, 50.0), (10_000.0, 130.0)], 0.0125
-    )
-    assert drawn is not None
-    assert drawn.spread > 0.3
-    assert 2.0 * math.exp(-drawn.ratio_margin) < 1.0
-    enough = pods.pods_a_side_needed(drawn, 0.0125, 2.0, 1.2)
+    """Two pods a side that differ widely: however many requests, a healthy canary's limit
+    evidence against 2x stays under 20; the fewest pods a side that would reach it."""
+    spread = 0.6
+    assert dispersion.limit_evidence(spread, 2, 2.0, 0.05) < math.log(20.0)
+    enough = dispersion.pods_a_side_needed(spread, 2.0, 0.05)
     assert enough is not None
     assert 2 < enough <= pods.MAX_PODS
-    # at that count a 2x version would have to show under 1.2x: a healthy canary can
-    t = pods.t_quantile(1 - 0.0125, 2 * enough - 2)
-    assert 2.0 * math.exp(-pods.ratio_margin(drawn.spread, enough, enough, t)) >= 1.2
+    assert dispersion.limit_evidence(spread, enough, 2.0, 0.05) >= 2 * math.log(20.0)
+    assert dispersion.limit_evidence(spread, enough - 1, 2.0, 0.05) < 2 * math.log(20.0)
 
 
 def test_the_tally_is_bounded_and_survives_a_restart() -> None:
@@ -244,8 +287,22 @@ def test_two_pods_a_side_that_differ_widely_hold_and_say_why() -> None:
         result, state = JUDGE.judge(ERRORS, sample, state, LAST, NOW)
     assert result.verdict is Verdict.INCONCLUSIVE
     assert "2 canary vs 2 primary pods" in result.message
-    assert "2 pods a side cannot show it at this spread" in result.message
-    assert "pods a side would" in result.message
+    assert "2 pods a side cannot show a version is not 2x worse apart from their own draw" in (
+        result.message
+    )
+    assert "pods a side would)" in result.message
+
+
+def test_few_alike_pods_a_side_say_what_more_pods_would_do() -> None:
+    """Three alike pods a side: the spread is told from 4 degrees of freedom, so each failure
+    counts for less; the message says so and how many pods a side would count it half."""
+    even = [0.01] * 3
+    sample = WindowSample(canary=_side(3000, even, "canary"), primary=_side(3000, even, "primary"))
+    state = CheckState(name="error-rate")
+    result, state = JUDGE.judge(ERRORS, sample, state, LAST, NOW)
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert "3 pods a side tell their spread from 4 degrees of freedom" in result.message
+    assert "pods a side would count it at least half as much" in result.message
 
 
 def test_the_fail_test_at_no_margin_is_the_unadjusted_one() -> None:

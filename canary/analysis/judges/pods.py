@@ -45,9 +45,10 @@ MIN_PRIMARY_PODS = 3
 with one, an estimate of no spread at all is too likely whatever the truth)."""
 
 MIN_POOLED_DF = 2
-"""With as many canary pods as primary pods the spread is told from both sides' pods; it
-needs this many degrees of freedom ((k_c - 1) + (k_p - 1): two pods a side at least). One pod
-a side tells nothing, and the judge keeps its unadjusted tests (assumption 2)."""
+"""With as many canary pods as primary pods the spread is told from both sides' pods
+(canary.analysis.judges.dispersion); it needs this many degrees of freedom ((k_c - 1) +
+(k_p - 1): two pods a side at least). One pod a side tells nothing, and the judge keeps its
+unadjusted tests (assumption 2)."""
 
 MIN_POD_FAILURES = 2.0
 """The spread is told once the primary's pods have failed this often each, on average: with
@@ -132,12 +133,17 @@ def spread(primary: Sequence[tuple[float, float]]) -> float:
 
 
 def pooled_spread(sides: Sequence[Sequence[tuple[float, float]]]) -> float:
-    """s from every side's pods, each about its own pooled rate: Pearson's X² summed over the
-    sides, less its binomial part (one a degree of freedom), over what a unit of ln-rate
-    variance adds to it (a pod's expected failures, less its share of its side's). 0 when
-    the pods' counts are within counting noise, or no side has failed yet: the estimate is
-    what the counts say, and with few failures the counts' own noise (which the count tests
-    carry) dwarfs any spread they could hide."""
+    """s from every side's pods (pooled_variance), 0 when their counts are within counting
+    noise or no side has failed yet."""
+    return math.sqrt(max(pooled_variance(sides), 0.0))
+
+
+def pooled_variance(sides: Sequence[Sequence[tuple[float, float]]]) -> float:
+    """The variance of a pod's ln rate from every side's pods, each about its own pooled
+    rate: Pearson's X² summed over the sides, less its binomial part (one a degree of
+    freedom), over what a unit of that variance adds to it (each pod's expected failures,
+    less its share of its side's). Unbiased, so it may come out below 0 when the pods are
+    alike (counting noise alone); 0 when no side with two pods has failed yet."""
     excess, scale = 0.0, 0.0
     for side in sides:
         requests = sum(n for n, _ in side)
@@ -147,49 +153,22 @@ def pooled_spread(sides: Sequence[Sequence[tuple[float, float]]]) -> float:
         rate = failures / requests
         excess += sum((x - n * rate) ** 2 / (n * rate) for n, x in side) - (len(side) - 1)
         scale += sum(n * rate * (1.0 - n / requests) for n, _ in side)
-    return math.sqrt(max(excess, 0.0) / scale) if scale > 0 else 0.0
-
-
-@dataclass(frozen=True)
-class Spread:
-    """The pods' spread the judge allows for, and the degrees of freedom it was told from."""
-
-    value: float  # s (inf: not told yet)
-    df: int
-
-
-def pods_spread(
-    canary: Sequence[tuple[float, float]], primary: Sequence[tuple[float, float]]
-) -> Spread | None:
-    """The spread to allow for, or None when the judge keeps its unadjusted tests (no counts
-    per pod on a side, or one pod a side: no spread can be told from a pod against itself).
-    Fewer canary pods than primary pods: from the primary's pods (the canary's cannot tell
-    it), df = k_p - 1. As many or more: from both sides' pods, df = (k_c - 1) + (k_p - 1)."""
-    if not canary or not primary:
-        return None
-    k_c, k_p = len(canary), len(primary)
-    if k_c < k_p:
-        return Spread(spread(primary), k_p - 1)
-    df = (k_c - 1) + (k_p - 1)
-    if df < MIN_POOLED_DF:
-        return None
-    return Spread(pooled_spread([canary, primary]), df)
+    return excess / scale if scale > 0 else 0.0
 
 
 def bound(
     canary: Sequence[tuple[float, float]], primary: Sequence[tuple[float, float]], share: float
 ) -> PodBound | None:
-    """The margins at probability ``share`` for each route, or None when the judge keeps its
-    unadjusted tests (pods_spread)."""
-    told = pods_spread(canary, primary)
-    if told is None:
+    """The margins at probability ``share`` for each route, or None when either side has no
+    per-pod counts or the canary has as many pods as the primary (then both sides' pods tell
+    the spread, and canary.analysis.judges.dispersion widens the tests instead)."""
+    if not fewer_canary_pods(canary, primary):
         return None
-    k_c, k_p, s = len(canary), len(primary), told.value
+    k_c, k_p = len(canary), len(primary)
+    s = spread(primary)
     if not math.isfinite(s):
         return PodBound(k_c, k_p, s, math.inf, math.inf)
-    if s <= 0.0:
-        return PodBound(k_c, k_p, 0.0, 0.0, 0.0)
-    t = t_quantile(1.0 - share, told.df)
+    t = t_quantile(1.0 - share, k_p - 1)
     rate = t * s / math.sqrt(k_c) + 0.5 * s * s / k_c
     return PodBound(k_c, k_p, s, ratio_margin(s, k_c, k_p, t), rate)
 
@@ -197,8 +176,9 @@ def bound(
 def fewer_canary_pods(
     canary: Sequence[tuple[float, float]], primary: Sequence[tuple[float, float]]
 ) -> bool:
-    """Whether the canary has served from fewer pods than the primary (counts per pod on both
-    sides): the spread is then told from the primary's pods alone."""
+    """Whether the judge bounds the canary pods' draw from the primary's pods: counts per pod
+    on both sides, and fewer canary pods than primary pods (the canary's few pods cannot
+    tell the spread). With as many, see canary.analysis.judges.dispersion."""
     return bool(canary) and len(canary) < len(primary)
 
 
@@ -207,12 +187,15 @@ def harm_margin(
 ) -> float:
     """ln of the factor by which the pods' draw can raise the observed ratio above the
     versions' (probability at most ``share``): the fail test's null is widened by it. 0 when
-    the judge keeps its unadjusted tests (pods_spread), or the spread cannot be told yet."""
-    told = pods_spread(canary, primary)
-    if told is None or not math.isfinite(told.value) or told.value <= 0.0:
+    the counts are not per pod, the canary has as many pods as the primary (the dispersion
+    then widens the test), or the spread cannot be told yet (the unadjusted test)."""
+    if not fewer_canary_pods(canary, primary):
         return 0.0
-    s, k_c, k_p = told.value, len(canary), len(primary)
-    t = t_quantile(1.0 - share, told.df)
+    s = spread(primary)
+    if not math.isfinite(s):
+        return 0.0
+    k_c, k_p = len(canary), len(primary)
+    t = t_quantile(1.0 - share, k_p - 1)
     return t * s * math.sqrt(1.0 / k_c + 1.0 / k_p) + 0.5 * s * s * max(1.0 / k_p - 1.0 / k_c, 0)
 
 
@@ -242,19 +225,6 @@ def canary_pods_needed(drawn: PodBound, share: float, detect: float, floor: floa
     t = t_quantile(1.0 - share, drawn.primary_pods - 1)
     for k in range(1, MAX_PODS + 1):
         if detect * math.exp(-ratio_margin(drawn.spread, k, drawn.primary_pods, t)) >= floor:
-            return k
-    return None
-
-
-def pods_a_side_needed(drawn: PodBound, share: float, detect: float, floor: float) -> int | None:
-    """With as many pods a side: the fewest pods a side with which a ``detect`` times worse
-    version would still have to show under ``floor``, at this spread (the degrees of freedom
-    growing with the pods); None when no count up to MAX_PODS does."""
-    if not math.isfinite(drawn.spread):
-        return None
-    for k in range(2, MAX_PODS + 1):
-        t = t_quantile(1.0 - share, 2 * k - 2)
-        if detect * math.exp(-ratio_margin(drawn.spread, k, k, t)) >= floor:
             return k
     return None
 

@@ -6,7 +6,13 @@ from __future__ import annotations
 import math
 
 from canary.analysis import stats
-from canary.analysis.judges.pods import MAX_PODS, PodBound
+from canary.analysis.judges.dispersion import (
+    Dispersion,
+    inflation,
+    limit_evidence,
+    pods_a_side_needed,
+)
+from canary.analysis.judges.pods import MAX_PODS
 from canary.analysis.judges.running import Running
 from canary.analysis.samples import JudgeContext
 from canary.model.analysis import CheckKind, CheckSpec
@@ -108,15 +114,40 @@ def evidence(requests: int, failures: int) -> SideEvidence:
     return SideEvidence(requests=requests, failures=failures, value=rate)
 
 
-def pods_a_side_note(drawn: PodBound, shown: str, enough: int | None) -> str:
-    """Why as many canary pods as primary pods still ask for more: the pods' draw, at this
-    spread, can hide a version's regression; and how many pods a side would not."""
-    side = drawn.canary_pods
-    text = f" ({drawn.describe()}: {side} pods a side differ by their draw, so it must show {shown}"
-    if drawn.spread <= 0.0:
-        return text + ")"
-    if enough is not None and enough > side:
-        text += f"; {side} pods a side cannot show it at this spread, {enough} pods a side would"
-    elif enough is None:
-        text += f"; at this spread no count of pods up to {MAX_PODS} a side would show it"
-    return text + ")"
+def spread_caps(spread: Dispersion, detect: float, beta: float) -> str:
+    """With as many canary pods as primary pods, when their spread caps what a healthy canary
+    can show against ``detect`` times worse however many requests it serves: why, and how
+    many pods a side would do ('' when it does not cap it)."""
+    side = spread.canary_pods
+    if limit_evidence(spread.spread, side, detect, beta) >= math.log(1.0 / beta):
+        return ""
+    enough = pods_a_side_needed(spread.spread, detect, beta)
+    would = (
+        f"{enough} pods a side would"
+        if enough is not None
+        else f"no count of pods up to {MAX_PODS} a side would"
+    )
+    return (
+        f" ({spread.describe()}: {side} pods a side cannot show a version is not "
+        f"{x(detect)} worse apart from their own draw at this spread, {would})"
+    )
+
+
+def few_degrees(spread: Dispersion, beta: float) -> str:
+    """With as many canary pods as primary pods but few of them: their spread is told from
+    few degrees of freedom, so each failure counts for less, and how many pods a side would
+    count it at least half ('' when it counts at least that already)."""
+    if spread.inflation <= FAIR_INFLATION:
+        return ""
+    side = next(k for k in range(2, 10 * MAX_PODS) if inflation(2 * k - 2, beta) <= FAIR_INFLATION)
+    return (
+        f" ({spread.describe()}: {spread.canary_pods} pods a side tell their spread from "
+        f"{spread.df} degrees of freedom, so each failure counts about "
+        f"1/{spread.inflation:.0f} as much as with pods known to be alike; {side} pods a "
+        f"side would count it at least half as much)"
+    )
+
+
+FAIR_INFLATION = 2.0
+"""The undecided message names the pods a side at which a failure counts at least half as
+much (K(df) <= 2: canary.analysis.judges.dispersion)."""
