@@ -3,8 +3,9 @@
 The comparison's guarantee is about the canary's pods as served. When each pod fails at the
 version's rate times a factor of its own (a node, a noisy neighbour, a cache), one canary pod
 is one draw of that factor, and a version T times worse can look better than T. With counts
-per pod, and fewer canary pods than primary pods (as many is the controller's default, a
-baseline of the same size, where the tests stay as they are), the judge bounds that draw:
+per pod, and fewer canary pods than primary pods, the judge bounds that draw (with as many,
+the controller's default, both sides' pods tell the spread and
+canary.analysis.judges.dispersion widens the count tests by it instead):
 
 - the spread comes from the primary's pods: their failures' dispersion beyond binomial
   (Pearson's X² over the pods, with the pooled rate, less the binomial part) gives s², an

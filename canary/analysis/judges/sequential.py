@@ -14,9 +14,11 @@ the two routes' e-values reaching 1/beta promotes (and sticks), and nothing else
 canary and the data do not lean against it, or a quiet hold with no sign of harm: a heuristic,
 as a step moves risk and ships nothing. The rules count seconds, never looks.
 
-With counts per pod (canary.analysis.judges.pods) both tests allow for the draw of few canary
-pods: half of alpha and beta go to a bound on it from the primary pods' spread, the other
-halves to the counts (both bars at 40 instead of 20).
+With counts per pod both tests allow for the pods' draw. Fewer canary pods than primary pods
+(canary.analysis.judges.pods): half of alpha and beta go to a bound on it from the primary
+pods' spread, the other halves to the counts (both bars at 40 instead of 20). As many or more
+(canary.analysis.judges.dispersion): the spread from both sides' pods widens the count tests'
+variance, at the same bars.
 docs/analysis.md has the formulas, guarantees, defaults and measurements.
 """
 

@@ -134,18 +134,24 @@ def spread_caps(spread: Dispersion, detect: float, beta: float) -> str:
 
 
 def few_degrees(spread: Dispersion, beta: float) -> str:
-    """With as many canary pods as primary pods but few of them: their spread is told from
-    few degrees of freedom, so each failure counts for less, and how many pods a side would
-    count it at least half ('' when it counts at least that already)."""
-    if spread.inflation <= FAIR_INFLATION:
-        return ""
-    side = next(k for k in range(2, 10 * MAX_PODS) if inflation(2 * k - 2, beta) <= FAIR_INFLATION)
-    return (
-        f" ({spread.describe()}: {spread.canary_pods} pods a side tell their spread from "
-        f"{spread.df} degrees of freedom, so each failure counts about "
-        f"1/{spread.inflation:.0f} as much as with pods known to be alike; {side} pods a "
-        f"side would count it at least half as much)"
-    )
+    """With as many canary pods as primary pods, why the evidence grows slowly: few pods a
+    side tell their spread from few degrees of freedom (and how many pods a side would count
+    a failure at least half as much), or their spread is part of what the counts show; ''
+    when neither slows it by more than FAIR_INFLATION."""
+    if spread.inflation > FAIR_INFLATION:
+        side = next(k for k in range(2, 10 * MAX_PODS) if inflation(2 * k - 2, beta) <= 2.0)
+        return (
+            f" ({spread.describe()}: {spread.canary_pods} pods a side tell their spread from "
+            f"{spread.df} degrees of freedom, so each failure counts about "
+            f"1/{spread.inflation:.0f} as much as with pods known to be alike; {side} pods a "
+            f"side would count it at least half as much)"
+        )
+    if spread.ratio > FAIR_INFLATION:
+        return (
+            f" ({spread.describe()}: the pods' own draw is part of what the counts show, so "
+            f"each failure counts about 1/{spread.ratio:.0f} as much, less as more come)"
+        )
+    return ""
 
 
 FAIR_INFLATION = 2.0
