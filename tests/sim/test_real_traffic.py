@@ -91,7 +91,7 @@ def test_as_many_pods_a_side_with_wide_spread_keep_both_rates(
 def test_as_many_alike_pods_a_side_are_still_promoted() -> None:
     """Ten alike pods a side at 600/min and 0.5%: the spread is not learnt before anything
     promotes (an earlier attempt promoted 18% of these healthy canaries instead of 61%); the
-    price of telling it from 18 degrees of freedom is small (docs/analysis.md: 57%)."""
+    price of telling it from 18 degrees of freedom is small (docs/analysis.md: 60%)."""
     world = {"canary_pods": 10, "primary_pods": 10, "pod_error_sd": 0.0}
     healthy = _run(600, 0.5, 1.0, **world)
     assert healthy.promoted / RUNS >= 0.45

@@ -11,14 +11,14 @@ test carries both: the split test's log-likelihoods are divided by
 
 (the quasi-likelihood way: a likelihood whose curvature matches the estimate's whole
 variance), and the objective route's by K(df) · (1 + s²·F_c/k_c) (the canary's pods alone).
-K(df) = (t_df / z)² at the tail that the bar 1/beta stands for, z = sqrt(2·ln(1/beta)): the
-whole variance is estimated from df degrees of freedom, as Student's t pays for (quasi-Poisson
-t tests do the same); with 2 pods a side K is about 12, with 10 about 1.3. Alike pods (s = 0)
-keep K only: the count test at nearly its old strength, no time spent "learning" a spread,
-and no pretest (a spread estimated at 0 by chance still pays K). It is a heuristic, measured,
-not a proof: the division is exact for a normal estimate at one look, the pods' draw does not
-average out over looks, and the spread is re-estimated at each one (docs/analysis.md, "Few
-canary pods", gives the figures and the seeded tests that check them).
+K(df) = (t_df / z)² at the quantile 1 - beta/2 (z = 1.96 for beta 5%): the whole variance is
+estimated from df degrees of freedom, as Student's t pays for (quasi-Poisson t tests do the
+same), at a quantile chosen by measurement; with 2 pods a side K is 4.8, with 10 1.15.
+Alike pods (s = 0) keep K only: the count test at nearly its old strength, no time spent
+"learning" a spread, and no pretest (a spread estimated at 0 by chance still pays K). It is
+a heuristic, measured, not a proof: the division is exact for a normal estimate at one look,
+the pods' draw does not average out over looks, and the spread is re-estimated at each one
+(docs/analysis.md, "Few canary pods", gives the figures and the seeded tests that check them).
 """
 
 from __future__ import annotations
@@ -51,9 +51,10 @@ class Dispersion:
 
 
 def inflation(df: int, tail: float) -> float:
-    """K(df) = (t_df / z)² at the quantile a bar of 1/``tail`` stands for."""
-    z = math.sqrt(2.0 * math.log(1.0 / tail))
-    probability = NormalDist().cdf(z)
+    """K(df) = (t_df / z)² at the quantile 1 - ``tail``/2 (1.96 for 5%): Student's price for a
+    variance estimated from df, at a quantile chosen by measurement (docs/analysis.md)."""
+    probability = 1.0 - tail / 2.0
+    z = NormalDist().inv_cdf(probability)
     return (t_quantile(probability, df) / z) ** 2
 
 
