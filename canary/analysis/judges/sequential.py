@@ -206,7 +206,8 @@ class SequentialJudge:
             run.null_ratio * math.exp(widen),
         )
         verdict, why = _verdict(case)
-        text = words.describe(check, new, run, null_rate, compare, context.alpha)
+        wider = spread.ratio if spread else 1.0
+        text = words.describe(check, new, run, null_rate, compare, context.alpha, wider)
         return result(verdict, f"{text}, {why}", new, statistic), new
 
 

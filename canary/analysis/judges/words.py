@@ -65,15 +65,17 @@ def describe(
     null_rate: float | None,
     compare: bool,
     alpha: float,
+    dispersion: float = 1.0,
 ) -> str:
-    """The numbers: rates, canary requests, the ratio and its confidence sequence."""
+    """The numbers: rates, canary requests, the ratio and its confidence sequence (wider by
+    the pods' ``dispersion`` when they have one: canary.analysis.judges.dispersion)."""
     what = "errors" if check.kind is CheckKind.ERROR_RATE else f"slow (>{check.max or 0:g}ms)"
     text = f"canary {what} {percent(totals.canary_failures, totals.canary_requests)}"
     if compare:
         text += f" vs primary {percent(totals.primary_failures, totals.primary_requests)}"
     text += f" (n={totals.canary_requests:,})"
     if compare:
-        lo, hi = stats.confidence_bounds(run.loglik, alpha)
+        lo, hi = stats.confidence_bounds(run.loglik / dispersion, alpha)
         low = "0x" if lo <= stats.GRID[0] else x(run.null_ratio * math.exp(lo))
         high = "inf" if hi >= stats.GRID[-1] else x(run.null_ratio * math.exp(hi))
         text += f", {ratio(totals)} (CS {low}-{high})"
