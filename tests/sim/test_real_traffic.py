@@ -67,6 +67,37 @@ def test_pods_of_the_same_size_with_small_spread_keep_the_rates() -> None:
     assert _run(3000, 1.0, 2.0, **pods).promoted / RUNS <= BOUND
 
 
+@pytest.mark.parametrize(
+    ("pods", "rpm", "errors", "ratio"),
+    [(2, 600, 0.5, 2.0), (2, 3000, 1.0, 1.0), (10, 3000, 1.0, 2.0)],
+    ids=["2-2-600-2x", "2-2-3000-1x", "10-10-3000-2x"],
+)
+def test_as_many_pods_a_side_with_wide_spread_keep_both_rates(
+    pods: int, rpm: float, errors: float, ratio: float
+) -> None:
+    """As many canary pods as primary pods, spread by 0.5 in log rate: with the tests
+    unadjusted, 2 pods a side promoted 19% of 2x versions at 600/min and rolled back 19% of
+    healthy ones by a judgement at 3,000/min, and 10 a side promoted 16% of 2x versions.
+    Both sides' pods now tell the spread, and the tests carry it: both rates hold."""
+    world = {"canary_pods": pods, "primary_pods": pods, "pod_error_sd": 0.5}
+    summary = _run(rpm, errors, ratio, **world)
+    if ratio >= 2.0:  # at least T = 2x worse, and at or over the 1% objective
+        assert summary.promoted / RUNS <= BOUND
+    else:
+        assert summary.rolled_back_by_judgement / RUNS <= BOUND
+    assert summary.promoted + summary.rolled_back_by_judgement + summary.undecided == RUNS
+
+
+def test_as_many_alike_pods_a_side_are_still_promoted() -> None:
+    """Ten alike pods a side at 600/min and 0.5%: the spread is not learnt before anything
+    promotes (an earlier attempt promoted 18% of these healthy canaries instead of 61%); the
+    price of telling it from 18 degrees of freedom is small (docs/analysis.md: 60%)."""
+    world = {"canary_pods": 10, "primary_pods": 10, "pod_error_sd": 0.0}
+    healthy = _run(600, 0.5, 1.0, **world)
+    assert healthy.promoted / RUNS >= 0.45
+    assert healthy.rolled_back_by_judgement / RUNS <= BOUND
+
+
 @pytest.mark.parametrize("canary_pods", [1, 2, 3])
 def test_few_canary_pods_keep_the_promotion_bound(canary_pods: int) -> None:
     """One to three canary pods against ten primary pods whose error rates spread by 0.5 in

@@ -77,14 +77,20 @@ def _index_at_or_below(null_ratio: float, ratio: float) -> int:
 
 
 def objective_route(
-    failures: int, requests: int, rate: float, exposure: float, pod_margin: float = 0.0
+    failures: int,
+    requests: int,
+    rate: float,
+    exposure: float,
+    pod_margin: float = 0.0,
+    pod_dispersion: float = 1.0,
 ) -> Route:
     """The route against the objective ``rate`` (a share of the canary's requests); with a
-    ``pod_margin`` the canary's pods must be shown under rate·e^-margin instead."""
+    ``pod_margin`` the canary's pods must be shown under rate·e^-margin instead, and with a
+    ``pod_dispersion`` its log-likelihoods are divided by it (canary.analysis.judges.dispersion)."""
     within = f"the objective {100 * rate:g}%"
     if not math.isfinite(pod_margin):
         return Route("objective", within, exposure, -math.inf, rate)
-    rate_ll = stats.rate_loglik(failures, requests, rate * math.exp(-pod_margin))
+    rate_ll = stats.rate_loglik(failures, requests, rate * math.exp(-pod_margin)) / pod_dispersion
     ok = stats.log_evidence_below(rate_ll, stats.NULL_INDEX, objective_centre(rate), SLO_SD)
     return Route("objective", within, exposure, ok, rate)
 

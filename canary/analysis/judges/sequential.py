@@ -14,9 +14,11 @@ the two routes' e-values reaching 1/beta promotes (and sticks), and nothing else
 canary and the data do not lean against it, or a quiet hold with no sign of harm: a heuristic,
 as a step moves risk and ships nothing. The rules count seconds, never looks.
 
-With counts per pod (canary.analysis.judges.pods) both tests allow for the draw of few canary
-pods: half of alpha and beta go to a bound on it from the primary pods' spread, the other
-halves to the counts (both bars at 40 instead of 20).
+With counts per pod both tests allow for the pods' draw. Fewer canary pods than primary pods
+(canary.analysis.judges.pods): half of alpha and beta go to a bound on it from the primary
+pods' spread, the other halves to the counts (both bars at 40 instead of 20). As many or more
+(canary.analysis.judges.dispersion): the spread from both sides' pods widens the count tests'
+variance, at the same bars.
 docs/analysis.md has the formulas, guarantees, defaults and measurements.
 """
 
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from canary.analysis import stats
-from canary.analysis.judges import holding, pods, promotion, words
+from canary.analysis.judges import dispersion, holding, pods, promotion, words
 from canary.analysis.judges.base import register_judge
 from canary.analysis.judges.custom import custom_result
 from canary.analysis.judges.running import Running, usable
@@ -158,8 +160,12 @@ class SequentialJudge:
         new = _accumulate(state, run, canary, primary if compare else None, context.weight)
         tests: list[_Test] = []
         widen = _harm_margin(run, context.alpha) if compare else 0.0
+        spread = _dispersion(run, context.alpha) if compare else None
         if compare and widen > 0.0:  # what the pods' draw could explain is no harm
             tests.append(_Test("primary", pods.log_harm_above(run.loglik, widen)))
+        elif compare and spread is not None:  # ... nor what their spread adds to the counts'
+            tempered = run.loglik / spread.ratio
+            tests.append(_Test("primary", stats.log_evidence_of_harm(tempered)))
         elif compare:
             tests.append(_Test("primary", stats.log_evidence_of_harm(run.loglik)))
         if null_rate is not None and not compare:  # comparing conditions on common modes
@@ -173,11 +179,13 @@ class SequentialJudge:
             if test.log_harm >= threshold and test.against == "objective" and not run.abs_crossed:
                 run.abs_crossed = new.ticks
         drawn = _pod_bound(run, check, compare, null_rate, context.beta)
-        routes, tolerance = _routes(check, run, new, compare, null_rate, context, drawn)
+        spread = _dispersion(run, context.beta)
+        routes, tolerance = _routes(check, run, new, compare, null_rate, context, drawn, spread)
         share = context.weight / 100.0
         totals = (state.primary_failures, state.primary_requests)
         dead = promotion.objective_out_of_reach(*totals, share, tolerance, routes)
-        log_promote = run.combined.take(routes, only_primary=dead, moving=drawn is not None)
+        moving = drawn is not None or spread is not None
+        log_promote = run.combined.take(routes, only_primary=dead, moving=moving)
         if log_promote >= math.log(1.0 / _count_beta(context.beta, drawn)) and not run.promoted:
             run.promoted = new.ticks
         new.judge_state = run.dump()
@@ -192,12 +200,14 @@ class SequentialJudge:
             log_promote,
             tolerance,
             drawn,
+            spread,
             fail_bar,
             null_rate if not compare else None,
             run.null_ratio * math.exp(widen),
         )
         verdict, why = _verdict(case)
-        text = words.describe(check, new, run, null_rate, compare, context.alpha)
+        wider = spread.ratio if spread else 1.0
+        text = words.describe(check, new, run, null_rate, compare, context.alpha, wider)
         return result(verdict, f"{text}, {why}", new, statistic), new
 
 
@@ -249,6 +259,7 @@ def _routes(
     null_rate: float | None,
     context: JudgeContext,
     drawn: pods.PodBound | None,
+    spread: dispersion.Dispersion | None,
 ) -> tuple[list[promotion.Route], float]:
     """The routes to promotion of a check, with their exposure (the step's windows, or at the
     last step the whole analysis'), and the ratio T the primary route rules out. Against the
@@ -259,9 +270,8 @@ def _routes(
     if compare:
         seen = run.exposure if context.final_step else run.step_exposure
         margin = drawn.ratio_margin if drawn else 0.0
-        route, tolerance = promotion.primary_route(
-            run.loglik, run.null_ratio, tolerance, seen, margin
-        )
+        loglik = run.loglik / spread.ratio if spread else run.loglik
+        route, tolerance = promotion.primary_route(loglik, run.null_ratio, tolerance, seen, margin)
         routes.append(route)
     slo = LATENCY_SLOW_SHARE if check.kind is CheckKind.LATENCY else null_rate
     if slo is not None and 0.0 < slo < 1.0:
@@ -270,7 +280,8 @@ def _routes(
         seen = requests * stats.rate_divergence(worse, slo)
         failures, total = totals.canary_failures, totals.canary_requests
         margin = drawn.rate_margin if drawn else 0.0
-        routes.append(promotion.objective_route(failures, total, slo, seen, margin))
+        wider = spread.rate if spread else 1.0
+        routes.append(promotion.objective_route(failures, total, slo, seen, margin, wider))
     if not routes:  # max: 0 and nothing to compare with: no canary can be shown within it
         routes.append(promotion.Route("objective", "the objective 0%", 0.0, -math.inf))
     return routes, tolerance
@@ -295,6 +306,12 @@ def _harm_margin(run: Running, alpha: float) -> float:
     )
 
 
+def _dispersion(run: Running, tail: float) -> dispersion.Dispersion | None:
+    """With as many canary pods as primary pods: what their spread adds to the tests'
+    variance, at the bar 1/``tail`` (None: fewer canary pods, or no counts per pod)."""
+    return dispersion.dispersion(run.canary_pods.serving(), run.primary_pods.serving(), tail)
+
+
 def _count_beta(beta: float, drawn: pods.PodBound | None) -> float:
     """The count tests' share of beta: all of it, or what the pods' draw leaves."""
     return beta if drawn is None else beta * (1.0 - pods.POD_SHARE)
@@ -313,6 +330,7 @@ class _Case:
     log_promote: float  # ln of the promotion evidence (the mean of the routes' e-values)
     tolerance: float  # the ratio T the primary route rules out
     drawn: pods.PodBound | None  # what few canary pods could hide (None: no per-pod counts)
+    spread: dispersion.Dispersion | None  # as many canary pods: what their spread adds
     fail_bar: float  # the e-value of harm that fails (1/alpha; more when pods widen the null)
     objective: float | None  # the fail test's objective rate (None: it compares with the primary)
     fail_null: float  # the ratio the fail test against the primary tests (pods may widen it)
@@ -369,11 +387,22 @@ def _needs(case: _Case) -> str:
         tolerance *= math.exp(-drawn.ratio_margin)
         objective = objective * math.exp(-drawn.rate_margin) if objective else None
     growth = promotion.healthy_growth(primary_rate, share, tolerance, objective)
+    spread = case.spread
+    if spread is not None:  # the pods' spread slows the evidence, and may cap it
+        growth = promotion.Growth(growth.primary / spread.ratio, growth.objective / spread.rate)
     count_beta = _count_beta(context.beta, drawn)
     requests = promotion.requests_needed(case.log_promote, growth, count_beta)
     per_minute = 60.0 * run.step_requests / context.step_seconds if context.step_seconds else 0.0
     detect = max(context.detect, case.tolerance)
-    if drawn is None:
+    if spread is not None:
+        capped = words.spread_caps(spread, detect, context.beta)
+        if capped:
+            requests = math.inf
+            text = f"cannot show the canary is not {words.x(detect)} worse yet{capped}"
+        else:
+            text = promotion.describe_needs(requests, per_minute, detect)
+            text += words.few_degrees(spread, context.beta)
+    elif drawn is None:
         text = promotion.describe_needs(requests, per_minute, detect)
     elif math.isfinite(requests):
         text = promotion.describe_needs(requests, per_minute, detect) + _pods_note(
@@ -414,7 +443,7 @@ def _pods_note(drawn: pods.PodBound, case: _Case, detect: float) -> str:
     if enough is not None and drawn.canary_pods < enough < drawn.primary_pods:
         text += f"; with {enough} canary pods a healthy canary could show it"
     elif enough is None or enough >= drawn.primary_pods:
-        # as many pods as the primary: the draw averages alike and the tests are unadjusted
+        # as many pods as the primary: the spread is told from both sides, with more df
         text += (
             f"; fewer canary pods than the primary's would not let a healthy canary show it at "
             f"this spread: give the canary as many pods as the primary ({drawn.primary_pods})"
