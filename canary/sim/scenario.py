@@ -56,6 +56,14 @@ class Scenario(CamelModel):
     cycle_minutes: float = Field(
         default=1440.0, gt=0, description="The cycle's period (a day: 1440; compressed: 30)."
     )
+    baseline_minutes: float = Field(
+        default=60.0,
+        ge=0,
+        le=10080,
+        description="The primary's history the judge is given, in minutes before the new "
+        "revision (its usual failure rate, as a Prometheus query over the hour before the "
+        "analysis gives it); 0: none, a new service.",
+    )
     canary_pods: int = Field(default=0, ge=0, le=1000, description="Canary pods (0: no pods).")
     primary_pods: int = Field(default=10, ge=1, le=1000, description="Primary pods.")
     pod_error_sd: float = Field(

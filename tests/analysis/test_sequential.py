@@ -592,6 +592,8 @@ def _rollout(rate: float, error: float, ratio: float, seed: int) -> tuple[str, f
     rng = np.random.default_rng(seed)
     check = ERRORS.model_copy(update={"margin": 0.2, "max": 1.0})
     state, step, held, served = CheckState(name="error-rate"), 0, 0.0, 0
+    hour = int(rng.poisson(rate * 60))  # the primary's hour before: its usual failure rate
+    history = SideSample(requests=hour, failures=int(rng.binomial(hour, error)))
     inconclusive_since: float | None = None
     for look in range(1, 600):
         now, held = look * LOOK, held + LOOK
@@ -602,7 +604,7 @@ def _rollout(rate: float, error: float, ratio: float, seed: int) -> tuple[str, f
         served += c_fail
         sample = window(
             (canary, c_fail), (total - canary, int(rng.binomial(total - canary, error)))
-        )
+        ).model_copy(update={"baseline": history})
         context = JudgeContext(
             weight=weight,
             min_requests=20,
@@ -670,3 +672,23 @@ def test_bad_rollouts_through_the_istio_weights_are_rarely_promoted(
     objective is promoted in at most beta of SEEDS runs (+ 3 standard errors)."""
     outcomes = [_rollout(rate, error, ratio, seed) for seed in range(SEEDS)]
     assert sum(o == "promoted" for o, _, _ in outcomes) / SEEDS <= BOUND
+
+
+def test_without_a_baseline_a_compared_objective_is_no_route_to_promotion() -> None:
+    """Without the primary's usual rate nothing tells a trough of a traffic cycle from a
+    canary within its objective: a compared check then promotes on the comparison alone.
+    The same healthy canary at 0.1% (10 times under the 1% objective) that the objective
+    route shows within it at once is promoted later without a baseline (the comparison must
+    rule out 2x) than with one (it rules out q0 / p-upper, about 7x here)."""
+    check = ERRORS.model_copy(update={"margin": 0.2, "max": 1.0})
+    last = JudgeContext(weight=50, min_requests=20, final_step=True)
+    windows = [window((1000, 1), (1000, 1)) for _ in range(50)]
+    alone, _ = run(windows, check, last)
+    history = SideSample(requests=60_000, failures=60)
+    based, _ = run([w.model_copy(update={"baseline": history}) for w in windows], check, last)
+    first = [
+        next(i for i, r in enumerate(rs) if r.verdict is Verdict.PASS) for rs in (alone, based)
+    ]
+    assert first[1] < first[0] / 2
+    assert "usual 0.1%" in based[-1].message
+    assert "usual" not in alone[-1].message
