@@ -110,7 +110,8 @@ def simulate(
     while True:
         if detected_at is None and world.target_revision == NEW_REVISION:
             detected_at = t
-            history = baseline_counts(scenario, weather, seed, t)
+            baseline = rollout.spec.analysis.baseline
+            history = baseline_counts(scenario, weather, seed, t, baseline)
         # Traffic is drawn from the detection of the new revision on (before it, only the
         # primary serves and nothing is judged).
         expected = expected_per_second * (t - last_t) if detected_at is not None else 0.0

@@ -56,13 +56,13 @@ class Scenario(CamelModel):
     cycle_minutes: float = Field(
         default=1440.0, gt=0, description="The cycle's period (a day: 1440; compressed: 30)."
     )
-    baseline_minutes: float = Field(
-        default=60.0,
+    history_minutes: float = Field(
+        default=10080.0,
         ge=0,
         le=10080,
-        description="The primary's history the judge is given, in minutes before the new "
-        "revision (its usual failure rate, as a Prometheus query over the hour before the "
-        "analysis gives it); 0: none, a new service.",
+        description="How long the primary has served before the new revision, in minutes: the "
+        "judge reads its usual failure rate over spec.analysis.baseline (24h by default) or "
+        "this, whichever is shorter, as a Prometheus query would; 0: a new service, no history.",
     )
     canary_pods: int = Field(default=0, ge=0, le=1000, description="Canary pods (0: no pods).")
     primary_pods: int = Field(default=10, ge=1, le=1000, description="Primary pods.")

@@ -95,12 +95,13 @@ class Weather:
 
 
 def baseline_counts(
-    scenario: Scenario, weather: Weather, seed: int, start: float
+    scenario: Scenario, weather: Weather, seed: int, start: float, window: float
 ) -> tuple[int, int] | None:
-    """The primary's (requests, failures) over the ``baseline_minutes`` before ``start`` at
-    full traffic, with the weather of that time and its counting noise (None: no history).
-    Drawn from a stream of its own, so the run's traffic is what it was without it."""
-    seconds = 60.0 * scenario.baseline_minutes
+    """The primary's (requests, failures) over the ``window`` seconds before ``start`` (at
+    most its history) at full traffic, with the weather of that time and its counting noise
+    (None: no history). Drawn from a stream of its own, so the run's traffic is what it was
+    without it."""
+    seconds = min(60.0 * scenario.history_minutes, window)
     if seconds <= 0:
         return None
     rng = np.random.default_rng([seed, _BASELINE_STREAM])

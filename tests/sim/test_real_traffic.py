@@ -76,13 +76,28 @@ def test_a_cycle_costs_healthy_canaries_little() -> None:
 
 
 def test_a_daily_cycle_keeps_both_rates() -> None:
-    """A day's cycle (+-60% over 24 hours) with a baseline over the day before: the analysis
-    sits at one phase of the day, and the guard judges the objective at the day's rate. (With
-    only the hour before, a trough's hour is the usual rate: 12% of 2x canaries promoted.)"""
-    day = {"cycle_amplitude": 0.6, "cycle_minutes": 1440, "baseline_minutes": 1440}
+    """A day's cycle (+-60% over 24 hours) with the default baseline, the day before: the
+    analysis sits at one phase of the day, and the guard judges the objective at the day's
+    rate. (With only the hour before, a trough's hour is the usual rate: 12% of 2x canaries
+    promoted.)"""
+    day = {"cycle_amplitude": 0.6, "cycle_minutes": 1440}
     assert _run(600, 0.5, 2.0, **day).promoted / RUNS <= BOUND
     assert _run(3000, 0.1, 10.0, **day).promoted / RUNS <= BOUND
     assert _run(600, 0.5, 1.0, **day).rolled_back_by_judgement / RUNS <= BOUND
+
+
+def test_a_new_service_promotes_on_the_comparison_alone_and_says_so() -> None:
+    """No history (a new service): the objective is no route to promotion; the cycle's 2x
+    canaries at their objective stay under beta, and an undecided run says why."""
+    new = {**CYCLE, "history_minutes": 0}
+    assert _run(600, 0.5, 2.0, **new).promoted / RUNS <= BOUND
+    rollout = load_rollout(EXAMPLE)
+    scenario = Scenario(name="new", requests_per_minute=600, primary_error_percent=0.5, **new)
+    reasons = [simulate(rollout, scenario, s, record_timeline=False).reason for s in range(20)]
+    undecided = [r for r in reasons if "undecided" in r]
+    assert undecided
+    assert all("no baseline of the primary's usual failure rate" in r for r in undecided)
+    assert all("or within its objective" not in r for r in undecided)
 
 
 def test_a_canary_failing_one_endpoint_is_judged_on_its_whole_rate() -> None:

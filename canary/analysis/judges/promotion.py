@@ -230,7 +230,9 @@ def requests_needed(log_promote: float, growth: Growth, beta: float) -> float:
     return max(math.log(1.0 / beta) - max(log_promote, -50.0), 0.0) / rate
 
 
-def describe_needs(requests: float, per_minute: float, tolerance: float) -> str:
+def describe_needs(
+    requests: float, per_minute: float, tolerance: float, objective: bool = True
+) -> str:
     """'needs about 380 more canary requests to show it is not 2x worse; at this traffic
     about 9 minutes' (or why it cannot be said)."""
     if not math.isfinite(requests):
@@ -239,7 +241,7 @@ def describe_needs(requests: float, per_minute: float, tolerance: float) -> str:
             "on either side to compare, and no objective it could be shown within)"
         )
     text = f"needs about {rounded(requests)} more canary requests to show it is not "
-    text += f"{_x(tolerance)} worse or within its objective"
+    text += f"{_x(tolerance)} worse" + (" or within its objective" if objective else "")
     if per_minute > 0:
         text += f"; at this traffic about {in_minutes(requests / per_minute)}"
     return text

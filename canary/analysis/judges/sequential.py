@@ -422,8 +422,9 @@ def _needs(case: _Case) -> str:
     requests = promotion.requests_needed(case.log_promote, growth, count_beta)
     per_minute = 60.0 * run.step_requests / context.step_seconds if context.step_seconds else 0.0
     detect = max(context.detect, case.tolerance)
+    within = case.objective_use.one_sample
     if drawn is None:
-        text = promotion.describe_needs(requests, per_minute, detect)
+        text = promotion.describe_needs(requests, per_minute, detect, within)
     elif math.isfinite(requests):
         text = promotion.describe_needs(requests, per_minute, detect) + _pods_note(
             drawn, case, detect
@@ -431,6 +432,11 @@ def _needs(case: _Case) -> str:
     else:
         text = f"cannot show the canary is not {words.x(detect)} worse or within its objective yet"
         text += _pods_note(drawn, case, detect)
+    if not case.objective_use.one_sample:
+        text += (
+            " (no baseline of the primary's usual failure rate: the objective is no route to "
+            "promotion, the comparison alone promotes)"
+        )
     return text + words.deadline_note(requests, per_minute, context)
 
 
