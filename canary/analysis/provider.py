@@ -45,6 +45,16 @@ class BaselineProvider(Protocol):
     ) -> SideSample | None: ...
 
 
+def inner_baseline(
+    inner: object, check: CheckSpec, variables: Mapping[str, str], start: datetime, seconds: float
+) -> SideSample | None:
+    """What a wrapping provider answers for a baseline: its inner provider's, or no history
+    when that cannot tell it."""
+    if isinstance(inner, BaselineProvider):
+        return inner.baseline(check, variables, start, seconds)
+    return None
+
+
 class MetricsProvider(Protocol):
     """Turns one check into one window of canary and primary data at time ``at``."""
 

@@ -216,7 +216,7 @@ class AnalysisSpec(CamelModel):
         "usual failure rate is read (one query per error-rate check per analysis, at its start). "
         "A compared check's objective is judged at that rate, not the moment's: in a trough of "
         "a daily cycle a canary at its objective looks within it. 24h spans a daily cycle; 0s: "
-        "none (the objective is then no route to promotion for a compared check).",
+        "none (the objective is then judged at the rate during the analysis, unchecked).",
     )
     on_undecided: UndecidedOutcome = Field(
         default=UndecidedOutcome.ROLLBACK,

@@ -18,8 +18,8 @@ simulator):
   rate during the analysis is below its baseline (the estimated ratio under 1), the
   objective is scaled down by that ratio. No bound is claimed for it.
 
-Without a baseline neither is possible; a compared check then promotes on the comparison
-alone (safe: the one-sample route has nothing to tell a trough by).
+Without a baseline (no history: a new service) neither is possible; the objective is then
+judged at the rate during the analysis, as before, and the judge's messages say so.
 """
 
 from __future__ import annotations

@@ -252,13 +252,13 @@ class _Objective:
     """How a check's objective q0 enters the promotion evidence (canary.analysis.judges.
     baseline): ``rate`` is q0 (None: no objective); ``exact`` the ratio q0 / p̄⁺ the
     comparison may rule out instead of T when it is larger (0: not used); ``trough`` the
-    guard's scale on the one-sample route (1: none); ``one_sample`` whether that route runs
-    (not for a compared check without a baseline)."""
+    guard's scale on the one-sample route (1: none); ``unguarded`` a compared check without
+    a baseline (no history): its objective is judged at the rate during the analysis."""
 
     rate: float | None
     exact: float = 0.0
     trough: float = 1.0
-    one_sample: bool = True
+    unguarded: bool = False
     usual: float | None = None  # the primary's usual rate (baseline), for the message
 
     @classmethod
@@ -272,8 +272,8 @@ class _Objective:
     ) -> _Objective:
         if rate is None or not compare:
             return cls(rate)
-        if usual is None:  # nothing tells a trough from a canary within its objective
-            return cls(rate, one_sample=False)
+        if usual is None:  # no history: judged at the analysis' own conditions, and said so
+            return cls(rate, unguarded=True)
         trough = usual.trough(totals.primary_failures, totals.primary_requests)
         ratio = usual.objective_ratio(rate)
         return cls(rate, ratio if ratio > detect else 0.0, trough, usual=usual.rate)
@@ -306,8 +306,6 @@ def _routes(
         )
         routes.append(route)
     slo = LATENCY_SLOW_SHARE if check.kind is CheckKind.LATENCY else null_rate
-    if slo is not None and check.kind is not CheckKind.LATENCY and not objective.one_sample:
-        slo = None
     if slo is not None and 0.0 < slo < 1.0 and objective.trough < 1.0:
         slo *= objective.trough
     if slo is not None and 0.0 < slo < 1.0:
@@ -381,6 +379,9 @@ def _verdict(case: _Case) -> tuple[Verdict, str]:
     promote = f"{words.num(stats.evalue(case.log_promote))} of {bar:g}"
     if run.promoted:
         within = " or ".join(r.within for r in case.routes)
+        if case.objective_use.unguarded and len(case.routes) > 1:
+            within += " (no baseline of the primary's usual failure rate: judged at the rate "
+            within += "during the analysis)"
         why = f"shown within {within} (promotion evidence crossed {bar:g} "
         return Verdict.PASS, f"{shown}; {why}at look {run.promoted:.0f}): pass"
     if any(t.log_harm >= math.log(HOLD_EVIDENCE) for t in case.tests):
@@ -422,7 +423,7 @@ def _needs(case: _Case) -> str:
     requests = promotion.requests_needed(case.log_promote, growth, count_beta)
     per_minute = 60.0 * run.step_requests / context.step_seconds if context.step_seconds else 0.0
     detect = max(context.detect, case.tolerance)
-    within = case.objective_use.one_sample
+    within = objective is not None
     if drawn is None:
         text = promotion.describe_needs(requests, per_minute, detect, within)
     elif math.isfinite(requests):
@@ -432,10 +433,10 @@ def _needs(case: _Case) -> str:
     else:
         text = f"cannot show the canary is not {words.x(detect)} worse or within its objective yet"
         text += _pods_note(drawn, case, detect)
-    if not case.objective_use.one_sample:
+    if case.objective_use.unguarded:
         text += (
-            " (no baseline of the primary's usual failure rate: the objective is no route to "
-            "promotion, the comparison alone promotes)"
+            " (no baseline of the primary's usual failure rate: its objective is judged at the "
+            "rate during the analysis)"
         )
     return text + words.deadline_note(requests, per_minute, context)
 
