@@ -79,6 +79,7 @@ WORLDS: dict[str, dict[str, float]] = {
         "burst_error_multiplier": 20,
     },
     "cycle 60% 20m": {"cycle_amplitude": 0.6, "cycle_minutes": 20},
+    "cycle 60% 24h": {"cycle_amplitude": 0.6, "cycle_minutes": 1440},
     "pods 2/2 sd 0.5": {"canary_pods": 2, "primary_pods": 2, "pod_error_sd": 0.5},
     "pods 10/10 sd 0": {"canary_pods": 10, "primary_pods": 10, "pod_error_sd": 0.0},
     "pods 10/10 sd 0.3": {"canary_pods": 10, "primary_pods": 10, "pod_error_sd": 0.3},

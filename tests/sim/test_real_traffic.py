@@ -24,7 +24,7 @@ BURSTS = {"bursts_per_hour": 20, "burst_seconds": 20, "burst_error_multiplier": 
 CYCLE = {"cycle_amplitude": 0.6, "cycle_minutes": 20}
 
 
-def _run(rpm: float, errors: float, ratio: float, **world: Any) -> Summary:
+def _run(rpm: float, errors: float, ratio: float, runs: int = RUNS, **world: Any) -> Summary:
     rollout = load_rollout(EXAMPLE)
     scenario = Scenario(
         name="world",
@@ -33,7 +33,7 @@ def _run(rpm: float, errors: float, ratio: float, **world: Any) -> Summary:
         canary_error_multiplier=ratio,
         **world,
     )
-    results = [simulate(rollout, scenario, s, record_timeline=False) for s in range(RUNS)]
+    results = [simulate(rollout, scenario, s, record_timeline=False) for s in range(runs)]
     return summarise(results, 0)
 
 
@@ -50,6 +50,56 @@ def test_common_modes_keep_both_rates(world: dict[str, float], rpm: float, error
     worse = _run(rpm, errors, 2.0, **BURSTS) if world is BURSTS else None
     if worse is not None:
         assert worse.promoted / RUNS <= BOUND
+
+
+@pytest.mark.parametrize(("rpm", "errors", "ratio"), [(3000, 0.1, 10.0), (600, 0.5, 2.0)])
+def test_a_cycle_does_not_promote_a_canary_at_its_objective(
+    rpm: float, errors: float, ratio: float
+) -> None:
+    """A canary at the 1% objective and at least 2x its primary under a 20-minute cycle of
+    +-60% (requests and both error rates): in a trough it looks within its objective. Judged
+    against the primary's usual rate (its hour before the analysis) the objective route no
+    longer promotes it more than beta allows. Before: 10% of 10x canaries at 3,000/min and
+    0.1%, 8% of 2x ones at 600/min and 0.5% (500 seeds)."""
+    runs = 500
+    bound = 0.05 + 2 * (0.05 * 0.95 / runs) ** 0.5
+    worse = _run(rpm, errors, ratio, runs=runs, **CYCLE)
+    assert worse.promoted / runs <= bound
+
+
+def test_a_cycle_costs_healthy_canaries_little() -> None:
+    """The guard scales the objective by the primary's dip: healthy canaries under the cycle
+    are still promoted about as often as in calm traffic at 600/min and 0.5% (61% before)."""
+    healthy = _run(600, 0.5, 1.0, **CYCLE)
+    assert healthy.promoted / RUNS >= 0.45
+    assert healthy.rolled_back_by_judgement / RUNS <= BOUND
+
+
+def test_a_daily_cycle_keeps_both_rates() -> None:
+    """A day's cycle (+-60% over 24 hours) with the default baseline, the day before: the
+    analysis sits at one phase of the day, and the guard judges the objective at the day's
+    rate. (With only the hour before, a trough's hour is the usual rate: 12% of 2x canaries
+    promoted.)"""
+    day = {"cycle_amplitude": 0.6, "cycle_minutes": 1440}
+    assert _run(600, 0.5, 2.0, **day).promoted / RUNS <= BOUND
+    assert _run(3000, 0.1, 10.0, **day).promoted / RUNS <= BOUND
+    assert _run(600, 0.5, 1.0, **day).rolled_back_by_judgement / RUNS <= BOUND
+
+
+def test_a_new_service_is_judged_at_the_analysis_rate_and_says_so() -> None:
+    """No history (a new service): nothing tells a trough, and the objective is judged at the
+    rate during the analysis (assumption 3 unchecked); an undecided run says so, and healthy
+    canaries are promoted as before the baseline."""
+    rollout = load_rollout(EXAMPLE)
+    scenario = Scenario(
+        name="new", requests_per_minute=600, primary_error_percent=0.5, history_minutes=0
+    )
+    reasons = [simulate(rollout, scenario, s, record_timeline=False).reason for s in range(20)]
+    undecided = [r for r in reasons if "undecided" in r]
+    assert undecided
+    assert all("judged at the rate during the analysis" in r for r in undecided)
+    healthy = _run(600, 0.5, 1.0, history_minutes=0)
+    assert healthy.promoted / RUNS >= 0.55
 
 
 def test_a_canary_failing_one_endpoint_is_judged_on_its_whole_rate() -> None:
