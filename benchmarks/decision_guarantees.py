@@ -79,7 +79,9 @@ WORLDS: dict[str, dict[str, float]] = {
         "burst_error_multiplier": 20,
     },
     "cycle 60% 20m": {"cycle_amplitude": 0.6, "cycle_minutes": 20},
+    "cycle 60% 24h": {"cycle_amplitude": 0.6, "cycle_minutes": 1440},
     "pods 2/2 sd 0.5": {"canary_pods": 2, "primary_pods": 2, "pod_error_sd": 0.5},
+    "pods 10/10 sd 0": {"canary_pods": 10, "primary_pods": 10, "pod_error_sd": 0.0},
     "pods 10/10 sd 0.3": {"canary_pods": 10, "primary_pods": 10, "pod_error_sd": 0.3},
     "pods 10/10 sd 0.5": {"canary_pods": 10, "primary_pods": 10, "pod_error_sd": 0.5},
     "pods 1/10 sd 0.5": {"canary_pods": 1, "primary_pods": 10, "pod_error_sd": 0.5},
@@ -245,10 +247,12 @@ def grid_cells(rates: Iterable[float] = RATES) -> list[Cell]:
     return [Cell(r, e, c) for r in rates for e in ERRORS for c in CANARIES]
 
 
-def world_cells() -> list[Cell]:
+def world_cells(only: str = "") -> list[Cell]:
+    """The real-traffic rows, or those whose world's name contains ``only``."""
     return [
         Cell(rate, errors, canary, world)
         for world in WORLDS
+        if only in world
         for canary in ("1x", "2x")
         for rate, errors in WORLD_CELLS
     ]
@@ -313,12 +317,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=500)
     parser.add_argument("--judges", default=",".join(JUDGES))
     parser.add_argument("--worlds", action="store_true", help="the real-traffic rows only")
+    parser.add_argument(
+        "--only", default="", help="with --worlds: the worlds whose name contains this ('pods')"
+    )
     parser.add_argument("--rates", default=",".join(str(r) for r in RATES))
     parser.add_argument("--jobs", type=int, default=1, help="processes")
     args = parser.parse_args(argv)
     rates = [float(r) for r in args.rates.split(",")]
     judges = args.judges.split(",")
-    cells = world_cells() if args.worlds else grid_cells(rates)
+    cells = world_cells(args.only) if args.worlds else grid_cells(rates)
     started = time.time()
     print(table(run_all(cells, judges, args.seeds, args.jobs)))
     print(

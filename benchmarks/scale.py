@@ -445,6 +445,7 @@ def run_size(size: int, args: argparse.Namespace, work: Path, profile: bool) -> 
                     if args.switch_interval is not None
                     else []
                 ),
+                *(["--default-collector"] if args.default_collector else []),
             ],
             folder / "controller.err",
             "the controller",
@@ -1039,6 +1040,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=float,
         default=None,
         help="a what-if: the controller's sys.setswitchinterval (Python's default: 0.005 s)",
+    )
+    parser.add_argument(
+        "--default-collector",
+        action="store_true",
+        help="a what-if: CPython's collector thresholds and nothing frozen in the controller "
+        "(canary controller tunes both: canary/cli/collector.py)",
     )
     parser.add_argument(
         "--lockstep",

@@ -38,6 +38,7 @@ from apscheduler.events import (  # type: ignore[import-untyped]
 from kubernetes import config
 
 from canary.analysis.prometheus import PrometheusClient, PrometheusProvider, PrometheusSettings
+from canary.cli.collector import freeze_startup_heap, tune_collector
 from canary.controller import Controller, ControllerSettings, LeaseSettings
 from canary.controller.kube import Kube
 from canary.notify import NotifyConfig
@@ -146,6 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--switch-interval", type=float, default=None, help="sys.setswitchinterval (a what-if)"
     )
+    parser.add_argument(
+        "--default-collector",
+        action="store_true",
+        help="CPython's collector thresholds, nothing frozen (what canary controller had before)",
+    )
     args = parser.parse_args(argv)
     if args.switch_interval is not None:
         sys.setswitchinterval(args.switch_interval)
@@ -156,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    if not args.default_collector:
+        tune_collector()
     calls = CallLog()
     calls.install()
     api_client = config.new_client_from_config(config_file=str(args.kubeconfig))  # type: ignore[no-untyped-call]
@@ -182,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         if ready and why == "leader":
             break
         stopping.wait(0.1)
+    if not args.default_collector:
+        freeze_startup_heap()  # as `canary controller` does once its caches are synced
     address = controller.health.address if controller.health is not None else ""
     print(f"READY {address}", flush=True)
     while not stopping.wait(0.5):

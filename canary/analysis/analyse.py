@@ -8,13 +8,19 @@ never passed, and one check's trouble never stops the others.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from canary.analysis.judges import JudgeError, get_judge
 from canary.analysis.judges.common import described
 from canary.analysis.judges.score import apply_score
-from canary.analysis.provider import MetricsError, MetricsProvider, Targets
-from canary.analysis.samples import JudgeContext
+from canary.analysis.provider import (
+    BaselineProvider,
+    MetricsError,
+    MetricsProvider,
+    MetricsUnavailableError,
+    Targets,
+)
+from canary.analysis.samples import JudgeContext, SideSample
 from canary.engine.clock import seconds_since
 from canary.engine.plan import at_last_step
 from canary.engine.timing import (
@@ -26,7 +32,7 @@ from canary.engine.timing import (
     look_interval,
     step_seconds,
 )
-from canary.model.analysis import CheckSpec, JudgeName
+from canary.model.analysis import CheckKind, CheckSpec, JudgeName
 from canary.model.duration import format_duration
 from canary.model.rollout import Rollout
 from canary.model.status import CheckResult, CheckState, RolloutStatus, Verdict
@@ -112,7 +118,16 @@ def analyse(
             results.append(_inconclusive(check, name, status, now, exc))
             new_states.append(state)
             continue
+        if wants_baseline(rollout, check, name):
+            state = with_baseline(rollout, check, state, provider, given, now, context)
+            window = window.model_copy(update={"baseline": baseline_of(state)})
         result, new_state = judge.judge(check, window, state, context, now)
+        new_state = new_state.model_copy(
+            update={
+                "baseline_requests": state.baseline_requests,
+                "baseline_failures": state.baseline_failures,
+            }
+        )
         result = described(check, result, window)
         if new_state.ticks > state.ticks:  # the window's data went into the running totals
             new_state = new_state.model_copy(update={"window_end": now})
@@ -120,6 +135,55 @@ def analyse(
         new_states.append(new_state)
     # Kayenta's weighted score settles the mann-whitney verdicts (others are left as they are).
     return apply_score(results, checks), new_states
+
+
+def wants_baseline(rollout: Rollout, check: CheckSpec, judge: JudgeName) -> bool:
+    """Whether the judge reads the primary's usual failure rate for ``check``: the sequential
+    judge's compared error-rate checks with an objective (canary.analysis.judges.baseline)."""
+    return (
+        judge is JudgeName.SEQUENTIAL
+        and check.kind is CheckKind.ERROR_RATE
+        and check.max is not None
+        and check.max < 100.0
+        and check.compare_to_primary is not False
+        and rollout.spec.analysis.baseline > 0
+    )
+
+
+def with_baseline(
+    rollout: Rollout,
+    check: CheckSpec,
+    state: CheckState,
+    provider: MetricsProvider,
+    variables: dict[str, str],
+    now: datetime,
+    context: JudgeContext,
+) -> CheckState:
+    """``state`` with the primary's counts over spec.analysis.baseline before the analysis,
+    asked once per analysis (the engine clears the state when one starts). A provider that
+    cannot tell them, a refused query or no series there is no history (0: not asked again);
+    an unreachable Prometheus is asked again at the next look."""
+    if state.baseline_requests is not None:
+        return state
+    found: SideSample | None = None
+    if isinstance(provider, BaselineProvider):
+        start = now - timedelta(seconds=context.analysis_seconds)
+        try:
+            found = provider.baseline(check, variables, start, rollout.spec.analysis.baseline)
+        except MetricsUnavailableError:
+            return state
+        except MetricsError:
+            found = None
+    requests = found.requests if found else 0
+    failures = min(found.failures, requests) if found else 0
+    return state.model_copy(update={"baseline_requests": requests, "baseline_failures": failures})
+
+
+def baseline_of(state: CheckState) -> SideSample | None:
+    """The baseline the judge reads (None: not known)."""
+    if not state.baseline_requests:
+        return None
+    return SideSample(requests=state.baseline_requests, failures=state.baseline_failures)
 
 
 def check_window(

@@ -33,7 +33,7 @@ from canary.analysis.prometheus_template import escape_regex, escape_string, ren
 from canary.analysis.provider import MetricsUnavailableError, QueryError
 from canary.analysis.samples import SideSample, WindowSample
 from canary.model.analysis import CheckKind, CheckSpec
-from canary.model.duration import parse_duration
+from canary.model.duration import format_duration, parse_duration
 
 __all__ = [
     "TAG",
@@ -187,6 +187,17 @@ class PrometheusProvider:
         if check.side_label and check.kind in (CheckKind.ERROR_RATE, CheckKind.LATENCY):
             return self.exact_window(check, variables, at)
         return split(check, self.query(render_check(check, variables), at), variables)
+
+    def baseline(
+        self, check: CheckSpec, variables: Mapping[str, str], start: datetime, seconds: float
+    ) -> SideSample | None:
+        """The primary's counts over the ``seconds`` before ``start`` (the analysis' start):
+        the check's own queries with ``{{ interval }}`` that window, one instant query at
+        ``start`` (exact counts for a check with a side label). None: no series, no history."""
+        given = dict(variables)
+        given["interval"] = format_duration(max(round(seconds), 1))
+        given["window_start"] = f"{start.timestamp() - seconds:.3f}"
+        return self.window(check, given, start).primary
 
     def exact_window(
         self, check: CheckSpec, variables: Mapping[str, str], at: datetime

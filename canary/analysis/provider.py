@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
-from canary.analysis.samples import WindowSample
+from canary.analysis.samples import SideSample, WindowSample
 from canary.model.analysis import CheckSpec
 
 
@@ -33,6 +33,26 @@ class MetricsUnavailableError(MetricsError):
 
 class QueryError(MetricsError):
     """The server refused the query (bad PromQL, unknown function): fix the policy."""
+
+
+@runtime_checkable
+class BaselineProvider(Protocol):
+    """A provider that can also tell a check's primary counts over a window before ``start``
+    (the primary's usual failure rate; None: no series there, no history)."""
+
+    def baseline(
+        self, check: CheckSpec, variables: Mapping[str, str], start: datetime, seconds: float
+    ) -> SideSample | None: ...
+
+
+def inner_baseline(
+    inner: object, check: CheckSpec, variables: Mapping[str, str], start: datetime, seconds: float
+) -> SideSample | None:
+    """What a wrapping provider answers for a baseline: its inner provider's, or no history
+    when that cannot tell it."""
+    if isinstance(inner, BaselineProvider):
+        return inner.baseline(check, variables, start, seconds)
+    return None
 
 
 class MetricsProvider(Protocol):

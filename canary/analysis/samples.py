@@ -51,6 +51,12 @@ class WindowSample(BaseModel):
 
     canary: SideSample | None = None
     primary: SideSample | None = None
+    baseline: SideSample | None = Field(
+        default=None,
+        description="The primary's counts over a longer window before the analysis started "
+        "(its usual failure rate; None: no history). The sequential judge judges a compared "
+        "check's objective at this rate, not at the moment's (docs/analysis.md, assumption 3).",
+    )
 
 
 class JudgeContext(BaseModel):

@@ -16,6 +16,7 @@ from types import FrameType
 
 import click
 
+from canary.cli.collector import freeze_startup_heap, tune_collector
 from canary.cli.link import rollout_link_option
 from canary.cli.timeline import fail
 from canary.model.duration import DurationError, parse_duration
@@ -233,6 +234,7 @@ def controller(
     from canary.gates.destinations import DestinationPolicy
     from canary.notify import NotifyConfig
 
+    tune_collector()
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -317,7 +319,11 @@ def controller(
         run.start()
     except TokenError as exc:
         fail([f"--api-tokens: {exc}"])
+    frozen = False
     while not stopping.wait(1.0):
-        pass
+        if not frozen and run.ready()[0]:
+            frozen = True
+            count = freeze_startup_heap()
+            logging.getLogger("canary.controller").info("caches synced: %d objects frozen", count)
     logging.getLogger("canary.controller").info("stopping")
     run.stop()

@@ -14,8 +14,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from canary.analysis.provider import MetricsProvider
-from canary.analysis.samples import WindowSample
+from canary.analysis.provider import MetricsProvider, inner_baseline
+from canary.analysis.samples import SideSample, WindowSample
 from canary.engine import StepResult
 from canary.local.demo_stack import DemoStack, Ports
 from canary.local.load import LoadSpec
@@ -120,6 +120,11 @@ class RecordingProvider:
         sample = self.inner.window(check, variables, at)
         self.last[check.name] = sample
         return sample
+
+    def baseline(
+        self, check: CheckSpec, variables: Any, start: datetime, seconds: float
+    ) -> SideSample | None:
+        return inner_baseline(self.inner, check, variables, start, seconds)
 
 
 ProviderFactory = Callable[[str], MetricsProvider]

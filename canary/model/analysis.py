@@ -17,6 +17,8 @@ DEFAULT_ALPHA = 0.05
 """spec.analysis.alpha: chance of a false rollback per fail test."""
 DEFAULT_BETA = 0.05
 """spec.analysis.beta: chance of promoting a canary ``detect`` times worse."""
+MAX_BASELINE_SECONDS = 7 * 86400.0
+"""spec.analysis.baseline at most a week (one query over it per check and analysis)."""
 
 
 class JudgeName(StrEnum):
@@ -208,6 +210,14 @@ class AnalysisSpec(CamelModel):
         description="Sequential judge: chance of promoting a canary 'detect' times worse than its "
         "primary and over its objective, over the whole analysis.",
     )
+    baseline: Duration = Field(
+        default=86400.0,
+        description="Sequential judge: the window before the analysis over which the primary's "
+        "usual failure rate is read (one query per error-rate check per analysis, at its start). "
+        "A compared check's objective is judged at that rate, not the moment's: in a trough of "
+        "a daily cycle a canary at its objective looks within it. 24h spans a daily cycle; 0s: "
+        "none (the objective is then judged at the rate during the analysis, unchecked).",
+    )
     on_undecided: UndecidedOutcome = Field(
         default=UndecidedOutcome.ROLLBACK,
         description="What happens when the checks are still undecided at inconclusiveDeadline: "
@@ -223,6 +233,11 @@ class AnalysisSpec(CamelModel):
             raise ValueError(
                 "lookInterval must be at least 1s and at most interval: the checks are looked "
                 "at every lookInterval, and at least once per interval"
+            )
+        if not 0 <= self.baseline <= MAX_BASELINE_SECONDS:
+            raise ValueError(
+                "baseline must be between 0s and 168h (a week): the primary's usual failure "
+                "rate is read over that window before the analysis (24h spans a daily cycle)"
             )
         if self.inconclusive_deadline < self.interval:
             raise ValueError(

@@ -112,6 +112,13 @@ class CheckState(CamelModel):
         description="End of the last window whose data the check took in: an evidence-driven "
         "check's next window starts here, so a look without data is made up by the next one.",
     )
+    baseline_requests: int | None = Field(
+        default=None,
+        ge=0,
+        description="The primary's requests over spec.analysis.baseline before the analysis "
+        "(its usual failure rate, asked once per analysis): None not asked yet, 0 no history.",
+    )
+    baseline_failures: int = Field(default=0, ge=0, description="... and its failures then.")
 
 
 class ConditionStatus(StrEnum):

@@ -21,7 +21,7 @@ from pydantic import Field
 from canary.analysis.analyse import analyse
 from canary.analysis.checks import resolve_checks
 from canary.analysis.policies import AnyPolicy
-from canary.analysis.provider import MetricsProvider, Targets
+from canary.analysis.provider import MetricsProvider, Targets, inner_baseline
 from canary.analysis.samples import SideSample, WindowSample
 from canary.model.analysis import CheckKind, CheckSpec
 from canary.model.base import CamelModel
@@ -199,6 +199,11 @@ class _Recorder:
         sample = self.inner.window(check, variables, at)
         self.seen[check.name] = sample
         return sample
+
+    def baseline(
+        self, check: CheckSpec, variables: Mapping[str, str], start: datetime, seconds: float
+    ) -> SideSample | None:
+        return inner_baseline(self.inner, check, variables, start, seconds)
 
 
 def _check(result: CheckResult, kind: CheckKind | None, sample: WindowSample | None) -> LookCheck:

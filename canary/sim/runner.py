@@ -42,7 +42,7 @@ from canary.sim.traffic import (
     serve_pods,
     side_models,
 )
-from canary.sim.weather import Weather
+from canary.sim.weather import Weather, baseline_counts
 from canary.sim.world import World
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -106,9 +106,12 @@ def simulate(
     reason = ""
     detected_at: float | None = None
     t = last_t = 0.0
+    history: tuple[int, int] | None = None
     while True:
         if detected_at is None and world.target_revision == NEW_REVISION:
             detected_at = t
+            baseline = rollout.spec.analysis.baseline
+            history = baseline_counts(scenario, weather, seed, t, baseline)
         # Traffic is drawn from the detection of the new revision on (before it, only the
         # primary serves and nothing is judged).
         expected = expected_per_second * (t - last_t) if detected_at is not None else 0.0
@@ -123,7 +126,7 @@ def simulate(
         samples: list[WindowSample] = []
         now = EPOCH + timedelta(seconds=t)
         if needs.analyse:
-            samples = _samples(checks, window, rng)
+            samples = _samples(checks, window, rng, history)
             context = judge_context(rollout, status, resolved, now, judge)
             results, states = _judge(status, checks, samples, context, now)
         observations = Observations(
@@ -248,15 +251,28 @@ def _add(totals: _Window, window: _Window) -> None:
     totals.primary.errors += window.primary.errors
 
 
-def _samples(checks: list[_Check], window: _Window, rng: np.random.Generator) -> list[WindowSample]:
-    """Each check's view of the window (the same requests; errors, or slow ones and p99)."""
+def _samples(
+    checks: list[_Check],
+    window: _Window,
+    rng: np.random.Generator,
+    history: tuple[int, int] | None,
+) -> list[WindowSample]:
+    """Each check's view of the window (the same requests; errors, or slow ones and p99),
+    with the primary's history before the analysis for an error-rate check."""
     return [
         WindowSample(
             canary=_sample(check, window.canary, window.canary_model, rng, "canary"),
             primary=_sample(check, window.primary, window.primary_model, rng, "primary"),
+            baseline=_baseline(check, history),
         )
         for check in checks
     ]
+
+
+def _baseline(check: _Check, history: tuple[int, int] | None) -> SideSample | None:
+    if history is None or check.spec.kind is not CheckKind.ERROR_RATE:
+        return None
+    return SideSample(requests=history[0], failures=history[1])
 
 
 def _judge(

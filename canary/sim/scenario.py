@@ -56,6 +56,14 @@ class Scenario(CamelModel):
     cycle_minutes: float = Field(
         default=1440.0, gt=0, description="The cycle's period (a day: 1440; compressed: 30)."
     )
+    history_minutes: float = Field(
+        default=10080.0,
+        ge=0,
+        le=10080,
+        description="How long the primary has served before the new revision, in minutes: the "
+        "judge reads its usual failure rate over spec.analysis.baseline (24h by default) or "
+        "this, whichever is shorter, as a Prometheus query would; 0: a new service, no history.",
+    )
     canary_pods: int = Field(default=0, ge=0, le=1000, description="Canary pods (0: no pods).")
     primary_pods: int = Field(default=10, ge=1, le=1000, description="Primary pods.")
     pod_error_sd: float = Field(

@@ -24,6 +24,7 @@ import numpy as np
 from canary.sim.scenario import Scenario
 
 _WEATHER_STREAM = 7919  # the second word of the weather's seed: apart from the traffic's
+_BASELINE_STREAM = 104729  # ... and of the primary's history before the analysis
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,26 @@ class Weather:
             )
             factor *= 1.0 + (self.burst_multiplier - 1.0) * inside / (end - start)
         return factor
+
+
+def baseline_counts(
+    scenario: Scenario, weather: Weather, seed: int, start: float, window: float
+) -> tuple[int, int] | None:
+    """The primary's (requests, failures) over the ``window`` seconds before ``start`` (at
+    most its history) at full traffic, with the weather of that time and its counting noise
+    (None: no history). Drawn from a stream of its own, so the run's traffic is what it was
+    without it."""
+    seconds = min(60.0 * scenario.history_minutes, window)
+    if seconds <= 0:
+        return None
+    rng = np.random.default_rng([seed, _BASELINE_STREAM])
+    per_second = scenario.requests_per_minute / 60.0
+    expected = per_second * seconds * weather.volume(start - seconds, start)
+    requests = int(rng.poisson(expected))
+    rate = scenario.primary_error_percent / 100.0 * weather.primary_pod_factor
+    rate *= weather.error_factor(start - seconds, start)
+    failures = int(rng.binomial(requests, min(max(rate, 0.0), 1.0)))
+    return requests, failures
 
 
 def _pods(rng: np.random.Generator, pods: int, sd: float) -> tuple[float, ...]:

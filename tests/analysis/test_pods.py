@@ -11,9 +11,10 @@ import pytest
 from scipy import stats as scipy_stats
 
 from canary.analysis import stats
-from canary.analysis.judges import get_judge, pods, promotion
+from canary.analysis.judges import dispersion, get_judge, pods, promotion
 from canary.analysis.judges.running import Running
 from canary.analysis.samples import JudgeContext, PodCounts, SideSample, WindowSample
+from canary.analysis.stats import FloatArray
 from canary.model import CheckKind, CheckSpec, CheckState, JudgeName, Verdict
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -66,9 +67,23 @@ def test_the_bound_is_none_without_pods_and_wider_for_fewer_canary_pods() -> Non
     primary = [(1000.0, 20.0 + 3 * i) for i in range(10)]
     assert pods.bound([], primary, 0.0125) is None
     assert pods.bound([(500.0, 5.0)], [], 0.0125) is None
-    # as many canary pods as primary pods (the controller's default): the tests stay as they are
+    # one pod a side: no spread can be told, the tests stay as they are (assumption 2)
+    assert pods.bound([(500.0, 5.0)], [(1000.0, 20.0)], 0.0125) is None
+    assert pods.harm_margin([(500.0, 5.0)], [(1000.0, 20.0)], 0.025) == 0.0
+    # as many canary pods: no margin here, the dispersion widens the tests instead
     assert pods.bound([(500.0, 5.0)] * 10, primary, 0.0125) is None
     assert pods.harm_margin([(500.0, 5.0)] * 10, primary, 0.025) == 0.0
+    even = dispersion.dispersion([(500.0, 5.0)] * 10, [(1000.0, 10.0)] * 10, 0.05)
+    assert even is not None
+    assert even.spread == 0.0
+    # counts closer than counting noise would put them: never more than the count tests' own
+    assert even.ratio == even.rate == 1.0
+    spread = dispersion.dispersion([(500.0, 5.0)] * 10, primary, 0.05)
+    assert spread is not None
+    assert 0 < spread.spread < pods.spread(primary)
+    assert spread.ratio > spread.inflation
+    assert dispersion.dispersion([(500.0, 5.0)], [(1000.0, 20.0)], 0.05) is None
+    assert dispersion.dispersion([(500.0, 5.0)], primary, 0.05) is None  # fewer: pods.bound
     one = pods.bound([(500.0, 5.0)], primary, 0.0125)
     three = pods.bound([(500.0, 5.0)] * 3, primary, 0.0125)
     assert one is not None
@@ -97,6 +112,98 @@ def test_the_bound_covers_the_draw_of_pods_at_its_share() -> None:
             assert drawn is not None
             below += canary.mean() / primary.mean() < math.exp(-drawn.ratio_margin)
         assert below / draws <= share + 3 * math.sqrt(share * (1 - share) / draws)
+
+
+def test_the_pooled_spread_is_told_from_both_sides() -> None:
+    """Seeded, 400 draws a case, 10 pods a side each about its own rate (the canary's twice
+    the primary's: a version's rate is no spread): alike pods give a spread near 0, a spread
+    of 0.3 comes out near 0.3, and the sides' degrees of freedom add up."""
+    rng = np.random.default_rng(12)
+
+    def draw(sd: float) -> float:
+        primary = _primary_pods(rng, sd, 20.0)
+        canary = _primary_pods(rng, sd, 40.0)
+        told = dispersion.dispersion(canary, primary, 0.05)
+        assert told is not None
+        assert told.df == 18
+        return told.spread
+
+    assert np.median([draw(0.0) for _ in range(400)]) < 0.05
+    assert 0.24 < float(np.median([draw(0.3) for _ in range(400)])) < 0.34
+
+
+def _one_look(
+    rng: np.random.Generator, each: int, sd: float, ratio: float, failures: float
+) -> tuple[FloatArray, list[tuple[float, float]], list[tuple[float, float]]]:
+    """One look at ``each`` pods a side (equal shares) of a version ``ratio`` times worse,
+    pods spread by ``sd``: the split test's log-likelihoods and each side's pods' counts."""
+    requests = 100_000.0
+    canary = np.exp(rng.normal(-0.5 * sd * sd, sd, size=each)) * ratio
+    primary = np.exp(rng.normal(-0.5 * sd * sd, sd, size=each))
+    rate = failures / requests
+    c_counts = [(requests, float(rng.poisson(requests * rate * f))) for f in canary]
+    p_counts = [(requests, float(rng.poisson(requests * rate * f))) for f in primary]
+    c_fail = int(sum(x for _, x in c_counts))
+    p_fail = int(sum(x for _, x in p_counts))
+    return stats.split_loglik(c_fail, p_fail, 0.5, 1.0), c_counts, p_counts
+
+
+@pytest.mark.parametrize(("each", "failures"), [(2, 200.0), (10, 30.0), (10, 200.0)])
+def test_the_dispersion_keeps_both_bounds_at_a_look(each: int, failures: float) -> None:
+    """The guarantee at one look, seeded over 3,000 draws a case, pods spread by 0.5 and as
+    many a side: a healthy version's tempered e-value of harm reaches 20 at most alpha of the
+    time, and a 2x version's tempered evidence of "not 2x" reaches 20 at most beta (+ 3
+    standard errors). The untempered tests breach both here: the case has the power to
+    catch a regression to them."""
+    rng = np.random.default_rng(each * 1000 + int(failures))
+    draws, bar, bound = 3000, math.log(20.0), 0.05 + 3 * math.sqrt(0.05 * 0.95 / 3000)
+    index = stats.tolerance_index(1.0, 2.0)
+    centre = 0.0
+    tempered = {"harm": 0, "promote": 0}
+    bare = {"harm": 0, "promote": 0}
+    for _ in range(draws):
+        loglik, canary, primary = _one_look(rng, each, 0.5, 1.0, failures)
+        told = dispersion.dispersion(canary, primary, 0.05)
+        assert told is not None
+        tempered["harm"] += stats.log_evidence_of_harm(loglik / told.ratio) >= bar
+        bare["harm"] += stats.log_evidence_of_harm(loglik) >= bar
+        loglik, canary, primary = _one_look(rng, each, 0.5, 2.0, failures)
+        told = dispersion.dispersion(canary, primary, 0.05)
+        assert told is not None
+        ok = stats.log_evidence_below(loglik / told.ratio, index, centre, promotion.OK_SD)
+        tempered["promote"] += ok >= bar
+        raw = stats.log_evidence_below(loglik, index, centre, promotion.OK_SD)
+        bare["promote"] += raw >= bar
+    assert tempered["harm"] / draws <= bound
+    assert tempered["promote"] / draws <= bound
+    assert max(bare.values()) / draws > bound
+
+
+def test_alike_pods_pay_only_for_the_degrees_of_freedom() -> None:
+    """Ten alike pods a side: the tests are divided by about K(18) (1.2), not by a spread they
+    would first have to learn; two pods a side pay K(2) (4.8): too few to tell a spread."""
+    rng = np.random.default_rng(21)
+    values = []
+    for _ in range(400):
+        _, canary, primary = _one_look(rng, 10, 0.0, 1.0, 30.0)
+        told = dispersion.dispersion(canary, primary, 0.05)
+        assert told is not None
+        values.append(told.ratio)
+    assert 1.0 <= float(np.median(values)) < 1.5
+    assert dispersion.inflation(18, 0.05) == pytest.approx(1.149, abs=0.001)
+    assert dispersion.inflation(2, 0.05) == pytest.approx(4.82, abs=0.01)
+
+
+def test_two_pods_a_side_say_how_many_would_do() -> None:
+    """Two pods a side that differ widely: however many requests, a healthy canary's limit
+    evidence against 2x stays under 20; the fewest pods a side that would reach it."""
+    spread = 0.6
+    assert dispersion.limit_evidence(spread, 2, 2.0, 0.05) < math.log(20.0)
+    enough = dispersion.pods_a_side_needed(spread, 2.0, 0.05)
+    assert enough is not None
+    assert 2 < enough <= pods.MAX_PODS
+    assert dispersion.limit_evidence(spread, enough, 2.0, 0.05) >= 2 * math.log(20.0)
+    assert dispersion.limit_evidence(spread, enough - 1, 2.0, 0.05) < 2 * math.log(20.0)
 
 
 def test_the_tally_is_bounded_and_survives_a_restart() -> None:
@@ -166,6 +273,36 @@ def test_as_many_even_pods_a_side_are_promoted_as_before() -> None:
         result, state = JUDGE.judge(ERRORS, sample, state, LAST, NOW)
         verdicts.append(result.verdict)
     assert verdicts[-1] is Verdict.PASS
+
+
+def test_two_pods_a_side_that_differ_widely_hold_and_say_why() -> None:
+    """Two canary pods against two primary pods, each side's pods 2.5x apart: a healthy
+    version's canary cannot be told from a 2x one on a lucky draw (two degrees of freedom),
+    and the message says so and how many pods a side would do."""
+    primary = _side(20_000, [0.006, 0.015], "primary")
+    canary = _side(20_000, [0.006, 0.015], "canary")
+    sample = WindowSample(canary=canary, primary=primary)
+    state = CheckState(name="error-rate")
+    for _ in range(10):
+        result, state = JUDGE.judge(ERRORS, sample, state, LAST, NOW)
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert "2 canary vs 2 primary pods" in result.message
+    assert "2 pods a side cannot show a version is not 2x worse apart from their own draw" in (
+        result.message
+    )
+    assert "pods a side would)" in result.message
+
+
+def test_few_alike_pods_a_side_say_what_more_pods_would_do() -> None:
+    """Two alike pods a side: the spread is told from 2 degrees of freedom, so each failure
+    counts for less; the message says so and how many pods a side would count it half."""
+    even = [0.01] * 2
+    sample = WindowSample(canary=_side(3000, even, "canary"), primary=_side(3000, even, "primary"))
+    state = CheckState(name="error-rate")
+    result, state = JUDGE.judge(ERRORS, sample, state, LAST, NOW)
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert "2 pods a side tell their spread from 2 degrees of freedom" in result.message
+    assert "pods a side would count it at least half as much" in result.message
 
 
 def test_the_fail_test_at_no_margin_is_the_unadjusted_one() -> None:

@@ -592,6 +592,8 @@ def _rollout(rate: float, error: float, ratio: float, seed: int) -> tuple[str, f
     rng = np.random.default_rng(seed)
     check = ERRORS.model_copy(update={"margin": 0.2, "max": 1.0})
     state, step, held, served = CheckState(name="error-rate"), 0, 0.0, 0
+    hour = int(rng.poisson(rate * 60))  # the primary's hour before: its usual failure rate
+    history = SideSample(requests=hour, failures=int(rng.binomial(hour, error)))
     inconclusive_since: float | None = None
     for look in range(1, 600):
         now, held = look * LOOK, held + LOOK
@@ -602,7 +604,7 @@ def _rollout(rate: float, error: float, ratio: float, seed: int) -> tuple[str, f
         served += c_fail
         sample = window(
             (canary, c_fail), (total - canary, int(rng.binomial(total - canary, error)))
-        )
+        ).model_copy(update={"baseline": history})
         context = JudgeContext(
             weight=weight,
             min_requests=20,
@@ -670,3 +672,34 @@ def test_bad_rollouts_through_the_istio_weights_are_rarely_promoted(
     objective is promoted in at most beta of SEEDS runs (+ 3 standard errors)."""
     outcomes = [_rollout(rate, error, ratio, seed) for seed in range(SEEDS)]
     assert sum(o == "promoted" for o, _, _ in outcomes) / SEEDS <= BOUND
+
+
+def test_the_baseline_keeps_a_trough_from_showing_a_canary_within_its_objective() -> None:
+    """The primary usually fails at 0.5% (its day before) but at 0.1% during the analysis (a
+    trough, a fifth of usual); the canary at 0.2% is 2x its primary and, at usual conditions,
+    at 1%, its objective: bad. Judged at the moment's rate it looks well within 1% and is
+    promoted; with the baseline the guard scales the objective by the trough and it is not.
+    Without a baseline the message says the objective is judged at the analysis' rate."""
+    check = ERRORS.model_copy(update={"margin": 0.2, "max": 1.0})
+    last = JudgeContext(weight=50, min_requests=20, final_step=True)
+    windows = [window((1000, 2), (1000, 1)) for _ in range(20)]
+    alone, _ = run(windows, check, last)
+    assert alone[0].verdict is Verdict.PASS
+    assert "judged at the rate during the analysis" in alone[0].message
+    history = SideSample(requests=86_400, failures=432)
+    based, _ = run([w.model_copy(update={"baseline": history}) for w in windows], check, last)
+    assert not any(r.verdict is Verdict.PASS for r in based)
+    assert "judged at the rate" not in based[-1].message
+
+
+def test_a_baseline_lets_the_comparison_rule_out_the_objectives_ratio() -> None:
+    """A healthy canary at 0.1% beside a primary usually at 0.1% (objective 1%): the
+    comparison rules out q0 / p-upper (about 7x) instead of 2x, and says so."""
+    check = ERRORS.model_copy(update={"margin": 0.2, "max": 1.0})
+    last = JudgeContext(weight=50, min_requests=20, final_step=True)
+    history = SideSample(requests=60_000, failures=60)
+    windows = [window((1000, 1), (1000, 1)).model_copy(update={"baseline": history})] * 50
+    based, _ = run(windows, check, last)
+    passed = [r for r in based if r.verdict is Verdict.PASS]
+    assert passed
+    assert "7.2x of the primary (its objective at the primary's usual 0.1%)" in passed[0].message

@@ -69,7 +69,7 @@ def describe_fail_needs(requests: float, per_minute: float) -> str:
 def spread_shortfall(primary: list[tuple[float, float]]) -> str:
     """Why the primary pods' spread cannot be told yet, and what would tell it: more primary
     pods with traffic, or more primary failures (pods.MIN_POD_FAILURES a pod), or a canary
-    with as many pods as the primary (then no allowance for the draw is needed)."""
+    with as many pods as the primary (the spread is then told from both sides' pods)."""
     same = f"or give the canary as many pods as the primary ({len(primary)})"
     if len(primary) < pods.MIN_PRIMARY_PODS:
         return (

@@ -3,8 +3,9 @@
 The comparison's guarantee is about the canary's pods as served. When each pod fails at the
 version's rate times a factor of its own (a node, a noisy neighbour, a cache), one canary pod
 is one draw of that factor, and a version T times worse can look better than T. With counts
-per pod, and fewer canary pods than primary pods (as many is the controller's default, a
-baseline of the same size, where the tests stay as they are), the judge bounds that draw:
+per pod, and fewer canary pods than primary pods, the judge bounds that draw (with as many,
+the controller's default, both sides' pods tell the spread and
+canary.analysis.judges.dispersion widens the count tests by it instead):
 
 - the spread comes from the primary's pods: their failures' dispersion beyond binomial
   (Pearson's X² over the pods, with the pooled rate, less the binomial part) gives s², an
@@ -43,6 +44,12 @@ MAX_PODS = 32
 MIN_PRIMARY_PODS = 3
 """The spread needs at least this many primary pods with requests (two degrees of freedom:
 with one, an estimate of no spread at all is too likely whatever the truth)."""
+
+MIN_POOLED_DF = 2
+"""With as many canary pods as primary pods the spread is told from both sides' pods
+(canary.analysis.judges.dispersion); it needs this many degrees of freedom ((k_c - 1) +
+(k_p - 1): two pods a side at least). One pod a side tells nothing, and the judge keeps its
+unadjusted tests (assumption 2)."""
 
 MIN_POD_FAILURES = 2.0
 """The spread is told once the primary's pods have failed this often each, on average: with
@@ -126,12 +133,36 @@ def spread(primary: Sequence[tuple[float, float]]) -> float:
     return math.sqrt(max(pearson / (len(primary) - 1) - 1.0, 0.0) / per_pod)
 
 
+def pooled_spread(sides: Sequence[Sequence[tuple[float, float]]]) -> float:
+    """s from every side's pods (pooled_variance), 0 when their counts are within counting
+    noise or no side has failed yet."""
+    return math.sqrt(max(pooled_variance(sides), 0.0))
+
+
+def pooled_variance(sides: Sequence[Sequence[tuple[float, float]]]) -> float:
+    """The variance of a pod's ln rate from every side's pods, each about its own pooled
+    rate: Pearson's X² summed over the sides, less its binomial part (one a degree of
+    freedom), over what a unit of that variance adds to it (each pod's expected failures,
+    less its share of its side's). Unbiased, so it may come out below 0 when the pods are
+    alike (counting noise alone); 0 when no side with two pods has failed yet."""
+    excess, scale = 0.0, 0.0
+    for side in sides:
+        requests = sum(n for n, _ in side)
+        failures = sum(x for _, x in side)
+        if len(side) < 2 or failures <= 0 or requests <= 0:
+            continue
+        rate = failures / requests
+        excess += sum((x - n * rate) ** 2 / (n * rate) for n, x in side) - (len(side) - 1)
+        scale += sum(n * rate * (1.0 - n / requests) for n, _ in side)
+    return excess / scale if scale > 0 else 0.0
+
+
 def bound(
     canary: Sequence[tuple[float, float]], primary: Sequence[tuple[float, float]], share: float
 ) -> PodBound | None:
     """The margins at probability ``share`` for each route, or None when either side has no
-    per-pod counts or the canary has as many pods as the primary (the judge then keeps its
-    unadjusted tests and the stated assumption: a baseline of the same size)."""
+    per-pod counts or the canary has as many pods as the primary (then both sides' pods tell
+    the spread, and canary.analysis.judges.dispersion widens the tests instead)."""
     if not fewer_canary_pods(canary, primary):
         return None
     k_c, k_p = len(canary), len(primary)
@@ -146,10 +177,9 @@ def bound(
 def fewer_canary_pods(
     canary: Sequence[tuple[float, float]], primary: Sequence[tuple[float, float]]
 ) -> bool:
-    """Whether the judge allows for the canary pods' draw: counts per pod on both sides, and
-    fewer canary pods than primary pods. The controller gives the canary as many replicas as
-    the primary (a baseline of the same size), where per-pod differences average alike on
-    both sides and the tests stay as they are (docs/analysis.md, assumption 2)."""
+    """Whether the judge bounds the canary pods' draw from the primary's pods: counts per pod
+    on both sides, and fewer canary pods than primary pods (the canary's few pods cannot
+    tell the spread). With as many, see canary.analysis.judges.dispersion."""
     return bool(canary) and len(canary) < len(primary)
 
 
@@ -158,8 +188,8 @@ def harm_margin(
 ) -> float:
     """ln of the factor by which the pods' draw can raise the observed ratio above the
     versions' (probability at most ``share``): the fail test's null is widened by it. 0 when
-    the counts are not per pod, the canary has as many pods as the primary, or the spread
-    cannot be told yet (the unadjusted test)."""
+    the counts are not per pod, the canary has as many pods as the primary (the dispersion
+    then widens the test), or the spread cannot be told yet (the unadjusted test)."""
     if not fewer_canary_pods(canary, primary):
         return 0.0
     s = spread(primary)

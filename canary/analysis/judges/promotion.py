@@ -50,15 +50,24 @@ class Route:
 
 
 def primary_route(
-    loglik: FloatArray, null_ratio: float, detect: float, exposure: float, pod_margin: float = 0.0
+    loglik: FloatArray,
+    null_ratio: float,
+    detect: float,
+    exposure: float,
+    pod_margin: float = 0.0,
+    usual: float | None = None,
 ) -> tuple[Route, float]:
     """The route against the primary and the ratio T it tests (``detect`` rounded down to
     the grid, at least a grid step above the null 1 + margin). With a ``pod_margin`` (ln;
     canary.analysis.judges.pods) the observed ratio must be shown under T·e^-margin instead,
-    rounded down to the grid however low that is (no evidence once it is off the grid)."""
+    rounded down to the grid however low that is (no evidence once it is off the grid).
+    ``usual``: ``detect`` is the objective's ratio to the primary's usual rate (baseline),
+    named so in the message."""
     index = stats.tolerance_index(null_ratio, detect)
     tolerance = null_ratio * math.exp(float(stats.GRID[index]))
     within = f"{_x(detect)} of the primary"
+    if usual is not None:
+        within += f" (its objective at the primary's usual {100 * usual:.2g}%)"
     if pod_margin > 0.0:
         index = _index_at_or_below(null_ratio, detect * math.exp(-pod_margin))
         if index < 1:
@@ -77,14 +86,20 @@ def _index_at_or_below(null_ratio: float, ratio: float) -> int:
 
 
 def objective_route(
-    failures: int, requests: int, rate: float, exposure: float, pod_margin: float = 0.0
+    failures: int,
+    requests: int,
+    rate: float,
+    exposure: float,
+    pod_margin: float = 0.0,
+    pod_dispersion: float = 1.0,
 ) -> Route:
     """The route against the objective ``rate`` (a share of the canary's requests); with a
-    ``pod_margin`` the canary's pods must be shown under rate·e^-margin instead."""
+    ``pod_margin`` the canary's pods must be shown under rate·e^-margin instead, and with a
+    ``pod_dispersion`` its log-likelihoods are divided by it (canary.analysis.judges.dispersion)."""
     within = f"the objective {100 * rate:g}%"
     if not math.isfinite(pod_margin):
         return Route("objective", within, exposure, -math.inf, rate)
-    rate_ll = stats.rate_loglik(failures, requests, rate * math.exp(-pod_margin))
+    rate_ll = stats.rate_loglik(failures, requests, rate * math.exp(-pod_margin)) / pod_dispersion
     ok = stats.log_evidence_below(rate_ll, stats.NULL_INDEX, objective_centre(rate), SLO_SD)
     return Route("objective", within, exposure, ok, rate)
 
@@ -221,7 +236,9 @@ def requests_needed(log_promote: float, growth: Growth, beta: float) -> float:
     return max(math.log(1.0 / beta) - max(log_promote, -50.0), 0.0) / rate
 
 
-def describe_needs(requests: float, per_minute: float, tolerance: float) -> str:
+def describe_needs(
+    requests: float, per_minute: float, tolerance: float, objective: bool = True
+) -> str:
     """'needs about 380 more canary requests to show it is not 2x worse; at this traffic
     about 9 minutes' (or why it cannot be said)."""
     if not math.isfinite(requests):
@@ -230,7 +247,7 @@ def describe_needs(requests: float, per_minute: float, tolerance: float) -> str:
             "on either side to compare, and no objective it could be shown within)"
         )
     text = f"needs about {rounded(requests)} more canary requests to show it is not "
-    text += f"{_x(tolerance)} worse or within its objective"
+    text += f"{_x(tolerance)} worse" + (" or within its objective" if objective else "")
     if per_minute > 0:
         text += f"; at this traffic about {in_minutes(requests / per_minute)}"
     return text

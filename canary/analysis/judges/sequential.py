@@ -14,9 +14,11 @@ the two routes' e-values reaching 1/beta promotes (and sticks), and nothing else
 canary and the data do not lean against it, or a quiet hold with no sign of harm: a heuristic,
 as a step moves risk and ships nothing. The rules count seconds, never looks.
 
-With counts per pod (canary.analysis.judges.pods) both tests allow for the draw of few canary
-pods: half of alpha and beta go to a bound on it from the primary pods' spread, the other
-halves to the counts (both bars at 40 instead of 20).
+With counts per pod both tests allow for the pods' draw. Fewer canary pods than primary pods
+(canary.analysis.judges.pods): half of alpha and beta go to a bound on it from the primary
+pods' spread, the other halves to the counts (both bars at 40 instead of 20). As many or more
+(canary.analysis.judges.dispersion): the spread from both sides' pods widens the count tests'
+variance, at the same bars.
 docs/analysis.md has the formulas, guarantees, defaults and measurements.
 """
 
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from canary.analysis import stats
-from canary.analysis.judges import holding, pods, promotion, words
+from canary.analysis.judges import baseline, dispersion, holding, pods, promotion, words
 from canary.analysis.judges.base import register_judge
 from canary.analysis.judges.custom import custom_result
 from canary.analysis.judges.running import Running, usable
@@ -158,8 +160,12 @@ class SequentialJudge:
         new = _accumulate(state, run, canary, primary if compare else None, context.weight)
         tests: list[_Test] = []
         widen = _harm_margin(run, context.alpha) if compare else 0.0
+        spread = _dispersion(run, context.alpha) if compare else None
         if compare and widen > 0.0:  # what the pods' draw could explain is no harm
             tests.append(_Test("primary", pods.log_harm_above(run.loglik, widen)))
+        elif compare and spread is not None:  # ... nor what their spread adds to the counts'
+            tempered = run.loglik / spread.ratio
+            tests.append(_Test("primary", stats.log_evidence_of_harm(tempered)))
         elif compare:
             tests.append(_Test("primary", stats.log_evidence_of_harm(run.loglik)))
         if null_rate is not None and not compare:  # comparing conditions on common modes
@@ -173,12 +179,18 @@ class SequentialJudge:
             if test.log_harm >= threshold and test.against == "objective" and not run.abs_crossed:
                 run.abs_crossed = new.ticks
         drawn = _pod_bound(run, check, compare, null_rate, context.beta)
-        routes, tolerance = _routes(check, run, new, compare, null_rate, context, drawn)
+        spread = _dispersion(run, context.beta)
+        usual = baseline.usual(window.baseline, context.beta) if compare and null_rate else None
+        detect = max(context.detect, run.null_ratio * math.exp(stats.GRID_STEP))
+        objective = _Objective.of(compare, null_rate, usual, new, detect)
+        routes, tolerance = _routes(check, run, new, compare, objective, context, drawn, spread)
         share = context.weight / 100.0
         totals = (state.primary_failures, state.primary_requests)
         dead = promotion.objective_out_of_reach(*totals, share, tolerance, routes)
-        log_promote = run.combined.take(routes, only_primary=dead, moving=drawn is not None)
-        if log_promote >= math.log(1.0 / _count_beta(context.beta, drawn)) and not run.promoted:
+        moving = drawn is not None or spread is not None or objective.trough < 1.0
+        log_promote = run.combined.take(routes, only_primary=dead, moving=moving)
+        count_beta = _count_beta(context.beta, drawn, objective.exact)
+        if log_promote >= math.log(1.0 / count_beta) and not run.promoted:
             run.promoted = new.ticks
         new.judge_state = run.dump()
         statistic = stats.evalue(max(t.log_harm for t in tests))
@@ -192,12 +204,15 @@ class SequentialJudge:
             log_promote,
             tolerance,
             drawn,
+            spread,
             fail_bar,
             null_rate if not compare else None,
             run.null_ratio * math.exp(widen),
+            objective,
         )
         verdict, why = _verdict(case)
-        text = words.describe(check, new, run, null_rate, compare, context.alpha)
+        wider = spread.ratio if spread else 1.0
+        text = words.describe(check, new, run, null_rate, compare, context.alpha, wider)
         return result(verdict, f"{text}, {why}", new, statistic), new
 
 
@@ -241,36 +256,77 @@ def _accumulate(
     )
 
 
+@dataclass(frozen=True)
+class _Objective:
+    """How a check's objective q0 enters the promotion evidence (canary.analysis.judges.
+    baseline): ``rate`` is q0 (None: no objective); ``exact`` the ratio q0 / p̄⁺ the
+    comparison may rule out instead of T when it is larger (0: not used); ``trough`` the
+    guard's scale on the one-sample route (1: none); ``unguarded`` a compared check without
+    a baseline (no history): its objective is judged at the rate during the analysis."""
+
+    rate: float | None
+    exact: float = 0.0
+    trough: float = 1.0
+    unguarded: bool = False
+    usual: float | None = None  # the primary's usual rate (baseline), for the message
+
+    @classmethod
+    def of(
+        cls,
+        compare: bool,
+        rate: float | None,
+        usual: baseline.Usual | None,
+        totals: CheckState,
+        detect: float,
+    ) -> _Objective:
+        if rate is None or not compare:
+            return cls(rate)
+        if usual is None:  # no history: judged at the analysis' own conditions, and said so
+            return cls(rate, unguarded=True)
+        trough = usual.trough(totals.primary_failures, totals.primary_requests)
+        ratio = usual.objective_ratio(rate)
+        return cls(rate, ratio if ratio > detect else 0.0, trough, usual=usual.rate)
+
+
 def _routes(
     check: CheckSpec,
     run: Running,
     totals: CheckState,
     compare: bool,
-    null_rate: float | None,
+    objective: _Objective,
     context: JudgeContext,
     drawn: pods.PodBound | None,
+    spread: dispersion.Dispersion | None,
 ) -> tuple[list[promotion.Route], float]:
     """The routes to promotion of a check, with their exposure (the step's windows, or at the
     last step the whole analysis'), and the ratio T the primary route rules out. Against the
-    primary: "r <= 1" against "r >= T". Against the objective (an error-rate check's ``max``;
-    a latency check's 1% slow): "under it" against "at it"."""
+    primary: "r <= 1" against "r >= T" (or, with a baseline, against r >= q0 / p̄⁺ when that
+    is larger: the objective at the primary's usual rate). Against the objective (an
+    error-rate check's ``max``; a latency check's 1% slow): "under it" against "at it"."""
     routes: list[promotion.Route] = []
     tolerance = max(context.detect, run.null_ratio * math.exp(stats.GRID_STEP))
+    null_rate = objective.rate
     if compare:
         seen = run.exposure if context.final_step else run.step_exposure
         margin = drawn.ratio_margin if drawn else 0.0
+        loglik = run.loglik / spread.ratio if spread else run.loglik
+        usual = objective.usual if objective.exact else None
+        tolerance = max(tolerance, objective.exact)
         route, tolerance = promotion.primary_route(
-            run.loglik, run.null_ratio, tolerance, seen, margin
+            loglik, run.null_ratio, tolerance, seen, margin, usual
         )
         routes.append(route)
     slo = LATENCY_SLOW_SHARE if check.kind is CheckKind.LATENCY else null_rate
+    if slo is not None and 0.0 < slo < 1.0 and objective.trough < 1.0:
+        slo *= objective.trough
     if slo is not None and 0.0 < slo < 1.0:
         requests = totals.canary_requests if context.final_step else run.step_requests
         worse = min(DETECT_RATIO * slo, (1.0 + slo) / 2.0)
         seen = requests * stats.rate_divergence(worse, slo)
         failures, total = totals.canary_failures, totals.canary_requests
         margin = drawn.rate_margin if drawn else 0.0
-        routes.append(promotion.objective_route(failures, total, slo, seen, margin))
+        wider = spread.rate if spread else 1.0
+        routes.append(promotion.objective_route(failures, total, slo, seen, margin, wider))
     if not routes:  # max: 0 and nothing to compare with: no canary can be shown within it
         routes.append(promotion.Route("objective", "the objective 0%", 0.0, -math.inf))
     return routes, tolerance
@@ -295,9 +351,17 @@ def _harm_margin(run: Running, alpha: float) -> float:
     )
 
 
-def _count_beta(beta: float, drawn: pods.PodBound | None) -> float:
-    """The count tests' share of beta: all of it, or what the pods' draw leaves."""
-    return beta if drawn is None else beta * (1.0 - pods.POD_SHARE)
+def _dispersion(run: Running, tail: float) -> dispersion.Dispersion | None:
+    """With as many canary pods as primary pods: what their spread adds to the tests'
+    variance, at the bar 1/``tail`` (None: fewer canary pods, or no counts per pod)."""
+    return dispersion.dispersion(run.canary_pods.serving(), run.primary_pods.serving(), tail)
+
+
+def _count_beta(beta: float, drawn: pods.PodBound | None, exact: float = 0.0) -> float:
+    """The count tests' share of beta: all of it, or what the pods' draw and the baseline's
+    bound (when the comparison rules out its objective ratio) leave."""
+    share = beta if drawn is None else beta * (1.0 - pods.POD_SHARE)
+    return share * (1.0 - baseline.BASELINE_SHARE) if exact else share
 
 
 @dataclass(frozen=True)
@@ -313,9 +377,11 @@ class _Case:
     log_promote: float  # ln of the promotion evidence (the mean of the routes' e-values)
     tolerance: float  # the ratio T the primary route rules out
     drawn: pods.PodBound | None  # what few canary pods could hide (None: no per-pod counts)
+    spread: dispersion.Dispersion | None  # as many canary pods: what their spread adds
     fail_bar: float  # the e-value of harm that fails (1/alpha; more when pods widen the null)
     objective: float | None  # the fail test's objective rate (None: it compares with the primary)
     fail_null: float  # the ratio the fail test against the primary tests (pods may widen it)
+    objective_use: _Objective  # how the objective enters the promotion evidence
 
 
 def _verdict(case: _Case) -> tuple[Verdict, str]:
@@ -328,10 +394,13 @@ def _verdict(case: _Case) -> tuple[Verdict, str]:
     crossed = words.crossing(run.crossed, run.abs_crossed, case.fail_bar)
     if crossed:
         return Verdict.FAIL, f"{shown}; {crossed}: fail"
-    bar = 1 / _count_beta(context.beta, case.drawn)
+    bar = 1 / _count_beta(context.beta, case.drawn, case.objective_use.exact)
     promote = f"{words.num(stats.evalue(case.log_promote))} of {bar:g}"
     if run.promoted:
         within = " or ".join(r.within for r in case.routes)
+        if case.objective_use.unguarded and len(case.routes) > 1:
+            within += " (no baseline of the primary's usual failure rate: judged at the rate "
+            within += "during the analysis)"
         why = f"shown within {within} (promotion evidence crossed {bar:g} "
         return Verdict.PASS, f"{shown}; {why}at look {run.promoted:.0f}): pass"
     if any(t.log_harm >= math.log(HOLD_EVIDENCE) for t in case.tests):
@@ -369,12 +438,24 @@ def _needs(case: _Case) -> str:
         tolerance *= math.exp(-drawn.ratio_margin)
         objective = objective * math.exp(-drawn.rate_margin) if objective else None
     growth = promotion.healthy_growth(primary_rate, share, tolerance, objective)
-    count_beta = _count_beta(context.beta, drawn)
+    spread = case.spread
+    if spread is not None:  # the pods' spread slows the evidence, and may cap it
+        growth = promotion.Growth(growth.primary / spread.ratio, growth.objective / spread.rate)
+    count_beta = _count_beta(context.beta, drawn, case.objective_use.exact)
     requests = promotion.requests_needed(case.log_promote, growth, count_beta)
     per_minute = 60.0 * run.step_requests / context.step_seconds if context.step_seconds else 0.0
     detect = max(context.detect, case.tolerance)
-    if drawn is None:
-        text = promotion.describe_needs(requests, per_minute, detect)
+    within = objective is not None
+    if spread is not None:
+        capped = words.spread_caps(spread, detect, context.beta)
+        if capped:
+            requests = math.inf
+            text = f"cannot show the canary is not {words.x(detect)} worse yet{capped}"
+        else:
+            text = promotion.describe_needs(requests, per_minute, detect, within)
+            text += words.few_degrees(spread, context.beta)
+    elif drawn is None:
+        text = promotion.describe_needs(requests, per_minute, detect, within)
     elif math.isfinite(requests):
         text = promotion.describe_needs(requests, per_minute, detect) + _pods_note(
             drawn, case, detect
@@ -382,6 +463,11 @@ def _needs(case: _Case) -> str:
     else:
         text = f"cannot show the canary is not {words.x(detect)} worse or within its objective yet"
         text += _pods_note(drawn, case, detect)
+    if case.objective_use.unguarded:
+        text += (
+            " (no baseline of the primary's usual failure rate: its objective is judged at the "
+            "rate during the analysis)"
+        )
     return text + words.deadline_note(requests, per_minute, context)
 
 
@@ -414,7 +500,7 @@ def _pods_note(drawn: pods.PodBound, case: _Case, detect: float) -> str:
     if enough is not None and drawn.canary_pods < enough < drawn.primary_pods:
         text += f"; with {enough} canary pods a healthy canary could show it"
     elif enough is None or enough >= drawn.primary_pods:
-        # as many pods as the primary: the draw averages alike and the tests are unadjusted
+        # as many pods as the primary: the spread is told from both sides, with more df
         text += (
             f"; fewer canary pods than the primary's would not let a healthy canary show it at "
             f"this spread: give the canary as many pods as the primary ({drawn.primary_pods})"

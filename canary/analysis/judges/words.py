@@ -6,6 +6,13 @@ from __future__ import annotations
 import math
 
 from canary.analysis import stats
+from canary.analysis.judges.dispersion import (
+    Dispersion,
+    inflation,
+    limit_evidence,
+    pods_a_side_needed,
+)
+from canary.analysis.judges.pods import MAX_PODS
 from canary.analysis.judges.running import Running
 from canary.analysis.samples import JudgeContext
 from canary.model.analysis import CheckKind, CheckSpec
@@ -58,15 +65,17 @@ def describe(
     null_rate: float | None,
     compare: bool,
     alpha: float,
+    dispersion: float = 1.0,
 ) -> str:
-    """The numbers: rates, canary requests, the ratio and its confidence sequence."""
+    """The numbers: rates, canary requests, the ratio and its confidence sequence (wider by
+    the pods' ``dispersion`` when they have one: canary.analysis.judges.dispersion)."""
     what = "errors" if check.kind is CheckKind.ERROR_RATE else f"slow (>{check.max or 0:g}ms)"
     text = f"canary {what} {percent(totals.canary_failures, totals.canary_requests)}"
     if compare:
         text += f" vs primary {percent(totals.primary_failures, totals.primary_requests)}"
     text += f" (n={totals.canary_requests:,})"
     if compare:
-        lo, hi = stats.confidence_bounds(run.loglik, alpha)
+        lo, hi = stats.confidence_bounds(run.loglik / dispersion, alpha)
         low = "0x" if lo <= stats.GRID[0] else x(run.null_ratio * math.exp(lo))
         high = "inf" if hi >= stats.GRID[-1] else x(run.null_ratio * math.exp(hi))
         text += f", {ratio(totals)} (CS {low}-{high})"
@@ -105,3 +114,48 @@ def percent(failures: int, requests: int) -> str:
 def evidence(requests: int, failures: int) -> SideEvidence:
     rate = 100.0 * failures / requests if requests else None
     return SideEvidence(requests=requests, failures=failures, value=rate)
+
+
+def spread_caps(spread: Dispersion, detect: float, beta: float) -> str:
+    """With as many canary pods as primary pods, when their spread caps what a healthy canary
+    can show against ``detect`` times worse however many requests it serves: why, and how
+    many pods a side would do ('' when it does not cap it)."""
+    side = spread.canary_pods
+    if limit_evidence(spread.spread, side, detect, beta) >= math.log(1.0 / beta):
+        return ""
+    enough = pods_a_side_needed(spread.spread, detect, beta)
+    would = (
+        f"{enough} pods a side would"
+        if enough is not None
+        else f"no count of pods up to {MAX_PODS} a side would"
+    )
+    return (
+        f" ({spread.describe()}: {side} pods a side cannot show a version is not "
+        f"{x(detect)} worse apart from their own draw at this spread, {would})"
+    )
+
+
+def few_degrees(spread: Dispersion, beta: float) -> str:
+    """With as many canary pods as primary pods, why the evidence grows slowly: few pods a
+    side tell their spread from few degrees of freedom (and how many pods a side would count
+    a failure at least half as much), or their spread is part of what the counts show; ''
+    when neither slows it by more than FAIR_INFLATION."""
+    if spread.inflation > FAIR_INFLATION:
+        side = next(k for k in range(2, 10 * MAX_PODS) if inflation(2 * k - 2, beta) <= 2.0)
+        return (
+            f" ({spread.describe()}: {spread.canary_pods} pods a side tell their spread from "
+            f"{spread.df} degrees of freedom, so each failure counts about "
+            f"1/{spread.inflation:.0f} as much as with pods known to be alike; {side} pods a "
+            f"side would count it at least half as much)"
+        )
+    if spread.ratio > FAIR_INFLATION:
+        return (
+            f" ({spread.describe()}: the pods' own draw is part of what the counts show, so "
+            f"each failure counts about 1/{spread.ratio:.0f} as much, less as more come)"
+        )
+    return ""
+
+
+FAIR_INFLATION = 2.0
+"""The undecided message names the pods a side at which a failure counts at least half as
+much (K(df) <= 2: canary.analysis.judges.dispersion)."""
