@@ -15,7 +15,7 @@ from canary.analysis.judges import dispersion, get_judge, pods, promotion
 from canary.analysis.judges.running import Running
 from canary.analysis.samples import JudgeContext, PodCounts, SideSample, WindowSample
 from canary.analysis.stats import FloatArray
-from canary.model import CheckKind, CheckSpec, CheckState, JudgeName, Verdict
+from canary.model import CheckKind, CheckResult, CheckSpec, CheckState, JudgeName, Verdict
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 JUDGE = get_judge(JudgeName.SEQUENTIAL)
@@ -233,25 +233,32 @@ def _side(total: int, rates: list[float], prefix: str) -> SideSample:
 PRIMARY_RATES = [0.01 * f for f in (0.55, 0.7, 0.8, 0.9, 1.0, 1.0, 1.1, 1.3, 1.6, 2.0)]
 
 
+def _judged(sample: WindowSample, looks: int) -> tuple[CheckResult, CheckState]:
+    """The verdict after ``looks`` looks at ``sample``, from a fresh analysis."""
+    state = CheckState(name="error-rate")
+    for _ in range(looks):
+        result, state = JUDGE.judge(ERRORS, sample, state, LAST, NOW)
+    return result, state
+
+
+def _without_pods(sample: WindowSample) -> WindowSample:
+    """The same counts as a policy without a pod label reports them."""
+    return WindowSample(
+        canary=sample.canary.model_copy(update={"pods": ()}) if sample.canary else None,
+        primary=sample.primary.model_copy(update={"pods": ()}) if sample.primary else None,
+    )
+
+
 def test_one_lucky_canary_pod_is_not_promoted_on_its_draw() -> None:
     """A version 2x worse on one lucky pod (1.2% against the primary pods' mean 1.1%, which
     spread widely): without per-pod counts the judge promotes it; with them it holds and says
     why, naming the pods and how many canary pods would do."""
-    primary = _side(20_000, PRIMARY_RATES, "primary")
-    canary = _side(20_000, [0.012], "canary")
-    bare = WindowSample(
-        canary=canary.model_copy(update={"pods": ()}),
-        primary=primary.model_copy(update={"pods": ()}),
+    sample = WindowSample(
+        canary=_side(20_000, [0.012], "canary"), primary=_side(20_000, PRIMARY_RATES, "primary")
     )
-    state = CheckState(name="error-rate")
-    for _ in range(6):
-        blind, state = JUDGE.judge(ERRORS, bare, state, LAST, NOW)
+    blind, _ = _judged(_without_pods(sample), 6)
     assert blind.verdict is Verdict.PASS
-    state = CheckState(name="error-rate")
-    for _ in range(6):
-        seen, state = JUDGE.judge(
-            ERRORS, WindowSample(canary=canary, primary=primary), state, LAST, NOW
-        )
+    seen, state = _judged(sample, 6)
     assert seen.verdict is Verdict.INCONCLUSIVE
     assert "1 canary vs 10 primary pods" in seen.message
     assert "canary pods a healthy canary could show it" in seen.message
@@ -267,12 +274,8 @@ def test_as_many_even_pods_a_side_are_promoted_as_before() -> None:
     sample = WindowSample(
         canary=_side(20_000, even, "canary"), primary=_side(20_000, even, "primary")
     )
-    state = CheckState(name="error-rate")
-    verdicts = []
-    for _ in range(10):
-        result, state = JUDGE.judge(ERRORS, sample, state, LAST, NOW)
-        verdicts.append(result.verdict)
-    assert verdicts[-1] is Verdict.PASS
+    result, _ = _judged(sample, 10)
+    assert result.verdict is Verdict.PASS
 
 
 def test_two_pods_a_side_that_differ_widely_hold_and_say_why() -> None:
@@ -281,10 +284,7 @@ def test_two_pods_a_side_that_differ_widely_hold_and_say_why() -> None:
     and the message says so and how many pods a side would do."""
     primary = _side(20_000, [0.006, 0.015], "primary")
     canary = _side(20_000, [0.006, 0.015], "canary")
-    sample = WindowSample(canary=canary, primary=primary)
-    state = CheckState(name="error-rate")
-    for _ in range(10):
-        result, state = JUDGE.judge(ERRORS, sample, state, LAST, NOW)
+    result, _ = _judged(WindowSample(canary=canary, primary=primary), 10)
     assert result.verdict is Verdict.INCONCLUSIVE
     assert "2 canary vs 2 primary pods" in result.message
     assert "2 pods a side cannot show a version is not 2x worse apart from their own draw" in (
@@ -298,8 +298,7 @@ def test_few_alike_pods_a_side_say_what_more_pods_would_do() -> None:
     counts for less; the message says so and how many pods a side would count it half."""
     even = [0.01] * 2
     sample = WindowSample(canary=_side(3000, even, "canary"), primary=_side(3000, even, "primary"))
-    state = CheckState(name="error-rate")
-    result, state = JUDGE.judge(ERRORS, sample, state, LAST, NOW)
+    result, _ = _judged(sample, 1)
     assert result.verdict is Verdict.INCONCLUSIVE
     assert "2 pods a side tell their spread from 2 degrees of freedom" in result.message
     assert "pods a side would count it at least half as much" in result.message
@@ -314,21 +313,12 @@ def test_the_fail_test_at_no_margin_is_the_unadjusted_one() -> None:
 def test_one_unlucky_canary_pod_of_a_healthy_version_is_not_failed_on_its_draw() -> None:
     """A canary pod at 2% beside primary pods spread from 0.55% to 2%: the draw explains it.
     Without per-pod counts the judge fails it; with them it does not."""
-    primary = _side(20_000, PRIMARY_RATES, "primary")
-    canary = _side(4_000, [0.02], "canary")
-    bare = WindowSample(
-        canary=canary.model_copy(update={"pods": ()}),
-        primary=primary.model_copy(update={"pods": ()}),
+    sample = WindowSample(
+        canary=_side(4_000, [0.02], "canary"), primary=_side(20_000, PRIMARY_RATES, "primary")
     )
-    state = CheckState(name="error-rate")
-    for _ in range(3):
-        blind, state = JUDGE.judge(ERRORS, bare, state, LAST, NOW)
+    blind, _ = _judged(_without_pods(sample), 3)
     assert blind.verdict is Verdict.FAIL
-    state = CheckState(name="error-rate")
-    for _ in range(3):
-        seen, state = JUDGE.judge(
-            ERRORS, WindowSample(canary=canary, primary=primary), state, LAST, NOW
-        )
+    seen, _ = _judged(sample, 3)
     assert seen.verdict is not Verdict.FAIL
 
 

@@ -192,53 +192,56 @@ def test_direct_helpers_raise_api_errors(api: ApiServer) -> None:
     assert missing.value.code == 404
 
 
-WIDGETS: dict[str, Any] = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "widgets.example.com"},
-    "spec": {
-        "group": "example.com",
-        "scope": "Namespaced",
-        "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "subresources": {
-                    "status": {},
-                    "scale": {
-                        "specReplicasPath": ".spec.size",
-                        "statusReplicasPath": ".status.size",
+def widget_crd_with(schema: dict[str, Any], subresources: dict[str, Any]) -> dict[str, Any]:
+    """The Widget CRD (example.com/v1) with this schema and these subresources."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {
+            "group": "example.com",
+            "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": schema},
+                    "subresources": subresources,
+                }
+            ],
+        },
+    }
+
+
+WIDGETS = widget_crd_with(
+    {
+        "type": "object",
+        "properties": {
+            "spec": {
+                "type": "object",
+                "properties": {
+                    "size": {"type": "integer", "default": 1},
+                    "port": {"x-kubernetes-int-or-string": True},
+                    "note": {"type": "string", "nullable": True},
+                    "free": {
+                        "type": "object",
+                        "x-kubernetes-preserve-unknown-fields": True,
                     },
                 },
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "properties": {
-                            "spec": {
-                                "type": "object",
-                                "properties": {
-                                    "size": {"type": "integer", "default": 1},
-                                    "port": {"x-kubernetes-int-or-string": True},
-                                    "note": {"type": "string", "nullable": True},
-                                    "free": {
-                                        "type": "object",
-                                        "x-kubernetes-preserve-unknown-fields": True,
-                                    },
-                                },
-                            },
-                            "status": {
-                                "type": "object",
-                                "properties": {"size": {"type": "integer"}},
-                            },
-                        },
-                    }
-                },
-            }
-        ],
+            },
+            "status": {
+                "type": "object",
+                "properties": {"size": {"type": "integer"}},
+            },
+        },
     },
-}
+    {
+        "status": {},
+        "scale": {"specReplicasPath": ".spec.size", "statusReplicasPath": ".status.size"},
+    },
+)
 
 
 def test_defaults_extensions_warnings_and_scale_of_a_custom_resource(api: ApiServer) -> None:
@@ -304,25 +307,7 @@ def widget_crd(maximum: int) -> dict[str, Any]:
             "status": {"type": "object", "properties": {"count": {"type": "integer"}}},
         },
     }
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": "widgets.example.com"},
-        "spec": {
-            "group": "example.com",
-            "scope": "Namespaced",
-            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {"openAPIV3Schema": schema},
-                    "subresources": {"status": {}},
-                }
-            ],
-        },
-    }
+    return widget_crd_with(schema, {"status": {}})
 
 
 def test_an_unchanged_field_is_not_checked_again(api: ApiServer, k8s: client.ApiClient) -> None:
