@@ -33,10 +33,10 @@ def start_haproxy(
 
     def answers() -> bool:
         try:
-            api.command("show info")
+            info = api.command("show info")
         except RuntimeApiError:
             return False
-        return True
+        return _pid(info) == process.pid  # not another HAProxy that holds the same address
 
     try:
         process.wait_ready(answers, timeout, f"its runtime API up at {runtime_api}")
@@ -44,3 +44,12 @@ def start_haproxy(
         process.stop()
         raise
     return process
+
+
+def _pid(info: str) -> int | None:
+    """The Pid line of `show info`'s reply."""
+    for line in info.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() == "Pid" and value.strip().isdigit():
+            return int(value.strip())
+    return None

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from canary.local.haproxy import start_haproxy
-from canary.local.processes import ManagedProcess, free_port
+from canary.local.processes import ManagedProcess, ProcessError, free_port
 from canary.model import Rollout
 from canary.traffic.haproxy import config
 
@@ -83,6 +83,20 @@ def running_haproxy(
     """HAProxy on the config rendered for a Rollout with ``strategy``; ``frontend_extra``
     lines are added to its frontend (what another team wrote into the same HAProxy)."""
     with named_server("primary") as primary, named_server("canary") as canary:
+        running = _start_on_free_ports(tmp, primary, canary, frontend_extra, strategy)
+        try:
+            yield running
+        finally:
+            running.process.stop()
+
+
+def _start_on_free_ports(
+    tmp: Path, primary: str, canary: str, frontend_extra: tuple[str, ...], strategy: Any
+) -> LocalHaproxy:
+    """free_port's ports were free a moment ago; under xdist another test may take one before
+    HAProxy binds it (HAProxy then fails to start: the config says noreuseport), so a start
+    that fails is tried again on fresh ports."""
+    for attempt in range(_START_ATTEMPTS):
         runtime = f"127.0.0.1:{free_port()}"
         ro = haproxy_rollout(primary, canary, runtime, **strategy)
         listen = free_port()
@@ -96,8 +110,14 @@ def running_haproxy(
             bind = f"    bind {layout.listen}\n"
             extra = "".join(f"    {line}\n" for line in frontend_extra)
             cfg.write_text(cfg.read_text().replace(bind, bind + extra, 1))
-        process = start_haproxy(cfg, runtime, tmp / "logs")
         try:
-            yield LocalHaproxy(ro, listen, layout.map_dir, process)
-        finally:
-            process.stop()
+            process = start_haproxy(cfg, runtime, tmp / "logs")
+        except ProcessError:
+            if attempt + 1 == _START_ATTEMPTS:
+                raise
+            continue
+        return LocalHaproxy(ro, listen, layout.map_dir, process)
+    raise AssertionError("unreachable")
+
+
+_START_ATTEMPTS = 3

@@ -157,3 +157,23 @@ def test_a_config_haproxy_rejects_is_reported_with_its_words(tmp_path: Path) -> 
     bad.write_text("frontend x\n    bind 127.0.0.1:1\n    no-such-keyword\n")
     with pytest.raises(ProcessError, match="HAProxy rejects"):
         check_config(bad)
+
+
+def test_a_second_haproxy_on_the_same_addresses_fails_instead_of_sharing_them(
+    weighted: LocalHaproxy, tmp_path: Path
+) -> None:
+    """HAProxy binds with SO_REUSEPORT unless told not to: two of them on one port would each
+    get some of its connections (a flaky test, or a demo talking to a stranger's HAProxy)."""
+    from canary.local.haproxy import start_haproxy
+
+    first = tmp_path / "haproxy.cfg"
+    second = tmp_path / "second" / "haproxy.cfg"
+    second.parent.mkdir()
+    second.write_text(first.read_text())
+    settings = weighted.rollout.spec.provider.haproxy
+    assert settings is not None
+    assert settings.runtime_api is not None
+    with pytest.raises(ProcessError, match=r"exited|did not get"):
+        start_haproxy(second, settings.runtime_api, second.parent / "logs", timeout=5.0)
+    # the first one still answers alone
+    assert RuntimeApi(settings.runtime_api).get_weight("app", "primary") >= 0
