@@ -19,6 +19,7 @@ import sysconfig
 from collections.abc import Iterable
 from functools import cache, lru_cache
 from pathlib import Path
+from typing import cast
 
 from pydantic.alias_generators import to_camel
 
@@ -27,11 +28,47 @@ from canary.analysis.scope import ScopeError, check_scoped
 from canary.model.analysis import CheckSpec, PolicyKind
 from canary.model.limits import MAX_EXPANDED_QUERY, MAX_EXPANSION_PASSES, MAX_VARIABLES
 from canary.model.loader import LoadError, load_file
-from canary.model.policy import AnalysisPolicy, ClusterAnalysisPolicy
+from canary.model.meta import ObjectMeta
+from canary.model.policy import AnalysisPolicy, AnalysisPolicySpec, ClusterAnalysisPolicy
 from canary.model.provider import ProviderName
 from canary.model.rollout import Rollout
 
 AnyPolicy = AnalysisPolicy | ClusterAnalysisPolicy
+
+
+class RefusedAnalysisPolicy(AnalysisPolicy):
+    """An AnalysisPolicy of the cluster the model refused: its name and why, no spec. Found
+    by its name (`find_policy`) so that a Rollout naming it is told it is invalid, never used
+    (`policy_checks_and_rules` raises first)."""
+
+    refusal: str = ""
+
+
+class RefusedClusterAnalysisPolicy(ClusterAnalysisPolicy):
+    """`RefusedAnalysisPolicy` for a ClusterAnalysisPolicy (one of a built-in's name hides the
+    built-in: the Rollouts using it are told it is invalid, not judged by the built-in)."""
+
+    refusal: str = ""
+
+
+def refused_policy(kind: str, namespace: str | None, name: str, refusal: str) -> AnyPolicy:
+    """A stand-in for the refused policy (kind, namespace, name): the model refused it for
+    ``refusal``."""
+    metadata = ObjectMeta.model_construct(name=name, namespace=namespace or None)
+    none = cast(AnalysisPolicySpec, None)  # never read: `_usable` refuses it first
+    if kind == PolicyKind.ANALYSIS_POLICY.value:
+        return RefusedAnalysisPolicy.model_construct(metadata=metadata, spec=none, refusal=refusal)
+    return RefusedClusterAnalysisPolicy.model_construct(
+        metadata=metadata, spec=none, refusal=refusal
+    )
+
+
+def refusal_of(policy: AnyPolicy) -> str | None:
+    """Why the cluster's policy was refused; None for a policy that can be used."""
+    if isinstance(policy, RefusedAnalysisPolicy | RefusedClusterAnalysisPolicy):
+        return policy.refusal
+    return None
+
 
 DEFAULT_POLICY: dict[ProviderName, str] = {
     ProviderName.ISTIO: "istio",
@@ -215,6 +252,7 @@ def policy_checks_and_rules(
             policy = find_policy(ref.name, ref.kind, namespace, extra)
             if policy is None:
                 raise PolicyError(f"{path}.name", _unknown(ref.name, ref.kind, namespace, extra))
+            _usable(policy, f"{path}.name")
             found.append((path, policy))
     else:
         provider = rollout.spec.provider.name
@@ -222,6 +260,7 @@ def policy_checks_and_rules(
         policy = find_policy(name, PolicyKind.CLUSTER_ANALYSIS_POLICY, namespace, extra)
         if policy is None:
             raise PolicyError("spec.provider.name", _unknown(name, None, namespace, extra))
+        _usable(policy, "spec.provider.name")
         found = [("spec.provider.name", policy)]
     checks: dict[str, CheckSpec] = {}
     owners: dict[str, str] = {}
@@ -257,7 +296,7 @@ def namespace_label_of(rollout: Rollout, extra_policies: Iterable[AnyPolicy] = (
     namespace = rollout.metadata.namespace
     for ref in rollout.spec.analysis.policies:
         policy = find_policy(ref.name, ref.kind, namespace, extra_policies)
-        if policy is not None and policy.spec.namespace_label:
+        if policy is not None and refusal_of(policy) is None and policy.spec.namespace_label:
             return policy.spec.namespace_label
     return None
 
@@ -265,6 +304,19 @@ def namespace_label_of(rollout: Rollout, extra_policies: Iterable[AnyPolicy] = (
 def check_inline_scope(check: CheckSpec, label: str | None, path: str) -> None:
     """An inline check's own queries, scoped like its policies' (see canary.analysis.scope)."""
     _scoped(check, label, path)
+
+
+def _usable(policy: AnyPolicy, path: str) -> None:
+    """PolicyError naming ``path`` when the cluster's ``policy`` was refused by the model."""
+    refusal = refusal_of(policy)
+    if refusal is None:
+        return
+    kind, name = policy.kind, policy.metadata.name
+    raise PolicyError(
+        path,
+        f"{kind} '{name}' is invalid, so it is not used: {refusal}. Fix the policy "
+        f"(`kubectl describe {kind.lower()} {name}` shows the same in a Warning Event)",
+    )
 
 
 def _unknown(
