@@ -174,12 +174,12 @@ def test_sharded_replicas_get_the_flag_the_lease_rules_and_the_notes() -> None:
         {
             "apiGroups": ["coordination.k8s.io"],
             "resources": ["leases"],
-            "verbs": ["get", "create", "update"],
+            "verbs": ["get", "list", "watch", "create", "update"],
         },
         {
             "apiGroups": ["coordination.k8s.io"],
             "resources": ["leases"],
-            "verbs": ["list", "watch", "delete"],
+            "verbs": ["delete"],
         },
     ]
     assert "sharing 3 shards of the Rollouts" in result.notes
@@ -335,7 +335,7 @@ def test_the_cluster_role_is_the_documented_rbac() -> None:
         {
             "apiGroups": ["coordination.k8s.io"],
             "resources": ["leases"],
-            "verbs": ["get", "create", "update"],
+            "verbs": ["get", "list", "watch", "create", "update"],
         }
     ]
 
