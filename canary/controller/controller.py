@@ -50,6 +50,7 @@ from canary.controller.kinds import (
 from canary.controller.kube import Kube, drop_static_token_refresh, widen_connection_pool
 from canary.controller.leader import LeaderElector, LeaseSettings
 from canary.controller.metrics import ControllerMetrics, HealthServer
+from canary.controller.policy_users import PolicyUsers
 from canary.controller.reconcile import Reconciler
 from canary.controller.refusals import QUEUED_EVENTS, Refusals
 from canary.controller.route_watch import ROUTE_APIS, UNSERVED_RETRY, RouteWatch
@@ -272,6 +273,7 @@ class Controller:
             own_write=self.reads.wrote,
         )
         self.wakes.listen()
+        PolicyUsers(self.caches, self.wakes, leading=self.is_leader).listen()
         self.health: HealthServer | None = None
         self.api: ApiServer | None = None
         self._clock = clock

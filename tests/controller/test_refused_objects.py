@@ -15,7 +15,8 @@ from click.testing import CliRunner
 from controller_support import CANARY_CRDS, Cluster, deployment, rollout, wait_for
 
 from canary.cli.main import cli
-from canary.controller.kinds import ANALYSIS_POLICY
+from canary.controller.kinds import ANALYSIS_POLICY, CLUSTER_ANALYSIS_POLICY
+from canary.controller.policy_users import rollouts_using
 from canary.controller.refusals import REFUSABLE, Refusals, refusal_event
 from canary.controller.watches import Cache
 from canary.notify import NotifyConfig
@@ -110,6 +111,18 @@ def test_an_invalid_policy_is_told_on_itself_and_the_rollout_says_it_is_invalid(
         "the new version's Event",
         lambda: len(events_about(cluster, "AnalysisPolicy", "strict", ns)) == 2,
     )
+
+    # fixing the policy ticks the Rollout at once (not at its next look, a minute later: the
+    # wait below gives up sooner than that)
+    fixed = copy.deepcopy(cluster.get(API, "AnalysisPolicy", "strict"))
+    assert fixed is not None
+    fixed["spec"]["checks"] = [CHECK]
+    fixed["metadata"].pop("resourceVersion")
+    cluster.api.apply(fixed)
+    cluster.wait_phase("web", "Initialized")
+    condition = valid_condition(cluster, "web")
+    assert condition is not None
+    assert condition["status"] == "True"
 
 
 def test_an_invalid_cluster_policy_is_told_in_default_without_namespace(cluster: Cluster) -> None:
@@ -222,3 +235,22 @@ def test_the_event_of_a_version_has_one_name_whoever_posts_it() -> None:
     obj["metadata"]["resourceVersion"] = "8"
     three = refusal_event(ANALYSIS_POLICY, obj, "x", now, "replica-a")
     assert three["metadata"]["name"] != one["metadata"]["name"]
+
+
+def test_the_rollouts_using_a_policy() -> None:
+    def made(name: str, namespace: str, **spec: Any) -> Json:
+        return {"metadata": {"name": name, "namespace": namespace}, "spec": spec}
+
+    rollouts = [
+        made("a", "shop", analysis={"policies": [{"name": "strict", "kind": "AnalysisPolicy"}]}),
+        made("b", "shop", analysis={"policies": [{"name": "strict"}]}),  # the cluster one
+        made("c", "other", analysis={"policies": [{"name": "strict", "kind": "AnalysisPolicy"}]}),
+        made("d", "shop", provider={"name": "istio"}),  # the default policy: istio
+        made("e", "shop", provider={"name": "linkerd"}),
+    ]
+    namespaced = bad_policy("strict", "shop")
+    assert rollouts_using(ANALYSIS_POLICY, namespaced, rollouts) == ["shop/a"]
+    cluster_wide = bad_policy("strict", None, "ClusterAnalysisPolicy")
+    assert rollouts_using(CLUSTER_ANALYSIS_POLICY, cluster_wide, rollouts) == ["shop/b"]
+    istio = bad_policy("istio", None, "ClusterAnalysisPolicy")
+    assert rollouts_using(CLUSTER_ANALYSIS_POLICY, istio, rollouts) == ["shop/d"]
