@@ -1,9 +1,9 @@
 """The policies and channels of the cluster the model refuses, and telling their owners.
 
 Every replica reads each AnalysisPolicy, ClusterAnalysisPolicy and NotificationChannel its
-caches hold once per resourceVersion (`Refusals.model`, remembered by uid and
-resourceVersion, at most ``MAX_REMEMBERED`` versions). One that the model refuses is not used,
-and its owner is told where they look:
+caches hold once per resourceVersion (`Refusals.verdict`: one verdict kept per object, dropped
+with it), and builds the list of policies the ticks use once per change of the policies. One
+that the model refuses is not used, and its owner is told where they look:
 
 - a Warning Event ``InvalidSpec`` on the object itself, naming each field and the fix in the
   words of `canary validate` (`canary.analysis.resource_problems`); a cluster-scoped object's
@@ -52,7 +52,8 @@ from canary.notify.kube_events import COMPONENT
 log = logging.getLogger("canary.controller.refusals")
 
 MAX_REMEMBERED = 10_000
-"""Object versions whose verdict is remembered (past it the memory starts again)."""
+"""Object versions whose Event is remembered as queued (past it the oldest are forgotten: a
+second post of one is a 409)."""
 QUEUED_EVENTS = 1_000
 """Refusal Events waiting to be posted at most."""
 EVENT_NAMESPACE_OF_CLUSTER_OBJECTS = "default"
@@ -101,18 +102,23 @@ class Refusals:
         self._clock = clock
         self._dropped = dropped
         self._lock = threading.Lock()
-        self._verdicts: dict[tuple[str, str], Verdict] = {}
+        self._verdicts: dict[tuple[str, str, str], tuple[tuple[str, str], Verdict]] = {}
+        """By (model, namespace, name): the version read, and what the model said of it. As
+        many entries as the caches hold objects of these kinds (a deleted one is dropped)."""
         self._told: OrderedDict[tuple[str, ...], None] = OrderedDict()
+        self._generation = 0
+        """Counts the policies' changes: the list `policies` built is kept until the next."""
+        self._built: tuple[int, tuple[AnyPolicy, ...]] | None = None
 
     # --- reading -------------------------------------------------------------------------------
 
     def verdict(self, obj: Json, model: type[BaseModel]) -> Verdict:
-        """The model's reading of ``obj`` (remembered by uid and resourceVersion)."""
-        memo = _version_key(obj)
+        """The model's reading of ``obj`` (remembered for its uid and resourceVersion)."""
+        key, version = _object_key(model, obj), _version_key(obj)
         with self._lock:
-            found = self._verdicts.get(memo)
-        if found is not None:
-            return found
+            found = self._verdicts.get(key)
+        if found is not None and found[0] == version:
+            return found[1]
         resource, problems = judge_resource(obj, model)
         verdict = Verdict(resource, summary(problems) if resource is None else "")
         if resource is None:
@@ -120,17 +126,31 @@ class Refusals:
                 "%s %s is invalid and not used: %s", model.__name__, _name(obj), verdict.refusal
             )
         with self._lock:
-            if len(self._verdicts) >= MAX_REMEMBERED:
-                self._verdicts.clear()
-            self._verdicts[memo] = verdict
+            self._verdicts[key] = (version, verdict)
         return verdict
+
+    def forget(self, model: type[BaseModel], obj: Json) -> None:
+        """``obj`` was deleted."""
+        with self._lock:
+            self._verdicts.pop(_object_key(model, obj), None)
 
     def model(self, obj: Json, model: type[BaseModel]) -> BaseModel | None:
         return self.verdict(obj, model).resource
 
-    def policies(self) -> list[AnyPolicy]:
+    def policies(self) -> tuple[AnyPolicy, ...]:
         """The cluster's policies; a refused one as a stand-in that says why
-        (`canary.analysis.policies.refused_policy`)."""
+        (`canary.analysis.policies.refused_policy`). Built once per change of the policies,
+        not at every tick."""
+        with self._lock:
+            generation, built = self._generation, self._built
+        if built is not None and built[0] == generation:
+            return built[1]
+        found = tuple(self._read_policies())
+        with self._lock:
+            self._built = (generation, found)  # (stale at once if a change came meanwhile)
+        return found
+
+    def _read_policies(self) -> list[AnyPolicy]:
         found: list[AnyPolicy] = []
         for kind, model in REFUSABLE[:2]:
             for obj in self._caches[kind.kind].items():
@@ -197,6 +217,11 @@ class Refusals:
         refused one told of."""
 
         def changed(event: str, old: Json | None, new: Json | None) -> None:
+            if model is not NotificationChannel:
+                with self._lock:
+                    self._generation += 1
+            if new is None and old is not None:
+                self.forget(model, old)
             if new is not None:
                 self.tell(kind, model, new)
 
@@ -301,6 +326,11 @@ def warning_event(
         "lastTimestamp": stamp,
         "count": 1,
     }
+
+
+def _object_key(model: type[BaseModel], obj: Json) -> tuple[str, str, str]:
+    meta = obj.get("metadata") or {}
+    return model.__name__, str(meta.get("namespace") or ""), str(meta.get("name"))
 
 
 def _version_key(obj: Json) -> tuple[str, str]:

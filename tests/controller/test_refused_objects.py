@@ -222,7 +222,14 @@ def test_thousands_of_invalid_objects_cost_one_reading_and_one_event_each() -> N
     assert refusals.tell_everything() == 500, "the dropped ones, and only those"
     assert refusals.tell_everything() == 0
     assert len(set(sent)) == 2000, "one Event per object version"
-    assert len(refusals._verdicts) == 2000
+    assert len(refusals._verdicts) == 2000, "a verdict per object, however many"
+
+    listed = refusals.policies()
+    assert len(listed) == 2000
+    assert refusals.policies() is listed, "built once per change, not at every tick"
+    cache.apply("DELETED", obj)
+    assert len(refusals._verdicts) == 1999, "a deleted object's verdict goes with it"
+    assert len(refusals.policies()) == 1999
 
 
 def test_the_event_of_a_version_has_one_name_whoever_posts_it() -> None:
