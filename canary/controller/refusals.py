@@ -67,6 +67,9 @@ class Verdict:
 
     resource: BaseModel | None
     refusal: str = ""
+    stand_in: AnyPolicy | None = None
+    """A refused policy's stand-in for the ticks (`canary.analysis.policies.refused_policy`),
+    made once per version."""
 
 
 Send = Callable[[str, list[Json]], bool]
@@ -121,6 +124,10 @@ class Refusals:
             return found[1]
         resource, problems = judge_resource(obj, model)
         verdict = Verdict(resource, summary(problems) if resource is None else "")
+        if resource is None and model in (AnalysisPolicy, ClusterAnalysisPolicy):
+            namespace, name = key[1] or None, key[2]
+            stand_in = refused_policy(model.__name__, namespace, name, verdict.refusal)
+            verdict = Verdict(None, verdict.refusal, stand_in)
         if resource is None:
             log.warning(
                 "%s %s is invalid and not used: %s", model.__name__, _name(obj), verdict.refusal
@@ -158,10 +165,8 @@ class Refusals:
                 policy = verdict.resource
                 if isinstance(policy, AnalysisPolicy | ClusterAnalysisPolicy):
                     found.append(policy)
-                elif policy is None:
-                    meta = obj.get("metadata") or {}
-                    namespace, name = meta.get("namespace"), str(meta.get("name"))
-                    found.append(refused_policy(kind.kind, namespace, name, verdict.refusal))
+                elif verdict.stand_in is not None:
+                    found.append(verdict.stand_in)
         return found
 
     def channel(self, namespace: str, name: str) -> NotificationChannel | None:
