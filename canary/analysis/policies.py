@@ -55,7 +55,7 @@ def refused_policy(kind: str, namespace: str | None, name: str, refusal: str) ->
     """A stand-in for the refused policy (kind, namespace, name): the model refused it for
     ``refusal``."""
     metadata = ObjectMeta.model_construct(name=name, namespace=namespace or None)
-    none = cast(AnalysisPolicySpec, None)  # never read: `_usable` refuses it first
+    none = cast(AnalysisPolicySpec, None)  # never read: `check_usable` refuses it first
     if kind == PolicyKind.ANALYSIS_POLICY.value:
         return RefusedAnalysisPolicy.model_construct(metadata=metadata, spec=none, refusal=refusal)
     return RefusedClusterAnalysisPolicy.model_construct(
@@ -297,7 +297,7 @@ def policy_checks_and_rules(
             policy = find_policy(ref.name, ref.kind, namespace, extra)
             if policy is None:
                 raise PolicyError(f"{path}.name", _unknown(ref.name, ref.kind, namespace, extra))
-            _usable(policy, f"{path}.name")
+            check_usable(policy, f"{path}.name")
             found.append((path, policy))
     else:
         provider = rollout.spec.provider.name
@@ -305,7 +305,7 @@ def policy_checks_and_rules(
         policy = find_policy(name, PolicyKind.CLUSTER_ANALYSIS_POLICY, namespace, extra)
         if policy is None:
             raise PolicyError("spec.provider.name", _unknown(name, None, namespace, extra))
-        _usable(policy, "spec.provider.name")
+        check_usable(policy, "spec.provider.name")
         found = [("spec.provider.name", policy)]
     checks: dict[str, CheckSpec] = {}
     owners: dict[str, str] = {}
@@ -351,7 +351,7 @@ def check_inline_scope(check: CheckSpec, label: str | None, path: str) -> None:
     _scoped(check, label, path)
 
 
-def _usable(policy: AnyPolicy, path: str) -> None:
+def check_usable(policy: AnyPolicy, path: str) -> None:
     """PolicyError naming ``path`` when the cluster's ``policy`` was refused by the model."""
     refusal = refusal_of(policy)
     if refusal is None:

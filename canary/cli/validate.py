@@ -3,7 +3,9 @@
 Each file is judged on its own (one that cannot be read never stops the others); a policy's
 variables are expanded as the controller would, so a policy that loops or grows past the
 limits of canary.model.limits is refused here too. The controller words the problems of a
-policy or channel it refuses the same way (`canary.analysis.resource_problems`).
+policy or channel it refuses the same way (`canary.analysis.resource_problems`), and a Rollout
+naming a refused policy among the files is refused as the controller refuses it
+(`canary.cli.validate_refs`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import click
 from canary.analysis.judges.feasibility import document_warnings as traffic_warnings
 from canary.analysis.resource_problems import expansion_problems
 from canary.cli.output import OUTPUT_OPTION, console, print_json
+from canary.cli.validate_refs import reference_problems, refused_policies
 from canary.model.loader import KINDS, Document, LoadError, Problem, load_file
 
 
@@ -75,8 +78,10 @@ def validate(
     change the exit code)."""
     report: list[dict[str, Any]] = []
     problems: list[Problem] = []
+    refused = refused_policies(files)
     for path in files:
         documents, found = validate_path(path)
+        found += reference_problems(documents, refused)
         problems.extend(found)
         warnings = traffic_warnings(documents, rpm, primary_errors) if rpm and not found else []
         for warning in warnings:
