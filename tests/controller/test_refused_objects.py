@@ -17,7 +17,8 @@ from controller_support import CANARY_CRDS, Cluster, deployment, rollout, wait_f
 from canary.cli.main import cli
 from canary.controller.kinds import ANALYSIS_POLICY, CLUSTER_ANALYSIS_POLICY
 from canary.controller.policy_users import rollouts_using
-from canary.controller.refusals import REFUSABLE, Refusals, refusal_event
+from canary.controller.refusals import REFUSABLE, Refusals, object_key, refusal_event
+from canary.controller.shards import shard_of_key
 from canary.controller.watches import Cache
 from canary.notify import NotifyConfig
 
@@ -261,3 +262,34 @@ def test_the_rollouts_using_a_policy() -> None:
     assert rollouts_using(CLUSTER_ANALYSIS_POLICY, cluster_wide, rollouts) == ["shop/b"]
     istio = bad_policy("istio", None, "ClusterAnalysisPolicy")
     assert rollouts_using(CLUSTER_ANALYSIS_POLICY, istio, rollouts) == ["shop/d"]
+
+
+def test_sharded_each_refusal_is_told_once_by_the_holder_of_its_shard(cluster: Cluster) -> None:
+    ns = cluster.namespace
+    one = cluster.controller("replica-one", shards=2)
+    wait_for("one to hold both shards", lambda: len(one.shards.owned()) == 2 if one.shards else 0)
+    two = cluster.controller("replica-two", shards=2)
+    replicas = (one, two)
+    wait_for(
+        "the shards balanced",
+        lambda: all(r.shards is not None and len(r.shards.owned()) == 1 for r in replicas),
+    )
+    names = [f"p{i}" for i in range(12)]
+    for name in names:
+        cluster.api.apply(bad_policy(name, ns))
+
+    def told() -> list[Json] | None:
+        found = [e for e in cluster.events("InvalidSpec") if e["involvedObject"]["name"] in names]
+        return found if len(found) >= len(names) else None
+
+    events = wait_for("an Event on each policy", told)
+    assert sorted(e["involvedObject"]["name"] for e in events) == sorted(names), "one each"
+    holder = {
+        shard: r.settings.identity for r in replicas if r.shards for shard in r.shards.owned()
+    }
+    for event in events:
+        stored = cluster.get(API, "AnalysisPolicy", event["involvedObject"]["name"])
+        assert stored is not None
+        shard = shard_of_key(object_key(ANALYSIS_POLICY, stored), 2)
+        assert event["reportingInstance"] == holder[shard]
+    assert {e["reportingInstance"] for e in events} == {"replica-one", "replica-two"}
