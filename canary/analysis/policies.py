@@ -16,9 +16,10 @@ from __future__ import annotations
 import re
 import sys
 import sysconfig
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import cache, lru_cache
 from pathlib import Path
+from typing import cast
 
 from pydantic.alias_generators import to_camel
 
@@ -27,11 +28,47 @@ from canary.analysis.scope import ScopeError, check_scoped
 from canary.model.analysis import CheckSpec, PolicyKind
 from canary.model.limits import MAX_EXPANDED_QUERY, MAX_EXPANSION_PASSES, MAX_VARIABLES
 from canary.model.loader import LoadError, load_file
-from canary.model.policy import AnalysisPolicy, ClusterAnalysisPolicy
-from canary.model.provider import ProviderName
+from canary.model.meta import ObjectMeta
+from canary.model.policy import AnalysisPolicy, AnalysisPolicySpec, ClusterAnalysisPolicy
+from canary.model.provider import ProviderName, RouteKind
 from canary.model.rollout import Rollout
 
 AnyPolicy = AnalysisPolicy | ClusterAnalysisPolicy
+
+
+class RefusedAnalysisPolicy(AnalysisPolicy):
+    """An AnalysisPolicy of the cluster the model refused: its name and why, no spec. Found
+    by its name (`find_policy`) so that a Rollout naming it is told it is invalid, never used
+    (`policy_checks_and_rules` raises first)."""
+
+    refusal: str = ""
+
+
+class RefusedClusterAnalysisPolicy(ClusterAnalysisPolicy):
+    """`RefusedAnalysisPolicy` for a ClusterAnalysisPolicy (one of a built-in's name hides the
+    built-in: the Rollouts using it are told it is invalid, not judged by the built-in)."""
+
+    refusal: str = ""
+
+
+def refused_policy(kind: str, namespace: str | None, name: str, refusal: str) -> AnyPolicy:
+    """A stand-in for the refused policy (kind, namespace, name): the model refused it for
+    ``refusal``."""
+    metadata = ObjectMeta.model_construct(name=name, namespace=namespace or None)
+    none = cast(AnalysisPolicySpec, None)  # never read: `check_usable` refuses it first
+    if kind == PolicyKind.ANALYSIS_POLICY.value:
+        return RefusedAnalysisPolicy.model_construct(metadata=metadata, spec=none, refusal=refusal)
+    return RefusedClusterAnalysisPolicy.model_construct(
+        metadata=metadata, spec=none, refusal=refusal
+    )
+
+
+def refusal_of(policy: AnyPolicy) -> str | None:
+    """Why the cluster's policy was refused; None for a policy that can be used."""
+    if isinstance(policy, RefusedAnalysisPolicy | RefusedClusterAnalysisPolicy):
+        return policy.refusal
+    return None
+
 
 DEFAULT_POLICY: dict[ProviderName, str] = {
     ProviderName.ISTIO: "istio",
@@ -45,6 +82,11 @@ TICK_VARIABLES = frozenset(
     {"namespace", "target", "canary", "primary", "interval", "objective_ms", "objective_seconds"}
 )
 """Variables given at every tick (canary.analysis.analyse.query_variables): not a policy's."""
+DEFAULT_ROLLOUT_VARIABLES = {"http_routes": "{{ target }}", "grpc_routes": "{{ target }}"}
+"""Variables the Rollout gives when its checks are taken (`rollout_variables`): the names of
+the HTTPRoutes and GRPCRoutes canary writes for it, as a regular expression; not a policy's.
+Without a Rollout (a policy expanded alone): the routes named after the target."""
+ROLLOUT_VARIABLES = frozenset(DEFAULT_ROLLOUT_VARIABLES)
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _QUERY_FIELDS = ("requests_query", "failures_query", "quantile_query", "query")
@@ -131,11 +173,50 @@ def find_policy(
     return None
 
 
-def expand(policy: AnyPolicy, path: str = "policy") -> list[CheckSpec]:
-    """The policy's checks with its variables written into their queries; a PolicyError names
-    the field when the variables loop, nest too deep or make a query too long."""
+def rollout_variables(rollout: Rollout) -> dict[str, str]:
+    """``http_routes`` and ``grpc_routes``: the names of the rollout's routes of each kind
+    (`provider.gatewayApi.routes`, a route's name defaulting to the target's) as an RE2
+    alternation written for the inside of a double-quoted PromQL string (``web|web-internal``;
+    a dot escaped), so that a policy reads the Envoy clusters of the routes canary writes
+    whatever their names. The target's name is written ``{{ target }}`` (escaped at each tick,
+    as before routes could be named); it stands for a kind the rollout has no route of, and for
+    other providers."""
+    target = rollout.spec.target_ref.name
+    names: dict[RouteKind, list[str]] = {kind: [] for kind in RouteKind}
+    settings = rollout.spec.provider.gateway_api
+    if rollout.spec.provider.name is ProviderName.GATEWAY_API and settings is not None:
+        for route in settings.route_list():
+            names[route.kind].append(route.name or target)
+    return {
+        variable: "|".join(_regex_literal(n, target) for n in names[kind] or [target])
+        for variable, kind in (
+            ("http_routes", RouteKind.HTTP_ROUTE),
+            ("grpc_routes", RouteKind.GRPC_ROUTE),
+        )
+    }
+
+
+def _regex_literal(name: str, target: str) -> str:
+    if name == target:
+        return "{{ target }}"
+    # an object name is [a-z0-9.-]: only the dot means more in a regular expression, and its
+    # backslash is doubled for the PromQL string the variable stands in
+    return name.replace(".", "\\\\.")
+
+
+def expand(
+    policy: AnyPolicy, path: str = "policy", given: Mapping[str, str] | None = None
+) -> list[CheckSpec]:
+    """The policy's checks with its variables (and ``given``: `rollout_variables`) written into
+    their queries; a PolicyError names the field when the variables loop, nest too deep or make
+    a query too long."""
     variables = policy.spec.variables
     for name in variables:
+        if name in ROLLOUT_VARIABLES:
+            raise PolicyError(
+                f"{path}.spec.variables.{name}",
+                f"'{name}' is given by the Rollout (its routes' names): a policy cannot set it",
+            )
         if name in TICK_VARIABLES:
             raise PolicyError(
                 f"{path}.spec.variables.{name}",
@@ -147,14 +228,15 @@ def expand(policy: AnyPolicy, path: str = "policy") -> list[CheckSpec]:
             f"{len(variables)} variables: a policy has at most {MAX_VARIABLES}",
         )
 
-    given = tuple(variables.items())
+    rollout = DEFAULT_ROLLOUT_VARIABLES if given is None else given
+    given_all = tuple({**variables, **rollout}.items())
     checks = []
     for index, check in enumerate(policy.spec.checks):
         updates = {}
         for f in _QUERY_FIELDS:
             if text := getattr(check, f):
                 try:
-                    updates[f] = _substitute(text, given)
+                    updates[f] = _substitute(text, given_all)
                 except ExpansionError as exc:
                     where = f"{path}.spec.checks[{index}].{to_camel(f)}"
                     raise PolicyError(where, str(exc)) from None
@@ -215,6 +297,7 @@ def policy_checks_and_rules(
             policy = find_policy(ref.name, ref.kind, namespace, extra)
             if policy is None:
                 raise PolicyError(f"{path}.name", _unknown(ref.name, ref.kind, namespace, extra))
+            check_usable(policy, f"{path}.name")
             found.append((path, policy))
     else:
         provider = rollout.spec.provider.name
@@ -222,12 +305,13 @@ def policy_checks_and_rules(
         policy = find_policy(name, PolicyKind.CLUSTER_ANALYSIS_POLICY, namespace, extra)
         if policy is None:
             raise PolicyError("spec.provider.name", _unknown(name, None, namespace, extra))
+        check_usable(policy, "spec.provider.name")
         found = [("spec.provider.name", policy)]
     checks: dict[str, CheckSpec] = {}
     owners: dict[str, str] = {}
     rules: dict[str, frozenset[str]] = {}
     for path, policy in found:
-        for index, check in enumerate(expand(policy, path)):
+        for index, check in enumerate(expand(policy, path, rollout_variables(rollout))):
             _scoped(check, policy.spec.namespace_label, f"{path}.spec.checks[{index}]")
             if check.name in checks:
                 raise PolicyError(
@@ -257,7 +341,7 @@ def namespace_label_of(rollout: Rollout, extra_policies: Iterable[AnyPolicy] = (
     namespace = rollout.metadata.namespace
     for ref in rollout.spec.analysis.policies:
         policy = find_policy(ref.name, ref.kind, namespace, extra_policies)
-        if policy is not None and policy.spec.namespace_label:
+        if policy is not None and refusal_of(policy) is None and policy.spec.namespace_label:
             return policy.spec.namespace_label
     return None
 
@@ -265,6 +349,19 @@ def namespace_label_of(rollout: Rollout, extra_policies: Iterable[AnyPolicy] = (
 def check_inline_scope(check: CheckSpec, label: str | None, path: str) -> None:
     """An inline check's own queries, scoped like its policies' (see canary.analysis.scope)."""
     _scoped(check, label, path)
+
+
+def check_usable(policy: AnyPolicy, path: str) -> None:
+    """PolicyError naming ``path`` when the cluster's ``policy`` was refused by the model."""
+    refusal = refusal_of(policy)
+    if refusal is None:
+        return
+    kind, name = policy.kind, policy.metadata.name
+    raise PolicyError(
+        path,
+        f"{kind} '{name}' is invalid, so it is not used: {refusal}. Fix the policy "
+        f"(`kubectl describe {kind.lower()} {name}` shows the same in a Warning Event)",
+    )
 
 
 def _unknown(

@@ -14,8 +14,8 @@ from rich.text import Text
 from canary.analysis.checks import CheckResolutionError, resolve_checks
 from canary.analysis.policies import PolicyError
 from canary.analysis.prometheus import PrometheusProvider, PrometheusSettings
-from canary.cli.output import OUTPUT_OPTION, console, print_json
-from canary.cli.timeline import fail
+from canary.cli.output import OUTPUT_OPTION, console, plot_option, print_json
+from canary.cli.timeline import fail, write_plot
 from canary.engine.timing import look_interval
 from canary.model.analysis import CheckKind
 from canary.model.duration import DurationError, parse_duration
@@ -65,13 +65,7 @@ def parse_time(text: str, option: str) -> datetime:
     default=None,
     help="The canary weight the judges are told (default: the rollout's first step).",
 )
-@click.option(
-    "--plot",
-    "plot_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Also draw the looks into this PNG file.",
-)
+@plot_option("Also draw the looks into this PNG file.")
 @OUTPUT_OPTION
 def backtest_command(
     file: Path,
@@ -115,11 +109,7 @@ def backtest_command(
     if plot_path is not None:
         from canary.sim.backtest_plot import plot_backtest
 
-        try:
-            written = plot_backtest(result, plot_path)
-        except OSError as exc:
-            fail([f"{plot_path}: cannot write the plot: {exc.strerror or exc}"])
-        console(stderr=output == "json").print(Text(f"plot written to {written}"))
+        write_plot(lambda path: plot_backtest(result, path), plot_path, stderr=output == "json")
 
 
 def _look_seconds(rollout: Rollout, given: str | None) -> float:

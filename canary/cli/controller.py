@@ -16,20 +16,13 @@ from types import FrameType
 
 import click
 
+from canary.cli.api_options import Address, api_options, parse_address
 from canary.cli.collector import freeze_startup_heap, tune_collector
 from canary.cli.link import rollout_link_option
 from canary.cli.timeline import fail
 from canary.model.duration import DurationError, parse_duration
 
 IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-
-
-def parse_address(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` or ``:PORT`` (all interfaces) -> (host, port)."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"address {text!r}: use HOST:PORT or :PORT, e.g. :8080")
-    return host.strip("[]") or "0.0.0.0", int(port)
 
 
 def default_lease_namespace() -> str:
@@ -158,17 +151,7 @@ def default_lease_namespace() -> str:
     show_default=True,
     help="Send Slack and webhook notifications of the Rollouts' NotificationChannels.",
 )
-@click.option(
-    "--api-listen",
-    default=None,
-    help="Serve canary's API (canary get/approve/..., CI pipelines) on HOST:PORT.",
-)
-@click.option(
-    "--api-tokens",
-    type=click.Path(exists=True, path_type=Path),
-    default=None,
-    help="With --api-listen: tokens file (lines 'NAME SCOPE TOKEN') or directory.",
-)
+@api_options()
 @rollout_link_option
 @click.option(
     "--forbid-inline-queries",
@@ -213,7 +196,7 @@ def controller(
     route_resync: str,
     route_watch: tuple[str, ...],
     notifications: bool,
-    api_listen: str | None,
+    api_listen: Address | None,
     api_tokens: Path | None,
     rollout_link: str | None,
     forbid_inline_queries: bool,
@@ -241,8 +224,6 @@ def controller(
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     if not secrets_from_cluster and secrets_dir is None:
         fail(["--no-secrets-from-cluster needs --secrets-dir DIR"])
-    if (api_listen is None) != (api_tokens is None):
-        fail(["--api-listen and --api-tokens go together"])
     try:
         lease = LeaseSettings(
             namespace=lease_namespace or default_lease_namespace(),
@@ -256,7 +237,6 @@ def controller(
         if shards > 1 and not leader_elect:
             raise ValueError("--shards above 1 needs --leader-elect (each shard is a Lease)")
         address = None if metrics_addr in ("0", "") else parse_address(metrics_addr)
-        api_address = parse_address(api_listen) if api_listen else None
         DestinationPolicy.of(allow=webhook_allow)  # a bad CIDR is named here, not in a thread
         settings = PrometheusSettings(
             url=prometheus,
@@ -299,7 +279,7 @@ def controller(
             forbid_inline_queries=forbid_inline_queries,
             webhook_allow=webhook_allow,
             restore_on_delete=restore_on_delete,
-            api_address=api_address,
+            api_address=api_listen,
             api_tokens=api_tokens,
         ),
         provider=PrometheusProvider(settings),

@@ -11,7 +11,8 @@ import click
 from rich.text import Text
 
 from canary.analysis.prometheus import PrometheusProvider, PrometheusSettings
-from canary.cli.output import console
+from canary.cli.api_options import Address, api_options
+from canary.cli.output import console, plot_option
 from canary.cli.run import serve_state_api
 from canary.cli.timeline import fail, print_timeline
 from canary.gates.api.serve import ApiServer
@@ -46,28 +47,12 @@ LINGER = 4.0
     default=None,
     help="Where configs, state and the processes' logs go (default: a new temporary folder).",
 )
-@click.option(
-    "--plot",
-    "plot_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Where to draw the rollout (default: out/demo-SCENARIO.png).",
-)
+@plot_option("Where to draw the rollout (default: out/demo-SCENARIO.png).")
 @click.option("--interval", default="10s", show_default=True, help="Analysis interval.")
 @click.option("--rate", type=float, default=40.0, show_default=True, help="Requests a second.")
-@click.option(
-    "--api-listen",
-    default=None,
-    metavar="HOST:PORT",
-    help="Serve canary's API over the demo while it runs, to follow it with `canary get "
-    "--watch` and approve it (port 0: any free port). The commands to run are printed.",
-)
-@click.option(
-    "--api-tokens",
-    type=click.Path(exists=True, path_type=Path),
-    default=None,
-    help="With --api-listen: tokens file (lines 'NAME SCOPE TOKEN'); default: a new operate "
-    "token in WORKDIR/tokens.txt.",
+@api_options(
+    own_tokens="a new operate token in WORKDIR/tokens.txt (the commands to follow the "
+    "demo with `canary get --watch` and approve it are printed)."
 )
 @click.option(
     "--approve",
@@ -83,15 +68,15 @@ def demo(
     plot_path: Path | None,
     interval: str,
     rate: float,
-    api_listen: str | None,
+    api_listen: Address | None,
     api_tokens: Path | None,
     approvals: tuple[str, ...],
 ) -> None:
     """Run a real rollout locally: v1 and v2 of a small HTTP service, HAProxy splitting a
     steady load between them, Prometheus scraping both, the engine judging v2 with the
     shipped `haproxy` policy. Every process it starts is stopped at the end, also on Ctrl-C."""
-    if api_listen is None and (approvals or api_tokens):
-        fail(["--approve and --api-tokens need --api-listen: approvals reach the demo by its API"])
+    if api_listen is None and approvals:
+        fail(["--approve needs --api-listen: approvals reach the demo by its API"])
     chosen = DemoScenario(scenario)
     folder = workdir or Path(mkdtemp(prefix=f"canary-demo-{chosen.value}-"))
     plot = plot_path or Path("out") / f"demo-{chosen.value}.png"

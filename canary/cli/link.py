@@ -7,7 +7,8 @@ from typing import Any, TypeVar
 
 import click
 
-from canary.notify.config import EXAMPLE_LINK, RolloutLinkError, check_rollout_link
+from canary.cli.params import parsed_by
+from canary.notify.config import EXAMPLE_LINK, check_rollout_link
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -16,15 +17,6 @@ _API_URL_GONE = (
     "browser gets 401. Give --rollout-link a page a person can open (a Grafana dashboard, a CD "
     "tool's page) with {namespace} and {name} in it; messages without one show no button."
 )
-
-
-def _check(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        return check_rollout_link(value)
-    except RolloutLinkError as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
 
 def _api_url_gone(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
@@ -41,7 +33,7 @@ def rollout_link_option(command: F) -> F:
     return click.option(
         "--rollout-link",
         default=None,
-        callback=_check,
+        callback=parsed_by(check_rollout_link),  # (a RolloutLinkError is a ValueError)
         metavar="URL",
         help="A page a person can open for a rollout, {namespace} and {name} filled in (e.g. "
         f"{EXAMPLE_LINK}): messages that wait for a person show it as a button.",

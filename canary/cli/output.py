@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 OUTPUT_OPTION = click.option(
     "--output",
@@ -16,6 +20,18 @@ OUTPUT_OPTION = click.option(
     show_default=True,
     help="table for people, json for machines.",
 )
+
+
+def plot_option(help_text: str) -> Callable[[F], F]:
+    """``--plot PATH`` (passed as ``plot_path``): a PNG file to draw into."""
+    return click.option(
+        "--plot",
+        "plot_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        metavar="PNG",
+        help=help_text,
+    )
 
 
 def console(stderr: bool = False) -> Console:

@@ -15,12 +15,13 @@ from rich.text import Text
 
 from canary.analysis.checks import CheckResolutionError
 from canary.analysis.prometheus import PrometheusProvider, PrometheusSettings
+from canary.cli.api_options import Address, api_options
 from canary.cli.link import rollout_link_option
 from canary.cli.output import console
 from canary.cli.timeline import fail
 from canary.engine import StepResult
 from canary.gates.api.auth import TokenError
-from canary.gates.api.serve import ApiServer, local_app, parse_listen
+from canary.gates.api.serve import ApiServer, local_app
 from canary.gates.destinations import LOCAL_MODE
 from canary.gates.webhooks import WebhookCaller
 from canary.local.runner import LocalRunner
@@ -95,18 +96,7 @@ def haproxy_config(file: Path, listen: str, metrics: str, map_dir: Path, output:
     default=None,
     help="YAML with the NotificationChannels the Rollout's spec.notifications names.",
 )
-@click.option(
-    "--api-listen",
-    default=None,
-    help="Serve canary's API (canary get/approve/.../wait, CI pipelines) on HOST:PORT while "
-    "the rollout runs (port 0: any free port, printed).",
-)
-@click.option(
-    "--api-tokens",
-    type=click.Path(exists=True, path_type=Path),
-    default=None,
-    help="With --api-listen: tokens file (lines 'NAME SCOPE TOKEN') or directory.",
-)
+@api_options()
 @rollout_link_option
 def run(
     file: Path,
@@ -117,7 +107,7 @@ def run(
     map_dir: Path,
     secrets_dir: Path | None,
     channels_file: Path | None,
-    api_listen: str | None,
+    api_listen: Address | None,
     api_tokens: Path | None,
     rollout_link: str | None,
 ) -> None:
@@ -125,8 +115,6 @@ def run(
     rollout = _local_rollout(file)
     state_path = state or Path(".canary") / f"{rollout.metadata.name}.state.json"
     out = console()
-    if (api_listen is None) != (api_tokens is None):
-        fail(["--api-listen and --api-tokens go together"])
     api = None
     if api_listen is not None and api_tokens is not None:
         api = serve_state_api(state_path.parent, api_listen, api_tokens)
@@ -175,15 +163,15 @@ def run(
     raise SystemExit(0 if final.status.stable_revision == revision else 1)
 
 
-def serve_state_api(state_dir: Path, listen: str, tokens: Path) -> ApiServer:
+def serve_state_api(state_dir: Path, listen: Address, tokens: Path) -> ApiServer:
     """The API over the state folder this run writes, in a thread (``canary api`` serves the
     same from another process)."""
+    host, port = listen
     try:
-        host, port = parse_listen(listen)
         state_dir.mkdir(parents=True, exist_ok=True)
         server = ApiServer(local_app(state_dir, tokens), host, port).start()
     except (ValueError, TokenError, RuntimeError, OSError) as exc:
-        fail([f"--api-listen {listen}: {exc}"])
+        fail([f"--api-listen {host}:{port}: {exc}"])
     console().print(Text(f"canary API on {server.url} (OpenAPI: {server.url}/openapi.json)"))
     return server
 

@@ -17,8 +17,8 @@ from rich.text import Text
 from canary.analysis.checks import CheckResolutionError
 from canary.analysis.judges import minimum_time
 from canary.analysis.judges.base import JudgeError
-from canary.cli.output import OUTPUT_OPTION, console, print_json
-from canary.cli.timeline import fail, print_timeline
+from canary.cli.output import OUTPUT_OPTION, console, plot_option, print_json
+from canary.cli.timeline import fail, print_timeline, write_plot
 from canary.model.analysis import JudgeName
 from canary.model.loader import LoadError, load_rollout
 from canary.model.rollout import Rollout
@@ -101,13 +101,7 @@ def _number(suffix: str) -> Any:
     help="Judge every check with this judge, whatever the spec says (default: the spec's "
     "judges, per check then per rollout).",
 )
-@click.option(
-    "--plot",
-    "plot_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Also draw the rollout into this PNG file (single runs).",
-)
+@plot_option("Also draw the rollout into this PNG file (single runs).")
 @OUTPUT_OPTION
 def simulate(
     file: Path,
@@ -160,11 +154,7 @@ def simulate(
     if plot_path is not None:
         from canary.sim.plot import plot_result
 
-        try:
-            written = plot_result(result, plot_path)
-        except OSError as exc:
-            fail([f"{plot_path}: cannot write the plot: {exc.strerror or exc}"])
-        console(stderr=output == "json").print(Text(f"plot written to {written}"))
+        write_plot(lambda path: plot_result(result, path), plot_path, stderr=output == "json")
 
 
 def _world(name: str, world_file: Path | None, overrides: dict[str, float]) -> Scenario:

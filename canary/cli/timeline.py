@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn
 
 from rich.table import Table
@@ -24,6 +26,15 @@ def fail(lines: list[str]) -> NoReturn:
     for line in lines:
         err.print(Text(line, style="red"))
     raise SystemExit(1)
+
+
+def write_plot(draw: Callable[[Path], Path], path: Path, *, stderr: bool = False) -> None:
+    """Draw into ``path`` with ``draw``; say where, or fail naming the file."""
+    try:
+        written = draw(path)
+    except OSError as exc:
+        fail([f"{path}: cannot write the plot: {exc.strerror or exc}"])
+    console(stderr=stderr).print(Text(f"plot written to {written}"))
 
 
 def print_timeline(result: SimulationResult, title: str, *, virtual: bool = True) -> None:

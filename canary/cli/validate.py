@@ -2,7 +2,10 @@
 
 Each file is judged on its own (one that cannot be read never stops the others); a policy's
 variables are expanded as the controller would, so a policy that loops or grows past the
-limits of canary.model.limits is refused here too.
+limits of canary.model.limits is refused here too. The controller words the problems of a
+policy or channel it refuses the same way (`canary.analysis.resource_problems`), and a Rollout
+naming a refused policy among the files is refused as the controller refuses it
+(`canary.cli.validate_refs`).
 """
 
 from __future__ import annotations
@@ -12,24 +15,15 @@ from typing import Any
 
 import click
 
-from canary.analysis.checks import CheckResolutionError
 from canary.analysis.judges.feasibility import document_warnings as traffic_warnings
-from canary.analysis.policies import expand
+from canary.analysis.resource_problems import expansion_problems
 from canary.cli.output import OUTPUT_OPTION, console, print_json
+from canary.cli.validate_refs import reference_problems, refused_policies
 from canary.model.loader import KINDS, Document, LoadError, Problem, load_file
-from canary.model.policy import AnalysisPolicy, ClusterAnalysisPolicy
 
 
 def _expansion_problems(documents: list[Document]) -> list[Problem]:
-    problems = []
-    for document in documents:
-        if isinstance(document.resource, AnalysisPolicy | ClusterAnalysisPolicy):
-            try:
-                expand(document.resource, path="")
-            except CheckResolutionError as exc:
-                path = exc.path.removeprefix(".")
-                problems.append(Problem(document.source, path, exc.message))
-    return problems
+    return [p for d in documents for p in expansion_problems(d.resource, d.source)]
 
 
 def _name_of(document: Document) -> str:
@@ -84,8 +78,10 @@ def validate(
     change the exit code)."""
     report: list[dict[str, Any]] = []
     problems: list[Problem] = []
+    refused = refused_policies(files)
     for path in files:
         documents, found = validate_path(path)
+        found += reference_problems(documents, refused)
         problems.extend(found)
         warnings = traffic_warnings(documents, rpm, primary_errors) if rpm and not found else []
         for warning in warnings:

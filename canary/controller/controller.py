@@ -30,9 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from kubernetes import client
-from pydantic import BaseModel, ValidationError
 
-from canary.analysis.policies import AnyPolicy
 from canary.analysis.provider import MetricsProvider
 from canary.controller.api import start_api
 from canary.controller.cached import CachedKube
@@ -49,10 +47,12 @@ from canary.controller.kinds import (
     SECRET,
     Kind,
 )
-from canary.controller.kube import Json, Kube, drop_static_token_refresh, widen_connection_pool
+from canary.controller.kube import Kube, drop_static_token_refresh, widen_connection_pool
 from canary.controller.leader import LeaderElector, LeaseSettings
 from canary.controller.metrics import ControllerMetrics, HealthServer
+from canary.controller.policy_users import PolicyUsers
 from canary.controller.reconcile import Reconciler
+from canary.controller.refusals import QUEUED_EVENTS, Refusals
 from canary.controller.route_watch import ROUTE_APIS, UNSERVED_RETRY, RouteWatch
 from canary.controller.routing import ROUTE_RESYNC_SECONDS
 from canary.controller.scheduling import TickScheduler
@@ -65,8 +65,6 @@ from canary.gates.api.serve import ApiServer
 from canary.gates.destinations import DestinationPolicy
 from canary.gates.secret_source import SecretsDir
 from canary.gates.webhooks import WebhookCaller, new_client
-from canary.model.notification import NotificationChannel
-from canary.model.policy import AnalysisPolicy, ClusterAnalysisPolicy
 from canary.notify import DirectorySecretSource, Notifier, NotifyConfig
 
 log = logging.getLogger("canary.controller")
@@ -174,7 +172,15 @@ class Controller:
                 if settings.secrets_dir
                 else cluster_secrets
             )
-            self.notifier = Notifier(self._channel, notify_secrets, settings.notify)
+            self.notifier = Notifier(
+                lambda namespace, name: self.refusals.channel(namespace, name),
+                notify_secrets,
+                settings.notify,
+                refusal=lambda namespace, name: self.refusals.channel_refusal(namespace, name),
+                unusable=lambda rollout, name, why: self.refusals.channel_unusable(
+                    rollout, name, why
+                ),
+            )
         self.route_watch = RouteWatch(
             self.kube,
             list(settings.namespaces) or [None],
@@ -200,6 +206,22 @@ class Controller:
             ),
         )
         self.metrics.event_queue.set_function(lambda: self.events.queued)
+        # the Warning Events of refused policies and channels: a sender of their own, so that
+        # a tenant's thousands of invalid objects never hold up the Rollouts' Events
+        self.refusal_events = EventSender(
+            writer,
+            acting=self._acting,
+            capacity=QUEUED_EVENTS,
+            counters=EventCounters(failures=self.metrics.event_post_failures.inc),
+        )
+        self.refusals = Refusals(
+            self.caches,
+            self.refusal_events.send,
+            self._acts_for_object,
+            identity=settings.identity,
+            clock=clock,
+            dropped=self.metrics.event_queue_full.inc,
+        ).listen()
         self.reconciler = Reconciler(
             kube=self.reads,
             provider=provider,
@@ -207,7 +229,7 @@ class Controller:
             metrics=self.metrics,
             identity=settings.identity,
             notifier=self.notifier,
-            policies=self._policies,
+            policies=lambda: self.refusals.policies(),
             restore_on_delete=settings.restore_on_delete,
             clock=clock,
             commands=command_source(self.caches[ROLLOUT_COMMAND.kind]),
@@ -251,7 +273,7 @@ class Controller:
             own_write=self.reads.wrote,
         )
         self.wakes.listen()
-        self._models: dict[tuple[str, str], BaseModel | None] = {}
+        PolicyUsers(self.caches, self.wakes, leading=self.is_leader).listen()
         self.health: HealthServer | None = None
         self.api: ApiServer | None = None
         self._clock = clock
@@ -265,6 +287,7 @@ class Controller:
         self.route_watch.start()
         self.scheduler.start()
         self.events.start()
+        self.refusal_events.start()
         address = self.settings.metrics_address
         if address is not None:
             self.health = HealthServer(self.metrics, self.healthy, self.ready, *address).start()
@@ -301,6 +324,7 @@ class Controller:
         self.route_watch.signal_stop()
         self.scheduler.shutdown(wait=True)
         self.events.stop()  # (what it still holds is in the statuses' outboxes)
+        self.refusal_events.stop()
         for reflector in self.reflectors:
             reflector.stop()
         self.route_watch.stop()
@@ -376,6 +400,7 @@ class Controller:
         self._leading.set()
         self.metrics.leader.set(1)
         self.wakes.enqueue_all()
+        self.refusals.tell_everything()
 
     def _follow(self) -> None:
         self._leading.clear()
@@ -418,6 +443,8 @@ class Controller:
             elif shard in gained:
                 self.reconciler.forget(key)
                 self.scheduler.ensure(key)
+        if gained:
+            self.refusals.tell_everything()
         held = len(self.shards.owned())
         self.metrics.leader.set(1 if held else 0)
         self.metrics.shards_held.set(held)
@@ -429,34 +456,9 @@ class Controller:
 
     # --- lookups from the caches ---------------------------------------------------------------
 
-    def _model(self, obj: Json, model: type[BaseModel]) -> BaseModel | None:
-        meta = obj.get("metadata") or {}
-        memo = (str(meta.get("uid")), str(meta.get("resourceVersion")))
-        if memo in self._models:
-            return self._models[memo]
-        found: BaseModel | None = None
-        try:
-            found = model.model_validate(obj)
-        except ValidationError as exc:
-            log.warning("%s %s is invalid and ignored: %s", model.__name__, meta.get("name"), exc)
-        if len(self._models) > 10_000:
-            self._models.clear()
-        self._models[memo] = found
-        return found
-
-    def _policies(self) -> list[AnyPolicy]:
-        found: list[AnyPolicy] = []
-        for kind, model in (
-            (ANALYSIS_POLICY, AnalysisPolicy),
-            (CLUSTER_ANALYSIS_POLICY, ClusterAnalysisPolicy),
-        ):
-            for obj in self.caches[kind.kind].items():
-                policy = self._model(obj, model)
-                if isinstance(policy, AnalysisPolicy | ClusterAnalysisPolicy):
-                    found.append(policy)
-        return found
-
-    def _channel(self, namespace: str, name: str) -> NotificationChannel | None:
-        obj = self.caches[NOTIFICATION_CHANNEL.kind].get(namespace, name)
-        channel = self._model(obj, NotificationChannel) if obj is not None else None
-        return channel if isinstance(channel, NotificationChannel) else None
+    def _acts_for_object(self, key: str) -> bool:
+        """This replica tells of the refused object ``key`` (`canary.controller.refusals.
+        object_key`): it leads, or holds the key's shard."""
+        if not self.is_leader():
+            return False
+        return self.shards is None or self.shards.reported_key(key)

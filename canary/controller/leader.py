@@ -1,15 +1,19 @@
 """Leader election on a `coordination.k8s.io/v1` Lease, so two replicas never act at once.
 
 Every replica runs a `LeaderElector`. Every ``retry_period`` (and just after the Lease it
-observed held by another runs out, when that comes sooner: `next_round_in`) it reads the Lease
-and:
+observed held by another runs out, when that comes sooner: `next_round_in`; at once when the
+Lease is given up or deleted) it reads the Lease and:
 
 - creates it, holding it, when there is none;
 - renews it (``renewTime``) when it holds it;
 - takes it over (``holderIdentity``, ``acquireTime``, ``leaseTransitions`` + 1) when the holder
   has not renewed it for the holder's ``leaseDurationSeconds``, measured on this replica's own
-  monotonic clock from when it last saw the record change (so clocks that disagree between
-  nodes do not matter), or when the holder released it (no holder).
+  monotonic clock from when it first saw the holder's last renewal (so clocks that disagree
+  between nodes do not matter), or when the holder released it (no holder). A watch on the
+  Leases (`canary.controller.lease_watch.LeaseSightings`, as the shards use) sees each renewal
+  within milliseconds, so a standby takes over a lease duration after the dead leader's last
+  renewal, not up to a retry period later; without the watch (no RBAC ``watch`` on leases)
+  the rounds' own reads time the Lease, up to a retry period late.
 
 Every write is a PUT with the Lease's resourceVersion: two replicas racing for it cannot both
 win (the loser gets 409 and reads again). A leader that has not renewed successfully for
@@ -30,6 +34,7 @@ from datetime import UTC, datetime
 
 from canary.controller.kinds import LEASE
 from canary.controller.kube import ConflictError, Json, Kube, KubeError
+from canary.controller.lease_watch import LeaseSightings, lease_record
 
 log = logging.getLogger("canary.controller.leader")
 
@@ -241,11 +246,16 @@ class LeaderElector:
         self.lease = LeaseHolder(kube, settings, monotonic=monotonic, now=now)
         self._was_leader = False
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self.sightings = LeaseSightings(
+            kube, settings.namespace, on_free=self._wake.set, monotonic=monotonic
+        )
         self._thread = threading.Thread(target=self._run, name="leader-election", daemon=True)
         self._monotonic = monotonic
         self.transitions = 0
 
     def start(self) -> LeaderElector:
+        self.sightings.start()
         self._thread.start()
         return self
 
@@ -259,7 +269,9 @@ class LeaderElector:
     def stop(self, release: bool = True, timeout: float = 5.0) -> None:
         """Stop electing; with ``release`` a held Lease is given up for a successor."""
         self._stop.set()
+        self._wake.set()
         self._thread.join(timeout)
+        self.sightings.reflector.signal_stop()
         if release and self.is_leader():
             try:
                 self.lease.release()
@@ -277,10 +289,14 @@ class LeaderElector:
             except Exception:
                 log.exception("leader election failed")
             self._notice()
-            wait = next_round_in(
-                self.settings.retry_period, [self.lease.expires_at()], self._monotonic()
-            )
-            self._stop.wait(wait)
+            self._wake.wait(self.next_round_in())
+            self._wake.clear()
+
+    def next_round_in(self) -> float:
+        """The retry period, or less: just after the Lease observed held by another runs out."""
+        return next_round_in(
+            self.settings.retry_period, [self.lease.expires_at()], self._monotonic()
+        )
 
     def _notice(self) -> None:
         """Run the callbacks when leadership started or ended since the last look."""
@@ -297,16 +313,11 @@ class LeaderElector:
             self.on_stopped()
 
     def try_acquire_or_renew(self) -> bool:
-        """One round: True when this replica holds the Lease afterwards."""
-        return self.lease.try_acquire_or_renew()
-
-
-def lease_record(lease: Json) -> tuple[object, ...]:
-    """What tells one write of a Lease from another: holder, renewTime, transitions and
-    resourceVersion."""
-    spec = lease.get("spec") or {}
-    holder = spec.get("holderIdentity") or ""
-    return holder, spec.get("renewTime"), spec.get("leaseTransitions"), _version(lease)
+        """One round: True when this replica holds the Lease afterwards. A Lease held by
+        another is timed from when the watch first saw this record, if it did."""
+        started = self._monotonic()
+        lease = self.kube.get(LEASE, self.settings.namespace, self.settings.name)
+        return self.lease.round(lease, started, seen_at=self.sightings.seen_at(lease))
 
 
 def next_round_in(retry_period: float, expiries: list[float | None], now: float) -> float:

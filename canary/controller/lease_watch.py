@@ -1,15 +1,17 @@
 """When this replica first saw each Lease record: a watch on the Leases' namespace.
 
 A contender times a Lease held by another from when it first saw the holder's last renewal
-(`canary.controller.leader.LeaseHolder.available`). A replica that only reads the Leases once
-a retry period sees a renewal up to a retry period late, so after a holder dies its Leases
-were taken up to ``lease duration + retry period`` after its last renewal
-(docs/benchmarks.md, "scale-sharded"). A watch delivers each renewal within milliseconds:
-with `LeaseSightings.seen_at` the takeover comes a lease duration after the renewal, so within
-the lease duration of the holder's death. The moment is when the watch event arrived, which is
-after the write it reports: the lease is never cut short. A watch that is down (no RBAC
-``watch`` on leases, the API server restarting) only makes the sightings late or absent, and
-the rounds' own reads time the Leases as before.
+(`canary.controller.leader.LeaseHolder.available`): the shards (`canary.controller.shards`) and
+the single leader of ``--shards 1`` (`canary.controller.leader.LeaderElector`) alike. A replica
+that only reads the Leases once a retry period sees a renewal up to a retry period late, so
+after a holder dies its Leases were taken up to ``lease duration + retry period`` after its
+last renewal (docs/benchmarks.md, "scale-sharded"). A watch delivers each renewal within
+milliseconds: with `LeaseSightings.seen_at` the takeover comes a lease duration after the
+renewal, so within the lease duration of the holder's death; a Lease given up (no holder) or
+deleted wakes the contender at once (``on_free``). The moment is when the watch event arrived,
+which is after the write it reports: the lease is never cut short. A watch that is down (no
+RBAC ``watch`` on leases, the API server restarting) only makes the sightings late or absent,
+and the rounds' own reads time the Leases as before.
 """
 
 from __future__ import annotations
@@ -20,8 +22,7 @@ from collections.abc import Callable
 
 from canary.controller.kinds import LEASE
 from canary.controller.kube import Json, Kube
-from canary.controller.leader import lease_record
-from canary.controller.watches import Cache, Reflector
+from canary.controller.watches import Cache, Reflector, version_of
 
 WATCH_TIMEOUT = 300
 
@@ -83,3 +84,11 @@ class LeaseSightings:
                 self._seen.pop(str((old.get("metadata") or {}).get("name") or ""), None)
         if new is None or not (new.get("spec") or {}).get("holderIdentity"):
             self._on_free()
+
+
+def lease_record(lease: Json) -> tuple[object, ...]:
+    """What tells one write of a Lease from another: holder, renewTime, transitions and
+    resourceVersion."""
+    spec = lease.get("spec") or {}
+    holder = spec.get("holderIdentity") or ""
+    return holder, spec.get("renewTime"), spec.get("leaseTransitions"), version_of(lease)

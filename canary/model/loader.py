@@ -159,10 +159,11 @@ def _short(exc: Exception) -> str:
     return text if len(text) <= 200 else text[:200] + "..."
 
 
-def parse_documents(source: str, text: str) -> list[Document]:
-    """Every document of ``text``; raises LoadError listing all problems found."""
+def raw_documents(source: str, text: str) -> list[Any]:
+    """The YAML documents of ``text`` as read (no alias expanded), before any model; raises
+    LoadError when the text cannot be read."""
     try:
-        raw_docs = [d for d in yaml.load_all(text, Loader=_NoAliasLoader) if d is not None]
+        return [d for d in yaml.load_all(text, Loader=_NoAliasLoader) if d is not None]
     except _AliasError as exc:
         raise LoadError([Problem(source, "", str(exc))]) from None
     except yaml.YAMLError as exc:
@@ -177,6 +178,11 @@ def parse_documents(source: str, text: str) -> list[Document]:
     except (ValueError, OverflowError) as exc:
         # a scalar YAML types itself but cannot hold: a date like 2001-13-45, a 5,000-digit int
         raise LoadError([Problem(source, "", f"a value cannot be read: {_short(exc)}")]) from None
+
+
+def parse_documents(source: str, text: str) -> list[Document]:
+    """Every document of ``text``; raises LoadError listing all problems found."""
+    raw_docs = raw_documents(source, text)
     if not raw_docs:
         raise LoadError([Problem(source, "", "empty: no YAML documents in the file")])
     documents: list[Document] = []

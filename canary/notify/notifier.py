@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 
 ChannelLookup = Callable[[str, str], NotificationChannel | None]
 """(namespace, name) -> the NotificationChannel, or None. Must answer from memory (a cache)."""
+ChannelRefusal = Callable[[str, str], str | None]
+"""(namespace, name) -> why the channel of that name was refused (the model's problems), None
+when there is no such channel at all. From memory too."""
+Unusable = Callable[[Rollout, str, str], None]
+"""(rollout, name of a channel it names, ``path: message``): that channel cannot be used."""
 
 _MAX_TIMELINE = 400
 _MAX_TIMELINES = 500
@@ -64,8 +69,15 @@ class Notifier:
         *,
         clock: Callable[[], float] = time.time,
         start: bool = True,
+        refusal: ChannelRefusal = lambda namespace, name: None,
+        unusable: Unusable = lambda rollout, name, message: None,
     ) -> None:
+        """``refusal`` says why a channel that is not found was refused; ``unusable`` is told
+        of each channel a rollout names that cannot be used (the controller records a Warning
+        Event on the Rollout)."""
         self.config = config or NotifyConfig()
+        self._refusal = refusal
+        self._unusable = unusable
         self._lookup = channels if callable(channels) else static_channels(channels)
         self._secrets = secrets
         self._clock = clock
@@ -129,14 +141,10 @@ class Notifier:
             notice = build_notice(
                 rollout, status, event, now, timeline=timeline, link=self._link(rollout)
             )
-            for ref in spec.channels:
+            for index, ref in enumerate(spec.channels):
                 channel = self._lookup(namespace, ref.name)
                 if channel is None:
-                    self._once.error(
-                        f"channel:{namespace}/{ref.name}",
-                        f"rollout {rollout.key} names NotificationChannel '{ref.name}', which "
-                        "does not exist: its notifications are not sent",
-                    )
+                    self._missing(rollout, namespace, index, ref.name)
                     continue
                 self._once.clear(f"channel:{namespace}/{ref.name}")
                 delivery = Delivery(
@@ -147,6 +155,18 @@ class Notifier:
                 self.dispatcher.submit(delivery)
                 queued += 1
         return queued
+
+    def _missing(self, rollout: Rollout, namespace: str, index: int, name: str) -> None:
+        refusal = self._refusal(namespace, name)
+        which = f"is invalid ({refusal})" if refusal is not None else "does not exist"
+        message = (
+            f"NotificationChannel '{name}' {which}: the notifications of this Rollout to it are "
+            "not sent"
+        )
+        path = f"spec.notifications.channels[{index}].name"
+        message = f"{path}: {message}"
+        self._once.error(f"channel:{namespace}/{name}", f"rollout {rollout.key}: {message}")
+        self._unusable(rollout, name, message)
 
     def _record(
         self, rollout: Rollout, status: RolloutStatus, events: Sequence[Event], now: datetime

@@ -56,6 +56,8 @@ class Workloads:
     primary: str = "podinfo-primary"
     service: str = "podinfo"
     caller: str = "loadgen"
+    route: str | None = None
+    """The name of the route Envoy Gateway's clusters are named after (None: the service's)."""
 
 
 @cache
@@ -212,10 +214,11 @@ def linkerd_series(
 
 
 def envoy_cluster_name(names: Workloads, rule: int, backend: int, kind: str = "httproute") -> str:
-    """Envoy Gateway's cluster of backendRef ``backend`` of rule ``rule`` of the route named
-    after the service (one cluster per backendRef: canary's backendRefs carry a filter);
-    ``kind``: the route's kind in lower case."""
-    return f"{kind}/{names.namespace}/{names.service}/rule/{rule}/backend/{backend}"
+    """Envoy Gateway's cluster of backendRef ``backend`` of rule ``rule`` of the route (named
+    ``names.route``, else after the service; one cluster per backendRef: canary's backendRefs
+    carry a filter); ``kind``: the route's kind in lower case."""
+    route = names.route or names.service
+    return f"{kind}/{names.namespace}/{route}/rule/{rule}/backend/{backend}"
 
 
 GRPC_METHOD = ("podinfo", "Echo", "Echo")

@@ -75,6 +75,8 @@ def test_manifests_parse_and_name_themselves(variant: str) -> None:
         cluster_scoped = obj["kind"] in CLUSTER_SCOPED
         if cluster_scoped:
             assert "namespace" not in meta, key
+        elif meta["name"].endswith("cluster-events"):  # a cluster-scoped object's Events
+            assert meta["namespace"] == "default", key
         elif obj["kind"] != "RoleBinding" or meta["name"].endswith("leader-election"):
             assert meta["namespace"] == NAMESPACE, key
         if obj["kind"] != "ClusterAnalysisPolicy":  # the shipped files, as they are
@@ -172,12 +174,12 @@ def test_sharded_replicas_get_the_flag_the_lease_rules_and_the_notes() -> None:
         {
             "apiGroups": ["coordination.k8s.io"],
             "resources": ["leases"],
-            "verbs": ["get", "create", "update"],
+            "verbs": ["get", "list", "watch", "create", "update"],
         },
         {
             "apiGroups": ["coordination.k8s.io"],
             "resources": ["leases"],
-            "verbs": ["list", "watch", "delete"],
+            "verbs": ["delete"],
         },
     ]
     assert "sharing 3 shards of the Rollouts" in result.notes
@@ -333,7 +335,7 @@ def test_the_cluster_role_is_the_documented_rbac() -> None:
         {
             "apiGroups": ["coordination.k8s.io"],
             "resources": ["leases"],
-            "verbs": ["get", "create", "update"],
+            "verbs": ["get", "list", "watch", "create", "update"],
         }
     ]
 
@@ -370,6 +372,7 @@ def test_namespaced_mode_binds_the_role_in_each_namespace_only() -> None:
         ("shop", "canary"),
         ("payments", "canary"),
         (NAMESPACE, "canary-leader-election"),
+        ("default", "canary-cluster-events"),  # a ClusterAnalysisPolicy's Events
     }
     assert [b["roleRef"]["name"] for b in result.find("ClusterRoleBinding")] == [
         "canary-cluster-policies"
@@ -396,10 +399,12 @@ def test_namespaced_mode_binds_the_role_in_each_namespace_only() -> None:
         Request("create", "apps", "deployments", "payments"),
         Request("list", "canary.dev", "clusteranalysispolicies", None),
         Request("update", "coordination.k8s.io", "leases", NAMESPACE),
+        Request("create", "", "events", "default"),
     ]
     refused = [
         Request("watch", "canary.dev", "rollouts", None),
         Request("create", "apps", "deployments", "default"),
+        Request("create", "", "events", "kube-system"),
         Request("get", "", "secrets", "kube-system"),
         Request("update", "coordination.k8s.io", "leases", "shop"),
         Request("get", "split.smi-spec.io", "trafficsplits", "shop"),

@@ -285,3 +285,50 @@ def test_yaml_in_the_rollout_reference_is_valid(tmp_path: Path) -> None:
         files.append(path)
     run = canary("validate", *files)
     assert run.code == 0, run.output
+
+
+ROLLOUT_NAMING_STRICT = """\
+apiVersion: canary.dev/v1alpha1
+kind: Rollout
+metadata: {name: web, namespace: shop}
+spec:
+  targetRef: {name: web}
+  service: {port: 9898}
+  provider: {name: istio}
+  analysis: {policies: [{name: strict, kind: AnalysisPolicy}, {name: elsewhere}]}
+"""
+STRICT_POLICY = """\
+apiVersion: canary.dev/v1alpha1
+kind: AnalysisPolicy
+metadata: {name: strict, namespace: shop}
+spec:
+  checks:
+    - {name: errors, kind: error-rate, max: 1, requestsQuery: a, failuresQuery: b}
+    - {name: errors, kind: error-rate, max: %s, requestsQuery: a, failuresQuery: b}
+"""
+
+
+def test_a_rollout_naming_a_refused_policy_among_the_files_is_refused_as_the_controller_does(
+    tmp_path: Path,
+) -> None:
+    """The words of the controller's Valid condition (tests/controller/test_refused_objects.py);
+    'elsewhere', in none of the files, is left to the cluster."""
+    rollout, policy = tmp_path / "rollout.yaml", tmp_path / "policy.yaml"
+    rollout.write_text(ROLLOUT_NAMING_STRICT)
+    policy.write_text(STRICT_POLICY % 2)
+    run = canary("validate", rollout, policy)
+    assert run.code == 1
+    assert (
+        f"{rollout}: spec.analysis.policies[0].name: AnalysisPolicy 'strict' is invalid, so it "
+        "is not used: spec: check names must be unique: errors repeated." in run.output
+    )
+    assert f"{policy}: spec: check names must be unique: errors repeated" in run.output
+    assert "policies[1]" not in run.output
+    alone = canary("validate", rollout)
+    assert alone.code == 0, "without the policy's file: the cluster may hold a valid one"
+    policy.write_text(
+        STRICT_POLICY.replace(
+            "name: errors, kind: error-rate, max: %s", "name: b, kind: error-rate, max: 2"
+        )
+    )
+    assert canary("validate", rollout, policy).code == 0, "the policy fixed: both valid"

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from canary.analysis.policies import builtin_policy
+from canary.analysis.policies import DEFAULT_ROLLOUT_VARIABLES, builtin_policy
 from canary.engine.actions import Route
 from canary.model.rollout import Rollout
 from canary.model.strategy import MatchRule
@@ -222,12 +222,18 @@ def test_the_gateway_api_policy_reads_the_clusters_the_simulator_names() -> None
     """The shipped policy's cluster patterns (RE2, anchored as PromQL anchors them) select the
     simulated clusters of each side, and nothing of the other side."""
     variables = builtin_policy("gateway-api-envoy").spec.variables
-    values = {"namespace": NAMES.namespace, "target": NAMES.service}
+    values = {
+        **variables,
+        **DEFAULT_ROLLOUT_VARIABLES,  # (its routes named after the target)
+        "namespace": NAMES.namespace,
+        "target": NAMES.service,
+    }
 
     def pattern(name: str) -> re.Pattern[str]:
         text = variables[name]
-        for key, value in values.items():
-            text = text.replace("{{ " + key + " }}", value)
+        while "{{" in text:  # the variables nest
+            for key, value in values.items():
+                text = text.replace("{{ " + key + " }}", value)
         return re.compile(f"^(?:{text})$")
 
     canary, primary = pattern("canary_cluster"), pattern("primary_cluster")

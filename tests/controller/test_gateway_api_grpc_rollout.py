@@ -167,10 +167,11 @@ def test_an_ab_test_routes_matching_calls_to_the_canary_then_ends(ticker: Ticker
 # --- judged end to end: the controller, a real Prometheus, the shipped gateway-api-envoy policy --
 
 
-def grpc_split(cluster: Cluster) -> Split:
-    """How Envoy Gateway splits the calls by the live GRPCRoute, read as the data plane reads
-    it (`canary.testing.telemetry_routes`): all on the primary while there is none."""
-    found = cluster.get(*GRPCROUTE, NAME)
+def grpc_split(cluster: Cluster, route: str = NAME) -> Split:
+    """How Envoy Gateway splits the calls by the live GRPCRoute ``route``, read as the data
+    plane reads it (`canary.testing.telemetry_routes`): all on the primary while there is
+    none."""
+    found = cluster.get(*GRPCROUTE, route)
     if found is None:
         return Split()
     try:
@@ -180,13 +181,16 @@ def grpc_split(cluster: Cluster) -> Split:
 
 
 @contextmanager
-def grpc_gateway(cluster: Cluster, relay: MetricsRelay, canary: Behaviour) -> Iterator[None]:
-    """Envoy Gateway's statistics of gRPC calls routed by the GRPCRoute: only the
-    ``grpcroute/...`` clusters, where a failed call is an HTTP 200 with a grpc-status, so the
-    policy can only see failures in the gRPC statistics."""
+def grpc_gateway(
+    cluster: Cluster, relay: MetricsRelay, canary: Behaviour, route: str = NAME
+) -> Iterator[None]:
+    """Envoy Gateway's statistics of gRPC calls routed by the GRPCRoute ``route``: only the
+    ``grpcroute/<namespace>/<route>/...`` clusters, where a failed call is an HTTP 200 with a
+    grpc-status, so the policy can only see failures in the gRPC statistics."""
+    names = Workloads(cluster.namespace, NAME, f"{NAME}-primary", service=NAME, route=route)
     mesh = MeshTelemetry(
-        lambda: grpc_split(cluster),
-        workloads=Workloads(cluster.namespace, NAME, f"{NAME}-primary", service=NAME),
+        lambda: grpc_split(cluster, route),
+        workloads=names,
         rate=500.0,
         canary=canary,
         primary=HEALTHY,
@@ -197,29 +201,40 @@ def grpc_gateway(cluster: Cluster, relay: MetricsRelay, canary: Behaviour) -> It
         yield
 
 
+@pytest.mark.parametrize("route", [None, "podinfo-grpc"], ids=["target-name", "other-name"])
 @pytest.mark.parametrize(
     ("canary", "verdict", "image"),
     [(HEALTHY, "Succeeded", "podinfo:6.8.0"), (BAD, "Failed", "podinfo:6.7.0")],
     ids=["healthy-promoted", "failing-rolled-back"],
 )
 def test_the_shipped_policy_judges_the_grpc_calls_the_grpcroute_sends_to_the_canary(
-    mesh_cluster: Cluster, relay: MetricsRelay, canary: Behaviour, verdict: str, image: str
+    mesh_cluster: Cluster,
+    relay: MetricsRelay,
+    canary: Behaviour,
+    verdict: str,
+    image: str,
+    route: str | None,
 ) -> None:
+    """Whatever the GRPCRoute's name (the target's, or one given in ``routes``): Envoy
+    Gateway's clusters are named after the route, and the policy reads the Rollout's own
+    routes. A route it did not read would be no data, which never passes: the promotion
+    says the calls were judged."""
     cluster = mesh_cluster
     cluster.api.apply(deployment(NAME, cluster.namespace, image="podinfo:6.7.0"))
     body = rollout(NAME, cluster.namespace)
+    grpc_route: Json = {"kind": "GRPCRoute"} | ({"name": route} if route else {})
     body["spec"]["provider"] = {
         "name": "gateway-api",
-        "gatewayApi": {"parentRefs": [{"name": "eg"}], "routes": [{"kind": "GRPCRoute"}]},
+        "gatewayApi": {"parentRefs": [{"name": "eg"}], "routes": [grpc_route]},
     }
     cluster.api.apply(body)
-    with grpc_gateway(cluster, relay, canary):
+    with grpc_gateway(cluster, relay, canary, route or NAME):
         cluster.controller()
         cluster.wait_phase(NAME, "Initialized")
         assert cluster.get(*HTTPROUTE, NAME) is None, "a GRPCRoute only"
         cluster.set_image(NAME, "podinfo:6.8.0")
         status = cluster.wait_phase(NAME, verdict)
-    grpc = cluster.get(*GRPCROUTE, NAME)
+    grpc = cluster.get(*GRPCROUTE, route or NAME)
     assert grpc is not None
     assert canary_weights(grpc, NAME) == [0]
     assert cluster.image_of(f"{NAME}-primary") == image

@@ -3,10 +3,12 @@ within the lease duration."""
 
 from __future__ import annotations
 
+import random
 from datetime import datetime
 
 import pytest
 from controller_support import Cluster, deployment, rollout, wait_for
+from lease_support import Clock, advance, assert_taken_in_time
 
 from canary.controller import Controller, Kube, LeaderElector, LeaseSettings
 from canary.controller.kinds import CONFIGMAP
@@ -63,6 +65,9 @@ def test_only_the_leader_acts_and_the_other_takes_over(cluster: Cluster) -> None
     taken = lease(cluster)
     assert taken["holderIdentity"] == other.settings.identity
     assert taken["leaseTransitions"] == int(str(held.get("leaseTransitions", 0))) + 1
+    assert other.elector is not None
+    last = cluster.get("coordination.k8s.io/v1", "Lease", "canary-controller")
+    assert other.elector.sightings.seen_at(last) is not None, "its watch saw the takeover"
     waited = (parse(taken["acquireTime"]) - last_renewal).total_seconds()
     duration = float(str(taken["leaseDurationSeconds"]))
     assert duration <= waited, "it did not take the Lease before the holder's had run out"
@@ -89,18 +94,10 @@ def test_a_replica_that_stops_gives_the_lease_up(cluster: Cluster) -> None:
     assert waited < float(str(held["leaseDurationSeconds"])), "it did not wait for expiry"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def elector(cluster: Cluster, identity: str, clock: Clock) -> LeaderElector:
+def elector(cluster: Cluster, identity: str, clock: Clock, name: str = "election") -> LeaderElector:
     settings = LeaseSettings(
         namespace=cluster.namespace,
-        name="election",
+        name=name,
         identity=identity,
         lease_duration=10.0,
         renew_deadline=6.0,
@@ -172,3 +169,71 @@ def test_without_leader_election_the_one_replica_acts(cluster: Cluster) -> None:
     cluster.wait_phase("web", "Initialized")
     assert alone.is_leader()
     assert cluster.api.list("coordination.k8s.io/v1", "Lease", cluster.namespace) == []
+
+
+DURATION, RETRY = 10.0, 1.0
+
+
+def test_the_standby_takes_over_within_the_lease_duration_of_the_death_over_many_runs(
+    cluster: Cluster,
+) -> None:
+    """Seeded, --shards 1: whatever the phase of the standby's reads against the leader's
+    renewals and however long after its last renewal the leader dies, the standby takes the
+    Lease no sooner than the lease duration after that renewal (never while the leader may
+    act) and no later than the lease duration after the death: its watch times the Lease from
+    the renewal itself, as the shards' does (canary.controller.lease_watch)."""
+    rng = random.Random(16)
+    for run in range(10):
+        clocks = [Clock(), Clock()]
+        standby = elector(cluster, "standby", clocks[0], name=f"single{run}")
+        leader = elector(cluster, "leader", clocks[1], name=f"single{run}")
+        standby.sightings.start()
+        try:
+            phase, dies_after = rng.uniform(0.05, RETRY), rng.uniform(0.0, RETRY)
+            for _ in range(rng.randint(1, 3)):
+                assert leader.try_acquire_or_renew()  # a renewal (the first one takes it)
+                lease = cluster.get("coordination.k8s.io/v1", "Lease", f"single{run}")
+                seen = standby.sightings.seen_at
+                wait_for("the sighting", lambda lease=lease, seen=seen: seen(lease))
+                last_renewal = clocks[0].now
+                advance(clocks, phase)
+                assert not standby.try_acquire_or_renew()  # its read, `phase` later
+                advance(clocks, RETRY - phase)
+            died = last_renewal + dies_after  # the leader renews no more: it died by then
+            while not standby.try_acquire_or_renew():
+                assert standby.next_round_in() <= RETRY
+                advance(clocks, standby.next_round_in())
+                assert clocks[0].now < died + DURATION + 1, "not taken in time"
+            assert_taken_in_time(run, clocks[0].now, last_renewal, died, DURATION)
+            assert not leader.is_leader(), "the leader stopped acting before"
+        finally:
+            standby.sightings.stop()
+
+
+def test_without_the_watch_the_takeover_is_up_to_a_retry_late(cluster: Cluster) -> None:
+    """What the watch buys: read only by the rounds, a renewal seen ``phase`` late makes the
+    takeover ``phase`` late."""
+    clocks = [Clock(), Clock()]
+    standby, leader = elector(cluster, "standby", clocks[0]), elector(cluster, "leader", clocks[1])
+    assert leader.try_acquire_or_renew()
+    advance(clocks, 0.9)
+    assert not standby.try_acquire_or_renew()  # no watch: the renewal is timed from this read
+    advance(clocks, DURATION - 0.9)
+    assert not standby.try_acquire_or_renew(), "a duration after the renewal: still waiting"
+    advance(clocks, 0.9)
+    assert standby.try_acquire_or_renew()
+
+
+def test_a_lease_given_up_wakes_the_standby_at_once(cluster: Cluster) -> None:
+    clocks = [Clock(), Clock()]
+    standby, leader = elector(cluster, "standby", clocks[0]), elector(cluster, "leader", clocks[1])
+    standby.sightings.start()
+    try:
+        assert leader.try_acquire_or_renew()
+        assert not standby.try_acquire_or_renew()
+        standby._wake.clear()
+        leader.lease.release()
+        wait_for("the standby woken", standby._wake.is_set)
+        assert standby.try_acquire_or_renew(), "no holder: taken without waiting"
+    finally:
+        standby.sightings.stop()

@@ -103,4 +103,4 @@ def test_the_demo_is_followed_and_approved_through_its_api(
 def test_approve_without_the_api_is_refused(tmp_path: Path) -> None:
     done = _canary("demo", "--approve", "promotion", "--workdir", str(tmp_path), env=_env())
     assert done.returncode == 1
-    assert "--approve and --api-tokens need --api-listen" in done.stdout + done.stderr
+    assert "--approve needs --api-listen" in done.stdout + done.stderr
