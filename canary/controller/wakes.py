@@ -25,6 +25,7 @@ events): neither scans the Rollouts.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Mapping
 from typing import Protocol
@@ -46,7 +47,9 @@ class Scheduler(Protocol):
 
     def ensure(self, key: str, delay: float = 0.0) -> None: ...
 
-    def trigger(self, key: str) -> None: ...
+    def trigger(
+        self, key: str, reason: str = ..., echo: Callable[[], bool] | None = ...
+    ) -> None: ...
 
     def remove(self, key: str) -> None: ...
 
@@ -90,13 +93,21 @@ class Wakes:
 
     # --- the one place Rollouts are enqueued ---------------------------------------------------
 
-    def enqueue(self, key: str, *, early: bool = False) -> None:
+    def enqueue(
+        self,
+        key: str,
+        *,
+        early: bool = False,
+        reason: str = "change",
+        echo: Callable[[], bool] | None = None,
+    ) -> None:
         """This Rollout (``namespace/name``) should be ticked: a job for it, run at once when
-        ``early``."""
+        ``early`` (because of ``reason``: `canary.controller.scheduling` counts the wakes by
+        it; ``echo``: see `TickScheduler.trigger`)."""
         scheduler = self._scheduler()
         scheduler.ensure(key)
         if early:
-            scheduler.trigger(key)
+            scheduler.trigger(key, reason, echo)
 
     def enqueue_all(self) -> None:
         """Every Rollout in the cache (this replica gained the Lease)."""
@@ -119,7 +130,7 @@ class Wakes:
         if event == "ADDED":
             self.enqueue(key)
         elif spec_or_deletion_changed(old, new):
-            self.enqueue(key, early=True)
+            self.enqueue(key, early=True, reason="rollout")
 
     def command_changed(self, event: str, old: Json | None, new: Json | None) -> None:
         """A new RolloutCommand: its Rollout ticks at once."""
@@ -129,7 +140,7 @@ class Wakes:
         rollout = (new.get("spec") or {}).get("rollout")
         namespace = str(meta.get("namespace"))
         if isinstance(rollout, str) and self.caches[ROLLOUT.kind].get(namespace, rollout):
-            self.enqueue(f"{namespace}/{rollout}", early=True)
+            self.enqueue(f"{namespace}/{rollout}", early=True, reason="command")
 
     def deployment_changed(self, event: str, old: Json | None, new: Json | None) -> None:
         meta = (new or old or {}).get("metadata") or {}
@@ -137,15 +148,20 @@ class Wakes:
         self._index_references((namespace, name), None if event == "DELETED" else new)
         if not self._leading():
             return
+        echo = None
         if new is not None:
             if event == "MODIFIED" and tick_view(old) == tick_view(new):
                 return  # nothing a tick reads changed
-            if self._own_write(DEPLOYMENT.kind, namespace, name, version_of(new)):
+            version = version_of(new)
+            if self._own_write(DEPLOYMENT.kind, namespace, name, version):
                 return  # the tick that wrote it (created, replaced, scaled) acted on it
+            # the echo of a write whose answer the tick has not recorded yet: known once it
+            # has (the scheduler asks when that tick ends)
+            echo = functools.partial(self._own_write, DEPLOYMENT.kind, namespace, name, version)
         with self._lock:
             keys = sorted(self._rollouts_of.get((namespace, name), ()))
         for key in keys:
-            self.enqueue(key, early=True)
+            self.enqueue(key, early=True, reason="deployment", echo=echo)
 
     def config_changed(self, event: str, old: Json | None, new: Json | None) -> None:
         """A ConfigMap or Secret a target references changed: its Rollouts tick at once (a
@@ -156,7 +172,7 @@ class Wakes:
         meta = obj.get("metadata") or {}
         namespace, name = str(meta.get("namespace")), str(meta.get("name"))
         for key in self.referencing(str(obj.get("kind")), namespace, name):
-            self.enqueue(key, early=True)
+            self.enqueue(key, early=True, reason="config")
 
     # --- the index -----------------------------------------------------------------------------
 

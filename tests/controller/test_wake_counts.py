@@ -1,0 +1,166 @@
+"""Why each tick runs and what it changed, and the wakes that no longer make a tick of their own.
+
+The controller counts early wakes by reason and fate (``canary_wakes_total``: ticks, coalesced,
+echo) and ticks by why they ran and their effect (``canary_ticks_total``: changed, idle,
+skipped, ...). Each cut is checked by counting the ticks of a real scheduler:
+
+- wakes that come while a tick is already asked for are one tick;
+- the watch's echo of a Deployment write that comes before the tick that made the write has
+  recorded its answer (the watch was faster than the answer) makes no second tick, while
+  someone else's change arriving the same way does.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from controller_support import Cluster, deployment, rollout, wait_for
+from tick_support import Ticker, start
+
+from canary.controller.kinds import DEPLOYMENT, ROLLOUT
+from canary.controller.kube import Json, Kube
+from canary.controller.metrics import ControllerMetrics
+from canary.controller.scheduling import SCHEDULED, TickScheduler, current_wake
+
+
+def sample(metrics: ControllerMetrics, name: str, **labels: str) -> float:
+    value = metrics.registry.get_sample_value(name, labels)
+    return value or 0.0
+
+
+class Ticks:
+    """A tick function that records why each tick ran (`current_wake`) and can hold one."""
+
+    def __init__(self, during: Any = None) -> None:
+        self.reasons: list[str] = []
+        self.during = during
+        self.hold = threading.Event()
+        self.hold.set()
+        self.started = threading.Event()
+
+    def __call__(self, key: str, early: bool) -> float:
+        self.reasons.append(current_wake())
+        self.started.set()
+        self.hold.wait(10)
+        if self.during is not None and len(self.reasons) == 1:
+            self.during()
+        return 3600.0
+
+
+def test_wakes_while_a_tick_is_asked_for_are_one_tick() -> None:
+    metrics = ControllerMetrics()
+    ticks = Ticks()
+    scheduler = TickScheduler(ticks, workers=2, on_wake=metrics.woken)
+    scheduler.start()
+    try:
+        ticks.hold.clear()
+        scheduler.ensure("ns/a")
+        wait_for("the first tick", ticks.started.is_set)
+        # three wakes while it runs: one tick after it, not three
+        for reason in ("deployment", "command", "deployment"):
+            scheduler.trigger("ns/a", reason)
+        ticks.hold.set()
+        wait_for("the tick after", lambda: len(ticks.reasons) == 2)
+        wait_for("it to end", lambda: scheduler.busy == 0)
+    finally:
+        scheduler.shutdown()
+    assert ticks.reasons == [SCHEDULED, "command+deployment"]
+    assert sample(metrics, "canary_wakes_total", reason="deployment", fate="ticks") == 1
+    assert sample(metrics, "canary_wakes_total", reason="deployment", fate="coalesced") == 1
+    assert sample(metrics, "canary_wakes_total", reason="command", fate="coalesced") == 1
+
+
+@pytest.mark.parametrize("echo", [True, False], ids=["own-write", "someone-else"])
+def test_a_wake_during_a_tick_is_dropped_only_when_it_was_the_echo_of_that_ticks_write(
+    echo: bool,
+) -> None:
+    metrics = ControllerMetrics()
+    scheduler: TickScheduler
+
+    def wake() -> None:
+        scheduler.trigger("ns/a", "deployment", echo=lambda: echo)
+
+    ticks = Ticks(during=wake)
+    scheduler = TickScheduler(ticks, workers=2, on_wake=metrics.woken)
+    scheduler.start()
+    try:
+        scheduler.ensure("ns/a")
+        wait_for("the first tick", lambda: ticks.reasons)
+        wait_for("it to end", lambda: scheduler.busy == 0 and not scheduler._during)
+        if not echo:
+            wait_for("the tick the change asks for", lambda: len(ticks.reasons) == 2)
+    finally:
+        scheduler.shutdown()
+    assert ticks.reasons == ([SCHEDULED] if echo else [SCHEDULED, "deployment"])
+    fate = "echo" if echo else "ticks"
+    assert sample(metrics, "canary_wakes_total", reason="deployment", fate=fate) == 1
+
+
+def test_the_echo_of_a_scale_seen_before_its_answer_makes_no_second_tick(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watch may deliver the event of the tick's own write before the tick has read the
+    API server's answer (and so before it knows the write's resourceVersion). Reproduced
+    exactly: the Deployments' cache gets the event between the answer and its recording."""
+    ns = cluster.namespace
+    controller = cluster.controller(start=False, lease=None)
+    controller._lead()
+    rollouts, deployments = controller.caches[ROLLOUT.kind], controller.caches[DEPLOYMENT.kind]
+    rollouts.apply("ADDED", rollout("web", ns))
+    deployments.apply("ADDED", cluster.api.create(deployment("web", ns)))
+    scale = Kube.scale
+
+    def answered_after_the_watch(self: Kube, *args: Any) -> Json:
+        stored = scale(self, *args)
+        deployments.apply("MODIFIED", cluster.deployment("web"))  # the watch was faster
+        return stored
+
+    monkeypatch.setattr(Kube, "scale", answered_after_the_watch)
+    ticks = Ticks(during=lambda: controller.reads.scale(DEPLOYMENT, ns, "web", 5))
+    scheduler = TickScheduler(ticks, workers=2, on_wake=controller.metrics.woken)
+    controller.scheduler = scheduler
+    scheduler.start()
+    try:
+        scheduler.ensure(f"{ns}/web")
+        wait_for("the tick", lambda: ticks.reasons)
+        wait_for("it to end", lambda: scheduler.busy == 0 and not scheduler._during)
+        assert ticks.reasons == [SCHEDULED], "the echo of its own scale woke it again"
+        echo = {"reason": "deployment", "fate": "echo"}
+        assert sample(controller.metrics, "canary_wakes_total", **echo) == 1
+
+        # the same race with someone else's change: it wakes the Rollout
+        ticks.reasons.clear()
+        ticks.during = None
+
+        def someone_else() -> None:
+            ticks.reasons.append("marker")
+            live = cluster.deployment("web")
+            cluster.api.apply(dict(live, spec={**live["spec"], "replicas": 7}))
+            deployments.apply("MODIFIED", cluster.deployment("web"))
+
+        ticks.during = someone_else
+        scheduler.trigger(f"{ns}/web", "command")
+        wait_for("two ticks", lambda: len(ticks.reasons) >= 3)
+    finally:
+        scheduler.shutdown()
+    assert ticks.reasons == ["command", "marker", "deployment"]
+
+
+def test_each_tick_is_counted_by_why_it_ran_and_whether_it_changed_anything(
+    ticker: Ticker,
+) -> None:
+    """Driven by hand (no scheduler): an early tick is ``early``, a regular one
+    ``scheduled``; an Initialized Rollout ticked again changes nothing (idle)."""
+    start(ticker)
+    metrics = ticker.reconciler.metrics
+    key = f"{ticker.cluster.namespace}/web"
+    before = sample(metrics, "canary_ticks_total", reason="scheduled", effect="changed")
+    assert before >= 1, "Initializing and Initialized are changes"
+    ticker.settle()
+    ticker.reconciler.tick(key)
+    ticker.reconciler.tick(key, early=True)
+    assert sample(metrics, "canary_ticks_total", reason="scheduled", effect="idle") == 1
+    assert sample(metrics, "canary_ticks_total", reason="early", effect="idle") == 1
+    assert ticker.cluster.status("web")["phase"] == "Initialized"
