@@ -33,6 +33,8 @@ from typing import Protocol
 from canary.controller.kinds import CONFIGMAP, DEPLOYMENT, ROLLOUT, ROLLOUT_COMMAND, SECRET
 from canary.controller.kube import Json
 from canary.controller.watches import Cache, version_of
+from canary.engine.observations import WorkloadState
+from canary.model.status import Phase, RolloutStatus
 from canary.workload import referenced_configs, revision_on
 from canary.workload.readiness import why_not_ready
 
@@ -251,6 +253,19 @@ def tick_view(obj: Json | None) -> tuple[object, ...]:
         why_not_ready(obj) is None,
         deadline,
     )
+
+
+def waits_for_readiness(status: RolloutStatus, workload: WorkloadState) -> bool:
+    """The engine waits for a Deployment to become ready (the canary to start a rollout, the
+    primary to be created or promoted): a change of readiness is a `tick_view` change, which
+    wakes the Rollout at once, so the tick that finds it ready need not be polled for."""
+    if status.phase is Phase.PROGRESSING:
+        return not workload.canary_ready
+    if status.phase is Phase.PROMOTING:
+        return not (workload.primary_ready and workload.primary_revision == status.canary_revision)
+    if status.phase is Phase.INITIALIZING:
+        return not workload.primary_ready
+    return False
 
 
 def spec_or_deletion_changed(old: Json | None, new: Json | None) -> bool:

@@ -13,16 +13,29 @@ skipped, ...). Each cut is checked by counting the ticks of a real scheduler:
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from controller_support import Cluster, deployment, rollout, wait_for
-from tick_support import Ticker, start
+from controller_support import (
+    CANARY_CRDS,
+    Cluster,
+    FakeKubelet,
+    deployment,
+    mesh_crds,
+    rollout,
+    wait_for,
+)
+from tick_support import Ticker, set_spec, start
 
 from canary.controller.kinds import DEPLOYMENT, ROLLOUT
 from canary.controller.kube import Json, Kube
 from canary.controller.metrics import ControllerMetrics
+from canary.controller.reconcile import IDLE_WAIT, READINESS_WAIT
 from canary.controller.scheduling import SCHEDULED, TickScheduler, current_wake
+from canary.engine.tick import FAST_REQUEUE_SECONDS
+from canary.testing import ApiServer
 
 
 def sample(metrics: ControllerMetrics, name: str, **labels: str) -> float:
@@ -164,3 +177,95 @@ def test_each_tick_is_counted_by_why_it_ran_and_whether_it_changed_anything(
     assert sample(metrics, "canary_ticks_total", reason="scheduled", effect="idle") == 1
     assert sample(metrics, "canary_ticks_total", reason="early", effect="idle") == 1
     assert ticker.cluster.status("web")["phase"] == "Initialized"
+
+
+@pytest.fixture
+def held(api: ApiServer, namespace: str, tmp_path: Path) -> Iterator[tuple[Cluster, FakeKubelet]]:
+    """A cluster whose fake kubelet the test holds (its ``paused`` Deployments stay unready)."""
+    api.create_namespace(namespace)
+    api.apply_file(*sorted(CANARY_CRDS.glob("*.yaml")))
+    api.apply_file(*mesh_crds())
+    made = Cluster(api, namespace, api.kubeconfig(tmp_path / "kubeconfig", namespace=namespace))
+    with FakeKubelet(api, namespace) as kubelet:
+        yield made, kubelet
+        made.close()
+
+
+def test_a_canary_that_is_not_ready_is_not_polled_and_still_starts_when_it_is_ready(
+    held: tuple[Cluster, FakeKubelet],
+) -> None:
+    """The engine asks for its next tick 5 s on while it waits for the canary's pods; the
+    controller waits at most ``readiness_wait`` (at most the interval) instead, since the
+    Deployment's readiness wakes the Rollout: a tick that finds them not ready changes nothing."""
+    cluster, kubelet = held
+    ns = cluster.namespace
+    cluster.api.apply(deployment("web", ns))
+    cluster.api.apply(rollout("web", ns, analysis={"interval": "10m", "judge": "threshold"}))
+    controller = cluster.controller()
+    cluster.wait_phase("web", "Initialized")
+    kubelet.paused.add("web")
+    cluster.set_image("web", "podinfo:6.7.1")
+    cluster.wait_phase("web", "Progressing")
+    key = f"{ns}/web"
+
+    def waiting() -> float | None:
+        due = controller.scheduler.due_in(key)
+        return due if due is not None and due > FAST_REQUEUE_SECONDS else None
+
+    due = wait_for("the tick after the start", waiting)
+    assert due <= READINESS_WAIT
+    assert cluster.status("web").get("canaryWeight", 0) == 0, "no traffic on unready pods"
+    woken = {"reason": "deployment", "effect": "changed"}
+    before = sample(controller.metrics, "canary_ticks_total", **woken)
+    scheduled = sample(controller.metrics, "canary_ticks_total", reason=SCHEDULED, effect="changed")
+    kubelet.paused.discard("web")
+    # the wake of its readiness, not the fallback READINESS_WAIT seconds later
+    wait_for("traffic on the canary", lambda: cluster.status("web").get("canaryWeight", 0) > 0)
+    wait_for(
+        "the tick its readiness woke",
+        lambda: sample(controller.metrics, "canary_ticks_total", **woken) == before + 1,
+    )
+    assert (
+        sample(controller.metrics, "canary_ticks_total", reason=SCHEDULED, effect="changed")
+        == scheduled
+    )
+
+
+def test_an_idle_rollout_is_not_polled_every_interval_and_a_new_image_still_starts_it(
+    cluster: Cluster,
+) -> None:
+    """Idle (Initialized), the engine would tick every interval (2 s here) to find nothing new;
+    what would start a rollout wakes it, so it ticks every ``IDLE_WAIT`` (the resyncs')."""
+    ns = cluster.namespace
+    cluster.api.apply(deployment("web", ns))
+    cluster.api.apply(rollout("web", ns))
+    controller = cluster.controller()
+    cluster.wait_phase("web", "Initialized")
+    key = f"{ns}/web"
+
+    def idle() -> float | None:
+        due = controller.scheduler.due_in(key)
+        return due if due is not None and due > 2 else None
+
+    assert wait_for("the idle tick's requeue", idle) <= IDLE_WAIT
+    woken = {"reason": "deployment", "effect": "changed"}
+    before = sample(controller.metrics, "canary_ticks_total", **woken)
+    cluster.set_image("web", "podinfo:6.7.1")
+    cluster.wait_phase("web", "Progressing")  # (counted once the tick has ended)
+    wait_for(
+        "the tick the new image woke",
+        lambda: sample(controller.metrics, "canary_ticks_total", **woken) > before,
+    )
+
+
+def test_the_engines_requeue_stands_where_no_watch_wakes_the_rollout(ticker: Ticker) -> None:
+    """Driven by hand: idle, the next tick is ``idle_wait`` away (the interval of this
+    Rollout, 10 minutes, is longer: it stands); with ``idle_wait=0`` the engine's requeue."""
+    start(ticker)
+    key = f"{ticker.cluster.namespace}/web"
+    assert ticker.reconciler.tick(key) == 600.0, "the interval, longer than IDLE_WAIT"
+    short = ticker.reconciler
+    set_spec(ticker.cluster, lambda spec: spec["analysis"].update(interval="10s"))
+    assert short.tick(key) == IDLE_WAIT
+    short.idle_wait = 0
+    assert short.tick(key) == 10.0
