@@ -25,6 +25,9 @@ While the canary is judged the next tick comes a *look interval* later
 (`canary.engine.timing.look_interval`: ``spec.analysis.lookInterval``, else ``min(interval,
 20s)`` when every check is judged by the sequential judge from counts, else ``interval``);
 each look queries the time since the previous one (`canary.engine.timing.analysis_window`).
+Where a watch wakes the Rollout anyway (idle, or waiting for pods), the engine's requeue is
+stretched (`canary.controller.requeue`). Each tick is counted by why it ran and whether it
+changed anything (``canary_ticks_total``).
 
 An *early* tick (a Deployment, the Rollout or one of its route objects changed) runs like any
 other, except that it never judges the canary ahead of its look interval: when the plan asks
@@ -73,6 +76,7 @@ from canary.controller.kinds import ROLLOUT
 from canary.controller.kube import Json, Kube, NotLeaderError
 from canary.controller.metrics import ControllerMetrics
 from canary.controller.policies import sync_policies
+from canary.controller.requeue import Waits, watched_requeue
 from canary.controller.route_watch import RouteDrift
 from canary.controller.routing import ROUTE_RESYNC_SECONDS, MeshRouter, route_signature
 from canary.controller.scheduling import EARLY, SCHEDULED, current_wake
@@ -81,7 +85,6 @@ from canary.controller.status import (
     with_valid,
     write_status,
 )
-from canary.controller.wakes import waits_for_readiness
 from canary.controller.workloads import (
     Observed,
     ServiceSync,
@@ -101,12 +104,11 @@ from canary.engine import (
 )
 from canary.engine.actions import StepResult
 from canary.engine.clock import seconds_since
-from canary.engine.observations import WorkloadState
 from canary.engine.timing import analysis_window, look_interval
 from canary.gates.webhooks import WebhookCaller
 from canary.model.loader import problems_of
 from canary.model.rollout import Rollout
-from canary.model.status import IDLE_PHASES, CheckResult, CheckState, Phase, RolloutStatus
+from canary.model.status import CheckResult, CheckState, Phase, RolloutStatus
 from canary.notify import Notifier
 from canary.traffic.mesh import desired_objects
 from canary.workload import AutoscalerError, is_deleting
@@ -122,12 +124,6 @@ MIN_REQUEUE = 0.05
 PASSING_DELAY = timedelta(milliseconds=1)
 """The tick that ends Finalising or Rolling back runs this much after the one that entered it
 (`PASSING_PHASES`): its outbox, and so its Events' names, are its own."""
-IDLE_WAIT = 300.0
-"""Seconds between the ticks of an idle Rollout (`Reconciler._watched_requeue`): the status
-heartbeat's, the route resync's and the Service resync's period (none is longer)."""
-READINESS_WAIT = 30.0
-"""Seconds between ticks while the engine waits for a Deployment to become ready, when the
-interval is not shorter (`Reconciler._readiness_requeue`)."""
 SERVICE_RESYNC_SECONDS = 300.0
 """The Services are put in line with the spec when it or the primary changed, and at least
 this often besides (`ServiceSync`)."""
@@ -176,11 +172,9 @@ class Reconciler:
     lists them from the API server."""
     events: EventSender | None = None
     """Records the Events of a step off the tick's critical path; None: the tick posts them."""
-    idle_wait: float = IDLE_WAIT
-    """Seconds between the ticks of an idle Rollout (`_watched_requeue`); 0: the engine's."""
-    readiness_wait: float = READINESS_WAIT
-    """While the engine waits for a Deployment to become ready, the next tick comes at most
-    this much later (the watch wakes the Rollout when it is ready); 0: the engine's requeue."""
+    waits: Waits = field(default_factory=Waits)
+    """Where a watch wakes the Rollout anyway, how long its next tick may wait
+    (`canary.controller.requeue`)."""
     drift: RouteDrift = field(default_factory=RouteDrift)
     """Rollouts whose route objects someone else changed (`canary.controller.route_watch`):
     their next tick applies every route object."""
@@ -360,8 +354,16 @@ class Reconciler:
         self.metrics.check_results(namespace, name, results)
         changed = wrote or acted or engine_state(new_status) != engine_state(status)
         requeue = result.requeue_after
-        if everything_told:
-            requeue = self._watched_requeue(rollout, status, new_status, workload, requeue)
+        if everything_told:  # (an outbox not told in full: the engine's requeue, to retry)
+            requeue = watched_requeue(
+                requeue,
+                interval=rollout.spec.analysis.interval,
+                before=status,
+                status=new_status,
+                workload=workload,
+                waits=self.waits,
+                resync=min(self._routes.resync, self.services.resync),
+            )
         return TickOutcome("ok", requeue, new_status.message, changed)
 
     def _carry_out(
@@ -406,32 +408,6 @@ class Reconciler:
             self._routes.done(rollout.key, route_signature(rollout))
         stored, told = self._deliveries.tell(rollout, new_status, stored)
         return new_status, stored, told, bool(written)
-
-    def _watched_requeue(
-        self,
-        rollout: Rollout,
-        before: RolloutStatus,
-        status: RolloutStatus,
-        workload: WorkloadState,
-        requeue: float,
-    ) -> float:
-        """The engine's requeue, longer where what the Rollout waits for wakes it anyway:
-
-        - idle (Initialized, Succeeded, Failed) before and after the tick, at the engine's
-          usual cadence (the interval): ``idle_wait``, at most the route and Service resyncs
-          (a new revision, a change of the spec, a command, a hand edit of a route object, the
-          primary's readiness or revision all wake it at once: `canary.controller.wakes`).
-          Not the tick that entered the phase: the one after it puts the Services and policy
-          copies in line with the new primary (`_sync_services`);
-        - waiting for a Deployment to become ready (`waits_for_readiness`): ``readiness_wait``,
-          at most the interval, instead of the engine's quick 5 s (its readiness wakes it)."""
-        interval = rollout.spec.analysis.interval
-        if before.phase in IDLE_PHASES and status.phase in IDLE_PHASES and requeue >= interval:
-            resync = min(self.idle_wait, self._routes.resync, self.services.resync)
-            return max(requeue, resync)
-        if self.readiness_wait <= requeue or not waits_for_readiness(status, workload):
-            return requeue
-        return max(requeue, min(self.readiness_wait, interval))
 
     def _router(self, rollout: Rollout, trust: bool) -> MeshRouter:
         """The Rollout's route objects for this tick, with what earlier ticks applied."""

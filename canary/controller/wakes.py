@@ -16,7 +16,12 @@ come from:
   replicas are all ready (one wake when they become ready, not one per replica counted), a
   progress deadline; not a status heartbeat, and not the echo of the controller's own write
   (``own_write``: the tick that wrote it acted on it already; the next change of readiness it
-  caused wakes the Rollout).
+  caused wakes the Rollout). An event that comes while the Rollout ticks, before that tick
+  has recorded its write's answer, is asked again when the tick ends
+  (`canary.controller.scheduling`: ``echo``).
+
+Each wake names its reason (``rollout``, ``command``, ``config``, ``deployment``; the route
+watch's ``route``) for ``canary_wakes_total`` and ``canary_ticks_total``.
 
 The Rollouts of a Deployment are found by an index (target and primary by namespace and name),
 and the Deployments that reference a ConfigMap or Secret by another (kept from the Deployment
@@ -33,8 +38,6 @@ from typing import Protocol
 from canary.controller.kinds import CONFIGMAP, DEPLOYMENT, ROLLOUT, ROLLOUT_COMMAND, SECRET
 from canary.controller.kube import Json
 from canary.controller.watches import Cache, version_of
-from canary.engine.observations import WorkloadState
-from canary.model.status import Phase, RolloutStatus
 from canary.workload import referenced_configs, revision_on
 from canary.workload.readiness import why_not_ready
 
@@ -253,19 +256,6 @@ def tick_view(obj: Json | None) -> tuple[object, ...]:
         why_not_ready(obj) is None,
         deadline,
     )
-
-
-def waits_for_readiness(status: RolloutStatus, workload: WorkloadState) -> bool:
-    """The engine waits for a Deployment to become ready (the canary to start a rollout, the
-    primary to be created or promoted): a change of readiness is a `tick_view` change, which
-    wakes the Rollout at once, so the tick that finds it ready need not be polled for."""
-    if status.phase is Phase.PROGRESSING:
-        return not workload.canary_ready
-    if status.phase is Phase.PROMOTING:
-        return not (workload.primary_ready and workload.primary_revision == status.canary_revision)
-    if status.phase is Phase.INITIALIZING:
-        return not workload.primary_ready
-    return False
 
 
 def spec_or_deletion_changed(old: Json | None, new: Json | None) -> bool:

@@ -32,7 +32,7 @@ from tick_support import Ticker, set_spec, start
 from canary.controller.kinds import DEPLOYMENT, ROLLOUT
 from canary.controller.kube import Json, Kube
 from canary.controller.metrics import ControllerMetrics
-from canary.controller.reconcile import IDLE_WAIT, READINESS_WAIT
+from canary.controller.requeue import IDLE_WAIT, READINESS_WAIT, Waits
 from canary.controller.scheduling import SCHEDULED, TickScheduler, current_wake
 from canary.engine.tick import FAST_REQUEUE_SECONDS
 from canary.testing import ApiServer
@@ -195,7 +195,7 @@ def test_a_canary_that_is_not_ready_is_not_polled_and_still_starts_when_it_is_re
     held: tuple[Cluster, FakeKubelet],
 ) -> None:
     """The engine asks for its next tick 5 s on while it waits for the canary's pods; the
-    controller waits at most ``readiness_wait`` (at most the interval) instead, since the
+    controller waits at most ``READINESS_WAIT`` (at most the interval) instead, since the
     Deployment's readiness wakes the Rollout: a tick that finds them not ready changes nothing."""
     cluster, kubelet = held
     ns = cluster.namespace
@@ -259,13 +259,13 @@ def test_an_idle_rollout_is_not_polled_every_interval_and_a_new_image_still_star
 
 
 def test_the_engines_requeue_stands_where_no_watch_wakes_the_rollout(ticker: Ticker) -> None:
-    """Driven by hand: idle, the next tick is ``idle_wait`` away (the interval of this
-    Rollout, 10 minutes, is longer: it stands); with ``idle_wait=0`` the engine's requeue."""
+    """Driven by hand: idle, the next tick is ``IDLE_WAIT`` away (the interval of this
+    Rollout, 10 minutes, is longer: it stands); with ``Waits(idle=0)`` the engine's requeue."""
     start(ticker)
     key = f"{ticker.cluster.namespace}/web"
     assert ticker.reconciler.tick(key) == 600.0, "the interval, longer than IDLE_WAIT"
     short = ticker.reconciler
     set_spec(ticker.cluster, lambda spec: spec["analysis"].update(interval="10s"))
     assert short.tick(key) == IDLE_WAIT
-    short.idle_wait = 0
+    short.waits = Waits(idle=0)
     assert short.tick(key) == 10.0
