@@ -179,8 +179,9 @@ class TickScheduler:
     def _settle(self, key: str, wakes: list[Wake]) -> bool:
         """The wakes that came while ``key`` ticked: whether any asks for another tick (its
         reasons are then that tick's)."""
-        echoes = [reason for reason, echo in wakes if echo is not None and echo()]
-        real = [reason for reason, echo in wakes if echo is None or not echo()]
+        echoed = [_was_echo(echo) for _, echo in wakes]
+        echoes = [reason for (reason, _), was in zip(wakes, echoed, strict=True) if was]
+        real = [reason for (reason, _), was in zip(wakes, echoed, strict=True) if not was]
         with self._lock:
             waiting = key in self._early
             if real:
@@ -245,6 +246,18 @@ class TickScheduler:
             with self._lock:
                 self._due.pop(key, None)
                 self._early.pop(key, None)
+
+
+def _was_echo(echo: Echo | None) -> bool:
+    """Asked once; a question that fails counts as a change (a needless tick, never a lost
+    one)."""
+    if echo is None:
+        return False
+    try:
+        return echo()
+    except Exception:
+        log.exception("could not tell an echo from a change")
+        return False
 
 
 def _after(seconds: float) -> datetime:
