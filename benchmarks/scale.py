@@ -200,6 +200,10 @@ def scrape(address: str) -> dict[str, float]:
                 found[f"ticks_{labels.get('outcome')}"] += sample.value
             elif name == "canary_route_object_changes_total":
                 found[f"route_changes_{labels.get('by')}"] += sample.value
+            elif name == "canary_ticks_total":  # why each tick ran, and what it changed
+                found[f"tickwhy {labels.get('reason')} {labels.get('effect')}"] += sample.value
+            elif name == "canary_wakes_total":
+                found[f"wake {labels.get('reason')} {labels.get('fate')}"] += sample.value
             elif name in (
                 "canary_reconcile_errors_total",
                 "canary_status_conflicts_total",
@@ -353,6 +357,9 @@ class SizeResult:
     profiled: bool = False
     tick_outcomes: dict[str, float] = field(default_factory=dict)
     """Share of the window's ticks by outcome (ok; skipped: an early tick with nothing to do)."""
+    tick_reasons: dict[str, float] = field(default_factory=dict)
+    """The window's ticks by "reason effect" and early wakes by "wake reason fate" (counts,
+    from canary_ticks_total and canary_wakes_total)."""
     load_before: float = 0.0
     load_after: float = 0.0
     """The machine's 1-minute load average around the steady window."""
@@ -615,6 +622,10 @@ def summarise(
     done = sum(outcomes.values())
     if done:
         result.tick_outcomes = {k: v / done for k, v in sorted(outcomes.items()) if v}
+    why = [name for name in end.metrics if name.startswith(("tickwhy ", "wake "))]
+    result.tick_reasons = {
+        name.removeprefix("tickwhy "): delta(name) for name in sorted(why) if delta(name)
+    }
 
 
 def waits(result: SizeResult, calls: list[list[Any]], start: Mark, end: Mark) -> None:

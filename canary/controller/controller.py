@@ -186,7 +186,7 @@ class Controller:
             list(settings.namespaces) or [None],
             settings.route_watch,
             acts_for=self._acts_for,
-            wake=lambda key: self.wakes.enqueue(key, early=True),
+            wake=lambda key: self.wakes.enqueue(key, early=True, reason="route"),
             timeout_seconds=settings.watch_timeout,
             unserved_retry=settings.route_unserved_retry,
             counted=lambda kind, by: self.metrics.route_changes.labels(kind, by).inc(),
@@ -244,10 +244,14 @@ class Controller:
                 self._tick,
                 workers=settings.workers,
                 on_lateness=self.metrics.late,
+                on_wake=self.metrics.woken,
             )
         else:
             self.scheduler = TickScheduler(
-                self._tick, workers=settings.workers, on_lateness=self.metrics.late
+                self._tick,
+                workers=settings.workers,
+                on_lateness=self.metrics.late,
+                on_wake=self.metrics.woken,
             )
         self.metrics.workers_busy.set_function(lambda: self.scheduler.busy)
         self.reflectors = [

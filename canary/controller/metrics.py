@@ -117,6 +117,22 @@ class ControllerMetrics:
             buckets=LATENESS_BUCKETS,
             registry=self.registry,
         )
+        self.wakes = Counter(
+            "canary_wakes",
+            "Early wakes of Rollouts, by reason (deployment, rollout, command, config, route) "
+            "and fate (ticks: it moved a tick to now; coalesced: a tick already asked for takes "
+            "it).",
+            ["reason", "fate"],
+            registry=self.registry,
+        )
+        self.ticks = Counter(
+            "canary_ticks",
+            "Ticks by why they ran (scheduled, or the reasons of the wakes that made them early, "
+            "joined by +) and effect (changed: the engine's state or something written; idle: "
+            "nothing; skipped: an early tick during analysis; invalid, gone, error).",
+            ["reason", "effect"],
+            registry=self.registry,
+        )
         self.event_queue_full = Counter(
             "canary_event_queue_full",
             "Steps whose Events the tick posted itself: the event sender's queue was full.",
@@ -168,6 +184,10 @@ class ControllerMetrics:
     def late(self, kind: str, seconds: float) -> None:
         """A tick started ``seconds`` after it was due (kind: scheduled or early)."""
         self.tick_lateness.labels(kind).observe(seconds)
+
+    def woken(self, reason: str, fate: str) -> None:
+        """A Rollout was woken early for ``reason``; ``fate``: ticks or coalesced."""
+        self.wakes.labels(reason, fate).inc()
 
     def reconcile_error(self, namespace: str, name: str, reason: str) -> None:
         self._labelled(self.reconcile_errors, namespace, name, reason).inc()

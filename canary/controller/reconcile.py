@@ -25,6 +25,9 @@ While the canary is judged the next tick comes a *look interval* later
 (`canary.engine.timing.look_interval`: ``spec.analysis.lookInterval``, else ``min(interval,
 20s)`` when every check is judged by the sequential judge from counts, else ``interval``);
 each look queries the time since the previous one (`canary.engine.timing.analysis_window`).
+Where a watch wakes the Rollout anyway (idle, or waiting for pods), the engine's requeue is
+stretched (`canary.controller.requeue`). Each tick is counted by why it ran and whether it
+changed anything (``canary_ticks_total``).
 
 An *early* tick (a Deployment, the Rollout or one of its route objects changed) runs like any
 other, except that it never judges the canary ahead of its look interval: when the plan asks
@@ -73,8 +76,10 @@ from canary.controller.kinds import ROLLOUT
 from canary.controller.kube import Json, Kube, NotLeaderError
 from canary.controller.metrics import ControllerMetrics
 from canary.controller.policies import sync_policies
+from canary.controller.requeue import Waits, watched_requeue
 from canary.controller.route_watch import RouteDrift
 from canary.controller.routing import ROUTE_RESYNC_SECONDS, MeshRouter, route_signature
+from canary.controller.scheduling import EARLY, SCHEDULED, current_wake
 from canary.controller.status import (
     needs_write,
     with_valid,
@@ -130,6 +135,16 @@ class TickOutcome:
     """ok, skipped (an early tick with nothing to do), invalid, gone, error."""
     requeue_after: float
     message: str = ""
+    changed: bool = True
+    """An ok tick changed the engine's state (the status other than ``lastTickAt`` and the
+    outbox) or wrote something; False: it found everything as it was."""
+
+    @property
+    def effect(self) -> str:
+        """The ``effect`` label of ``canary_ticks_total``: changed, idle, or the outcome."""
+        if self.outcome != "ok":
+            return self.outcome
+        return "changed" if self.changed else "idle"
 
 
 @dataclass
@@ -157,6 +172,9 @@ class Reconciler:
     lists them from the API server."""
     events: EventSender | None = None
     """Records the Events of a step off the tick's critical path; None: the tick posts them."""
+    waits: Waits = field(default_factory=Waits)
+    """Where a watch wakes the Rollout anyway, how long its next tick may wait
+    (`canary.controller.requeue`)."""
     drift: RouteDrift = field(default_factory=RouteDrift)
     """Rollouts whose route objects someone else changed (`canary.controller.route_watch`):
     their next tick applies every route object."""
@@ -207,6 +225,9 @@ class Reconciler:
         if not ok:
             self._routes.forget(key)
         self.metrics.reconcile_duration.labels(outcome.outcome).observe(time.monotonic() - started)
+        wake = current_wake() or (EARLY if early else SCHEDULED)
+        self.metrics.ticks.labels(wake, outcome.effect).inc()
+        log.debug("%s: tick (%s): %s; %s", key, wake, outcome.effect, outcome.message)
         return max(outcome.requeue_after, MIN_REQUEUE)
 
     def reset(self) -> None:
@@ -251,6 +272,7 @@ class Reconciler:
         except CheckResolutionError as exc:
             return self._invalid(obj, [f"{exc.path}: {exc.message}"], now)
         status = rollout.status or RolloutStatus()
+        read = obj
         obj = ensure_finalizer(self.kube, obj, self.restore_on_delete)
         try:
             observed = observe(self.kube, rollout)
@@ -287,8 +309,8 @@ class Reconciler:
             # the canary did not have the recorded share of traffic until now: it is judged a
             # look interval from now, on traffic routed as recorded
             return TickOutcome("skipped", look, "route put back to the recorded step")
-        if status.phase is not Phase.INITIALIZING:
-            self._sync_services(rollout, observed)
+        synced = status.phase is not Phase.INITIALIZING and self._sync_services(rollout, observed)
+        wrote = bool(repaired) or synced or obj is not read
         taken = pending(command_objects, name, status.applied_commands)
         commands = [p.command for p in taken.fresh]
         # the commands stay until the status write below records them (commands.py)
@@ -314,9 +336,10 @@ class Reconciler:
             look_interval=look,
         )
         result = step(rollout, status, observations, now)
-        new_status, stored, told = self._carry_out(
+        new_status, stored, told, acted = self._carry_out(
             rollout, obj, observed, router, result, taken, now
         )
+        everything_told = told
         if new_status.phase in PASSING_PHASES and told:
             # the engine ends the phase at its next tick whatever it observes: that tick now,
             # once this one's actions are done and its outbox delivered (docs/controller.md,
@@ -324,12 +347,24 @@ class Reconciler:
             then = now + PASSING_DELAY
             result = step(rollout, new_status, quiet(observations), then)
             none = Taken(fresh=[], done=[], problems=[])
-            new_status, _, _ = self._carry_out(
+            new_status, _, everything_told, _ = self._carry_out(
                 rollout, stored, observed, router, result, none, then
             )
         self.metrics.rollout(namespace, name, new_status.phase, new_status.canary_weight)
         self.metrics.check_results(namespace, name, results)
-        return TickOutcome("ok", result.requeue_after, new_status.message)
+        changed = wrote or acted or engine_state(new_status) != engine_state(status)
+        requeue = result.requeue_after
+        if everything_told:  # (an outbox not told in full: the engine's requeue, to retry)
+            requeue = watched_requeue(
+                requeue,
+                interval=rollout.spec.analysis.interval,
+                before=status,
+                status=new_status,
+                workload=workload,
+                waits=self.waits,
+                resync=min(self._routes.resync, self.services.resync),
+            )
+        return TickOutcome("ok", requeue, new_status.message, changed)
 
     def _carry_out(
         self,
@@ -340,9 +375,10 @@ class Reconciler:
         result: StepResult,
         taken: Taken,
         now: datetime,
-    ) -> tuple[RolloutStatus, Json, bool]:
+    ) -> tuple[RolloutStatus, Json, bool, bool]:
         """Record the engine's decision, then act on it and deliver what it tells; returns the
-        new status, the Rollout as last stored, and whether everything it tells was told."""
+        new status, the Rollout as last stored, whether everything it tells was told, and
+        whether any action or repair wrote something."""
         for action in result.actions:  # a route that cannot be rendered fails the tick here
             if isinstance(action, SetRoute):
                 desired_objects(rollout, action.route)
@@ -364,14 +400,14 @@ class Reconciler:
             )
         clean_up(self.kube, namespace_of(rollout), [p.name for p in taken.fresh] + taken.done)
         workload_actions = WorkloadActions(self.kube, rollout, observed)
-        for line in apply_actions(workload_actions, router, result.actions):
-            log.info("%s: %s", rollout.key, line)
-        for line in converge(new_status, result.actions, observed, workload_actions, router):
+        written = apply_actions(workload_actions, router, result.actions)
+        written += converge(new_status, result.actions, observed, workload_actions, router)
+        for line in written:
             log.info("%s: %s", rollout.key, line)
         if not router.trust:  # every route object applied: trusted until the next resync
             self._routes.done(rollout.key, route_signature(rollout))
         stored, told = self._deliveries.tell(rollout, new_status, stored)
-        return new_status, stored, told
+        return new_status, stored, told, bool(written)
 
     def _router(self, rollout: Rollout, trust: bool) -> MeshRouter:
         """The Rollout's route objects for this tick, with what earlier ticks applied."""
@@ -380,17 +416,19 @@ class Reconciler:
             held = self._route_held.setdefault(rollout.key, {})
         return MeshRouter(self.kube, rollout, versions, held, trust=trust)
 
-    def _sync_services(self, rollout: Rollout, observed: Observed) -> None:
-        """The Services in line with the spec, when it or the primary changed (`ServiceSync`)."""
+    def _sync_services(self, rollout: Rollout, observed: Observed) -> bool:
+        """The Services in line with the spec, when it or the primary changed (`ServiceSync`);
+        whether anything was written."""
         signature = services_signature(rollout, observed)
         if signature is None or not self.services.due(rollout.key, signature):
-            return
-        for written in WorkloadActions(self.kube, rollout, observed).sync_services():
-            log.info("%s: %s", rollout.key, written)
+            return False
+        written = WorkloadActions(self.kube, rollout, observed).sync_services()
         if observed.target is not None:
-            for written in sync_policies(self.kube, rollout, observed.target):
-                log.info("%s: %s", rollout.key, written)
+            written += sync_policies(self.kube, rollout, observed.target)
+        for line in written:
+            log.info("%s: %s", rollout.key, line)
         self.services.done(rollout.key, signature)
+        return bool(written)
 
     def _deleted(self, obj: Json, now: datetime) -> TickOutcome:
         again = finalize_deleted(self.kube, obj, restore_target=self.restore_on_delete, now=now)
@@ -408,6 +446,11 @@ class Reconciler:
     def _failed(self, namespace: str, name: str, exc: Exception) -> TickOutcome:
         delay, message = self._failures.failed(namespace, name, exc)
         return TickOutcome("error", delay, message)
+
+
+def engine_state(status: RolloutStatus) -> Json:
+    """What of a status the engine decides: all but when it was written and what it tells."""
+    return status.model_dump(exclude={"last_tick_at", "outbox"})
 
 
 def targets_of(rollout: Rollout) -> Targets:

@@ -428,9 +428,11 @@ class ShardedTicks(TickScheduler):
         if self._owns(key):
             super().ensure(key, delay)
 
-    def trigger(self, key: str) -> None:
+    def trigger(
+        self, key: str, reason: str = "change", echo: Callable[[], bool] | None = None
+    ) -> None:
         if self._owns(key):
-            super().trigger(key)
+            super().trigger(key, reason, echo)
 
 
 def _holder(lease: Json) -> str:

@@ -16,7 +16,12 @@ come from:
   replicas are all ready (one wake when they become ready, not one per replica counted), a
   progress deadline; not a status heartbeat, and not the echo of the controller's own write
   (``own_write``: the tick that wrote it acted on it already; the next change of readiness it
-  caused wakes the Rollout).
+  caused wakes the Rollout). An event that comes while the Rollout ticks, before that tick
+  has recorded its write's answer, is asked again when the tick ends
+  (`canary.controller.scheduling`: ``echo``).
+
+Each wake names its reason (``rollout``, ``command``, ``config``, ``deployment``; the route
+watch's ``route``) for ``canary_wakes_total`` and ``canary_ticks_total``.
 
 The Rollouts of a Deployment are found by an index (target and primary by namespace and name),
 and the Deployments that reference a ConfigMap or Secret by another (kept from the Deployment
@@ -25,6 +30,7 @@ events): neither scans the Rollouts.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Mapping
 from typing import Protocol
@@ -46,7 +52,9 @@ class Scheduler(Protocol):
 
     def ensure(self, key: str, delay: float = 0.0) -> None: ...
 
-    def trigger(self, key: str) -> None: ...
+    def trigger(
+        self, key: str, reason: str = ..., echo: Callable[[], bool] | None = ...
+    ) -> None: ...
 
     def remove(self, key: str) -> None: ...
 
@@ -90,13 +98,21 @@ class Wakes:
 
     # --- the one place Rollouts are enqueued ---------------------------------------------------
 
-    def enqueue(self, key: str, *, early: bool = False) -> None:
+    def enqueue(
+        self,
+        key: str,
+        *,
+        early: bool = False,
+        reason: str = "change",
+        echo: Callable[[], bool] | None = None,
+    ) -> None:
         """This Rollout (``namespace/name``) should be ticked: a job for it, run at once when
-        ``early``."""
+        ``early`` (because of ``reason``: `canary.controller.scheduling` counts the wakes by
+        it; ``echo``: see `TickScheduler.trigger`)."""
         scheduler = self._scheduler()
         scheduler.ensure(key)
         if early:
-            scheduler.trigger(key)
+            scheduler.trigger(key, reason, echo)
 
     def enqueue_all(self) -> None:
         """Every Rollout in the cache (this replica gained the Lease)."""
@@ -119,7 +135,7 @@ class Wakes:
         if event == "ADDED":
             self.enqueue(key)
         elif spec_or_deletion_changed(old, new):
-            self.enqueue(key, early=True)
+            self.enqueue(key, early=True, reason="rollout")
 
     def command_changed(self, event: str, old: Json | None, new: Json | None) -> None:
         """A new RolloutCommand: its Rollout ticks at once."""
@@ -129,7 +145,7 @@ class Wakes:
         rollout = (new.get("spec") or {}).get("rollout")
         namespace = str(meta.get("namespace"))
         if isinstance(rollout, str) and self.caches[ROLLOUT.kind].get(namespace, rollout):
-            self.enqueue(f"{namespace}/{rollout}", early=True)
+            self.enqueue(f"{namespace}/{rollout}", early=True, reason="command")
 
     def deployment_changed(self, event: str, old: Json | None, new: Json | None) -> None:
         meta = (new or old or {}).get("metadata") or {}
@@ -137,15 +153,20 @@ class Wakes:
         self._index_references((namespace, name), None if event == "DELETED" else new)
         if not self._leading():
             return
+        echo = None
         if new is not None:
             if event == "MODIFIED" and tick_view(old) == tick_view(new):
                 return  # nothing a tick reads changed
-            if self._own_write(DEPLOYMENT.kind, namespace, name, version_of(new)):
+            version = version_of(new)
+            if self._own_write(DEPLOYMENT.kind, namespace, name, version):
                 return  # the tick that wrote it (created, replaced, scaled) acted on it
+            # the echo of a write whose answer the tick has not recorded yet: known once it
+            # has (the scheduler asks when that tick ends)
+            echo = functools.partial(self._own_write, DEPLOYMENT.kind, namespace, name, version)
         with self._lock:
             keys = sorted(self._rollouts_of.get((namespace, name), ()))
         for key in keys:
-            self.enqueue(key, early=True)
+            self.enqueue(key, early=True, reason="deployment", echo=echo)
 
     def config_changed(self, event: str, old: Json | None, new: Json | None) -> None:
         """A ConfigMap or Secret a target references changed: its Rollouts tick at once (a
@@ -156,7 +177,7 @@ class Wakes:
         meta = obj.get("metadata") or {}
         namespace, name = str(meta.get("namespace")), str(meta.get("name"))
         for key in self.referencing(str(obj.get("kind")), namespace, name):
-            self.enqueue(key, early=True)
+            self.enqueue(key, early=True, reason="config")
 
     # --- the index -----------------------------------------------------------------------------
 

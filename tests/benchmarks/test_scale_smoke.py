@@ -37,3 +37,6 @@ def test_scale_benchmark_runs_and_reports(tmp_path: Path) -> None:
     assert set(result) >= MEASURES
     assert result["ticks"] > 0, "the controller ticked during the window"
     assert result["api_calls_per_tick"] > 0
+    assert any(why.startswith("scheduled ") for why in result["tick_reasons"]), (
+        "the window's ticks by why they ran (canary_ticks_total)"
+    )

@@ -58,7 +58,7 @@ class Recorder:
     def ensure(self, key: str, delay: float = 0.0) -> None:
         pass
 
-    def trigger(self, key: str) -> None:
+    def trigger(self, key: str, reason: str = "change", echo: object = None) -> None:
         self.woken.append(key)
 
     def remove(self, key: str) -> None:

@@ -28,7 +28,7 @@ class Woken:
     def ensure(self, key: str, delay: float = 0.0) -> None:
         pass
 
-    def trigger(self, key: str) -> None:
+    def trigger(self, key: str, reason: str = "change", echo: Any = None) -> None:
         self.keys.append(key)
 
     def remove(self, key: str) -> None:
