@@ -21,7 +21,9 @@ The policy counts exactly (``sideLabel``): its query is a subquery over the coun
 at the side's current rate over the range (so a look's increase is ``rate * window``), and the
 quantile as a constant. An instant query of ``sum by`` parts is answered as before. A batch of
 checks (their expressions tagged ``__canary_check`` and joined with ``or``:
-canary.analysis.prometheus_batch) is answered check by check, each series with its check's tag.
+canary.analysis.prometheus_batch) is answered check by check, each series with its check's tag;
+one kept to a side (``and on(<label>) label_replace(vector(1), ...)``, the baseline's) gives
+that side's series only.
 
 ``/stats`` answers the number of queries answered (and refused), for the benchmark to count
 queries per tick. Run by the benchmark as::
@@ -62,6 +64,7 @@ _SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _INDEX = re.compile(r"(\d+)$")
 _CHECK = re.compile(r'"__canary_check",\s*"(\d+)"')
 CHECK_TAG = "__canary_check"
+_ONLY = re.compile(r'and on\((\w+)\)\s*label_replace\(vector\(1\),\s*"\w+",\s*"([^"]*)"')
 _SUBQUERY = re.compile(r"\)\[(\d+)s:(\d+(?:\.\d+)?)s\]\s*$")
 
 
@@ -174,6 +177,9 @@ class Answers:
         with self.lock:
             self.queries += 1
         result = self._matrix_series(query, parts, workloads, subquery, at)
+        only = _ONLY.search(query)  # one side's series (the baseline: canary.analysis.prometheus)
+        if only is not None:
+            result = [r for r in result if r["metric"].get(only.group(1)) == only.group(2)]
         return 200, {"status": "success", "data": {"resultType": "matrix", "result": result}}
 
     def _matrix_series(

@@ -87,6 +87,15 @@ def combine(parts: Mapping[str, str]) -> str:
     )
 
 
+def only_side(expression: str, label: str, value: str) -> str:
+    """``expression`` keeping only its series whose ``label`` is ``value`` (one side's), the
+    filter evaluated by Prometheus: half the answer of a check whose other side has series."""
+    return (
+        f"(\n{expression}\n)\nand on({label})\n"
+        f'label_replace(vector(1), "{label}", "{escape_string(value)}", "", "")'
+    )
+
+
 def render_check(check: CheckSpec, variables: Mapping[str, str]) -> str:
     """The check's one query for this tick."""
     rendered = {}
@@ -203,7 +212,14 @@ class PrometheusProvider:
         given = dict(variables)
         given["interval"] = format_duration(max(round(seconds), 1))
         given["window_start"] = f"{start.timestamp() - seconds:.3f}"
-        return self.window(check, given, start).primary
+        if not _counts_exactly(check) or not given.get("primary"):
+            return self.window(check, given, start).primary
+        # exact counts: only the primary's series are asked for (the baseline reads no other)
+        look = self.look(given, start)
+        side = str(check.side_label)
+        expression = only_side(self.exact_expression(check, given), side, given["primary"])
+        answer = self._read(expression, look, self.settings.max_series)
+        return exact.split(check, answer, given, look, self.settings.max_series).primary
 
     def exact_window(
         self, check: CheckSpec, variables: Mapping[str, str], at: datetime

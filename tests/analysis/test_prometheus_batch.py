@@ -196,3 +196,37 @@ def _series_of(prom: PrometheusProvider, ask: Asked, end: float) -> int:
     at = datetime.fromtimestamp(end, UTC)
     promql = exact.subquery(prom.exact_expression(check, variables), prom.look(variables, at))
     return len(prom.client.query_points(promql, at))
+
+
+def test_the_baseline_asks_for_the_primarys_series_only_and_counts_the_same(
+    prometheus_url: tuple[str, float],
+) -> None:
+    """The baseline reads only the primary's counts: its query keeps only the primary's series
+    (filtered by Prometheus on the sideLabel), whose counts are the primary's of the whole
+    check's query over the same window, at seeded starts and lengths."""
+    url, start = prometheus_url
+    rng = random.Random(SEED)
+    prom = Counted(url, reuse_points=0)
+    answers: list[int] = []
+    ask = prom.client.query_points
+
+    def seen(*args: Any) -> Any:
+        found = ask(*args)
+        answers.append(len({s.labels["app"] for s in found}))
+        return found
+
+    prom.client.query_points = seen  # type: ignore[method-assign]
+    compared = 0
+    for _ in range(20):
+        at = start + rng.uniform(300, SPAN)
+        seconds = rng.choice([60.0, 120.0, 290.0, 600.0, 1500.0])
+        for check in (ERRORS, SOME_PODS):
+            variables = query_variables(TARGETS, 10, check)
+            got = prom.baseline(check, variables, datetime.fromtimestamp(at, UTC), seconds)
+            whole = {**query_variables(TARGETS, seconds, check), "window_start": f"{at - seconds}"}
+            want = prom.window(check, whole, datetime.fromtimestamp(at, UTC))
+            assert got == want.primary
+            compared += got is not None and want.canary is not None
+    assert compared > 10, "the canary had series in most windows: the filter was put to work"
+    assert set(answers[0::2]) == {1}, "the baseline's answers hold the primary's series only"
+    assert max(answers[1::2]) == 2
