@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import json
 import math
 import mmap
 import re
@@ -50,6 +49,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+import orjson
 
 ERROR_SHARE = 0.001
 SLOW_SHARE = 0.002
@@ -229,8 +230,7 @@ class Answers:
                 at = max(end, start)
                 segments.append((at, per_second, count + rate * (at - start)))
             segments = list(segments)
-        starts = [segment[0] for segment in segments]
-        return [_count_at(segments, starts, t) for t in times]
+        return _counts(segments, times)
 
     def stats(self) -> dict[str, int]:
         with self.lock:
@@ -241,6 +241,19 @@ def _count_at(segments: list[tuple[float, float, float]], starts: list[float], t
     """The count by ``t`` of (start, rate, count at start) segments."""
     start, rate, count = segments[max(bisect.bisect_left(starts, t) - 1, 0)]
     return count + rate * max(t - start, 0.0)
+
+
+def _counts(segments: list[tuple[float, float, float]], times: list[float]) -> list[float]:
+    """`_count_at` of every one of ``times`` (ascending), walking the segments once."""
+    out = []
+    index = 0
+    last = len(segments) - 1
+    for t in times:
+        while index < last and segments[index + 1][0] < t:
+            index += 1
+        start, rate, count = segments[index]
+        out.append(count + rate * max(t - start, 0.0))
+    return out
 
 
 def _number(value: float) -> str:
@@ -288,7 +301,7 @@ def make_server(answers: Answers, host: str = "127.0.0.1", port: int = 0) -> Thr
             self._send(code, body)
 
         def _send(self, code: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
+            data = orjson.dumps(body)
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
