@@ -232,12 +232,13 @@ def _carries(found: Mapping[str, str], wanted: Mapping[str, str]) -> bool:
 
 def _copy(obj: Json) -> Json:
     """A deep copy of a JSON object: through orjson, several times faster than copy.deepcopy
-    for an object as the API server sent it (deepcopy for one holding anything else)."""
+    for an object as the API server sent it; kept only when it equals the original (a tuple
+    would come back a list, a NaN as null), else, and for what orjson cannot encode, deepcopy."""
     try:
         copied: Json = orjson.loads(orjson.dumps(obj))
     except orjson.JSONEncodeError:
         return copy.deepcopy(obj)
-    return copied
+    return copied if copied == obj else copy.deepcopy(obj)
 
 
 def _version(obj: Json | None) -> str:
