@@ -187,7 +187,7 @@ def _counts_exactly(check: CheckSpec) -> bool:
 
 class PrometheusProvider:
     """`MetricsProvider` on Prometheus: one query per check per tick, or one for all of a
-    tick's exact-count checks (`windows`, a `BatchProvider`)."""
+    tick's exact-count checks (`batch_windows`, a `BatchProvider`)."""
 
     def __init__(
         self, settings: PrometheusSettings, *, sleep: Callable[[float], None] = time.sleep
@@ -231,7 +231,9 @@ class PrometheusProvider:
         answer = self._read(expression, look, self.settings.max_series)
         return exact.split(check, answer, variables, look, self.settings.max_series)
 
-    def windows(self, asked: Sequence[Asked], at: datetime) -> list[WindowSample | MetricsError]:
+    def batch_windows(
+        self, asked: Sequence[Asked], at: datetime
+    ) -> list[WindowSample | MetricsError]:
         """Every asked check's window: the exact-count checks that share a look in one
         request (prometheus_batch), the others one request each. A check's window, or error,
         is the one `window` gives it: a batch Prometheus refuses (one check's bad query) is

@@ -72,7 +72,7 @@ class BatchProvider(Protocol):
     """A provider that answers a tick's checks together (fewer requests than one a check);
     each check's window, or the MetricsError that check alone would have raised."""
 
-    def windows(
+    def batch_windows(
         self, asked: Sequence[Asked], at: datetime
     ) -> list[WindowSample | MetricsError]: ...
 
@@ -82,7 +82,7 @@ def windows_of(
 ) -> list[WindowSample | MetricsError]:
     """Every asked check's window at ``at`` (or its error), together when the provider can."""
     if isinstance(provider, BatchProvider):
-        return provider.windows(asked, at)
+        return provider.batch_windows(asked, at)
     out: list[WindowSample | MetricsError] = []
     for check, variables in asked:
         try:
