@@ -106,10 +106,11 @@ class CallLog:
             self.calls.append((round(started, 4), what, round(took, 5)))
 
     def install(self) -> None:
-        """Wrap `Kube._request` and `PrometheusClient.query` (in this process only)."""
+        """Wrap `Kube._request` and `PrometheusClient._result`, under every query, instant or
+        range (in this process only)."""
         calls = self
         request = Kube._request
-        query = PrometheusClient.query
+        query = PrometheusClient._result
 
         def timed_request(self: Kube, kind: Any, verb: str, *args: Any, **kwargs: Any) -> Any:
             started = time.time()
@@ -126,7 +127,7 @@ class CallLog:
                 calls.record(started, "prometheus query")
 
         Kube._request = timed_request  # type: ignore[method-assign]
-        PrometheusClient.query = timed_query  # type: ignore[method-assign]
+        PrometheusClient._result = timed_query  # type: ignore[method-assign]
 
 
 def _vmhwm_kib() -> int:

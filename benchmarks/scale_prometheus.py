@@ -19,7 +19,11 @@ parts tagged ``__canary_series`` (requests, failures, quantile), each ``sum by
 The policy counts exactly (``sideLabel``): its query is a subquery over the counter series,
 ``(...)[<range>s:<resolution>s]``, answered as a matrix: per part and side one counter growing
 at the side's current rate over the range (so a look's increase is ``rate * window``), and the
-quantile as a constant. An instant query of ``sum by`` parts is answered as before.
+quantile as a constant. An instant query of ``sum by`` parts is answered as before. A batch of
+checks (their expressions tagged ``__canary_check`` and joined with ``or``:
+canary.analysis.prometheus_batch) is answered check by check, each series with its check's tag;
+one kept to a side (``and on(<label>) label_replace(vector(1), ...)``, the baseline's) gives
+that side's series only.
 
 ``/stats`` answers the number of queries answered (and refused), for the benchmark to count
 queries per tick. Run by the benchmark as::
@@ -33,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import json
 import math
 import mmap
 import re
@@ -47,6 +50,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import orjson
+
 ERROR_SHARE = 0.001
 SLOW_SHARE = 0.002
 QUANTILE_MS = 180.0
@@ -58,6 +63,9 @@ _WINDOW = re.compile(r"\[((?:\d+(?:ms|s|m|h|d))+)\]")
 _UNIT = re.compile(r"(\d+)(ms|s|m|h|d)")
 _SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _INDEX = re.compile(r"(\d+)$")
+_CHECK = re.compile(r'"__canary_check",\s*"(\d+)"')
+CHECK_TAG = "__canary_check"
+_ONLY = re.compile(r'and on\((\w+)\)\s*label_replace\(vector\(1\),\s*"\w+",\s*"([^"]*)"')
 _SUBQUERY = re.compile(r"\)\[(\d+)s:(\d+(?:\.\d+)?)s\]\s*$")
 
 
@@ -79,7 +87,7 @@ class Answers:
         self.refused = 0
         # each counter is one function of absolute time (so overlapping looks agree point for
         # point, as a real Prometheus' do): (start, per-second rate, count) segments per series
-        self.segments: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
+        self.segments: dict[tuple[str, str, str], list[tuple[float, float, float]]] = {}
         self.epoch = math.floor(time.time()) - 3600.0
 
     def is_bad(self, workload: str) -> bool:
@@ -98,6 +106,10 @@ class Answers:
         return self.weights[index] / 100.0
 
     def answer(self, query: str, at: float) -> tuple[int, dict[str, Any]]:
+        checks = _CHECK.split(query)
+        subquery = _SUBQUERY.search(query)
+        if len(checks) > 1 and subquery is not None:
+            return self._batch(checks, subquery.groups(), at)
         parts = _PART.findall(query)
         workloads = _WORKLOADS.search(query)
         window = _WINDOW.search(query)
@@ -136,6 +148,24 @@ class Answers:
                 )
         return 200, {"status": "success", "data": {"resultType": "vector", "result": result}}
 
+    def _batch(
+        self, pieces: list[str], subquery: tuple[str | Any, ...], at: float
+    ) -> tuple[int, dict[str, Any]]:
+        """A batch of checks' expressions (canary.analysis.prometheus_batch): each check's
+        text lies before its tag, ``pieces`` alternating text and tag; its series tagged."""
+        with self.lock:
+            self.queries += 1
+        result = []
+        for text, tag in zip(pieces[0::2], pieces[1::2], strict=False):
+            parts = _PART.findall(text)
+            workloads = _WORKLOADS.search(text)
+            if not parts or workloads is None:
+                continue
+            for series in self._matrix_series(text, parts, workloads.groups(), subquery, at):
+                series["metric"][CHECK_TAG] = tag
+                result.append(series)
+        return 200, {"status": "success", "data": {"resultType": "matrix", "result": result}}
+
     def _matrix(
         self,
         query: str,
@@ -147,12 +177,28 @@ class Answers:
         """Counters over the subquery's range, at its resolution (exact counting)."""
         with self.lock:
             self.queries += 1
+        result = self._matrix_series(query, parts, workloads, subquery, at)
+        only = _ONLY.search(query)  # one side's series (the baseline: canary.analysis.prometheus)
+        if only is not None:
+            result = [r for r in result if r["metric"].get(only.group(1)) == only.group(2)]
+        return 200, {"status": "success", "data": {"resultType": "matrix", "result": result}}
+
+    def _matrix_series(
+        self,
+        query: str,
+        parts: list[str],
+        workloads: tuple[str | Any, ...],
+        subquery: tuple[str | Any, ...],
+        at: float,
+    ) -> list[dict[str, Any]]:
+        """The series of one check's parts over the subquery's range."""
         canary, primary = str(workloads[0]), str(workloads[1])
         reach, step = float(subquery[0]), float(subquery[1])
         end = math.floor(at / step) * step
         times = [end - k * step for k in range(int(reach / step), -1, -1)]
         share = self.weight(canary)
-        failing = SLOW_SHARE if "istio_request_duration" in query else ERROR_SHARE
+        latency = "istio_request_duration" in query
+        failing = SLOW_SHARE if latency else ERROR_SHARE
         canary_failing = BAD_SHARE if self.is_bad(canary) else failing
         result = []
         for part in dict.fromkeys(parts):
@@ -162,17 +208,18 @@ class Answers:
                 else:
                     share_failing = canary_failing if workload == canary else failing
                     per_second = rate * (share_failing if part == "failures" else 1.0)
-                    values = self._counter((workload, part), per_second, times, end)
+                    key = (workload, part, "latency" if latency else "errors")
+                    values = self._counter(key, per_second, times, end)
                 result.append(
                     {
                         "metric": {"__canary_series": part, "destination_workload": workload},
                         "values": [[t, _number(v)] for t, v in zip(times, values, strict=True)],
                     }
                 )
-        return 200, {"status": "success", "data": {"resultType": "matrix", "result": result}}
+        return result
 
     def _counter(
-        self, key: tuple[str, str], per_second: float, times: list[float], end: float
+        self, key: tuple[str, str, str], per_second: float, times: list[float], end: float
     ) -> list[float]:
         """The counter ``key`` at ``times``: 1000 plus its rate integrated from the epoch; the
         rate changes (a new segment) at the first query that sees a new one, from ``end`` on."""
@@ -183,8 +230,7 @@ class Answers:
                 at = max(end, start)
                 segments.append((at, per_second, count + rate * (at - start)))
             segments = list(segments)
-        starts = [segment[0] for segment in segments]
-        return [_count_at(segments, starts, t) for t in times]
+        return _counts(segments, times)
 
     def stats(self) -> dict[str, int]:
         with self.lock:
@@ -195,6 +241,19 @@ def _count_at(segments: list[tuple[float, float, float]], starts: list[float], t
     """The count by ``t`` of (start, rate, count at start) segments."""
     start, rate, count = segments[max(bisect.bisect_left(starts, t) - 1, 0)]
     return count + rate * max(t - start, 0.0)
+
+
+def _counts(segments: list[tuple[float, float, float]], times: list[float]) -> list[float]:
+    """`_count_at` of every one of ``times`` (ascending), walking the segments once."""
+    out = []
+    index = 0
+    last = len(segments) - 1
+    for t in times:
+        while index < last and segments[index + 1][0] < t:
+            index += 1
+        start, rate, count = segments[index]
+        out.append(count + rate * max(t - start, 0.0))
+    return out
 
 
 def _number(value: float) -> str:
@@ -242,7 +301,7 @@ def make_server(answers: Answers, host: str = "127.0.0.1", port: int = 0) -> Thr
             self._send(code, body)
 
         def _send(self, code: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
+            data = orjson.dumps(body)
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))

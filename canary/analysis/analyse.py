@@ -8,6 +8,7 @@ never passed, and one check's trouble never stops the others.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from canary.analysis.judges import JudgeError, get_judge
@@ -19,8 +20,9 @@ from canary.analysis.provider import (
     MetricsProvider,
     MetricsUnavailableError,
     Targets,
+    windows_of,
 )
-from canary.analysis.samples import JudgeContext, SideSample
+from canary.analysis.samples import JudgeContext, SideSample, WindowSample
 from canary.engine.clock import seconds_since
 from canary.engine.plan import at_last_step
 from canary.engine.timing import (
@@ -102,22 +104,20 @@ def analyse(
     checks' new states."""
     context = judge_context(rollout, status, checks, now, judge_override)
     states = {s.name: s for s in status.analysis}
+    looks = [
+        _look(rollout, check, states, judge_override, targets, window_seconds, now, variables)
+        for check in checks
+    ]
+    windows = _windows(provider, looks, now)
     results: list[CheckResult] = []
     new_states: list[CheckState] = []
-    for check in checks:
-        state = states.get(check.name, CheckState(name=check.name))
-        name = judge_name(rollout, check, judge_override)
-        seconds = check_window(rollout, check, name, state, window_seconds, now)
-        try:
-            judge = get_judge(name)
-            given = query_variables(targets, seconds, check, variables)
-            # The exact window's start: the previous look's end, so consecutive looks add up.
-            given.setdefault("window_start", f"{now.timestamp() - seconds:.3f}")
-            window = provider.window(check, given, now)
-        except (MetricsError, JudgeError) as exc:
-            results.append(_inconclusive(check, name, status, now, exc))
+    for look, window in zip(looks, windows, strict=True):
+        check, state, name, given = look.check, look.state, look.judge, look.variables
+        if not isinstance(window, WindowSample):
+            results.append(_inconclusive(check, name, status, now, window))
             new_states.append(state)
             continue
+        judge = get_judge(name)
         if wants_baseline(rollout, check, name):
             state = with_baseline(rollout, check, state, provider, given, now, context)
             window = window.model_copy(update={"baseline": baseline_of(state)})
@@ -135,6 +135,53 @@ def analyse(
         new_states.append(new_state)
     # Kayenta's weighted score settles the mann-whitney verdicts (others are left as they are).
     return apply_score(results, checks), new_states
+
+
+@dataclass(frozen=True)
+class _Look:
+    """One check's look this tick: its state, its judge, its {{ variables }}."""
+
+    check: CheckSpec
+    state: CheckState
+    judge: JudgeName
+    missing: JudgeError | None
+    """Why there is no such judge (None: there is)."""
+    variables: dict[str, str]
+
+
+def _look(
+    rollout: Rollout,
+    check: CheckSpec,
+    states: dict[str, CheckState],
+    judge_override: JudgeName | None,
+    targets: Targets,
+    window_seconds: float,
+    now: datetime,
+    variables: dict[str, str] | None,
+) -> _Look:
+    state = states.get(check.name, CheckState(name=check.name))
+    name = judge_name(rollout, check, judge_override)
+    seconds = check_window(rollout, check, name, state, window_seconds, now)
+    missing = None
+    try:
+        get_judge(name)
+    except JudgeError as exc:
+        missing = exc
+    given = query_variables(targets, seconds, check, variables)
+    # The exact window's start: the previous look's end, so consecutive looks add up.
+    given.setdefault("window_start", f"{now.timestamp() - seconds:.3f}")
+    return _Look(check, state, name, missing, given)
+
+
+def _windows(
+    provider: MetricsProvider, looks: list[_Look], now: datetime
+) -> list[WindowSample | MetricsError | JudgeError]:
+    """The window of each look with a judge (why there is none for the others), asked of the
+    provider together: one request for the checks it can answer at once
+    (canary.analysis.prometheus)."""
+    judged = [look for look in looks if look.missing is None]
+    found = iter(windows_of(provider, [(look.check, look.variables) for look in judged], now))
+    return [next(found) if look.missing is None else look.missing for look in looks]
 
 
 def wants_baseline(rollout: Rollout, check: CheckSpec, judge: JudgeName) -> bool:

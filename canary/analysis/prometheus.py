@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from canary.analysis import exact
+from canary.analysis import exact, prometheus_batch
 from canary.analysis.prometheus_api import (
     BasicAuth,
     PrometheusClient,
@@ -30,7 +31,7 @@ from canary.analysis.prometheus_api import (
 )
 from canary.analysis.prometheus_reuse import LookCache
 from canary.analysis.prometheus_template import escape_regex, escape_string, render
-from canary.analysis.provider import MetricsUnavailableError, QueryError
+from canary.analysis.provider import Asked, MetricsError, MetricsUnavailableError, QueryError
 from canary.analysis.samples import SideSample, WindowSample
 from canary.model.analysis import CheckKind, CheckSpec
 from canary.model.duration import format_duration, parse_duration
@@ -83,6 +84,15 @@ def combine(parts: Mapping[str, str]) -> str:
     """One PromQL expression answering every part, each series tagged with its part."""
     return "\nor\n".join(
         f'label_replace(\n{query}\n, "{TAG}", "{part}", "", "")' for part, query in parts.items()
+    )
+
+
+def only_side(expression: str, label: str, value: str) -> str:
+    """``expression`` keeping only its series whose ``label`` is ``value`` (one side's), the
+    filter evaluated by Prometheus: half the answer of a check whose other side has series."""
+    return (
+        f"(\n{expression}\n)\nand on({label})\n"
+        f'label_replace(vector(1), "{label}", "{escape_string(value)}", "", "")'
     )
 
 
@@ -171,8 +181,13 @@ def _at(unix: float) -> datetime:
     return datetime.fromtimestamp(unix, tz=UTC)
 
 
+def _counts_exactly(check: CheckSpec) -> bool:
+    return bool(check.side_label) and check.kind in (CheckKind.ERROR_RATE, CheckKind.LATENCY)
+
+
 class PrometheusProvider:
-    """`MetricsProvider` on Prometheus: one instant query per check per tick."""
+    """`MetricsProvider` on Prometheus: one query per check per tick, or one for all of a
+    tick's exact-count checks (`batch_windows`, a `BatchProvider`)."""
 
     def __init__(
         self, settings: PrometheusSettings, *, sleep: Callable[[float], None] = time.sleep
@@ -184,7 +199,7 @@ class PrometheusProvider:
         """What each check's previous look read (canary.analysis.prometheus_reuse)."""
 
     def window(self, check: CheckSpec, variables: Mapping[str, str], at: datetime) -> WindowSample:
-        if check.side_label and check.kind in (CheckKind.ERROR_RATE, CheckKind.LATENCY):
+        if _counts_exactly(check):
             return self.exact_window(check, variables, at)
         return split(check, self.query(render_check(check, variables), at), variables)
 
@@ -197,7 +212,14 @@ class PrometheusProvider:
         given = dict(variables)
         given["interval"] = format_duration(max(round(seconds), 1))
         given["window_start"] = f"{start.timestamp() - seconds:.3f}"
-        return self.window(check, given, start).primary
+        if not _counts_exactly(check) or not given.get("primary"):
+            return self.window(check, given, start).primary
+        # exact counts: only the primary's series are asked for (the baseline reads no other)
+        look = self.look(given, start)
+        side = str(check.side_label)
+        expression = only_side(self.exact_expression(check, given), side, given["primary"])
+        answer = self._read(expression, look, self.settings.max_series)
+        return exact.split(check, answer, given, look, self.settings.max_series).primary
 
     def exact_window(
         self, check: CheckSpec, variables: Mapping[str, str], at: datetime
@@ -205,20 +227,87 @@ class PrometheusProvider:
         """Exact counts (canary.analysis.exact): one subquery, per series increases; the part
         of it the check's previous look read is not read again (prometheus_reuse)."""
         look = self.look(variables, at)
+        expression = self.exact_expression(check, variables)
+        answer = self._read(expression, look, self.settings.max_series)
+        return exact.split(check, answer, variables, look, self.settings.max_series)
+
+    def batch_windows(
+        self, asked: Sequence[Asked], at: datetime
+    ) -> list[WindowSample | MetricsError]:
+        """Every asked check's window: the exact-count checks that share a look in one
+        request (prometheus_batch), the others one request each. A check's window, or error,
+        is the one `window` gives it: a batch Prometheus refuses (one check's bad query) is
+        asked again check by check, so that one check's trouble stays its own."""
+        out: dict[int, WindowSample | MetricsError] = {}
+        groups: dict[exact.Look, list[tuple[int, str]]] = defaultdict(list)
+        for index, (check, variables) in enumerate(asked):
+            if not _counts_exactly(check):
+                out[index] = self._alone(check, variables, at)
+                continue
+            try:
+                look = self.look(variables, at)
+                groups[look].append((index, self.exact_expression(check, variables)))
+            except MetricsError as exc:
+                out[index] = exc
+        for look, members in groups.items():
+            if len(members) == 1:
+                index = members[0][0]
+                out[index] = self._alone(*asked[index], at)
+            else:
+                out.update(self._batch(asked, look, members, at))
+        return [out[index] for index in range(len(asked))]
+
+    def exact_expression(self, check: CheckSpec, variables: Mapping[str, str]) -> str:
+        """The check's exact-count expression (its parts rendered, tagged and capped)."""
         parts = {}
         for part, template in query_parts(check).items():
             try:
                 parts[part] = render(template, variables)
             except QueryError as exc:
                 raise QueryError(f"{_FIELDS[part]} of check '{check.name}': {exc}") from None
-        expression = exact.combine(parts, self.settings.max_series)
+        return exact.combine(parts, self.settings.max_series)
+
+    def _batch(
+        self,
+        asked: Sequence[Asked],
+        look: exact.Look,
+        members: list[tuple[int, str]],
+        at: datetime,
+    ) -> dict[int, WindowSample | MetricsError]:
+        expression = prometheus_batch.join([text for _, text in members])
+        limit = self.settings.max_series
+        try:
+            answer = self._read(expression, look, limit * len(members))
+        except QueryError:
+            return {index: self._alone(*asked[index], at) for index, _ in members}
+        except MetricsError as exc:
+            return {index: exc for index, _ in members}
+        out: dict[int, WindowSample | MetricsError] = {}
+        by_check = prometheus_batch.split_checks(answer, len(members))
+        for (index, _), series in zip(members, by_check, strict=True):
+            check, variables = asked[index]
+            try:
+                out[index] = exact.split(check, series, variables, look, limit)
+            except MetricsError as exc:
+                out[index] = exc
+        return out
+
+    def _alone(
+        self, check: CheckSpec, variables: Mapping[str, str], at: datetime
+    ) -> WindowSample | MetricsError:
+        try:
+            return self.window(check, variables, at)
+        except MetricsError as exc:
+            return exc
+
+    def _read(self, expression: str, look: exact.Look, max_series: int) -> list[exact.SeriesPoints]:
+        """The subquery of ``expression`` over ``look``, its reused part not read again."""
 
         def fetch(since: float | None) -> list[exact.SeriesPoints]:
             promql = exact.subquery(expression, look, since)
             return self._retried(lambda: self.client.query_points(promql, _at(look.end)))
 
-        answer = self.reuse.read(expression, look, fetch)
-        return exact.split(check, answer, variables, look, self.settings.max_series)
+        return self.reuse.read(expression, look, fetch, max_series=max_series)
 
     def look(self, variables: Mapping[str, str], at: datetime) -> exact.Look:
         """The look's boundaries on the resolution's grid: its end at or before ``at``, its

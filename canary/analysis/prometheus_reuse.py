@@ -111,9 +111,13 @@ class LookCache:
     def __len__(self) -> int:
         return len(self._kept)
 
-    def read(self, expression: str, look: Look, fetch: Fetch) -> list[SeriesPoints]:
+    def read(
+        self, expression: str, look: Look, fetch: Fetch, max_series: int | None = None
+    ) -> list[SeriesPoints]:
         """The answer to ``expression`` over ``look``'s whole range, as a full read gives it
-        (the points before the tail summarised)."""
+        (the points before the tail summarised); ``max_series``: the most series of an answer
+        kept (default the cache's; a batch of checks' answer may hold that many a check)."""
+        limit = self.max_series if max_series is None else max_series
         key = (expression, look.resolution, look.lookback)
         summary = self._get(key) if self.max_points > 0 else None
         if summary is not None and _usable(summary, look):
@@ -124,18 +128,18 @@ class LookCache:
                 if _same_tails(summary, fresh):
                     self.reused += 1
                     merged = _merge(summary, fresh, look)
-                    self._put(key, self._summarise(merged, look, summary.floor))
+                    self._put(key, self._summarise(merged, look, summary.floor, limit))
                     return merged
                 self.doubted += 1
         answer = fetch(None)
         if self.max_points > 0:
-            self._put(key, self._summarise(answer, look, _full_start(look)))
+            self._put(key, self._summarise(answer, look, _full_start(look), limit))
         return answer
 
     def _summarise(
-        self, answer: Sequence[SeriesPoints], look: Look, floor: float
+        self, answer: Sequence[SeriesPoints], look: Look, floor: float, max_series: int
     ) -> _Summary | None:
-        if len(answer) > self.max_series:
+        if len(answer) > max_series:
             return None  # the check is refused (maxSeries); nothing worth keeping
         cut = _on_grid(look.end - self.overlap, look.resolution)
         # no later look that can use this summary reaches a point older than this

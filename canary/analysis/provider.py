@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -61,3 +61,32 @@ class MetricsProvider(Protocol):
     def window(
         self, check: CheckSpec, variables: Mapping[str, str], at: datetime
     ) -> WindowSample: ...
+
+
+Asked = tuple[CheckSpec, Mapping[str, str]]
+"""A check and its look's {{ variables }}."""
+
+
+@runtime_checkable
+class BatchProvider(Protocol):
+    """A provider that answers a tick's checks together (fewer requests than one a check);
+    each check's window, or the MetricsError that check alone would have raised."""
+
+    def batch_windows(
+        self, asked: Sequence[Asked], at: datetime
+    ) -> list[WindowSample | MetricsError]: ...
+
+
+def windows_of(
+    provider: MetricsProvider, asked: Sequence[Asked], at: datetime
+) -> list[WindowSample | MetricsError]:
+    """Every asked check's window at ``at`` (or its error), together when the provider can."""
+    if isinstance(provider, BatchProvider):
+        return provider.batch_windows(asked, at)
+    out: list[WindowSample | MetricsError] = []
+    for check, variables in asked:
+        try:
+            out.append(provider.window(check, variables, at))
+        except MetricsError as exc:
+            out.append(exc)
+    return out

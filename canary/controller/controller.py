@@ -196,6 +196,9 @@ class Controller:
             {kind.kind: self.caches[kind.kind] for kind in (ROLLOUT, DEPLOYMENT)},
             self._synced,
             echoes=self.route_watch.echoes,
+            labelled={
+                k.kind: self.caches[k.kind] for k in (CONFIGMAP, SECRET) if k.kind in self.caches
+            },
         )
         self.events = EventSender(
             writer,

@@ -124,6 +124,8 @@ class EventSender:
         """Post now, in this thread, what is still queued for ``key`` (waiting for a batch the
         sender is posting); True when every Event handed over for ``key`` is recorded."""
         with self._cond:
+            if not self._pending.get(key) and key not in self._failed:
+                return True  # nothing queued or being posted for it: no scan of the queue
             mine = [batch for batch in self._queue if batch.key == key]
             if mine:
                 self._queue = deque(batch for batch in self._queue if batch.key != key)

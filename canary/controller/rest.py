@@ -6,7 +6,7 @@ every argument, copy every body through ``sanitize_for_serialization`` (a recurs
 the whole object) and rebuild the URL and headers on each call: at a thousand Rollouts that
 was a large share of the controller's CPU (docs/benchmarks.md, "Controller scale"). The
 controller's objects are plain JSON already, so `send` builds the path itself
-(`path_of`), encodes the body once with `json.dumps`, and hands it to the client's urllib3
+(`path_of`), encodes the body once with orjson, and hands it to the client's urllib3
 pool, which keeps the kubeconfig's TLS settings, client certificates and proxy. Credentials
 come from the client's configuration per request (``update_params_for_auth``), so a token
 with a refresh hook (the in-cluster ServiceAccount token, an exec plugin's) stays fresh.
@@ -14,10 +14,10 @@ with a refresh hook (the in-cluster ServiceAccount token, an exec plugin's) stay
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import orjson
 import urllib3
 from kubernetes import client
 
@@ -73,7 +73,7 @@ def send(
     api_client.update_params_for_auth(headers, [], AUTH_SETTINGS, path, method, None)
     data: bytes | None = None
     if body is not None:
-        data = json.dumps(body, separators=(",", ":")).encode()
+        data = orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
         headers["Content-Type"] = content_type
     url = api_client.configuration.host + path + query_of(query or {})
     response: urllib3.BaseHTTPResponse = api_client.rest_client.pool_manager.request(

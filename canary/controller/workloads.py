@@ -376,10 +376,11 @@ class WorkloadActions:
         return done
 
     def _delete_stale(self, primary: Json) -> list[str]:
-        selector = f"{ROLLOUT_LABEL}={self.rollout.metadata.name}"
+        labels = {ROLLOUT_LABEL: self.rollout.metadata.name}
+        # from the watch caches: a copy they have not seen yet is deleted at the next promotion
         copies = [
-            *self.kube.list(CONFIGMAP, self.namespace, selector).items,
-            *self.kube.list(SECRET, self.namespace, selector).items,
+            *self.kube.list_labelled(CONFIGMAP, self.namespace, labels),
+            *self.kube.list_labelled(SECRET, self.namespace, labels),
         ]
         done = []
         for ref in stale_configs(primary, copies):

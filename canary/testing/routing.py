@@ -9,6 +9,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import yaml
 from aiohttp import web
 from multidict import CIMultiDict
@@ -84,7 +85,7 @@ def _json(body: Any, status: int = 200, warnings: list[str] | None = None) -> we
         quoted = warning.replace("\\", "\\\\").replace('"', '\\"')
         headers.add("Warning", f'299 - "{quoted}"')
     return web.Response(
-        body=json.dumps(body).encode(),
+        body=orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS),
         status=status,
         content_type="application/json",
         headers=headers,

@@ -10,11 +10,12 @@ real server.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from canary.testing.errors import ApiError
 from canary.testing.resources import ResourceType
@@ -91,7 +92,7 @@ class Watcher:
 
 
 def line(event: Json) -> bytes:
-    return json.dumps(event, separators=(",", ":")).encode() + b"\n"
+    return orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS)
 
 
 def bookmark(rt: ResourceType, rv: int) -> Json:

@@ -135,3 +135,19 @@ def test_a_revision_that_changed_only_a_config_map_or_a_secret_is_promoted(
     copy_name = (used.get("configMapRef") or used.get("secretRef"))["name"]
     (current,) = [c for c in copies if c["metadata"]["name"] == copy_name]
     assert current["data"] == {"MODE": "bmV3"}, "the primary runs a copy of the new data"
+    # a third revision: the first one's copy is neither the primary's nor its stable one
+    second = status["stableRevision"]
+    cluster.api.apply({**template, "data": {"MODE": "dGhpcmQ="}})
+    ticker.until(
+        "a rollout of the third data",
+        lambda s: terminal(s) and s.get("stableRevision") not in (first, second),
+    )
+    left = {
+        o["metadata"]["name"]
+        for o in cluster.api.list("v1", kind, ns)
+        if o["metadata"]["name"].startswith(f"{name}-primary-")
+    }
+    first_copies = {c["metadata"]["name"] for c in copies} - {copy_name}
+    assert first_copies, "the first revision had a copy of its own"
+    assert not left & first_copies, "the stale copy was deleted"
+    assert copy_name in left, "the stable revision's copy is kept"
