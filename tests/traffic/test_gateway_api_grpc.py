@@ -18,7 +18,7 @@ import yaml
 from pydantic import ValidationError
 from test_mesh_schemas import crd_errors, engine_routes, schema_for, with_defaults
 
-from canary.analysis.policies import builtin_policy
+from canary.analysis.policies import builtin_policy, rollout_variables
 from canary.engine.actions import Route
 from canary.engine.routes import STABLE
 from canary.model.rollout import Rollout
@@ -380,14 +380,22 @@ def envoy_gateway_clusters(obj: Json) -> list[tuple[str, str]]:
     return out
 
 
-def policy_pattern(name: str, namespace: str, target: str) -> re.Pattern[str]:
-    text = builtin_policy("gateway-api-envoy").spec.variables[name]
-    text = text.replace("{{ namespace }}", namespace).replace("{{ target }}", target)
+def policy_pattern(name: str, rollout: Rollout) -> re.Pattern[str]:
+    """The policy's variable ``name`` expanded for ``rollout`` (its variables nest)."""
+    values = {
+        **builtin_policy("gateway-api-envoy").spec.variables,
+        **rollout_variables(rollout),
+        "namespace": rollout.metadata.namespace or "default",
+        "target": rollout.spec.target_ref.name,
+    }
+    text = values[name]
+    while "{{" in text:
+        text = re.sub(r"\{\{ (\w+) \}\}", lambda m: values[m.group(1)], text)
     return re.compile(f"^(?:{text})$")  # PromQL anchors =~ at both ends
 
 
 @pytest.mark.parametrize("name", [None, "greeter-internal"], ids=["target-name", "other-name"])
-def test_the_policy_reads_each_side_of_the_grpcroute_and_only_a_route_named_after_the_target(
+def test_the_policy_reads_each_side_of_the_grpcroute_the_rollout_lists_and_no_other(
     name: str | None,
 ) -> None:
     ab = {"abTest": {"match": HEADERS["exact"]}}
@@ -395,19 +403,17 @@ def test_the_policy_reads_each_side_of_the_grpcroute_and_only_a_route_named_afte
     assert rollout.spec.strategy.ab_test is not None
     route = Route(canary_weight=30, match=tuple(rollout.spec.strategy.ab_test.match))
     (grpc,) = mesh.desired_objects(rollout, route)
-    canary = policy_pattern("canary_cluster", "test", "greeter")
-    primary = policy_pattern("primary_cluster", "test", "greeter")
     grpc_clusters = re.compile(
         builtin_policy("gateway-api-envoy").spec.variables["grpc_clusters"].split('=~"')[-1][:-1]
     )
     clusters = envoy_gateway_clusters(grpc)
     assert len(clusters) == 4, "a cluster per backendRef, two rules"
+    other = rollout_of(grpc_only(name="someone-elses"), ab)
     for cluster, service in clusters:
-        read_as_canary, read_as_primary = canary.match(cluster), primary.match(cluster)
-        if name is not None:
-            assert not read_as_canary, cluster
-            assert not read_as_primary, cluster
-            continue
+        read_as_canary = policy_pattern("canary_cluster", rollout).match(cluster)
+        read_as_primary = policy_pattern("primary_cluster", rollout).match(cluster)
         assert bool(read_as_canary) == (service == "greeter-canary"), cluster
         assert bool(read_as_primary) == (service == "greeter-primary"), cluster
         assert grpc_clusters.match(cluster), "counted by gRPC status"
+        assert not policy_pattern("canary_cluster", other).match(cluster), "another route's"
+        assert not policy_pattern("primary_cluster", other).match(cluster), "another route's"
