@@ -328,7 +328,7 @@ def _section(
         "### Judges tuned to the same false-rollback level",
         "Per cell each judge family runs in every configuration (Flagger's rules: errors max "
         "1/2/5% x failureLimit 3/5/8, minRequests 1; the sequential judge: detect 2x/3x x "
-        "onUndecided rollback/promote x inconclusiveDeadline 10m/20m/30m) over healthy "
+        "onUndecided rollback/promote x inconclusiveDeadline 10m/20m/30m/60m) over healthy "
         "canaries (false rollbacks: a rollback for any reason, the deadline's included) and "
         "2x, 3x and 5x canaries (cost averaged over the three; at 0.1% errors they stay within "
         "the 1% objective, are not bad by the guarantee's definition and may be promoted); per "

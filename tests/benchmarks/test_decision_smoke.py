@@ -47,7 +47,7 @@ def test_the_pareto_benchmark_runs_and_ends_with_its_headline() -> None:
     )
     assert "Tuned to false rollbacks <= 2%" in done.stdout
     assert done.stdout.count("| calm | 3000 | 1% | flagger |") == 9
-    assert done.stdout.count("| calm | 3000 | 1% | sequential |") == 12
+    assert done.stdout.count("| calm | 3000 | 1% | sequential |") == 16
     assert "The default settings against Flagger tuned to them" in done.stdout
     assert "default/flagger: " in done.stdout
 
