@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
+from jsonschema import Draft4Validator
 
 from canary.testing import fast_schema, validation
 
@@ -339,6 +340,19 @@ def test_a_schema_fastjsonschema_cannot_compile_falls_back_to_jsonschema() -> No
     }
     with pytest.raises(re.error):  # jsonschema itself refuses the broken pattern, as before
         validation.check(schema, {"spec": {"a": "x"}}, None)
+
+
+def test_one_compilation_per_distinct_schema() -> None:
+    plain = validation.to_json_schema(ROLLOUTS)
+    compiled = fast_schema.compile_check(plain)
+    assert compiled is not None
+    assert fast_schema.compile_check(copy.deepcopy(plain)) is compiled
+    other = {**plain, "required": ["spec", "status"]}
+    assert fast_schema.compile_check(other) is not compiled
+    assert not fast_schema.passes(fast_schema.compile_check(other), {"spec": {}})
+    assert fast_schema.passes(compiled, {"spec": {}}) is (
+        list(Draft4Validator(plain).iter_errors({"spec": {}})) == []
+    )
 
 
 def test_a_valid_rollout_status_write_passes_the_compiled_check() -> None:
