@@ -2,9 +2,10 @@
 
 In order: unknown fields are pruned (and reported, for `fieldValidation=Strict|Warn`), defaults
 are filled in, the schema is checked with `jsonschema` (Draft 4, the dialect OpenAPI v3.0
-extends), then the `x-kubernetes-validations` CEL rules (see `canary.testing.cel`). Errors are
-worded like the real server's field errors: `spec.x: Required value`, `spec.x: Invalid value:
-...`, `spec.x: Unsupported value: ...`.
+extends; a compiled check, `canary.testing.fast_schema`, answers first and `jsonschema` runs
+only for an object it rejects, to word the causes), then the `x-kubernetes-validations` CEL
+rules (see `canary.testing.cel`). Errors are worded like the real server's field errors:
+`spec.x: Required value`, `spec.x: Invalid value: ...`, `spec.x: Unsupported value: ...`.
 
 An update checks only the top-level fields it changes (a status write does not check the
 spec again): a field equal to the stored one was checked when it was stored, and the real
@@ -19,8 +20,9 @@ from typing import Any
 from jsonschema import Draft4Validator
 from jsonschema.exceptions import ValidationError
 
-from canary.testing import cel
+from canary.testing import cel, fast_schema
 from canary.testing.errors import cause
+from canary.testing.fast_schema import Check
 from canary.testing.jsontree import clone
 
 Json = dict[str, Any]
@@ -66,12 +68,14 @@ def to_json_schema(node: Any) -> Any:
     return out
 
 
-_VALIDATORS: dict[tuple[int, frozenset[str]], tuple[Json, Draft4Validator]] = {}
+_VALIDATORS: dict[tuple[int, frozenset[str]], tuple[Json, Draft4Validator, Check | None]] = {}
 
 
-def _validator(schema: Json, unchanged: frozenset[str] = frozenset()) -> Draft4Validator:
-    """One compiled validator per schema object (kept alive here, so its id stays its own) and
-    set of top-level fields left out (`_unchanged`)."""
+def _validator(
+    schema: Json, unchanged: frozenset[str] = frozenset()
+) -> tuple[Draft4Validator, Check | None]:
+    """One `jsonschema` validator and one compiled check (`fast_schema`) per schema object (kept
+    alive here, so its id stays its own) and set of top-level fields left out (`_unchanged`)."""
     key = (id(schema), unchanged)
     found = _VALIDATORS.get(key)
     if found is None or found[0] is not schema:
@@ -81,9 +85,18 @@ def _validator(schema: Json, unchanged: frozenset[str] = frozenset()) -> Draft4V
                 k: ({} if k in unchanged else v) for k, v in plain.get("properties", {}).items()
             }
             plain = {**plain, "properties": properties}
-        found = (schema, Draft4Validator(plain))
+        found = (schema, Draft4Validator(plain), fast_schema.compile_check(plain))
         _VALIDATORS[key] = found
-    return found[1]
+    return found[1], found[2]
+
+
+def _schema_errors(schema: Json, body: Json, unchanged: frozenset[str]) -> list[ValidationError]:
+    """The schema's errors against `body`, in path order: none when the compiled check passes it
+    (it is never more lenient than `jsonschema`), else `jsonschema`'s, which word the causes."""
+    validator, compiled = _validator(schema, unchanged)
+    if fast_schema.passes(compiled, body):
+        return []
+    return sorted(validator.iter_errors(body), key=lambda e: list(map(str, e.absolute_path)))
 
 
 def _unchanged(body: Json, old: Json | None) -> frozenset[str]:
@@ -182,9 +195,7 @@ def check(schema: Json, obj: Json, old: Json | None) -> tuple[Json, list[Json], 
     unknown: list[str] = []
     cleaned = prune_and_default(schema, obj, [], unknown)
     body = {k: v for k, v in cleaned.items() if k != "metadata"}
-    validator = _validator(schema, _unchanged(body, old))
-    errors = sorted(validator.iter_errors(body), key=lambda e: list(map(str, e.absolute_path)))
-    causes = [_describe(e) for e in errors]
+    causes = [_describe(e) for e in _schema_errors(schema, body, _unchanged(body, old))]
     if not causes:
         was = {k: v for k, v in old.items() if k != "metadata"} if old is not None else cel.MISSING
         causes = cel.violations(schema, body, was)
