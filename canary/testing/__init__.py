@@ -10,7 +10,7 @@ official `kubernetes` client both work against it. See docs/testing.md.
 
 import importlib.util
 
-_EXTRA = ("aiohttp", "jsonpatch", "jsonschema")
+_EXTRA = ("aiohttp", "fastjsonschema", "jsonpatch", "jsonschema")
 _MISSING = [module for module in _EXTRA if importlib.util.find_spec(module) is None]
 if _MISSING:
     raise ImportError(
