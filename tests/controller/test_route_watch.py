@@ -342,6 +342,17 @@ def test_sharded_only_the_owner_of_the_rollouts_shard_puts_its_route_back(
         return all(len(r.shards.owned()) == 1 for r in replicas.values() if r.shards)
 
     wait_for("a shard each", one_shard_each)
+
+    def virtual_services_watched() -> bool:
+        # an edit delivered by a watch's first list is left to the first tick (not counted)
+        return all(
+            reflector.synced.is_set()
+            for replica in replicas.values()
+            for reflector in replica.route_watch.reflectors
+            if reflector.kind.kind == "VirtualService"
+        )
+
+    wait_for("the VirtualService watches synced", virtual_services_watched)
     shard = shard_of(ns, "web", 2)
     owner = next(n for n, r in replicas.items() if r.shards and shard in r.shards.owned())
     other = next(n for n in replicas if n != owner)
