@@ -17,6 +17,7 @@ from kubernetes import client, config
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from canary.analysis.prometheus import PrometheusProvider, PrometheusSettings, RetrySettings
+from canary.analysis.provider import MetricsProvider
 from canary.controller import Controller, ControllerSettings, LeaseSettings
 from canary.testing import ApiError, ApiServer
 from canary.testing.telemetry import MESHES, Behaviour, MeshTelemetry, Split, Workloads
@@ -237,8 +238,17 @@ class Cluster:
         return made
 
     def controller(
-        self, identity: str = "canary-a", start: bool = True, **settings: Any
+        self,
+        identity: str = "canary-a",
+        start: bool = True,
+        *,
+        provider: MetricsProvider | None = None,
+        user_agent: str | None = None,
+        **settings: Any,
     ) -> Controller:
+        """A controller on this cluster, judged by ``provider`` (default: Prometheus at
+        ``prometheus_url``), its requests sent as ``user_agent`` (the API server logs them by
+        agent) when given."""
         options: Json = {
             "namespaces": (self.namespace,),
             "identity": identity,
@@ -250,14 +260,18 @@ class Cluster:
             "notify": None,
         }
         options.update(settings)
-        provider = PrometheusProvider(
-            PrometheusSettings(
-                url=self.prometheus_url,
-                timeout=2.0,
-                retries=RetrySettings(attempts=2, backoff=0.1, max_backoff=0.2),
+        if provider is None:
+            provider = PrometheusProvider(
+                PrometheusSettings(
+                    url=self.prometheus_url,
+                    timeout=2.0,
+                    retries=RetrySettings(attempts=2, backoff=0.1, max_backoff=0.2),
+                )
             )
-        )
-        made = Controller(self.api_client(), ControllerSettings(**options), provider=provider)
+        api_client = self.api_client()
+        if user_agent is not None:
+            api_client.user_agent = user_agent
+        made = Controller(api_client, ControllerSettings(**options), provider=provider)
         self.controllers.append(made)
         return made.start() if start else made
 

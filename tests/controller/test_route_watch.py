@@ -29,7 +29,7 @@ from controller_support import (
 )
 from tick_support import GATEWAY, HTTPROUTE, VS, Clock, Judged
 
-from canary.controller import Controller, ControllerSettings, LeaseSettings
+from canary.controller import Controller, ControllerSettings
 from canary.controller.route_watch import RouteWatch
 from canary.controller.shards import shard_of
 from canary.gates.webhooks import WebhookCaller
@@ -310,22 +310,13 @@ def test_a_route_kind_not_installed_or_not_allowed_breaks_nothing(
 
 
 def sharded_replica(cluster: Cluster, identity: str) -> Controller:
-    api_client = cluster.api_client()
-    api_client.user_agent = f"canary-controller/{identity}"
-    settings = ControllerSettings(
-        namespaces=(cluster.namespace,),
-        identity=identity,
-        lease=LeaseSettings(
-            namespace=cluster.namespace, lease_duration=2.0, renew_deadline=1.5, retry_period=0.2
-        ),
+    return cluster.controller(
+        identity,
+        provider=Judged(0),
+        user_agent=f"canary-controller/{identity}",
         shards=2,
         metrics_address=None,
-        watch_timeout=30,
-        notify=None,
     )
-    made = Controller(api_client, settings, provider=Judged(0))
-    cluster.controllers.append(made)
-    return made.start()
 
 
 def test_sharded_only_the_owner_of_the_rollouts_shard_puts_its_route_back(

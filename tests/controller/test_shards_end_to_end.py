@@ -14,7 +14,7 @@ from typing import Any
 from controller_support import Cluster, deployment, rollout, wait_for
 from tick_support import Judged
 
-from canary.controller import Controller, ControllerSettings, LeaseSettings
+from canary.controller import Controller, LeaseSettings
 from canary.controller.shards import shard_of
 from canary.testing import ApiServer, lease_audit
 from canary.testing.lease_audit import writes_outside_leases
@@ -73,25 +73,20 @@ class StatusLog:
 
 
 def replica(cluster: Cluster, identity: str) -> Controller:
-    api_client = cluster.api_client()
-    api_client.user_agent = f"{AGENT}{identity}"
-    settings = ControllerSettings(
-        namespaces=(cluster.namespace,),
-        identity=identity,
-        lease=LeaseSettings(
-            namespace=cluster.namespace,
-            lease_duration=DURATION,
-            renew_deadline=DEADLINE,
-            retry_period=RETRY,
-        ),
+    lease = LeaseSettings(
+        namespace=cluster.namespace,
+        lease_duration=DURATION,
+        renew_deadline=DEADLINE,
+        retry_period=RETRY,
+    )
+    return cluster.controller(
+        identity,
+        provider=Judged(0),
+        user_agent=f"{AGENT}{identity}",
+        lease=lease,
         shards=SHARDS,
         metrics_address=None,
-        watch_timeout=30,
-        notify=None,
     )
-    made = Controller(api_client, settings, provider=Judged(0))
-    cluster.controllers.append(made)
-    return made.start()
 
 
 def status_writers(api: ApiServer, namespace: str, since: int = 0) -> dict[str, list[str]]:
