@@ -47,7 +47,7 @@ from canary.controller.watches import Cache
 from canary.model.notification import NotificationChannel
 from canary.model.policy import AnalysisPolicy, ClusterAnalysisPolicy
 from canary.model.rollout import Rollout
-from canary.notify.kube_events import COMPONENT
+from canary.notify.kube_events import event_body
 
 log = logging.getLogger("canary.controller.refusals")
 
@@ -58,7 +58,6 @@ QUEUED_EVENTS = 1_000
 """Refusal Events waiting to be posted at most."""
 EVENT_NAMESPACE_OF_CLUSTER_OBJECTS = "default"
 """Where Kubernetes records the Events of cluster-scoped objects (client-go's recorder)."""
-_MESSAGE_LIMIT = 1024
 
 
 @dataclass(frozen=True)
@@ -310,27 +309,16 @@ def warning_event(
         involved["uid"] = uid
     if version:
         involved["resourceVersion"] = version
-    if len(message) > _MESSAGE_LIMIT:
-        message = message[: _MESSAGE_LIMIT - 1] + "…"
-    stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {
-            "name": f"{name[:200]}.{digest}",
-            "namespace": namespace or EVENT_NAMESPACE_OF_CLUSTER_OBJECTS,
-        },
-        "involvedObject": involved,
-        "reason": reason,
-        "message": message,
-        "type": "Warning",
-        "source": {"component": COMPONENT, "host": identity},
-        "reportingComponent": COMPONENT,
-        "reportingInstance": identity,
-        "firstTimestamp": stamp,
-        "lastTimestamp": stamp,
-        "count": 1,
-    }
+    return event_body(
+        involved,
+        name=f"{name[:200]}.{digest}",
+        namespace=namespace or EVENT_NAMESPACE_OF_CLUSTER_OBJECTS,
+        reason=reason,
+        message=message,
+        warning=True,
+        now=now,
+        instance=identity,
+    )
 
 
 def _object_key(model: type[BaseModel], obj: Json) -> tuple[str, str, str]:

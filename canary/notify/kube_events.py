@@ -33,21 +33,42 @@ def kube_event(
         involved["uid"] = rollout.metadata.uid
     if rollout.metadata.resource_version:
         involved["resourceVersion"] = rollout.metadata.resource_version
-    timestamp = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
-    message = event.message
+    return event_body(
+        involved,
+        name=f"{rollout.metadata.name[:200]}.{int(stamp.timestamp() * 1e9):x}.{digest}",
+        namespace=namespace,
+        reason=event.reason,
+        message=event.message,
+        warning=event.warning,
+        now=stamp,
+        instance=instance,
+    )
+
+
+def event_body(
+    involved: dict[str, Any],
+    *,
+    name: str,
+    namespace: str,
+    reason: str,
+    message: str,
+    warning: bool,
+    now: datetime,
+    instance: str = "",
+) -> dict[str, Any]:
+    """The body of a core/v1 Event named ``name`` in ``namespace`` about ``involved`` (its
+    involvedObject), posted by this component (``instance``: the replica)."""
+    timestamp = _utc(now).strftime("%Y-%m-%dT%H:%M:%SZ")
     if len(message) > _MESSAGE_LIMIT:
         message = message[: _MESSAGE_LIMIT - 1] + "…"
     return {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {
-            "name": f"{rollout.metadata.name[:200]}.{int(stamp.timestamp() * 1e9):x}.{digest}",
-            "namespace": namespace,
-        },
+        "metadata": {"name": name, "namespace": namespace},
         "involvedObject": involved,
-        "reason": event.reason,
+        "reason": reason,
         "message": message,
-        "type": "Warning" if event.warning else "Normal",
+        "type": "Warning" if warning else "Normal",
         "source": {"component": COMPONENT, **({"host": instance} if instance else {})},
         "reportingComponent": COMPONENT,
         "reportingInstance": instance or COMPONENT,
