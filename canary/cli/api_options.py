@@ -17,6 +17,7 @@ from typing import Any, TypeVar, cast
 import click
 
 from canary.cli.params import parsed_by
+from canary.gates.api.address import parse_listen
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,14 +31,6 @@ TOKENS_HELP = (
     "With --api-listen: the API's tokens, a file of lines 'NAME SCOPE TOKEN' or a directory of "
     "one file per token."
 )
-
-
-def parse_address(text: str) -> Address:
-    """``HOST:PORT``, ``[::1]:PORT`` or ``:PORT`` (every interface) -> (host, port)."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"address {text!r}: use HOST:PORT or :PORT, e.g. 127.0.0.1:8088")
-    return host.strip("[]") or "0.0.0.0", int(port)
 
 
 def api_options(*, own_tokens: str | None = None) -> Callable[[F], F]:
@@ -70,7 +63,7 @@ def api_options(*, own_tokens: str | None = None) -> Callable[[F], F]:
                 "--api-listen",
                 default=None,
                 metavar="HOST:PORT",
-                callback=parsed_by(parse_address),
+                callback=parsed_by(parse_listen),
                 help=LISTEN_HELP,
             )(with_tokens),
         )

@@ -16,10 +16,11 @@ from types import FrameType
 
 import click
 
-from canary.cli.api_options import Address, api_options, parse_address
+from canary.cli.api_options import Address, api_options
 from canary.cli.collector import freeze_startup_heap, tune_collector
 from canary.cli.link import rollout_link_option
 from canary.cli.timeline import fail
+from canary.gates.api.address import parse_listen
 from canary.model.duration import DurationError, parse_duration
 
 IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -236,7 +237,7 @@ def controller(
         validate_shards(shards)
         if shards > 1 and not leader_elect:
             raise ValueError("--shards above 1 needs --leader-elect (each shard is a Lease)")
-        address = None if metrics_addr in ("0", "") else parse_address(metrics_addr)
+        address = None if metrics_addr in ("0", "") else parse_listen(metrics_addr)
         DestinationPolicy.of(allow=webhook_allow)  # a bad CIDR is named here, not in a thread
         settings = PrometheusSettings(
             url=prometheus,

@@ -64,8 +64,9 @@ def api(
 ) -> None:
     """Serve the canary API for local mode: `canary get/list/approve/promote/abort/retry/wait`
     and CI pipelines talk to it."""
+    from canary.gates.api.address import parse_listen
     from canary.gates.api.auth import TokenError
-    from canary.gates.api.serve import Tls, local_app, parse_listen, serve
+    from canary.gates.api.serve import Tls, local_app, serve
 
     tls = None
     try:

@@ -10,8 +10,9 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from canary.cli.api_options import LISTEN_HELP, TOKENS_HELP, parse_address
+from canary.cli.api_options import LISTEN_HELP, TOKENS_HELP
 from canary.cli.main import cli
+from canary.gates.api.address import parse_listen as parse_address
 
 COMMANDS = {
     "controller": [],

@@ -12,20 +12,13 @@ from types import TracebackType
 import uvicorn
 from fastapi import FastAPI
 
+from canary.gates.api.address import parse_listen
 from canary.gates.api.app import ApiSettings, create_app
 from canary.gates.api.audit import AuditSink, JsonlAuditLog
 from canary.gates.api.auth import TokenSet
 from canary.gates.api.filestore import FileStore
 
 AUDIT_FILE = "audit.jsonl"
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[::1]:8088`` for IPv6) -> (host, port); raises ValueError."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"listen address {text!r}: use HOST:PORT, e.g. 127.0.0.1:8088")
-    return host.strip("[]"), int(port)
 
 
 def local_app(
