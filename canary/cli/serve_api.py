@@ -27,7 +27,12 @@ from canary.model.duration import DurationError, parse_duration
     required=True,
     help="Tokens file (lines 'NAME SCOPE TOKEN') or directory (one file per token).",
 )
-@click.option("--listen", default="127.0.0.1:8088", show_default=True, help="HOST:PORT.")
+@click.option(
+    "--listen",
+    default="127.0.0.1:8088",
+    show_default=True,
+    help="HOST:PORT, or :PORT for every interface.",
+)
 @click.option(
     "--audit-log",
     type=click.Path(dir_okay=False, path_type=Path),
