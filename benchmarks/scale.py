@@ -12,13 +12,15 @@ For each size, a fresh setup:
   canary's request counts proportional to the weight its VirtualService holds now;
 - the controller in a process of its own (benchmarks/scale_controller.py), built as
   ``canary controller`` builds it (leader election, notifications, /metrics, 32 workers), with
-  its ticks timed: lateness is when a tick started minus when APScheduler had it due.
+  its ticks timed: lateness is when a tick started minus when the scheduler had it due.
 
 Once every Rollout is Initialized, every Deployment gets a new image at the same moment (the
 burst: its tick lateness, and the time until every canary takes traffic). Then each gets
-another new image, spread evenly over one interval (a new revision restarts a rollout), so the
-N rollouts are at every point of their cycle (``--lockstep`` skips this); each one that ends
-gets a new image at once, so all N keep progressing. The steady state is then measured for
+another new image, spread evenly over one rollout's cycle (``--spread``, by default six
+intervals: about how long one rollout of this workload takes from a new image to promoted; the
+cycle measured in the window is reported beside it), so that the N rollouts are at every
+point of their cycle, as independent rollouts would be (``--lockstep`` skips this); each one
+that ends gets a new image at once, so all N keep progressing. The steady state is then measured for
 ``--duration`` seconds: tick lateness (p50/p99), reconcile duration, API calls and metric
 queries per tick, the controller's CPU seconds and peak RSS, and with py-spy
 (``pip install -e '.[bench]'``) a profile of the controller at the largest size.
@@ -64,6 +66,7 @@ sys.path.insert(0, str(HERE))
 
 from report import replace_section  # noqa: E402
 from scale_cluster import ROOT, Cluster, make_cluster  # noqa: E402
+from scale_gc import FrozenHeap, PauseLog  # noqa: E402
 
 NAMESPACE = "bench"
 WEIGHTS = [5, 10, 20, 50]
@@ -265,7 +268,6 @@ def _module(frame: str) -> str:
 PLUMBING = (
     "(threading.py)",
     "(concurrent/futures/thread.py)",
-    "(apscheduler/executors/base.py)",
     "(scale_controller.py)",
     "(pydantic/_internal/_validate_call.py)",
 )
@@ -320,6 +322,13 @@ class SizeResult:
     traffic."""
     queue_p99: float = float("nan")
     """Of the lateness: waiting for a free worker (submitted -> started)."""
+    spread_seconds: float = 0.0
+    """Over how long the N rollouts' new images were spread before the window (0: lockstep)."""
+    cycle_seconds: float = float("nan")
+    """One rollout's cycle in the window: N x window / rollouts promoted in it."""
+    busiest_second: int = 0
+    """Ticks started in the busiest second of the window (against ticks_per_second: whether
+    the rollouts were in phase)."""
     reconcile_p50: float = float("nan")
     reconcile_p99: float = float("nan")
     reconcile_mean: float = float("nan")
@@ -343,6 +352,12 @@ class SizeResult:
     apiserver_cores: float = 0.0
     prometheus_cores: float = 0.0
     peak_rss_mib: float = 0.0
+    controller_gc_max: float = 0.0
+    """The controller's longest collector pause in the window, s."""
+    controller_gc_share: float = 0.0
+    """The share of the window the controller spent in its collector."""
+    apiserver_gc_max: float = 0.0
+    """The API server stand-in's longest collector pause in the window, s (scale_gc.py)."""
     steps: int = 0
     succeeded: int = 0
     failed: int = 0
@@ -414,6 +429,8 @@ def run_size(size: int, args: argparse.Namespace, work: Path, profile: bool) -> 
         ready_delay=args.ready_delay,
     )
     children: list[Child] = []
+    stand_in_pauses = PauseLog().start()
+    frozen = FrozenHeap().start()
     try:
         kubeconfig = cluster.api.kubeconfig(folder / "kubeconfig", namespace=NAMESPACE)
         python = sys.executable
@@ -487,14 +504,8 @@ def run_size(size: int, args: argparse.Namespace, work: Path, profile: bool) -> 
         if args.lockstep:
             time.sleep(max(0.0, bumped_at + args.interval - time.time()))
         else:
-            # A new image for each, spread evenly over one interval: a new revision restarts
-            # a rollout, so from here on the N rollouts are at every point of their cycle.
-            console.log(f"{size} rollouts: new images again, spread over {args.interval:g}s")
-            spread = time.time()
-            for index, name in enumerate(cluster.names):
-                time.sleep(max(0.0, spread + index * args.interval / size - time.time()))
-                cluster.rollouts.bump(name)
-            time.sleep(max(0.0, spread + args.interval + args.ready_delay + 1 - time.time()))
+            spread_rollouts(cluster, size, spread_of(args), args)
+            result.spread_seconds = spread_of(args)
 
         spy = py_spy() if profile else None
         if spy is not None:
@@ -552,6 +563,9 @@ def run_size(size: int, args: argparse.Namespace, work: Path, profile: bool) -> 
             else:
                 result.problems.append(f"py-spy wrote no profile: {spy_child.stderr_tail(3)}")
         summarise(result, out["ticks"], requests, start, end, burst)
+        gc_pauses(result, out.get("gc_pauses", []), stand_in_pauses, start, end)
+        if result.succeeded:
+            result.cycle_seconds = size * result.window_seconds / result.succeeded
         waits(result, out["calls"], start, end)
     except BaseException:
         for child in children:
@@ -562,9 +576,43 @@ def run_size(size: int, args: argparse.Namespace, work: Path, profile: bool) -> 
         for child in reversed(children):
             child.stop(10)
         cluster.close()
+        frozen.stop()
+        stand_in_pauses.stop()
     if args.keep:
         console.log(f"files of the {size} run kept in {folder}")
     return result
+
+
+def spread_of(args: argparse.Namespace) -> float:
+    """Seconds over which the rollouts' phases are spread (``--spread``, else six intervals)."""
+    return float(args.spread) if args.spread is not None else 6.0 * args.interval
+
+
+def spread_rollouts(cluster: Any, size: int, spread: float, args: argparse.Namespace) -> None:
+    """A new image for each rollout, evenly over ``spread`` seconds: a new revision restarts a
+    rollout, and an ended one restarts at once, so from here on the N rollouts are at every
+    point of a cycle that long, as N independent rollouts would be. Returns once the last one
+    has had an interval to start."""
+    console.log(f"{size} rollouts: new images again, spread over {spread:g}s")
+    began = time.time()
+    for index, name in enumerate(cluster.names):
+        time.sleep(max(0.0, began + index * spread / size - time.time()))
+        cluster.rollouts.bump(name)
+    time.sleep(max(0.0, began + spread + args.interval + args.ready_delay + 1 - time.time()))
+
+
+def gc_pauses(
+    result: SizeResult,
+    controller: list[list[float]],
+    stand_in: PauseLog,
+    start: Mark,
+    end: Mark,
+) -> None:
+    """The window's collector pauses: the controller's, and the API server stand-in's."""
+    own = [seconds for wall, _, seconds in controller if start.t <= wall < end.t]
+    result.controller_gc_max = max(own, default=0.0)
+    result.controller_gc_share = sum(own) / max(1e-9, end.t - start.t)
+    result.apiserver_gc_max = max(stand_in.between(start.t, end.t), default=0.0)
 
 
 def summarise(
@@ -588,6 +636,8 @@ def summarise(
     result.lateness_max = max(late) if late else float("nan")
     result.burst_lateness_p99 = percentile([max(0.0, t[3] - t[1]) for t in in_burst], 99)
     result.queue_p99 = percentile([max(0.0, t[3] - t[2]) for t in steady], 99)
+    per_second = Counter(int(t[3] - start.t) for t in steady)
+    result.busiest_second = max(per_second.values(), default=0)
     durations = [t[4] - t[3] for t in steady]
     result.reconcile_p50 = percentile(durations, 50)
     result.reconcile_p99 = percentile(durations, 99)
@@ -661,6 +711,11 @@ def fmt(value: float | None, unit: str = "", digits: int = 2) -> str:
 COLUMNS: list[tuple[str, Callable[[SizeResult], str]]] = [
     ("rollouts", lambda r: f"{r.size:,}"),
     ("ticks/s", lambda r: fmt(r.ticks_per_second, digits=1)),
+    ("busiest second", lambda r: f"{r.busiest_second}"),
+    (
+        "spread / cycle",
+        lambda r: f"{r.spread_seconds:.0f} / {fmt(r.cycle_seconds, ' s', 0)}",
+    ),
     ("early", lambda r: f"{100 * r.early_ticks / r.ticks:.0f}%" if r.ticks else "n/a"),
     ("lateness p50", lambda r: fmt(r.lateness_p50, " s", 3)),
     ("lateness p99", lambda r: fmt(r.lateness_p99, " s", 3)),
@@ -681,6 +736,13 @@ COLUMNS: list[tuple[str, Callable[[SizeResult], str]]] = [
     ),
     ("CPU/tick", lambda r: fmt(r.cpu_ms_per_tick, " ms", 1)),
     ("peak RSS", lambda r: fmt(r.peak_rss_mib, " MiB", 0)),
+    (
+        "GC pauses: controller max / share, stand-in max",
+        lambda r: (
+            f"{1000 * r.controller_gc_max:.0f} ms / {100 * r.controller_gc_share:.1f}%, "
+            f"{1000 * r.apiserver_gc_max:.0f} ms"
+        ),
+    ),
     ("API server cores", lambda r: fmt(r.apiserver_cores, digits=2)),
     ("burst", lambda r: fmt(r.burst_seconds, " s", 1)),
     ("steps / promoted", lambda r: f"{r.steps} / {r.succeeded}"),
@@ -893,10 +955,13 @@ def markdown(results: list[SizeResult], args: argparse.Namespace, wall: float) -
         + (
             "then the steady state is measured in that lockstep. "
             if args.lockstep
-            else "then each gets another new image, spread evenly over one interval (a new "
-            "revision restarts a rollout), so that the N rollouts are at every point of their "
-            "cycle, as independent rollouts would be; every rollout that ends gets a new image "
-            "at once, so all N keep progressing. "
+            else f"then each gets another new image, spread evenly over {spread_of(args):g} s "
+            "(*spread*: about one rollout's cycle from a new image to promoted; a new revision "
+            "restarts a rollout), so that the N rollouts are at every point of their cycle, as "
+            "independent rollouts would be; every rollout that ends gets a new image at once, so "
+            "all N keep progressing (*cycle*: the rollouts' cycle in the window, N x window / "
+            "promoted; *busiest second*: the ticks started in the window's busiest second, "
+            "against the mean ticks/s: how far the rollouts were in phase). "
         )
         + f"The steady state is measured for {args.duration:g} s a size. Metrics come from a "
         f"stand-in for Prometheus (`benchmarks/scale_prometheus.py`, a process of its own): it "
@@ -912,7 +977,7 @@ def markdown(results: list[SizeResult], args: argparse.Namespace, wall: float) -
         "",
         "**Lateness** is when a tick started minus when it was due (the end of the previous "
         "tick plus its `requeueAfter`, or the moment an early tick was asked for), measured "
-        "inside the controller's process from APScheduler's events (in a cluster, the "
+        "inside the controller's process from its scheduler (in a cluster, the "
         "controller's `canary_tick_lateness_seconds` histogram). **Reconcile** is a tick's wall "
         "time; *waiting on API* and *waiting "
         "on queries* are the wall time of its API calls and metric queries as the controller "
@@ -1061,7 +1126,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--lockstep",
         action="store_true",
-        help="measure the N rollouts in step (as the burst left them), not spread over an interval",
+        help="measure the N rollouts in step (as the burst left them), not spread over a cycle",
+    )
+    parser.add_argument(
+        "--spread",
+        type=float,
+        default=None,
+        help="seconds over which the rollouts' new images are spread before the window "
+        "(default: six intervals, about one rollout's cycle; the measured cycle is reported)",
     )
     parser.add_argument("--ready-delay", type=float, default=2.0, help="seconds to pods ready")
     parser.add_argument(
@@ -1118,7 +1190,17 @@ def interrupted_as_exit() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-SAVED = ("interval", "workers", "judge", "rps", "ready_delay", "duration", "lockstep", "argv")
+SAVED = (
+    "interval",
+    "workers",
+    "judge",
+    "rps",
+    "ready_delay",
+    "duration",
+    "lockstep",
+    "spread",
+    "argv",
+)
 
 
 def load_results(path: Path, args: argparse.Namespace) -> tuple[list[SizeResult], float]:

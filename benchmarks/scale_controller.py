@@ -5,14 +5,16 @@ It builds the controller as ``canary controller`` does (canary/cli/controller.py
 election on a Lease, notifications on, ``/metrics`` on 127.0.0.1 and a free port, the
 Prometheus provider with its defaults) and measures what the controller does not expose yet:
 the lateness of every tick, and the wall time of each API call and metric query (by wrapping
-the two methods that make them). APScheduler's events carry the time each run was scheduled
-for (the end of the previous tick plus its ``requeueAfter``, or the moment an early tick was
-asked for); the tick function is wrapped to note when it really started and ended, and on
-SIGTERM/SIGINT everything is written as JSON to ``--out``:
+the two methods that make them). The tick function is wrapped to note when each tick really
+started and ended, and the scheduler says when it was due (the end of the previous tick plus
+its ``requeueAfter``, or the moment an early tick was asked for: the lateness it reports to
+``canary_tick_lateness_seconds``) and when it became ready for a worker; on SIGTERM/SIGINT
+everything is written as JSON to ``--out``:
 
-    {"ticks": [[key, scheduled, submitted, started, ended, early], ...],   # epoch seconds
+    {"ticks": [[key, due, ready, started, ended, early], ...],   # epoch seconds
      "calls": [[started, "read deployments", seconds], ...],  # API calls and queries
-     "exposition": "<the controller's /metrics>", "maxrss_kib": ..., "vmhwm_kib": ...}
+     "exposition": "<the controller's /metrics>", "maxrss_kib": ..., "vmhwm_kib": ...,
+     "gc_pauses": [[started, generation, seconds], ...]}  # the collector's passes
 
 It prints ``READY <metrics address>`` once every cache is synced and it leads.
 """
@@ -30,66 +32,51 @@ import time
 from pathlib import Path
 from typing import Any
 
-from apscheduler.events import (  # type: ignore[import-untyped]
-    EVENT_JOB_ERROR,
-    EVENT_JOB_EXECUTED,
-    EVENT_JOB_SUBMITTED,
-)
 from kubernetes import config
+from scale_gc import PauseLog
 
 from canary.analysis.prometheus import PrometheusClient, PrometheusProvider, PrometheusSettings
 from canary.cli.collector import freeze_startup_heap, tune_collector
 from canary.controller import Controller, ControllerSettings, LeaseSettings
 from canary.controller.kube import Kube
+from canary.controller.scheduling import current_run
 from canary.notify import NotifyConfig
 
 
 class TickLog:
-    """Scheduled, submitted, started and ended times of every tick, by rollout key."""
+    """Due, ready, started and ended times of every tick, by rollout key."""
 
     @classmethod
     def attach(cls, controller: Any) -> TickLog:
-        """A log of ``controller``'s ticks: each tick's CPU and its lateness (APScheduler's
-        submitted/executed events)."""
+        """A log of ``controller``'s ticks: each one's times (``current_run``: when it was due
+        and when it became ready for a worker) and whether it was early."""
         log = cls()
         scheduler = controller.scheduler
         scheduler._tick = log.wrap(scheduler._tick)
-        scheduler._scheduler.add_listener(
-            log.on_event, EVENT_JOB_SUBMITTED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR
-        )
         return log
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.ticks: list[tuple[str, float, float, float, float, bool]] = []
-        self._submitted: dict[str, float] = {}
-        self._ran: dict[str, tuple[float, float, bool]] = {}
 
     def wrap(self, tick: Any) -> Any:
         def timed(key: str, early: bool) -> float:
             started = time.time()
+            run = current_run()
+            since_due, since_ready = 0.0, 0.0
+            if run is not None:
+                now = time.monotonic()
+                since_due, since_ready = now - run.due, now - run.ready
             try:
                 return float(tick(key, early))
             finally:
+                ended = time.time()
                 with self.lock:
-                    self._ran[key] = (started, time.time(), early)
+                    self.ticks.append(
+                        (key, started - since_due, started - since_ready, started, ended, early)
+                    )
 
         return timed
-
-    def on_event(self, event: Any) -> None:
-        now = time.time()
-        key = str(event.job_id)
-        if event.code == EVENT_JOB_SUBMITTED:
-            with self.lock:
-                self._submitted[key] = now
-            return
-        scheduled = event.scheduled_run_time.timestamp()
-        with self.lock:
-            ran = self._ran.pop(key, None)
-            submitted = self._submitted.pop(key, scheduled)
-            if ran is not None:
-                started, ended, early = ran
-                self.ticks.append((key, scheduled, submitted, started, ended, early))
 
 
 class CallLog:
@@ -162,9 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     if not args.default_collector:
         tune_collector()
+    pauses = PauseLog().start()
     calls = CallLog()
     calls.install()
     api_client = config.new_client_from_config(config_file=str(args.kubeconfig))  # type: ignore[no-untyped-call]
@@ -211,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         "maxrss_kib": usage.ru_maxrss,
         "vmhwm_kib": _vmhwm_kib(),
         "cpu_seconds": usage.ru_utime + usage.ru_stime,
+        "gc_pauses": pauses.pauses,
     }
     args.out.write_text(json.dumps(result), encoding="utf-8")
     return 0

@@ -110,7 +110,6 @@ def replica_main(argv: list[str]) -> int:
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     api_client = config.new_client_from_config(config_file=str(args.kubeconfig))  # type: ignore[no-untyped-call]
     api_client.user_agent = f"{AGENT}{args.identity}"
     controller = Controller(
@@ -610,7 +609,7 @@ def markdown(result: Result, args: argparse.Namespace) -> str:
         'docs/controller.md, "Sharding"), one is SIGKILLed after the steady window. Setup '
         'as in "Controller scale" above (the same API server stand-in, kubelet, Prometheus '
         "stand-in, rollouts kept cycling); per replica its ticks, their lateness (from its "
-        "APScheduler events), its CPU (/proc) and peak RSS (VmHWM). A fourth process only "
+        "scheduler), its CPU (/proc) and peak RSS (VmHWM). A fourth process only "
         "watches (the controller's watches, caches and listeners, no shard): the CPU and memory "
         "every replica spends on seeing all objects rather than its shard's. The audit replays "
         "the API server's request log (who wrote what, by User-Agent) against the shard "

@@ -222,7 +222,6 @@ def controller(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     if not secrets_from_cluster and secrets_dir is None:
         fail(["--no-secrets-from-cluster needs --secrets-dir DIR"])
     try:

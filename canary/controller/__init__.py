@@ -1,5 +1,5 @@
 """The Kubernetes shell: watches Rollouts and their Deployments, ticks each Rollout on its own
-schedule (APScheduler), runs the engine, applies its actions with the official client, writes
+schedule (scheduling.py), runs the engine, applies its actions with the official client, writes
 status, records Events; leader election on a Lease; /metrics, /healthz, /readyz.
 
 docs/controller.md describes how it runs, what it watches and writes, and the RBAC it needs.

@@ -1,39 +1,38 @@
-"""When each Rollout's next tick runs: one APScheduler job per Rollout, at its own cadence.
+"""When each Rollout's next tick runs: a timer per Rollout key, a pool of workers to run them.
 
-The job of a Rollout runs its tick, and the tick says when the next one is due (the engine's
-``requeueAfter``: the analysis interval, or sooner while waiting on the world); the job is then
-rescheduled to that. Jobs run on a thread pool with ``max_instances=1`` and ``coalesce``, so
-one Rollout never has two ticks at once and runs missed while one was running collapse into
-one. `trigger` asks for an early tick (a Deployment or the Rollout changed): the job's next
-run is moved to now, and when the tick is running already, another one follows it at once.
+The tick of a Rollout says when the next one is due (the engine's ``requeueAfter``: the analysis
+interval, or sooner while waiting on the world); the key then waits until that moment. A key is
+always in exactly one state, *waiting* (on the timer), *ready* (due, waiting for a worker) or
+*running*, so one Rollout never has two ticks at once and is never forgotten. Ready keys run
+earliest-due first: under a burst every tick waits about as long as the queue, none much longer.
+`trigger` asks for an early tick (a Deployment or the Rollout changed): a waiting key is due at
+once; a ready one already runs soon; a running one ticks once more when this tick ends.
 
-Each time it sets a job's next run the scheduler notes when that run is due; a run reports its
-*lateness* (how long after that it started: waiting for a free worker, or for the scheduler)
-to ``on_lateness`` as ``scheduled`` or ``early``, and `busy` is how many workers run a tick.
+(This replaced APScheduler, whose one-instance rule *skipped* a run that came due while the
+previous run of the job was still returning and left it to the trigger's next fire time, 30 s
+later; and whose job store, triggers and events cost a share of every tick.)
+
+When a key's run starts, the scheduler reports its *lateness* (how long after it was due it
+started: waiting for a free worker) to ``on_lateness`` as ``scheduled`` or ``early``; `busy` is
+how many workers run a tick.
 
 Each early wake names its *reason* (``deployment``, ``command``, ``route``, ...). Wakes that
-arrive while one is already waiting to run, or while a second run after the running one is
-already asked for, are *coalesced* into that run (no tick of their own); ``on_wake(reason,
-fate)`` hears each (fate ``ticks`` or ``coalesced``). While a tick runs, `current_wake` on its
-thread says why: ``scheduled``, or the reasons of the wakes it took, sorted and joined by
-``+``.
+arrive while a tick is already asked for (the key is due, or a second run after the running one
+is asked for) are *coalesced* into that run (no tick of their own); ``on_wake(reason, fate)``
+hears each (fate ``ticks`` or ``coalesced``). While a tick runs, `current_wake` on its thread says
+why: ``scheduled``, or the reasons of the wakes it took, sorted and joined by ``+``, and
+`current_run` when it was due and when it became ready.
 """
 
 from __future__ import annotations
 
-import contextlib
+import heapq
+import itertools
 import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-
-from apscheduler.executors.pool import ThreadPoolExecutor  # type: ignore[import-untyped]
-from apscheduler.jobstores.base import JobLookupError  # type: ignore[import-untyped]
-from apscheduler.schedulers.background import (  # type: ignore[import-untyped]
-    BackgroundScheduler,
-)
-from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
+from dataclasses import dataclass, field
 
 log = logging.getLogger("canary.controller.scheduling")
 
@@ -52,7 +51,17 @@ SCHEDULED = "scheduled"
 """`current_wake` of a tick that runs at its requeue time."""
 EARLY = "early"
 """The reason of an early tick run without the scheduler (tests driving ticks by hand)."""
+MIN_DELAY = 0.05
+"""The shortest requeue a tick can ask for (a wake is never delayed by it)."""
 _local = threading.local()
+
+
+@dataclass(frozen=True)
+class RunTiming:
+    """When the run ticking on this thread was due and became ready (time.monotonic)."""
+
+    due: float
+    ready: float
 
 
 def current_wake() -> str:
@@ -61,13 +70,32 @@ def current_wake() -> str:
     return wake
 
 
-MIN_DELAY = 0.05
-FALLBACK = 30.0
-"""Seconds between runs should a tick not reschedule itself (it always does)."""
+def current_run() -> RunTiming | None:
+    """The timing of the run ticking on this thread; None outside a tick."""
+    timing: RunTiming | None = getattr(_local, "run", None)
+    return timing
+
+
+WAITING, READY, RUNNING = "waiting", "ready", "running"
+
+
+@dataclass(eq=False)
+class _Key:
+    name: str
+    due: float
+    state: str = WAITING
+    version: int = 0
+    """Bumped at each change of ``due`` or state: older timer entries are stale."""
+    ready: float = 0.0
+    early: set[str] = field(default_factory=set)
+    during: list[Wake] = field(default_factory=list)
+    removed: bool = False
+    requeue: float | None = None
+    """The delay of an `ensure` that came while the key's removed run was still running."""
 
 
 class TickScheduler:
-    """One job per Rollout key ("namespace/name")."""
+    """One timer per Rollout key ("namespace/name"), ticks run on ``workers`` threads."""
 
     def __init__(
         self,
@@ -80,83 +108,108 @@ class TickScheduler:
         self._tick = tick
         self._on_lateness = on_lateness
         self._on_wake = on_wake
-        self._scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=workers)},
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
-            timezone=UTC,
-        )
-        self._lock = threading.Condition()
+        self._workers = max(1, workers)
+        mutex = threading.RLock()
+        self._lock = threading.Condition(mutex)
+        """Held for every change of state; the dispatcher waits on it for the timer."""
+        self._ready_cv = threading.Condition(mutex)
+        """Idle workers wait on it for a ready key."""
+        self._idle = threading.Condition(mutex)
+        """`shutdown` waits on it for the running ticks to end."""
+        self._keys: dict[str, _Key] = {}
+        self._timers: list[tuple[float, int, _Key, int]] = []
+        self._ready: list[tuple[float, int, _Key]] = []
+        self._order = itertools.count()
+        self._busy = 0
+        self._running = False
         self._stopping = False
-        self._early: dict[str, set[str]] = {}
-        """The keys woken early, with the reasons of their wakes."""
-        self._running: set[str] = set()
-        self._during: dict[str, list[Wake]] = {}
-        """The wakes of each running key that came while it ran, settled when it ends."""
-        self._due: dict[str, float] = {}
-        """When each job's next run is due (time.monotonic)."""
+        self._generation = 0
+        """Threads of an earlier start (before a shutdown) end instead of working on."""
+
+    # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._scheduler.start()
+        with self._lock:
+            if self._running and not self._stopping:
+                return
+            self._running, self._stopping = True, False
+            self._generation += 1
+            generation = self._generation
+        threads = [
+            threading.Thread(
+                target=self._dispatch, args=(generation,), name="canary-ticks", daemon=True
+            )
+        ]
+        threads += [
+            threading.Thread(
+                target=self._work, args=(generation,), name=f"canary-tick-{n}", daemon=True
+            )
+            for n in range(self._workers)
+        ]
+        for thread in threads:
+            thread.start()
 
     def shutdown(self, wait: bool = True, timeout: float = 60.0) -> None:
-        """Stop starting ticks; with ``wait``, wait for the running ones to finish.
-
-        (APScheduler's own ``shutdown(wait=True)`` waits while holding the lock a finishing
-        job needs to reschedule itself: the ticks are waited for here instead.)"""
+        """Stop starting ticks; with ``wait``, wait (up to ``timeout``) for the running ones."""
         with self._lock:
             self._stopping = True
-        if self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
-        if wait:
-            with self._lock:
-                self._lock.wait_for(lambda: not self._running, timeout)
+            self._lock.notify_all()
+            self._ready_cv.notify_all()
+            if wait:
+                self._idle.wait_for(lambda: self._busy == 0, timeout)
+            self._running = False
 
     @property
     def running(self) -> bool:
-        return bool(self._scheduler.running)
+        return self._running and not self._stopping
 
     @property
     def busy(self) -> int:
         """Workers running a tick now."""
         with self._lock:
-            return len(self._running)
+            return self._busy
+
+    # -- keys -----------------------------------------------------------------------------
 
     def keys(self) -> list[str]:
-        return [str(job.id) for job in self._scheduler.get_jobs()]
+        with self._lock:
+            return [name for name, key in self._keys.items() if not key.removed]
 
     def ensure(self, key: str, delay: float = 0.0) -> None:
-        """A job for ``key``, first run after ``delay`` seconds (kept as it is if it exists)."""
-        if self._scheduler.get_job(key) is not None:
-            return
+        """A timer for ``key``, first run after ``delay`` seconds (kept as it is if it exists)."""
         with self._lock:
-            self._due[key] = time.monotonic() + max(0.0, delay)
-        self._scheduler.add_job(
-            self._run,
-            IntervalTrigger(seconds=60, timezone=UTC),
-            args=[key],
-            id=key,
-            name=f"tick {key}",
-            next_run_time=_after(delay),
-            replace_existing=True,
-        )
+            known = self._keys.get(key)
+            if known is not None and not known.removed:
+                return
+            if known is not None:  # removed while it runs: its run requeues it when it ends
+                known.removed, known.requeue = False, max(0.0, delay)
+                return
+            entry = _Key(key, time.monotonic() + max(0.0, delay))
+            self._keys[key] = entry
+            self._wait(entry, entry.due)
 
     def remove(self, key: str) -> None:
-        with contextlib.suppress(JobLookupError):
-            self._scheduler.remove_job(key)
         with self._lock:
-            self._early.pop(key, None)
-            self._during.pop(key, None)
-            self._due.pop(key, None)
-
-    def due_in(self, key: str) -> float | None:
-        """Seconds until ``key``'s next tick (None: not scheduled, or running now)."""
-        with self._lock:
-            due = self._due.get(key)
-        return None if due is None else due - time.monotonic()
+            entry = self._keys.get(key)
+            if entry is None:
+                return
+            entry.version += 1  # its timer and ready entries are stale from now
+            if entry.state == RUNNING:
+                entry.removed, entry.requeue = True, None
+            else:
+                del self._keys[key]
 
     def remove_all(self) -> None:
         for key in self.keys():
             self.remove(key)
+
+    def due_in(self, key: str) -> float | None:
+        """Seconds until ``key``'s next tick (None: not scheduled, or running now)."""
+        with self._lock:
+            entry = self._keys.get(key)
+            if entry is None or entry.removed or entry.state == RUNNING:
+                return None
+            return entry.due - time.monotonic()
 
     def trigger(self, key: str, reason: str = "change", echo: Echo | None = None) -> None:
         """Tick ``key`` as soon as possible (an early tick), because of ``reason``; one wake
@@ -166,27 +219,120 @@ class TickScheduler:
         when the watch delivered it (dropped: the tick acted on what it wrote); any other runs
         one more tick at once."""
         with self._lock:
-            if key in self._running:
-                self._during.setdefault(key, []).append((reason, echo))
+            entry = self._keys.get(key)
+            if entry is None or entry.removed:
                 return
-            waiting = key in self._early
-            self._early.setdefault(key, set()).add(reason)
-            # due now, or earlier when a run already waits (overdue) for a worker
-            self._due[key] = min(self._due.get(key, float("inf")), time.monotonic())
-        self._woken(reason, "coalesced" if waiting else "ticks")
-        self._move(key, 0.0)
+            if entry.state == RUNNING:
+                entry.during.append((reason, echo))
+                return
+            coalesced = bool(entry.early) or entry.state == READY
+            entry.early.add(reason)
+            if entry.state == WAITING:
+                self._wait(entry, min(entry.due, time.monotonic()))
+        self._woken(reason, "coalesced" if coalesced else "ticks")
 
-    def _settle(self, key: str, wakes: list[Wake]) -> bool:
-        """The wakes that came while ``key`` ticked: whether any asks for another tick (its
+    # -- the timer and the workers --------------------------------------------------------
+
+    def _wait(self, entry: _Key, due: float) -> None:
+        """(Under the lock.) ``entry`` waits on the timer until ``due``."""
+        entry.state, entry.due = WAITING, due
+        entry.version += 1
+        heapq.heappush(self._timers, (due, next(self._order), entry, entry.version))
+        if self._timers[0][2] is entry:
+            self._lock.notify_all()  # the dispatcher may sleep past it
+
+    def _current(self, generation: int) -> bool:
+        """(Under the lock.) Whether threads of ``generation`` should go on."""
+        return not self._stopping and generation == self._generation
+
+    def _dispatch(self, generation: int) -> None:
+        """Move keys whose time has come from the timer to the ready queue."""
+        with self._lock:
+            while self._current(generation):
+                now = time.monotonic()
+                while self._timers and self._timers[0][0] <= now:
+                    due, _, entry, version = heapq.heappop(self._timers)
+                    if version == entry.version and entry.state == WAITING:
+                        entry.state, entry.ready = READY, now
+                        heapq.heappush(self._ready, (due, next(self._order), entry))
+                        self._ready_cv.notify()
+                wait = self._timers[0][0] - now if self._timers else None
+                self._lock.wait(wait)
+
+    def _work(self, generation: int) -> None:
+        while True:
+            with self._lock:
+                entry = self._next_ready(generation)
+                if entry is None:
+                    return
+                self._busy += 1
+            try:
+                self._run(entry)
+            finally:
+                with self._lock:
+                    self._busy -= 1
+                    self._idle.notify_all()
+
+    def _next_ready(self, generation: int) -> _Key | None:
+        """(Under the lock.) The earliest-due ready key, marked running; None when stopping."""
+        while self._current(generation):
+            while self._ready:
+                _, _, entry = heapq.heappop(self._ready)
+                if entry.state == READY and self._keys.get(entry.name) is entry:
+                    entry.state = RUNNING
+                    return entry
+            self._ready_cv.wait()
+        return None
+
+    def _run(self, entry: _Key) -> None:
+        started = time.monotonic()
+        with self._lock:
+            reasons, entry.early = entry.early, set()
+            due, ready = entry.due, entry.ready
+        delay = 60.0
+        _local.wake = "+".join(sorted(reasons)) if reasons else SCHEDULED
+        _local.run = RunTiming(due, ready)
+        try:
+            if self._on_lateness is not None:
+                self._on_lateness("early" if reasons else "scheduled", max(0.0, started - due))
+            delay = self._tick(entry.name, bool(reasons))
+        except Exception:  # the tick reports its own errors; never let one kill the worker
+            log.exception("tick of %s failed", entry.name)
+        finally:
+            _local.wake, _local.run = "", None
+        self._requeue(entry, delay)
+
+    def _requeue(self, entry: _Key, delay: float) -> None:
+        """Settle the wakes that came while ``entry`` ticked, then set its next run: at once
+        when one of them asks for a tick, else after ``delay``."""
+        again = False
+        while True:
+            with self._lock:
+                wakes, entry.during = entry.during, []
+                if not wakes:
+                    self._after_run(entry, 0.0 if again else max(delay, MIN_DELAY))
+                    return
+            again = self._settle(entry, wakes) or again
+
+    def _after_run(self, entry: _Key, delay: float) -> None:
+        """(Under the lock.) The key waits again, or leaves if it was removed meanwhile."""
+        if entry.removed:
+            if entry.requeue is None:
+                self._keys.pop(entry.name, None)
+                return
+            # removed, then ensured again while it ran
+            entry.removed, delay, entry.requeue = False, entry.requeue, None
+        self._wait(entry, time.monotonic() + delay)
+
+    def _settle(self, entry: _Key, wakes: list[Wake]) -> bool:
+        """The wakes that came while ``entry`` ticked: whether any asks for another tick (its
         reasons are then that tick's)."""
         echoed = [_was_echo(echo) for _, echo in wakes]
         echoes = [reason for (reason, _), was in zip(wakes, echoed, strict=True) if was]
         real = [reason for (reason, _), was in zip(wakes, echoed, strict=True) if not was]
         with self._lock:
-            waiting = key in self._early
-            if real:
-                self._early.setdefault(key, set()).update(real)
-                self._due[key] = time.monotonic()
+            waiting = bool(entry.early)
+            entry.early.update(real)
         for reason in echoes:
             self._woken(reason, "echo")
         for index, reason in enumerate(real):
@@ -194,58 +340,12 @@ class TickScheduler:
         return bool(real)
 
     def _woken(self, reason: str, fate: str) -> None:
-        if self._on_wake is not None:
+        if self._on_wake is None:
+            return
+        try:
             self._on_wake(reason, fate)
-
-    def _move(self, key: str, delay: float) -> None:
-        with contextlib.suppress(JobLookupError):
-            self._scheduler.modify_job(key, next_run_time=_after(delay))
-
-    def _run(self, key: str) -> None:
-        started = time.monotonic()
-        with self._lock:
-            reasons = self._early.pop(key, None)
-            self._running.add(key)
-            due = self._due.pop(key, None)
-        early = reasons is not None
-        if due is not None and self._on_lateness is not None:
-            self._on_lateness("early" if early else "scheduled", max(0.0, started - due))
-        delay = 60.0
-        _local.wake = "+".join(sorted(reasons)) if reasons else SCHEDULED
-        try:
-            delay = self._tick(key, early)
-        except Exception:  # the tick reports its own errors; never let one kill the job
-            log.exception("tick of %s failed", key)
-        finally:
-            _local.wake = ""
-        with self._lock:
-            during = self._during.pop(key, [])
-            stopping = self._stopping
-        # (still running: a wake that comes meanwhile waits in _during, settled below)
-        if self._settle(key, during):
-            delay = 0.0
-        if not stopping:
-            self._reschedule(key, delay)
-        with self._lock:
-            self._running.discard(key)
-            late = self._during.pop(key, [])
-            self._lock.notify_all()
-        if late and not stopping and self._settle(key, late):
-            self._move(key, 0.0)
-
-    def _reschedule(self, key: str, delay: float) -> None:
-        delay = max(delay, MIN_DELAY)
-        with self._lock:
-            self._due[key] = time.monotonic() + delay
-        trigger = IntervalTrigger(
-            seconds=max(delay, FALLBACK), start_date=_after(delay), timezone=UTC
-        )
-        try:
-            self._scheduler.reschedule_job(key, trigger=trigger)
-        except JobLookupError:  # removed while it ran: the Rollout was deleted, or leadership lost
-            with self._lock:
-                self._due.pop(key, None)
-                self._early.pop(key, None)
+        except Exception:  # an observer must never leave a key running forever
+            log.exception("the wake observer failed")
 
 
 def _was_echo(echo: Echo | None) -> bool:
@@ -258,7 +358,3 @@ def _was_echo(echo: Echo | None) -> bool:
     except Exception:
         log.exception("could not tell an echo from a change")
         return False
-
-
-def _after(seconds: float) -> datetime:
-    return datetime.now(UTC) + timedelta(seconds=max(0.0, seconds))

@@ -27,7 +27,7 @@ def test_scale_benchmark_runs_and_reports(tmp_path: Path) -> None:
     out = tmp_path / "scale.json"
     run = run_benchmark(
         "scale.py",
-        *("--sizes", "3", "--duration", "8", "--interval", "2"),
+        *("--sizes", "3", "--duration", "8", "--interval", "2", "--spread", "3"),
         *("--no-write", "--json", str(out)),
     )
     assert "Controller scale" in run.stdout
@@ -40,3 +40,5 @@ def test_scale_benchmark_runs_and_reports(tmp_path: Path) -> None:
     assert any(why.startswith("scheduled ") for why in result["tick_reasons"]), (
         "the window's ticks by why they ran (canary_ticks_total)"
     )
+    assert result["spread_seconds"] == 3.0, "the rollouts' phases spread as asked"
+    assert 0 < result["busiest_second"] <= result["ticks"]
