@@ -15,7 +15,8 @@ scale_prometheus.py; imported, not changed):
   shards, the cost of watching all and filtering rather than label-selecting a shard.
 
 Once every Rollout is Initialized and each replica holds one shard, every image changes, then
-again spread over an interval, and ended rollouts get a new image at once (as scale.py does).
+again spread over a cycle (``--spread``), and ended rollouts get a new image at once (as
+scale.py does).
 The steady state is measured for ``--duration`` seconds: per replica its ticks, lateness p50
 and p99, CPU cores and CPU ms per tick, peak RSS. Then one replica is SIGKILLed: the takeover
 time (kill -> another replica holds its shard, from the Lease; and -> the first status write
@@ -66,8 +67,11 @@ from scale import (  # noqa: E402
     machine,
     memory_kib,
     percentile,
+    spread_of,
+    spread_rollouts,
 )
 from scale_cluster import Cluster, make_cluster  # noqa: E402
+from scale_gc import FrozenHeap, PauseLog  # noqa: E402
 
 from canary.testing import lease_audit  # noqa: E402
 from canary.testing.lease_audit import writes_outside_leases  # noqa: E402
@@ -349,6 +353,9 @@ class Result:
     observer_rss_mib: float = 0.0
     watch_events_per_second: float = 0.0
     apiserver_cores: float = 0.0
+    apiserver_gc_max: float = 0.0
+    """The API server stand-in's longest collector pause in the steady window (scale_gc.py)."""
+    spread_seconds: float = 0.0
     killed: str = ""
     takeover_lease_seconds: float | None = None
     takeover_acquire_seconds: float | None = None
@@ -412,12 +419,14 @@ def run(args: argparse.Namespace, work: Path) -> Result:
         interval=args.interval,
         weights=WEIGHTS,
         judge=None,
-        ready_delay=2.0,
+        ready_delay=args.ready_delay,
     )
     audit = StepAudit(cluster)
     leases = LeaseLog(cluster)
     deployments = EventCount(cluster, "apps/v1", "Deployment")
     children: list[Child] = []
+    stand_in_pauses = PauseLog().start()
+    frozen = FrozenHeap().start()
     try:
         kubeconfig = cluster.api.kubeconfig(work / "kubeconfig", namespace=NAMESPACE)
         prometheus = Child(
@@ -455,11 +464,8 @@ def run(args: argparse.Namespace, work: Path) -> Result:
             max(60.0, 6 * args.interval) + 0.1 * args.size,
             children,
         )
-        spread = time.time()
-        for index, name in enumerate(cluster.names):
-            time.sleep(max(0.0, spread + index * args.interval / args.size - time.time()))
-            cluster.rollouts.bump(name)
-        time.sleep(max(0.0, spread + args.interval + 3 - time.time()))
+        result.spread_seconds = spread_of(args)
+        spread_rollouts(cluster, args.size, result.spread_seconds, args)
 
         owned = holders(cluster)
         pids = {n: c.pid for n, c in replicas.items()}
@@ -472,6 +478,7 @@ def run(args: argparse.Namespace, work: Path) -> Result:
         result.load = (load0, os.getloadavg()[0])
         result.when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         result.apiserver_cores = (cpu_seconds(os.getpid()) - api0) / (t1 - t0)
+        result.apiserver_gc_max = max(stand_in_pauses.between(t0, t1), default=0.0)
         result.watch_events_per_second = (audit.events + deployments.count - events0) / (t1 - t0)
         rss = {n: memory_kib(p, "VmHWM") / 1024 for n, p in pids.items()}
         result.observer_cores = (cpu1["observer"] - cpu0["observer"]) / (t1 - t0)
@@ -543,6 +550,8 @@ def run(args: argparse.Namespace, work: Path) -> Result:
         for child in reversed(children):
             child.stop(20)
         cluster.close()
+        frozen.stop()
+        stand_in_pauses.stop()
     return result
 
 
@@ -620,8 +629,10 @@ def markdown(result: Result, args: argparse.Namespace) -> str:
         f"{result.load[1]:.1f} (1-minute average before / after the window: the machine is "
         f"shared); {result.size:,} Rollouts ({per:,} a shard), 3 replica processes "
         f"`--shards 3` and a watch-only observer, the API server stand-in in the benchmark's "
-        f"process, analysis every {result.interval:g} s, leases {result.lease_duration:g} s / "
-        f"{args.renew_deadline:g} s / {args.retry_period:g} s, {result.duration:g} s steady.",
+        f"process, analysis every {result.interval:g} s (the rollouts' phases spread over "
+        f"{result.spread_seconds:g} s, about one rollout's cycle), leases "
+        f"{result.lease_duration:g} s / {args.renew_deadline:g} s / {args.retry_period:g} s, "
+        f"{result.duration:g} s steady.",
         "",
         "| replica | shards | ticks | early | lateness p50 s | p99 s | p99 after the kill s "
         "| cores | CPU ms / tick | peak RSS MiB |",
@@ -644,6 +655,8 @@ def markdown(result: Result, args: argparse.Namespace) -> str:
         f"| Rollout and Deployment watch events a second (each replica decodes all) | "
         f"{fmt(result.watch_events_per_second, 1)} |",
         f"| API server stand-in: cores | {fmt(result.apiserver_cores)} |",
+        f"| API server stand-in: longest collector pause in the window, ms | "
+        f"{1000 * result.apiserver_gc_max:.0f} |",
         f"| takeover: kill -> shard Lease taken (seen by polling it every 0.1 s), s | "
         f"{fmt(result.takeover_lease_seconds, 1)} |",
         f"| takeover: kill -> the taker's acquireTime, s | "
@@ -673,6 +686,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="60 Rollouts, short windows")
     parser.add_argument("--interval", type=float, default=10.0)
     parser.add_argument("--duration", type=float, default=60.0, help="steady seconds")
+    parser.add_argument(
+        "--spread",
+        type=float,
+        default=None,
+        help="seconds over which the rollouts' new images are spread before the window "
+        "(default: six intervals, about one rollout's cycle)",
+    )
+    parser.add_argument("--ready-delay", type=float, default=2.0, help="seconds to pods ready")
     parser.add_argument("--after", type=float, default=30.0, help="seconds after the takeover")
     parser.add_argument("--workers", type=int, default=32)
     parser.add_argument("--lease-duration", type=float, default=15.0)

@@ -13,7 +13,7 @@ def test_sharded_benchmark_runs_kills_a_replica_and_reports(tmp_path: Path) -> N
     out = tmp_path / "sharded.json"
     run = run_benchmark(
         "scale_sharded.py",
-        *("--size", "9", "--duration", "6", "--after", "4", "--interval", "2"),
+        *("--size", "9", "--duration", "6", "--after", "4", "--interval", "2", "--spread", "3"),
         *("--lease-duration", "3", "--renew-deadline", "2", "--retry-period", "0.5"),
         *("--no-write", "--json", str(out)),
     )
