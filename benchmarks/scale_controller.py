@@ -29,6 +29,7 @@ import signal
 import sys
 import threading
 import time
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,26 @@ class TickLog:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.ticks: list[tuple[str, float, float, float, float, bool]] = []
+        self._times = array("d")  # due, ready, started, ended of each tick, one after another
+        self._keys = array("I")
+        self._early = array("b")
+        self._names: dict[str, int] = {}
+
+    @property
+    def ticks(self) -> list[tuple[str, float, float, float, float, bool]]:
+        names = list(self._names)
+        times = self._times
+        return [
+            (
+                names[key],
+                times[4 * n],
+                times[4 * n + 1],
+                times[4 * n + 2],
+                times[4 * n + 3],
+                bool(early),
+            )
+            for n, (key, early) in enumerate(zip(self._keys, self._early, strict=True))
+        ]
 
     def wrap(self, tick: Any) -> Any:
         def timed(key: str, early: bool) -> float:
@@ -72,25 +92,41 @@ class TickLog:
             finally:
                 ended = time.time()
                 with self.lock:
-                    self.ticks.append(
-                        (key, started - since_due, started - since_ready, started, ended, early)
-                    )
+                    self._keys.append(self._names.setdefault(key, len(self._names)))
+                    self._times.extend((started - since_due, started - since_ready, started, ended))
+                    self._early.append(early)
 
         return timed
 
 
 class CallLog:
     """The wall time of each API call and metric query the controller makes (not watches):
-    how long the controller waited on the API server and on Prometheus."""
+    how long the controller waited on the API server and on Prometheus. Kept in arrays (about
+    20 bytes a call, not the ~170 of a tuple with its own name string): at 1,000 Rollouts the
+    controller makes some 500 calls a second, and the log is in the controller's peak RSS."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.calls: list[tuple[float, str, float]] = []
+        self._started = array("d")
+        self._took = array("d")
+        self._what = array("H")
+        self._names: dict[str, int] = {}
 
     def record(self, started: float, what: str) -> None:
         took = time.time() - started
         with self.lock:
-            self.calls.append((round(started, 4), what, round(took, 5)))
+            index = self._names.setdefault(what, len(self._names))
+            self._started.append(started)
+            self._took.append(took)
+            self._what.append(index)
+
+    @property
+    def calls(self) -> list[tuple[float, str, float]]:
+        names = list(self._names)
+        return [
+            (round(started, 4), names[what], round(took, 5))
+            for started, what, took in zip(self._started, self._what, self._took, strict=True)
+        ]
 
     def install(self) -> None:
         """Wrap `Kube._request` and `PrometheusClient._result`, under every query, instant or

@@ -311,9 +311,16 @@ def make_server(answers: Answers, host: str = "127.0.0.1", port: int = 0) -> Thr
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer((host, port), Handler)
+    server = _Server((host, port), Handler)
     server.daemon_threads = True
     return server
+
+
+class _Server(ThreadingHTTPServer):
+    # Python's default backlog of 5 overflows when the controller's workers connect at once:
+    # the kernel drops the SYNs and each client waits a second to retry (Prometheus, in Go,
+    # listens with the system's maximum)
+    request_queue_size = 4096
 
 
 def main(argv: list[str] | None = None) -> int:

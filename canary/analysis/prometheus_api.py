@@ -155,6 +155,12 @@ _ERRNO = re.compile(r"\[Errno -?\d+\] [^'\")\]]+")
 _CA_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
+KEPT_CONNECTIONS = 100
+"""Connections to Prometheus kept open (httpx keeps 20 by default): one for each query at
+once, up to the controller's workers; past the number kept, each query would open one and
+close it (a TCP handshake, and a TLS one, a query)."""
+
+
 class PrometheusClient:
     """One instant query against Prometheus's HTTP API, no retries of its own."""
 
@@ -182,6 +188,7 @@ class PrometheusClient:
             timeout=settings.timeout,
             follow_redirects=True,
             trust_env=True,  # proxies from the environment, read here, once
+            limits=httpx.Limits(max_connections=KEPT_CONNECTIONS),
         )
         self.query_url = httpx.URL(f"{settings.url}/api/v1/query")  # parsed once, not per query
         self.post = True
