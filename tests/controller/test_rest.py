@@ -5,6 +5,7 @@ server on 127.0.0.1 records what arrives."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Iterator
@@ -58,10 +59,18 @@ class Recorded:
         self.requests: list[dict[str, Any]] = []
         self.status = 200
         self.answer: bytes = b'{"metadata": {"resourceVersion": "7"}}'
+        self.redirect = ""
+        """Where to send every request (a 307), when set."""
 
 
 @pytest.fixture
 def server() -> Iterator[tuple[Recorded, str]]:
+    with serving() as served:
+        yield served
+
+
+@contextlib.contextmanager
+def serving() -> Iterator[tuple[Recorded, str]]:
     recorded = Recorded()
 
     class Handler(BaseHTTPRequestHandler):
@@ -77,6 +86,12 @@ def server() -> Iterator[tuple[Recorded, str]]:
                     "body": json.loads(body) if body else None,
                 }
             )
+            if recorded.redirect:
+                self.send_response(307)
+                self.send_header("Location", recorded.redirect + self.path)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             self.send_response(recorded.status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(recorded.answer)))
@@ -179,3 +194,58 @@ def test_the_connection_pool_is_widened_to_the_workers_and_watches() -> None:
     assert pool.pool is not None
     assert pool.pool.maxsize == 45, "a connection a worker and a watch, kept open"
     assert widen_connection_pool(api_client, 3) == 45, "never narrowed"
+
+
+def test_a_host_with_a_path_keeps_it_in_front_of_every_request(
+    server: tuple[Recorded, str],
+) -> None:
+    recorded, host = server
+    kube = Kube(rotating_client(host + "/k8s/clusters/c-1"))
+    kube.read(ROLLOUT, "ns", "a b")
+    kube.list(CONFIGMAP, "ns", label_selector="a=b")
+    assert [r["path"] for r in recorded.requests] == [
+        "/k8s/clusters/c-1/apis/canary.dev/v1alpha1/namespaces/ns/rollouts/a%20b",
+        "/k8s/clusters/c-1/api/v1/namespaces/ns/configmaps?labelSelector=a%3Db",
+    ]
+
+
+def test_a_redirect_is_followed_to_another_host_as_the_pool_manager_does(
+    server: tuple[Recorded, str],
+) -> None:
+    recorded, host = server
+    with serving() as (elsewhere, other):
+        recorded.redirect = other
+        kube = Kube(rotating_client(host))
+        assert kube.patch(ROLLOUT, "ns", "web", {"spec": {}})["metadata"]["resourceVersion"] == "7"
+        assert kube.read(ROLLOUT, "ns", "web") is not None
+    assert [(r["method"], r["path"]) for r in elsewhere.requests] == [
+        ("PATCH", "/apis/canary.dev/v1alpha1/namespaces/ns/rollouts/web"),
+        ("GET", "/apis/canary.dev/v1alpha1/namespaces/ns/rollouts/web"),
+    ], "each request reached the host it was sent on to, with its method"
+    assert elsewhere.requests[0]["body"] == {"spec": {}}
+    assert elsewhere.requests[0]["type"] == MERGE_PATCH
+
+
+def test_requests_go_on_after_the_pool_manager_is_cleared(server: tuple[Recorded, str]) -> None:
+    recorded, host = server
+    api_client = rotating_client(host)
+    kube = Kube(api_client)
+    kube.read(ROLLOUT, "ns", "one")
+    widen_connection_pool(api_client, 20)  # closes every pool the manager held
+    kube.read(ROLLOUT, "ns", "two")
+    api_client.rest_client.pool_manager.clear()
+    kube.read(ROLLOUT, "ns", "three")
+    assert [r["path"].rpartition("/")[2] for r in recorded.requests] == ["one", "two", "three"]
+
+
+def test_behind_a_proxy_requests_are_written_for_the_proxy(
+    server: tuple[Recorded, str],
+) -> None:
+    recorded, proxy = server
+    configuration = client.Configuration(host="http://kube.invalid:6443")
+    configuration.proxy = proxy
+    kube = Kube(client.ApiClient(configuration))
+    kube.read(ROLLOUT, "ns", "web")
+    assert recorded.requests[0]["path"] == (
+        "http://kube.invalid:6443/apis/canary.dev/v1alpha1/namespaces/ns/rollouts/web"
+    ), "the absolute form a proxy is sent"
