@@ -11,7 +11,7 @@ For each size, a fresh setup:
   Prometheus' HTTP API and answers the istio policy's queries per workload, healthy, with the
   canary's request counts proportional to the weight its VirtualService holds now;
 - the controller in a process of its own (benchmarks/scale_controller.py), built as
-  ``canary controller`` builds it (leader election, notifications, /metrics, 32 workers), with
+  ``canary controller`` builds it (leader election, notifications, /metrics, 64 workers), with
   its ticks timed: lateness is when a tick started minus when the scheduler had it due.
 
 Once every Rollout is Initialized, every Deployment gets a new image at the same moment (the
@@ -1106,7 +1106,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--duration", type=float, help="seconds of steady state a size (default 90; quick 20)"
     )
     parser.add_argument("--interval", type=float, default=10.0, help="analysis interval, s")
-    parser.add_argument("--workers", type=int, default=32, help="the controller's --workers")
+    parser.add_argument("--workers", type=int, default=64, help="the controller's --workers")
     parser.add_argument("--judge", default=None, help="the rollouts' judge (default: the model's)")
     parser.add_argument(
         "--rps", type=float, default=1000.0, help="requests a second a service (both versions)"
@@ -1120,8 +1120,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--default-collector",
         action="store_true",
-        help="a what-if: CPython's collector thresholds and nothing frozen in the controller "
-        "(canary controller tunes both: canary/cli/collector.py)",
+        help="a what-if: CPython's collector thresholds, nothing frozen and glibc's malloc "
+        "arenas in the controller (canary controller tunes all three: canary/cli/collector.py)",
     )
     parser.add_argument(
         "--lockstep",

@@ -37,7 +37,7 @@ from kubernetes import config
 from scale_gc import PauseLog
 
 from canary.analysis.prometheus import PrometheusClient, PrometheusProvider, PrometheusSettings
-from canary.cli.collector import freeze_startup_heap, tune_collector
+from canary.cli.collector import freeze_startup_heap, limit_malloc_arenas, tune_collector
 from canary.controller import Controller, ControllerSettings, LeaseSettings
 from canary.controller.kube import Kube
 from canary.controller.scheduling import current_run
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kubeconfig", type=Path, required=True)
     parser.add_argument("--prometheus", required=True)
     parser.add_argument("--namespace", required=True)
-    parser.add_argument("--workers", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=64)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--log-file", type=Path, required=True)
     parser.add_argument(
@@ -187,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not args.default_collector:
         tune_collector()
+        limit_malloc_arenas()
     pauses = PauseLog().start()
     calls = CallLog()
     calls.install()

@@ -17,7 +17,7 @@ from types import FrameType
 import click
 
 from canary.cli.api_options import Address, api_options
-from canary.cli.collector import freeze_startup_heap, tune_collector
+from canary.cli.collector import freeze_startup_heap, limit_malloc_arenas, tune_collector
 from canary.cli.link import rollout_link_option
 from canary.cli.timeline import fail
 from canary.gates.api.address import parse_listen
@@ -124,7 +124,7 @@ def default_lease_namespace() -> str:
 )
 @click.option(
     "--workers",
-    default=32,  # canary.controller.controller.DEFAULT_WORKERS (not imported at startup)
+    default=64,  # canary.controller.controller.DEFAULT_WORKERS (not imported at startup)
     show_default=True,
     help="Ticks run at once (they mostly wait on the API server and Prometheus).",
 )
@@ -219,6 +219,7 @@ def controller(
     from canary.notify import NotifyConfig
 
     tune_collector()
+    limit_malloc_arenas()
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -38,8 +38,22 @@ def key_of(obj: Json) -> Key:
 
 
 def metadata_only(obj: Json) -> Json:
-    """The object without its contents (a ConfigMap's or a Secret's data are never kept)."""
-    return {k: v for k, v in obj.items() if k in ("apiVersion", "kind", "metadata")}
+    """The object without its contents (a ConfigMap's or a Secret's data are never kept), nor
+    its managedFields."""
+    kept = {k: v for k, v in obj.items() if k in ("apiVersion", "kind", "metadata")}
+    return without_managed_fields(kept)
+
+
+def without_managed_fields(obj: Json) -> Json:
+    """The object without ``metadata.managedFields`` (who set which field: server-side apply's
+    bookkeeping, often a third of an object, which the controller never reads; an update that
+    leaves it out keeps the server's, as the API's conventions say)."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict) or "managedFields" not in meta:
+        return obj
+    kept = dict(obj)
+    kept["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
+    return kept
 
 
 def version_of(obj: Json) -> str:
@@ -50,9 +64,10 @@ class Cache:
     """The objects of one kind as last seen, fed by reflectors; thread-safe."""
 
     def __init__(self, kind: Kind, keep: Callable[[Json], Json] | None = None) -> None:
-        """``keep``: what of each object is kept (e.g. only the metadata of Secrets)."""
+        """``keep``: what of each object is kept (e.g. only the metadata of Secrets); never
+        its managedFields."""
         self.kind = kind
-        self._keep = keep or (lambda obj: obj)
+        self._keep = keep or without_managed_fields
         self._lock = threading.Lock()
         self._objects: dict[Key, Json] = {}
         self._listeners: list[Listener] = []

@@ -132,7 +132,7 @@ def test_the_deployment_runs_two_electing_replicas_safely() -> None:
         "--retry-period=2s",
         "--notifications",
         "--no-restore-on-delete",
-        "--workers=32",
+        "--workers=64",
         "--log-level=info",
     ]
     downward = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in main["env"][:2]}
