@@ -583,6 +583,18 @@ def run_size(size: int, args: argparse.Namespace, work: Path, profile: bool) -> 
     return result
 
 
+def add_workload_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--spread`` and ``--ready-delay``, as this benchmark and the sharded one take them."""
+    parser.add_argument(
+        "--spread",
+        type=float,
+        default=None,
+        help="seconds over which the rollouts' new images are spread before the window "
+        "(default: six intervals, about one rollout's cycle; the measured cycle is reported)",
+    )
+    parser.add_argument("--ready-delay", type=float, default=2.0, help="seconds to pods ready")
+
+
 def spread_of(args: argparse.Namespace) -> float:
     """Seconds over which the rollouts' phases are spread (``--spread``, else six intervals)."""
     return float(args.spread) if args.spread is not None else 6.0 * args.interval
@@ -1128,14 +1140,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         action="store_true",
         help="measure the N rollouts in step (as the burst left them), not spread over a cycle",
     )
-    parser.add_argument(
-        "--spread",
-        type=float,
-        default=None,
-        help="seconds over which the rollouts' new images are spread before the window "
-        "(default: six intervals, about one rollout's cycle; the measured cycle is reported)",
-    )
-    parser.add_argument("--ready-delay", type=float, default=2.0, help="seconds to pods ready")
+    add_workload_arguments(parser)
     parser.add_argument(
         "--profile",
         choices=["largest", "all", "none"],

@@ -62,6 +62,7 @@ from scale import (  # noqa: E402
     NAMESPACE,
     WEIGHTS,
     Child,
+    add_workload_arguments,
     console,
     cpu_seconds,
     machine,
@@ -92,6 +93,7 @@ def replica_main(argv: list[str]) -> int:
     from scale_controller import TickLog, _vmhwm_kib
 
     from canary.analysis.prometheus import PrometheusProvider, PrometheusSettings
+    from canary.cli.collector import freeze_startup_heap, limit_malloc_arenas, tune_collector
     from canary.controller import Controller, ControllerSettings, LeaseSettings
     from canary.model.duration import parse_duration
     from canary.notify import NotifyConfig
@@ -114,6 +116,8 @@ def replica_main(argv: list[str]) -> int:
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    tune_collector()  # as `canary controller` does
+    limit_malloc_arenas()
     api_client = config.new_client_from_config(config_file=str(args.kubeconfig))  # type: ignore[no-untyped-call]
     api_client.user_agent = f"{AGENT}{args.identity}"
     controller = Controller(
@@ -162,6 +166,7 @@ def replica_main(argv: list[str]) -> int:
         controller.start()
     while not stopping.is_set() and not controller.wait_synced(0.2):
         pass
+    freeze_startup_heap()
     print("READY", flush=True)
     while not stopping.wait(0.5):
         pass
@@ -686,14 +691,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="60 Rollouts, short windows")
     parser.add_argument("--interval", type=float, default=10.0)
     parser.add_argument("--duration", type=float, default=60.0, help="steady seconds")
-    parser.add_argument(
-        "--spread",
-        type=float,
-        default=None,
-        help="seconds over which the rollouts' new images are spread before the window "
-        "(default: six intervals, about one rollout's cycle)",
-    )
-    parser.add_argument("--ready-delay", type=float, default=2.0, help="seconds to pods ready")
+    add_workload_arguments(parser)
     parser.add_argument("--after", type=float, default=30.0, help="seconds after the takeover")
     parser.add_argument("--workers", type=int, default=64)
     parser.add_argument("--lease-duration", type=float, default=15.0)
