@@ -839,7 +839,13 @@ def breaking_point(results: list[SizeResult]) -> list[str]:
             f"target needs about {TARGET_SIZE * demand * r.cpu_ms_per_tick / 1000:.1f} cores of "
             "Python "
             f"({TARGET_SIZE:,} x {demand * r.interval:.1f} ticks every {r.interval:g} s x "
-            f"{r.cpu_ms_per_tick:.1f} ms), which one process cannot have."
+            f"{r.cpu_ms_per_tick:.1f} ms) of the one a process has at most"
+            + (
+                ": more than it has."
+                if TARGET_SIZE * demand * r.cpu_ms_per_tick / 1000 >= 1.0
+                else ", with the interpreter then busy that share of the time (every tick waits "
+                "for it the more, the closer to one)."
+            )
         )
     return lines
 
