@@ -107,16 +107,22 @@ class LeaseHolder:
         """Read the Lease, then `round`: True when this replica holds it afterwards."""
         started = self._monotonic()
         lease = self.kube.get(LEASE, self.settings.namespace, self.settings.name)
-        return self.round(lease, started)
+        return self.round(lease, started, read_at=self._monotonic())
 
     def round(
-        self, lease: Json | None, started: float, *, take: bool = True, seen_at: float | None = None
+        self,
+        lease: Json | None,
+        started: float,
+        *,
+        take: bool = True,
+        seen_at: float | None = None,
+        read_at: float | None = None,
     ) -> bool:
-        """One look at ``lease`` (as read at ``started``, monotonic): create it when there is
-        none, renew it when held, take it over when its holder let it run out or gave it up.
-        With ``take`` False a Lease this replica does not hold is only observed (its expiry
-        timed), never taken or created. ``seen_at``: when a watch delivered this very record
-        (`available`)."""
+        """One look at ``lease`` (as read from ``started``, monotonic, to ``read_at``, when the
+        read returned): create it when there is none, renew it when held, take it over when its
+        holder let it run out or gave it up. With ``take`` False a Lease this replica does not
+        hold is only observed (its expiry timed), never taken or created. ``seen_at``: when a
+        watch delivered this very record (`available`)."""
         settings = self.settings
         if lease is None:
             if not take:
@@ -130,28 +136,30 @@ class LeaseHolder:
             renewed["leaseDurationSeconds"] = _seconds(settings.lease_duration)
             return self._write(dict(lease, spec=renewed), started)
         self.drop()
-        if not self.available(lease, started, seen_at) or not take:
+        if not self.available(lease, started if read_at is None else read_at, seen_at) or not take:
             return False
         transitions = int(spec.get("leaseTransitions") or 0) + 1
         taken = dict(lease, spec=self._body(spec, transitions=transitions)["spec"])
         taken["metadata"] = _with_labels(lease.get("metadata") or {}, self.labels)
         return self._write(taken, started)
 
-    def available(self, lease: Json, started: float, seen_at: float | None = None) -> bool:
+    def available(self, lease: Json, read_at: float, seen_at: float | None = None) -> bool:
         """``lease`` (held by another) may be taken: no holder, or its holder has not renewed
         it for its ``leaseDurationSeconds``, timed on this replica's clock from when this
-        replica first saw the record: ``started`` (the read that returned it began then), or
-        ``seen_at`` when a watch delivered the same record (resourceVersion) earlier. Either
-        moment is after the write that made the record, so the lease is never cut short."""
+        replica first saw the record: ``read_at`` (the read that returned it had returned by
+        then), or ``seen_at`` when a watch delivered the same record (resourceVersion) earlier.
+        Either moment is after the write that made the record, so the lease is never cut short.
+        (Not when the read began: a read that began before the holder's renewal may return it,
+        and the lease would be timed from before it was renewed.)"""
         spec = lease.get("spec") or {}
         holder = spec.get("holderIdentity") or ""
         record = lease_record(lease)
         if record != self._observed:
-            first = started if seen_at is None else min(started, seen_at)
+            first = read_at if seen_at is None else min(read_at, seen_at)
             self._observed, self._observed_at = record, first
         duration = float(spec.get("leaseDurationSeconds") or self.settings.lease_duration)
         self._expires_at = self._observed_at + duration if holder else self._observed_at
-        return not holder or started >= self._expires_at
+        return not holder or read_at >= self._expires_at
 
     def expires_at(self) -> float | None:
         """When (monotonic) the Lease last observed held by another runs out (None: it is held
@@ -161,15 +169,15 @@ class LeaseHolder:
             return None
         return self._expires_at
 
-    def unheld_for(self, lease: Json, started: float, seen_at: float | None = None) -> float:
+    def unheld_for(self, lease: Json, read_at: float, seen_at: float | None = None) -> float:
         """Seconds ``lease`` has been available (see `available`), 0 while it is not."""
-        if not self.available(lease, started, seen_at):
+        if not self.available(lease, read_at, seen_at):
             return 0.0
         spec = lease.get("spec") or {}
         if not spec.get("holderIdentity"):
-            return started - self._observed_at
+            return read_at - self._observed_at
         duration = float(spec.get("leaseDurationSeconds") or self.settings.lease_duration)
-        return started - (self._observed_at + duration)
+        return read_at - (self._observed_at + duration)
 
     def drop(self) -> None:
         """Stop holding at once (a lost race, a Lease given up or someone else's)."""
@@ -317,7 +325,9 @@ class LeaderElector:
         another is timed from when the watch first saw this record, if it did."""
         started = self._monotonic()
         lease = self.kube.get(LEASE, self.settings.namespace, self.settings.name)
-        return self.lease.round(lease, started, seen_at=self.sightings.seen_at(lease))
+        return self.lease.round(
+            lease, started, seen_at=self.sightings.seen_at(lease), read_at=self._monotonic()
+        )
 
 
 def next_round_in(retry_period: float, expiries: list[float | None], now: float) -> float:

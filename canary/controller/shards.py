@@ -271,9 +271,10 @@ class ShardSet:
         listed = self.kube.list(
             LEASE, self.settings.namespace, label_selector=f"{GROUP_LABEL}={self.settings.name}"
         )
+        read = self._monotonic()  # others' Leases are timed from here (`LeaseHolder.available`)
         leases = {str(obj["metadata"]["name"]): obj for obj in listed.items}
         self.member.round(leases.get(self.member.settings.name), started)
-        self.members = 1 + self._live_others(leases, started)
+        self.members = 1 + self._live_others(leases, read)
         fair = fair_share(self.shards, self.members)
         for holder in self.holders:
             lease = leases.get(holder.settings.name)
@@ -284,7 +285,7 @@ class ShardSet:
         held = sorted(self.owned(), key=lambda i: preference(self.identity, i))
         for shard in held[fair:]:
             self._shed(shard)
-        self._take(leases, started, fair - min(len(held), fair))
+        self._take(leases, read, fair - min(len(held), fair))
         self._report()
         return self.owned()
 
@@ -293,7 +294,11 @@ class ShardSet:
         of another shard count hold it."""
         lease = self.kube.get(LEASE, self.settings.namespace, self.settings.name)
         seen_at = self.sightings.seen_at(lease)
-        if self.group.round(lease, started, seen_at=seen_at) or self.group.holding():
+        read_at = self._monotonic()
+        if (
+            self.group.round(lease, started, seen_at=seen_at, read_at=read_at)
+            or self.group.holding()
+        ):
             self._blocked_by = ""
             return True
         holder = _holder(lease) if lease is not None else ""
@@ -311,7 +316,7 @@ class ShardSet:
         self._report()
         return False
 
-    def _live_others(self, leases: dict[str, Json], started: float) -> int:
+    def _live_others(self, leases: dict[str, Json], read_at: float) -> int:
         live = 0
         seen: set[str] = set()
         for name, lease in leases.items():
@@ -328,10 +333,10 @@ class ShardSet:
                 )
                 self._others[name] = observer
             seen_at = self.sightings.seen_at(lease)
-            if not observer.available(lease, started, seen_at):
+            if not observer.available(lease, read_at, seen_at):
                 live += 1
             elif (
-                observer.unheld_for(lease, started, seen_at)
+                observer.unheld_for(lease, read_at, seen_at)
                 > FORGET_MEMBER_AFTER * self._duration()
             ):
                 self._forget_member(name)
@@ -339,7 +344,7 @@ class ShardSet:
             del self._others[gone]
         return live
 
-    def _take(self, leases: dict[str, Json], started: float, wanted: int) -> None:
+    def _take(self, leases: dict[str, Json], read_at: float, wanted: int) -> None:
         """Take up to ``wanted`` free shards (most preferred first), and any shard left free
         for longer than a lease duration whatever the share."""
         free = [
@@ -348,7 +353,7 @@ class ShardSet:
             if not holder.holding()
             and (
                 (lease := leases.get(holder.settings.name)) is None
-                or holder.available(lease, started, self.sightings.seen_at(lease))
+                or holder.available(lease, read_at, self.sightings.seen_at(lease))
             )
         ]
         free.sort(key=lambda i: preference(self.identity, i))
@@ -357,11 +362,11 @@ class ShardSet:
             lease = leases.get(holder.settings.name)
             seen_at = self.sightings.seen_at(lease)
             orphaned = (
-                lease is not None and holder.unheld_for(lease, started, seen_at) > self._duration()
+                lease is not None and holder.unheld_for(lease, read_at, seen_at) > self._duration()
             )
             if wanted <= 0 and not orphaned:
                 continue
-            if holder.round(lease, started, seen_at=seen_at):
+            if holder.round(lease, read_at, seen_at=seen_at):
                 wanted -= 1
                 log.info("%s took shard %d", self.identity, shard)
 

@@ -237,3 +237,30 @@ def test_a_lease_given_up_wakes_the_standby_at_once(cluster: Cluster) -> None:
         assert standby.try_acquire_or_renew(), "no holder: taken without waiting"
     finally:
         standby.sightings.stop()
+
+
+def test_a_lease_read_while_it_was_renewed_is_timed_from_when_the_read_returned(
+    cluster: Cluster,
+) -> None:
+    """b's read begins, a renews, and the read (slow: 3 s on b's clock) returns the renewed
+    record. b must time it from when the read returned, not from when it began: timed from the
+    start, it would take the lease 3 s before a's renewal ran out."""
+    a_clock, b_clock = Clock(), Clock()
+    a, b = elector(cluster, "a", a_clock), elector(cluster, "b", b_clock)
+    assert a.try_acquire_or_renew()
+    assert not b.try_acquire_or_renew()
+    read = b.kube.get
+
+    def slow_read(*args: object, **kwargs: object) -> object:
+        a_clock.now += 1
+        assert a.try_acquire_or_renew(), "a renews while b's read is on its way"
+        b_clock.now += 3
+        return read(*args, **kwargs)  # type: ignore[arg-type]
+
+    b.kube.get = slow_read  # type: ignore[method-assign]
+    assert not b.try_acquire_or_renew()
+    b.kube.get = read  # type: ignore[method-assign]
+    b_clock.now += 9.5  # 12.5 s after the read began, 9.5 after it returned
+    assert not b.try_acquire_or_renew(), "a's renewal has not run out: taken too early"
+    b_clock.now += 1
+    assert b.try_acquire_or_renew(), "10 s after the read returned the renewal: b takes it"
