@@ -188,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.default_collector:
         tune_collector()
         limit_malloc_arenas()
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # as canary controller does
     pauses = PauseLog().start()
     calls = CallLog()
     calls.install()

@@ -116,7 +116,8 @@ def replica_main(argv: list[str]) -> int:
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    tune_collector()  # as `canary controller` does
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # as `canary controller` does
+    tune_collector()
     limit_malloc_arenas()
     api_client = config.new_client_from_config(config_file=str(args.kubeconfig))  # type: ignore[no-untyped-call]
     api_client.user_agent = f"{AGENT}{args.identity}"
