@@ -38,6 +38,7 @@ from scale_gc import PauseLog
 
 from canary.analysis.prometheus import PrometheusClient, PrometheusProvider, PrometheusSettings
 from canary.cli.collector import freeze_startup_heap, limit_malloc_arenas, tune_collector
+from canary.cli.controller import quiet_request_logs
 from canary.controller import Controller, ControllerSettings, LeaseSettings
 from canary.controller.kube import Kube
 from canary.controller.scheduling import current_run
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.default_collector:
         tune_collector()
         limit_malloc_arenas()
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # as canary controller does
+    quiet_request_logs("info")  # as canary controller does
     pauses = PauseLog().start()
     calls = CallLog()
     calls.install()

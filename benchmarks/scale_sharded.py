@@ -94,6 +94,7 @@ def replica_main(argv: list[str]) -> int:
 
     from canary.analysis.prometheus import PrometheusProvider, PrometheusSettings
     from canary.cli.collector import freeze_startup_heap, limit_malloc_arenas, tune_collector
+    from canary.cli.controller import quiet_request_logs
     from canary.controller import Controller, ControllerSettings, LeaseSettings
     from canary.model.duration import parse_duration
     from canary.notify import NotifyConfig
@@ -116,7 +117,7 @@ def replica_main(argv: list[str]) -> int:
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # as `canary controller` does
+    quiet_request_logs("info")  # as `canary controller` does
     tune_collector()
     limit_malloc_arenas()
     api_client = config.new_client_from_config(config_file=str(args.kubeconfig))  # type: ignore[no-untyped-call]
