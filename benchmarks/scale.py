@@ -584,7 +584,8 @@ def run_size(size: int, args: argparse.Namespace, work: Path, profile: bool) -> 
 
 
 def add_workload_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--spread`` and ``--ready-delay``, as this benchmark and the sharded one take them."""
+    """``--spread``, ``--ready-delay`` and ``--rps``, as this benchmark and the sharded ones
+    take them."""
     parser.add_argument(
         "--spread",
         type=float,
@@ -593,6 +594,9 @@ def add_workload_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: six intervals, about one rollout's cycle; the measured cycle is reported)",
     )
     parser.add_argument("--ready-delay", type=float, default=2.0, help="seconds to pods ready")
+    parser.add_argument(
+        "--rps", type=float, default=1000.0, help="requests a second a service (both versions)"
+    )
 
 
 def spread_of(args: argparse.Namespace) -> float:
@@ -1126,9 +1130,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--interval", type=float, default=10.0, help="analysis interval, s")
     parser.add_argument("--workers", type=int, default=64, help="the controller's --workers")
     parser.add_argument("--judge", default=None, help="the rollouts' judge (default: the model's)")
-    parser.add_argument(
-        "--rps", type=float, default=1000.0, help="requests a second a service (both versions)"
-    )
     parser.add_argument(
         "--switch-interval",
         type=float,

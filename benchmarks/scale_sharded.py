@@ -391,6 +391,7 @@ def start_replica(
         "replica",
         *("--kubeconfig", str(kubeconfig), "--prometheus", prom_url, "--identity", identity),
         *("--workers", str(args.workers), "--out", str(folder / f"{identity}.json")),
+        *("--shards", str(getattr(args, "shards", SHARDS))),
         *("--log-file", str(folder / f"{identity}.log")),
         *("--lease-duration", f"{args.lease_duration:g}s"),
         *("--renew-deadline", f"{args.renew_deadline:g}s"),
@@ -437,7 +438,10 @@ def run(args: argparse.Namespace, work: Path) -> Result:
     try:
         kubeconfig = cluster.api.kubeconfig(work / "kubeconfig", namespace=NAMESPACE)
         prometheus = Child(
-            [sys.executable, str(HERE / "scale_prometheus.py"), "--weights", str(work / "weights")],
+            [
+                *(sys.executable, str(HERE / "scale_prometheus.py")),
+                *("--weights", str(work / "weights"), "--rps", str(args.rps)),
+            ],
             work / "prometheus.err",
             "the Prometheus stand-in",
         )
@@ -636,7 +640,8 @@ def markdown(result: Result, args: argparse.Namespace) -> str:
         f"{result.load[1]:.1f} (1-minute average before / after the window: the machine is "
         f"shared); {result.size:,} Rollouts ({per:,} a shard), 3 replica processes "
         f"`--shards 3` and a watch-only observer, the API server stand-in in the benchmark's "
-        f"process, analysis every {result.interval:g} s (the rollouts' phases spread over "
+        f"process, {args.rps:g} requests a second a service, "
+        f"analysis every {result.interval:g} s (the rollouts' phases spread over "
         f"{result.spread_seconds:g} s, about one rollout's cycle), leases "
         f"{result.lease_duration:g} s / {args.renew_deadline:g} s / {args.retry_period:g} s, "
         f"{result.duration:g} s steady.",
