@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TYPED := canary
 
-.PHONY: demo test lint typecheck unit crds bench-decision bench-guarantees bench-scale bench-sharded bench-sim bench-chaos clean
+.PHONY: demo test lint typecheck unit crds bench-decision bench-guarantees bench-scale bench-sharded bench-one-of bench-sim bench-chaos clean
 
 # Debian packages whose programs the tests run: a real Prometheus (and its promtool), HAProxy,
 # openssl (a test CA for an https Prometheus). helm and kubectl come from PyPI (bootstrap).
@@ -55,6 +55,11 @@ bench-scale: $(VENV)/.installed
 ## bench-sharded: three sharded replicas, 300 Rollouts, one SIGKILLed (docs/benchmarks.md)
 bench-sharded: $(VENV)/.installed
 	$(BIN)/python benchmarks/scale_sharded.py
+
+## bench-one-of: one replica of three sharing 3,000 Rollouts, on cores of its own, with and
+## without the other shards' changes (docs/benchmarks.md)
+bench-one-of: $(VENV)/.installed
+	$(BIN)/python benchmarks/scale_one_of.py
 
 ## bench-chaos: the controller SIGKILLed while 100 Rollouts cycle (docs/benchmarks.md)
 bench-chaos: $(VENV)/.installed

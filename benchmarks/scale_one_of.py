@@ -61,7 +61,7 @@ from scale import (  # noqa: E402
 )
 from scale_cluster import Cluster, make_cluster  # noqa: E402
 from scale_gc import FrozenHeap, PauseLog  # noqa: E402
-from scale_mirror import Mirror  # noqa: E402
+from scale_mirror import Mirror, rollout_of  # noqa: E402
 from scale_sharded import (  # noqa: E402
     LEASE,
     EventCount,
@@ -73,6 +73,7 @@ from scale_sharded import (  # noqa: E402
 
 from canary.controller.shards import ShardSet, shard_of  # noqa: E402
 from canary.testing.lease_audit import rollout_guard, writes_outside_leases  # noqa: E402
+from canary.testing.storage import Event  # noqa: E402
 
 MEASURED = "replica-a"
 
@@ -94,6 +95,10 @@ class Variant:
     """Events of the kinds a replica watches, all shards (what its watches decode)."""
     copies_per_second: float = 0.0
     mirror_backlog: int = 0
+    """Changes of the measured Rollouts not yet copied, at the end of the window."""
+    mirror_backlog_start: int = 0
+    other_to_own: float = 0.0
+    """Watch events of the other shards per event of the measured one (ideal: shards - 1)."""
     apiserver_cores: float = 0.0
     apiserver_gc_max: float = 0.0
     unguarded: list[Any] = field(default_factory=list)
@@ -104,8 +109,23 @@ class Variant:
     when: str = ""
 
 
+class OwnEvents(EventCount):
+    """Watch events of a kind that concern the measured shard's Rollouts (by object name)."""
+
+    def __init__(self, cluster: Cluster, api_version: str, kind: str, own: set[str]) -> None:
+        self.own_names = own
+        self.own = 0
+        super().__init__(cluster, api_version, kind)
+
+    def push(self, event: Event) -> None:
+        if event.key == self.key:
+            self.count += 1
+            if rollout_of(str(event.obj["metadata"]["name"])) in self.own_names:
+                self.own += 1
+
+
 class WatchedEvents:
-    """Events of every kind the replica watches, in the namespace, by Rollout name."""
+    """Events of every kind the replica watches, in the namespace: all, and its own shard's."""
 
     def __init__(self, cluster: Cluster) -> None:
         kinds = [
@@ -115,11 +135,16 @@ class WatchedEvents:
             ("networking.istio.io/v1", "VirtualService"),
             ("networking.istio.io/v1", "DestinationRule"),
         ]
-        self.counts = [EventCount(cluster, version, kind) for version, kind in kinds]
+        self.own: set[str] = set()
+        self.counts = [OwnEvents(cluster, version, kind, self.own) for version, kind in kinds]
 
     @property
     def total(self) -> int:
         return sum(c.count for c in self.counts)
+
+    @property
+    def of_own(self) -> int:
+        return sum(c.own for c in self.counts)
 
     def close(self) -> None:
         for count in self.counts:
@@ -211,7 +236,7 @@ def run(args: argparse.Namespace, work: Path, mirrored: bool) -> Variant:
         )
         children.append(prometheus)
         prom_url = "http://" + prometheus.first_line(30).split()[1]
-        replica = start_replica(MEASURED, kubeconfig, prom_url, work, args)
+        replica = start_replica(MEASURED, kubeconfig, prom_url, work, args, args.replica_cpus)
         children.append(replica)
         others = shard_sets(kubeconfig, args)
         replica.first_line(120 + 0.05 * args.size)
@@ -227,6 +252,7 @@ def run(args: argparse.Namespace, work: Path, mirrored: bool) -> Variant:
         (result.shard,) = [i for i, h in holders(cluster, args.shards).items() if h == MEASURED]
         twins = pair_twins(cluster.names, result.shard, args.shards)
         own = sorted(twins)
+        events.own.update(own)
         result.rollouts, result.twins = len(own), sum(len(t) for t in twins.values())
         wait(
             f"the replica's {len(own)} Rollouts Initialized",
@@ -258,7 +284,8 @@ def run(args: argparse.Namespace, work: Path, mirrored: bool) -> Variant:
         console.log(f"steady state for {args.duration:g}s ({'with' if mirrored else 'no'} mirror)")
         load0 = os.getloadavg()[0]
         t0, cpu0 = time.time(), cpu_seconds(replica.pid)
-        api0, events0 = cpu_seconds(os.getpid()), events.total
+        api0, events0, own_events0 = cpu_seconds(os.getpid()), events.total, events.of_own
+        result.mirror_backlog_start = mirror.backlog if mirror else 0
         copies0 = mirror.copies if mirror else 0
         time.sleep(args.duration)
         t1, cpu1 = time.time(), cpu_seconds(replica.pid)
@@ -268,6 +295,8 @@ def run(args: argparse.Namespace, work: Path, mirrored: bool) -> Variant:
         result.apiserver_cores = (cpu_seconds(os.getpid()) - api0) / span
         result.apiserver_gc_max = max(stand_in_pauses.between(t0, t1), default=0.0)
         result.watch_events_per_second = (events.total - events0) / span
+        own_events = events.of_own - own_events0
+        result.other_to_own = (events.total - events0 - own_events) / max(1, own_events)
         if mirror is not None:
             result.copies_per_second = (mirror.copies - copies0) / span
             result.mirror_backlog = mirror.backlog
@@ -310,6 +339,16 @@ def run(args: argparse.Namespace, work: Path, mirrored: bool) -> Variant:
     return result
 
 
+def pin_cpus() -> set[int]:
+    """The replica's CPU: the last one this process may use, which this process (and the
+    Prometheus stand-in it starts) then leaves alone. Call it before any thread starts."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise SystemExit("--pin needs two CPUs at least (or run with --no-pin)")
+    os.sched_setaffinity(0, set(cpus[:-1]))
+    return {cpus[-1]}
+
+
 def fmt(value: float | None, digits: int = 2) -> str:
     if value is None or value != value:
         return "n/a"
@@ -329,8 +368,16 @@ def markdown(variants: list[Variant], args: argparse.Namespace) -> str:
         "benchmarks/scale_mirror.py), so its watches see the events of all three shards as "
         "beside two live replicas. The second row is the same run without the mirror (the "
         "other shards' Rollouts stand still): the difference is what seeing the other shards "
-        "costs. The API server stand-in, kubelet and Prometheus stand-in share the machine, as "
-        'in "Controller scale".',
+        "costs. "
+        + (
+            f"The replica runs alone on CPU {min(args.replica_cpus)} (`--pin`: "
+            "`os.sched_setaffinity`), the API server stand-in, kubelet, mirror and Prometheus "
+            "stand-in on the other CPU: a replica on a core of its own, the API server "
+            "elsewhere."
+            if args.replica_cpus
+            else "The API server stand-in, kubelet and Prometheus stand-in share the machine "
+            'with it, as in "Controller scale" (`--no-pin`).'
+        ),
         "",
         f"`{' '.join(['.venv/bin/python benchmarks/scale_one_of.py', *sys.argv[1:]])}` — "
         f"{first.when}, {machine()}; {args.size:,} Rollouts in {args.shards} shards, "
@@ -339,8 +386,9 @@ def markdown(variants: list[Variant], args: argparse.Namespace) -> str:
         f"{args.duration:g} s steady a row.",
         "",
         "| other shards | measured shard: Rollouts | ticks | early | lateness p50 s | p99 s "
-        "| cores | CPU ms / tick | peak RSS MiB | watch events / s (all shards) | mirrored "
-        "writes / s | API stand-in cores | load before / after |",
+        "| cores | CPU ms / tick | peak RSS MiB | watch events / s (all shards) | of which the "
+        f"other shards', per own event (ideal {args.shards - 1}) | API stand-in cores "
+        "| load before / after |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for v in variants:
@@ -349,7 +397,7 @@ def markdown(variants: list[Variant], args: argparse.Namespace) -> str:
             f"| {what} | {v.rollouts:,} | {v.ticks:,} | {v.early_ticks:,} | "
             f"{fmt(v.lateness_p50, 3)} | {fmt(v.lateness_p99, 3)} | {fmt(v.cores)} | "
             f"{fmt(v.cpu_ms_per_tick, 1)} | {fmt(v.peak_rss_mib, 0)} | "
-            f"{fmt(v.watch_events_per_second, 1)} | {fmt(v.copies_per_second, 1)} | "
+            f"{fmt(v.watch_events_per_second, 1)} | {fmt(v.other_to_own)} | "
             f"{fmt(v.apiserver_cores)} | {v.load[0]:.1f} / {v.load[1]:.1f} |"
         )
     lines.append("")
@@ -360,7 +408,13 @@ def markdown(variants: list[Variant], args: argparse.Namespace) -> str:
             f"audited / without its shard's Lease {v.audited_writes:,} / {len(v.unguarded)}; "
             f"steps (every Rollout's status versions) {v.steps:,}, skipped or repeated "
             f"{len(v.step_violations)}"
-            + (f"; mirror backlog at the end {v.mirror_backlog}" if v.mirrored else "")
+            + (
+                f"; {fmt(v.copies_per_second, 1)} mirrored writes a second, changes waiting to be "
+                f"mirrored at the window's start / end {v.mirror_backlog_start:,} / "
+                f"{v.mirror_backlog:,}"
+                if v.mirrored
+                else ""
+            )
         )
     mirrored = [v for v in variants if v.mirrored]
     still = [v for v in variants if not v.mirrored]
@@ -388,9 +442,16 @@ def main(argv: list[str] | None = None) -> int:
         default=True,
         help="also run without the mirror (default: yes)",
     )
+    parser.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the replica alone on the last CPU, everything else on the others (default: yes)",
+    )
     parser.add_argument("--no-write", action="store_true", help="do not touch docs/")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
+    args.replica_cpus = pin_cpus() if args.pin else None
     logging.getLogger("canary.controller.shards").setLevel(logging.ERROR)  # their stop's notes
     variants = []
     for mirrored in (True, False) if args.compare else (True,):

@@ -109,9 +109,12 @@ def replica_main(argv: list[str]) -> int:
     parser.add_argument("--renew-deadline", default="10s")
     parser.add_argument("--retry-period", default="2s")
     parser.add_argument("--observe-only", action="store_true")
+    parser.add_argument("--cpus", help="run on these CPUs only (comma-separated numbers)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--log-file", type=Path, required=True)
     args = parser.parse_args(argv)
+    if args.cpus:  # before the controller starts a thread: its threads inherit the mask
+        os.sched_setaffinity(0, {int(cpu) for cpu in args.cpus.split(",")})
     logging.basicConfig(
         filename=str(args.log_file),
         level=logging.INFO,
@@ -383,7 +386,12 @@ class Result:
 
 
 def start_replica(
-    identity: str, kubeconfig: Path, prom_url: str, folder: Path, args: argparse.Namespace
+    identity: str,
+    kubeconfig: Path,
+    prom_url: str,
+    folder: Path,
+    args: argparse.Namespace,
+    cpus: set[int] | None = None,
 ) -> Child:
     argv = [
         sys.executable,
@@ -399,6 +407,8 @@ def start_replica(
     ]
     if identity == "observer":
         argv.append("--observe-only")
+    if cpus:
+        argv += ["--cpus", ",".join(map(str, sorted(cpus)))]
     return Child(argv, folder / f"{identity}.err", identity)
 
 

@@ -15,7 +15,7 @@ def test_one_of_three_runs_with_and_without_the_mirror_and_reports(tmp_path: Pat
         "scale_one_of.py",
         *("--size", "9", "--duration", "5", "--interval", "2", "--spread", "3"),
         *("--lease-duration", "3", "--renew-deadline", "2", "--retry-period", "0.5"),
-        *("--no-write", "--json", str(out)),
+        *("--no-pin", "--no-write", "--json", str(out)),
     )
     mirrored, still = json.loads(out.read_text())
     assert (mirrored["mirrored"], still["mirrored"]) == (True, False)
@@ -28,3 +28,5 @@ def test_one_of_three_runs_with_and_without_the_mirror_and_reports(tmp_path: Pat
     assert mirrored["copies_per_second"] > 0
     assert still["copies_per_second"] == 0
     assert mirrored["watch_events_per_second"] > still["watch_events_per_second"]
+    assert mirrored["other_to_own"] > 1.0, "the other two shards' events reach the replica"
+    assert still["other_to_own"] == 0
