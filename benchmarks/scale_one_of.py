@@ -66,7 +66,10 @@ from scale_sharded import (  # noqa: E402
     LEASE,
     EventCount,
     StepAudit,
+    fmt,
+    holders,
     late,
+    start_prometheus,
     start_replica,
     wait,
 )
@@ -174,19 +177,6 @@ def shard_sets(kubeconfig: Path, args: argparse.Namespace) -> list[ShardSet]:
     return held
 
 
-def holders(cluster: Cluster, shards: int) -> dict[int, str]:
-    found = {}
-    for i in range(shards):
-        try:
-            lease = cluster.api.get(
-                "coordination.k8s.io/v1", "Lease", f"{LEASE}-shard-{i}", NAMESPACE
-            )
-        except Exception:
-            continue
-        found[i] = str((lease.get("spec") or {}).get("holderIdentity") or "")
-    return found
-
-
 def pair_twins(names: list[str], shard: int, shards: int) -> dict[str, list[str]]:
     """Each Rollout of ``shard`` with one Rollout of each other shard, in name order."""
     by_shard: dict[int, list[str]] = {i: [] for i in range(shards)}
@@ -226,14 +216,7 @@ def run(args: argparse.Namespace, work: Path, mirrored: bool) -> Variant:
     frozen = FrozenHeap().start()
     try:
         kubeconfig = cluster.api.kubeconfig(work / "kubeconfig", namespace=NAMESPACE)
-        prometheus = Child(
-            [
-                *(sys.executable, str(HERE / "scale_prometheus.py")),
-                *("--weights", str(work / "weights"), "--rps", str(args.rps)),
-            ],
-            work / "prometheus.err",
-            "the Prometheus stand-in",
-        )
+        prometheus = start_prometheus(work, args)
         children.append(prometheus)
         prom_url = "http://" + prometheus.first_line(30).split()[1]
         replica = start_replica(MEASURED, kubeconfig, prom_url, work, args, args.replica_cpus)
@@ -347,12 +330,6 @@ def pin_cpus() -> set[int]:
         raise SystemExit("--pin needs two CPUs at least (or run with --no-pin)")
     os.sched_setaffinity(0, set(cpus[:-1]))
     return {cpus[-1]}
-
-
-def fmt(value: float | None, digits: int = 2) -> str:
-    if value is None or value != value:
-        return "n/a"
-    return f"{value:.{digits}f}"
 
 
 def markdown(variants: list[Variant], args: argparse.Namespace) -> str:

@@ -317,9 +317,10 @@ def guard_of(names: set[str]) -> Callable[[str, str], str | None]:
     )
 
 
-def holders(cluster: Cluster) -> dict[int, str]:
+def holders(cluster: Cluster, shards: int = SHARDS) -> dict[int, str]:
+    """Each shard's Lease holder now (shards whose Lease does not exist yet left out)."""
     found = {}
-    for i in range(SHARDS):
+    for i in range(shards):
         try:
             lease = cluster.api.get(
                 "coordination.k8s.io/v1", "Lease", f"{LEASE}-shard-{i}", NAMESPACE
@@ -385,6 +386,18 @@ class Result:
     when: str = ""
 
 
+def start_prometheus(work: Path, args: argparse.Namespace) -> Child:
+    """The Prometheus stand-in (benchmarks/scale_prometheus.py), ``--rps`` a service."""
+    return Child(
+        [
+            *(sys.executable, str(HERE / "scale_prometheus.py")),
+            *("--weights", str(work / "weights"), "--rps", str(args.rps)),
+        ],
+        work / "prometheus.err",
+        "the Prometheus stand-in",
+    )
+
+
 def start_replica(
     identity: str,
     kubeconfig: Path,
@@ -447,14 +460,7 @@ def run(args: argparse.Namespace, work: Path) -> Result:
     frozen = FrozenHeap().start()
     try:
         kubeconfig = cluster.api.kubeconfig(work / "kubeconfig", namespace=NAMESPACE)
-        prometheus = Child(
-            [
-                *(sys.executable, str(HERE / "scale_prometheus.py")),
-                *("--weights", str(work / "weights"), "--rps", str(args.rps)),
-            ],
-            work / "prometheus.err",
-            "the Prometheus stand-in",
-        )
+        prometheus = start_prometheus(work, args)
         children.append(prometheus)
         prom_url = "http://" + prometheus.first_line(30).split()[1]
         names = ["replica-a", "replica-b", "replica-c", "observer"]
