@@ -355,3 +355,33 @@ def test_a_tick_that_cannot_record_the_outbox_it_found_decides_nothing(fleet: Fl
     assert tally.owed > ROLLOUTS, "the Rollouts went on stepping"
     assert (tally.lost, tally.unexpected) == (0, 0), tally
     assert tally.recorded + tally.pending == tally.owed
+
+
+def test_an_event_refused_for_good_is_counted_and_does_not_hold_the_rollout(
+    fleet: Fleet,
+) -> None:
+    """A 4xx (here 403: no RBAC to create Events) cannot be cured by posting again: the tick
+    that finds such an outbox logs and counts each refused Event and goes on deciding."""
+    start_rollouts(fleet)
+    audit = OutboxAudit(fleet.cluster.api, fleet.cluster.namespace)
+    dying = fleet.replica("dying", capacity=100)
+    fleet.hand_over(fleet.keys, dying)
+    dying.stall()
+    while audit.owed < ROLLOUTS:
+        fleet.round()
+    dying.kill()
+    found = {name: fleet.cluster.status(name)["outbox"]["decidedAt"] for name in fleet.names}
+
+    fleet.hand_over(fleet.keys, fleet.replica("next"))
+    refused = fleet.tallies.failures
+    fleet.cluster.api.faults.fail(EVENTS, code=403, times=None, method="POST")
+    fleet.round()
+    fleet.cluster.api.faults.clear()
+    assert fleet.drain() == []
+    for name, decided in found.items():
+        assert fleet.cluster.status(name)["outbox"]["decidedAt"] != decided, "held back"
+    assert fleet.tallies.failures - refused >= ROLLOUTS, "each refused Event counted"
+    tally = audit.tally()
+    audit.close()
+    assert tally.lost >= ROLLOUTS, "the refused Events are dropped (said in the docs)"
+    assert tally.unexpected == 0
