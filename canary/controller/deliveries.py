@@ -78,7 +78,12 @@ class Deliveries:
                 return False
         # what the sender has not recorded yet is recorded now, before a status write drops
         # the outbox: else delivered again (event_sender.py)
-        return self.events is None or self.events.settle(key)
+        if self.events is None or self.events.settle(key):
+            return True
+        # no longer known to be delivered: `settle` reports a failure once, and if delivering
+        # it again fails too, the next tick must not take it as delivered
+        self.forget(key)
+        return False
 
     def _deliver(
         self, rollout: Rollout, status: RolloutStatus, outbox: Outbox, sender: EventSender | None

@@ -385,3 +385,36 @@ def test_an_event_refused_for_good_is_counted_and_does_not_hold_the_rollout(
     audit.close()
     assert tally.lost >= ROLLOUTS, "the refused Events are dropped (said in the docs)"
     assert tally.unexpected == 0
+
+
+def test_an_outbox_whose_delivery_failed_twice_on_one_replica_is_delivered_at_last(
+    fleet: Fleet,
+) -> None:
+    """Found in the sharded benchmark at 3,000 Rollouts: a replica's sender gave a step's
+    Event up (the shard was briefly not its own); its next tick, delivering the outbox again,
+    failed too; the tick after that took the outbox as delivered (the sender's failure had been
+    reported once) and wrote its decision over it."""
+    start_rollouts(fleet)
+    audit = OutboxAudit(fleet.cluster.api, fleet.cluster.namespace)
+    one = fleet.replica("one", capacity=100)
+    fleet.hand_over(fleet.keys, one)
+    while audit.owed < ROLLOUTS:
+        one.stall()
+        fleet.round()
+    absent = fleet.replica("absent")  # the shard is briefly not "one"'s: its posts refused
+    fleet.hand_over(fleet.keys, absent)
+    one.resume()
+    assert one.sender.wait_idle(30)
+    fleet.hand_over(fleet.keys, one)
+    assert fleet.tallies.failures >= ROLLOUTS, "the sender gave each step's Event up"
+
+    down = fleet.cluster.api.faults.fail(EVENTS, code=503, times=None, method="POST")
+    fleet.round()  # delivering again fails: no decision
+    assert down.hits >= ROLLOUTS
+    fleet.cluster.api.faults.clear()
+    fleet.round()  # this tick must deliver it before deciding
+    assert fleet.drain() == []
+    tally = audit.tally()
+    audit.close()
+    assert tally.owed > ROLLOUTS, "the Rollouts went on stepping"
+    assert tally.lost == 0, f"Step Events lost: {tally.lost_names}"
