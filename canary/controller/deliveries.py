@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from canary.controller.converge import PASSING_PHASES
-from canary.controller.effects import clear, deliver
+from canary.controller.effects import Delivery, clear, deliver, not_recorded
 from canary.controller.event_sender import EventSender
 from canary.controller.kube import Json, Kube
 from canary.gates.webhooks import WebhookCaller
@@ -37,12 +37,18 @@ class Deliveries:
 
     def catch_up(self, rollout: Rollout, status: RolloutStatus, stored: Json) -> Json:
         """Deliver an outbox a tick left in ``status`` without delivering it (it died, failed,
-        or ran on another replica), and clear it; returns the Rollout as last stored."""
+        or ran on another replica), and clear it; returns the Rollout as last stored.
+
+        Raises EventsNotRecordedError (NotLeaderError) when an Event could not be recorded:
+        the tick must not write a decision over it (effects.py)."""
         outbox = status.outbox
         if outbox is None or self._delivered(rollout.key, outbox):
             return stored
-        left, _ = self._deliver(rollout, status, outbox, sender=None)
-        return clear(self.kube, stored, status, left) or stored
+        delivery = self._deliver(rollout, status, outbox, sender=None)
+        stored = clear(self.kube, stored, status, delivery.left) or stored
+        if delivery.failure is not None:
+            raise not_recorded(delivery.failure, outbox)
+        return stored
 
     def tell(self, rollout: Rollout, status: RolloutStatus, stored: Json) -> tuple[Json, bool]:
         """Deliver the outbox of ``status``, just written; returns the Rollout as last stored
@@ -53,13 +59,13 @@ class Deliveries:
         # handed to the sender unless this tick writes the status again (a passing phase):
         # that write would drop the outbox before the sender recorded it
         sender = None if status.phase in PASSING_PHASES else self.events
-        left, replayable = self._deliver(rollout, status, outbox, sender)
-        if left is None and replayable:  # the next status write drops it (effects.py)
+        delivery = self._deliver(rollout, status, outbox, sender)
+        if delivery.left is None and delivery.replayable:  # the next status write drops it
             with self._lock:
                 self._left[rollout.key] = outbox.decided_at
         else:
-            stored = clear(self.kube, stored, status, left) or stored
-        return stored, left is None
+            stored = clear(self.kube, stored, status, delivery.left) or stored
+        return stored, delivery.left is None
 
     def forget(self, key: str) -> None:
         with self._lock:
@@ -72,11 +78,16 @@ class Deliveries:
                 return False
         # what the sender has not recorded yet is recorded now, before a status write drops
         # the outbox: else delivered again (event_sender.py)
-        return self.events is None or self.events.settle(key)
+        if self.events is None or self.events.settle(key):
+            return True
+        # no longer known to be delivered: `settle` reports a failure once, and if delivering
+        # it again fails too, the next tick must not take it as delivered
+        self.forget(key)
+        return False
 
     def _deliver(
         self, rollout: Rollout, status: RolloutStatus, outbox: Outbox, sender: EventSender | None
-    ) -> tuple[Outbox | None, bool]:
+    ) -> Delivery:
         return deliver(
             self.kube,
             rollout,
@@ -86,4 +97,9 @@ class Deliveries:
             notifier=self.notifier,
             identity=self.identity,
             sender=sender,
+            refused=self.events.counters.failures if self.events is not None else _nothing,
         )
+
+
+def _nothing() -> None:
+    pass

@@ -15,16 +15,23 @@ its Events again, which counts each once (409). The Rollout's next status write 
 tick writes its own outbox, or none); until then the reconciler remembers it was delivered, so
 its next tick does not deliver it again, and another replica that finds it does so harmlessly.
 That saves a status write on most ticks.
+
+A tick that finds an outbox left undelivered and cannot record all of its Events (a post failed
+or went unanswered) does not decide: its status write would drop them. It fails with
+`EventsNotRecordedError` (or NotLeaderError), and the next tick delivers them again. An Event
+the API server refuses for good (a 4xx other than 409 and 429) is not: it is logged and counted
+in ``canary_event_post_failures_total``, and dropped.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from canary.controller.event_sender import EventPostError, EventSender, post_once
-from canary.controller.events import event_body, post_events
+from canary.controller.events import NOT_RECORDED, event_body
 from canary.controller.kube import Json, Kube, KubeError, NotLeaderError
 from canary.controller.status import StatusConflictError, write_status
 from canary.engine import CallWebhook, Event
@@ -77,6 +84,19 @@ def webhook_actions(outbox: Outbox) -> list[CallWebhook]:
     ]
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """What delivering an outbox did."""
+
+    left: Outbox | None
+    """What is left to deliver: the Events, when one could not be recorded (those recorded are
+    not recorded twice); None: everything."""
+    replayable: bool
+    """Delivering it again could only record Events (no webhook fired, no notification)."""
+    failure: Exception | None = None
+    """The first post that failed and may succeed if tried again (why ``left`` is not None)."""
+
+
 def deliver(
     kube: Kube,
     rollout: Rollout,
@@ -87,12 +107,12 @@ def deliver(
     notifier: Notifier | None,
     identity: str,
     sender: EventSender | None = None,
-) -> tuple[Outbox | None, bool]:
+    refused: Callable[[], None] = lambda: None,
+) -> Delivery:
     """Fire the outbox's webhooks, record its Events (each under a name fixed by the outbox),
-    notify; returns what is left to deliver: the Events, when one could not be recorded (those
-    recorded are not recorded twice), else None; and whether delivering it again could only
-    record Events (no webhook was fired, no notification queued). Webhooks and notifications
-    are sent once here (with their own retries); a failed one is reported, not kept.
+    notify. Webhooks and notifications are sent once here (with their own retries); a failed
+    one is reported, not kept. An Event the API server refuses for good (a 4xx) is logged and
+    counted (``refused``): posting it again would not help.
 
     With a ``sender``, an outbox that could only record Events is handed to it (recorded off
     the tick's critical path; `canary.controller.event_sender`) and counts as delivered."""
@@ -107,33 +127,50 @@ def deliver(
     replayable = not hooks and queued == 0
     # one microsecond apart: two Events of one tick never share a name
     stamps = [outbox.decided_at + timedelta(microseconds=n) for n in range(len(events))]
-    if replayable and sender is not None and events:
-        bodies = [
-            event_body(rollout, e, at, identity) for e, at in zip(events, stamps, strict=True)
-        ]
-        if sender.send(rollout.key, bodies):
-            return None, True  # the sender records them (event_sender.py)
-        return _posted(kube, rollout, outbox, bodies), True
-    recorded = 0
-    for event, stamp in zip(events, stamps, strict=True):
-        recorded += post_events(kube, rollout, [event], stamp, identity)
-    if recorded == len(events):
-        return None, replayable
-    return outbox.model_copy(update={"webhooks": [], "notified": True}), replayable
+    bodies = [event_body(rollout, e, at, identity) for e, at in zip(events, stamps, strict=True)]
+    if replayable and sender is not None and bodies and sender.send(rollout.key, bodies):
+        return Delivery(None, True)  # the sender records them (event_sender.py)
+    failure = record_all(kube, rollout.key, bodies, refused)
+    if failure is None:
+        return Delivery(None, replayable)
+    left = outbox.model_copy(update={"webhooks": [], "notified": True})
+    return Delivery(left, replayable, failure)
 
 
-def _posted(kube: Kube, rollout: Rollout, outbox: Outbox, bodies: list[Json]) -> Outbox | None:
-    """Post the Event ``bodies`` of ``outbox`` here; what is left of it (None: all recorded)."""
-    recorded = 0
+def record_all(
+    kube: Kube, key: str, bodies: Sequence[Json], refused: Callable[[], None]
+) -> Exception | None:
+    """Post each Event here; the first failure another post may cure (None: each one recorded,
+    or refused for good)."""
+    failure: Exception | None = None
     for body in bodies:
         try:
             post_once(kube, body)
-            recorded += 1
-        except (EventPostError, KubeError, NotLeaderError, OSError) as exc:
-            log.warning("%s: event not recorded: %s", rollout.key, exc)
-    if recorded == len(bodies):
-        return None
-    return outbox.model_copy(update={"webhooks": [], "notified": True})
+        except EventPostError as exc:
+            log.warning("%s: event refused, not recorded: %s", key, exc)
+            refused()
+        except NOT_RECORDED as exc:
+            log.warning("%s: event not recorded: %s", key, exc)
+            failure = failure or exc
+    return failure
+
+
+class EventsNotRecordedError(KubeError):
+    """An outbox's Events could not all be recorded: the tick must not decide (its status write
+    would drop them); the next tick delivers them again."""
+
+
+def not_recorded(failure: Exception, outbox: Outbox) -> Exception:
+    """The error that fails a tick whose outbox could not be delivered (NotLeaderError as is:
+    the shard is no longer this replica's)."""
+    if isinstance(failure, NotLeaderError):
+        return failure
+    status = failure.status if isinstance(failure, KubeError) else 0
+    reason = failure.reason if isinstance(failure, KubeError) else type(failure).__name__
+    decided = outbox.decided_at.isoformat()
+    return EventsNotRecordedError(
+        status, reason, f"the Events decided at {decided} are not all recorded: tried again"
+    )
 
 
 def clear(kube: Kube, stored: Json, status: RolloutStatus, left: Outbox | None) -> Json | None:

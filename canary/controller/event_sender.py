@@ -15,7 +15,11 @@ Event was recorded already. Nothing is lost:
   in the status, and the next holder delivers it (each Event once: its name is fixed);
 - the queue is bounded (``capacity`` Events): a tick that finds it full posts its Events
   itself, counted in ``canary_event_queue_full_total``; an Event the sender gave up on is
-  counted in ``canary_event_post_failures_total`` and delivered again by `settle`.
+  counted in ``canary_event_post_failures_total`` and delivered again by the tick;
+- the thread outlives any failure of a post (a read timeout or a reset connection raise
+  urllib3's exceptions, not OSErrors: they once ended the thread, and every Event after them
+  waited for its Rollout's next tick), and a `settle` that cannot wait for the batch being
+  posted says so: the tick delivers the outbox again rather than dropping it unrecorded.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
+from canary.controller.events import NOT_RECORDED, UNANSWERED
 from canary.controller.kube import ConflictError, Json, Kube, KubeError, NotLeaderError
 
 log = logging.getLogger("canary.controller.event_sender")
@@ -39,13 +44,18 @@ FIRST_BACKOFF = 0.2
 """Seconds before the second attempt; doubled before each next one (0.2 + ... + 1.6 s)."""
 
 SETTLE_TIMEOUT = 30.0
-"""Seconds `settle` waits for a batch the sender is posting (its retries take under 4 s)."""
+"""Seconds `settle` waits for a batch the sender is posting (its retries wait 3 s in all, but
+each post may take up to the request timeout); past it the tick delivers the outbox itself."""
 
 Acting = Callable[[str], AbstractContextManager[None]]
 
 
 class EventPostError(Exception):
     """An Event could not be recorded, and posting it again will not help (a 4xx)."""
+
+
+NOT_POSTED: tuple[type[Exception], ...] = (EventPostError, *NOT_RECORDED)
+"""What `post_once` raises when the Event is not (knowingly) recorded."""
 
 
 @dataclass
@@ -110,6 +120,8 @@ class EventSender:
         posts them itself)."""
         if not bodies:
             return True
+        if self._thread is not None and not self._thread.is_alive():
+            return False  # stopped: nobody would post them
         with self._cond:
             if self._queued + len(bodies) > self.capacity:
                 self.counters.queue_full()
@@ -122,7 +134,9 @@ class EventSender:
 
     def settle(self, key: str) -> bool:
         """Post now, in this thread, what is still queued for ``key`` (waiting for a batch the
-        sender is posting); True when every Event handed over for ``key`` is recorded."""
+        sender is posting); True when every Event handed over for ``key`` is recorded. False:
+        one may not be (given up, or still being tried after ``SETTLE_TIMEOUT``); the caller
+        delivers the outbox again (each Event once: 409)."""
         with self._cond:
             if not self._pending.get(key) and key not in self._failed:
                 return True  # nothing queued or being posted for it: no scan of the queue
@@ -131,18 +145,18 @@ class EventSender:
                 self._queue = deque(batch for batch in self._queue if batch.key != key)
                 self._queued -= sum(len(batch.bodies) for batch in mine)
                 self._pending[key] -= len(mine)
-            self._cond.wait_for(lambda: not self._pending.get(key), timeout=SETTLE_TIMEOUT)
-            if self._pending.get(key) == 0:
-                del self._pending[key]
+            posted = self._cond.wait_for(lambda: not self._pending.get(key), SETTLE_TIMEOUT)
+            if posted:
+                self._pending.pop(key, None)
             failed = key in self._failed
             self._failed.discard(key)
-        if failed:
+        if failed or not posted:
             return False
         try:
             for batch in mine:
                 for body in batch.bodies:
                     post_once(self.kube, body)
-        except (EventPostError, KubeError, NotLeaderError, OSError) as exc:
+        except NOT_POSTED as exc:
             log.warning("%s: an Event was not recorded (%s): delivered again", key, exc)
             return False
         return True
@@ -155,7 +169,12 @@ class EventSender:
                     return
                 batch = self._queue.popleft()
                 self._queued -= len(batch.bodies)
-            ok = self._post(batch)
+            try:
+                ok = self._post(batch)
+            except Exception:  # a bug must not end the thread: the tick delivers it again
+                log.exception("%s: posting its Events failed", batch.key)
+                self.counters.failures()
+                ok = False
             with self._cond:
                 if not ok:
                     self._failed.add(batch.key)
@@ -178,7 +197,7 @@ class EventSender:
                     log.warning("%s: event not recorded: %s", batch.key, exc)
                     self.counters.failures()
                     return False
-                except (KubeError, OSError) as exc:
+                except UNANSWERED as exc:
                     if attempt == self.attempts or self._stop.wait(delay):
                         log.warning(
                             "%s: event not recorded (%d tries): %s", batch.key, attempt, exc

@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import cast
 
+import urllib3
+
 from canary.controller.kube import ConflictError, Json, Kube, KubeError, NotLeaderError
 from canary.engine.actions import Event
 from canary.model.meta import ObjectMeta
@@ -19,6 +21,14 @@ from canary.model.rollout import Rollout, RolloutSpec
 from canary.notify import kube_event
 
 log = logging.getLogger("canary.controller.events")
+
+UNANSWERED: tuple[type[Exception], ...] = (KubeError, OSError, urllib3.exceptions.HTTPError)
+"""What a post raises when the API server refused it or did not answer: an error status, or a
+connection refused or reset, or a read timeout, which urllib3 raises as its own exceptions (not
+OSErrors). Posting the same Event again is safe: if the first post was stored, 409."""
+NOT_RECORDED: tuple[type[Exception], ...] = (*UNANSWERED, NotLeaderError)
+"""What a post raises when the Event was not (knowingly) recorded, this replica's shard lost
+included."""
 
 
 def addressee(obj: Json) -> Rollout:
@@ -45,7 +55,7 @@ def post_events(
             recorded += 1
         except ConflictError:
             recorded += 1  # recorded by an earlier delivery of the same outbox
-        except (KubeError, NotLeaderError, OSError) as exc:
+        except NOT_RECORDED as exc:
             log.warning("%s: event %s not recorded: %s", rollout.key, event.reason, exc)
     return recorded
 
