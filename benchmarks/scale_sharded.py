@@ -25,8 +25,10 @@ the survivors. Checked throughout: no write of a Rollout's objects (the Rollout 
 status, its Deployments, Services and routes) by a replica that did not hold the Rollout's
 shard Lease at that point of the API server's request log (canary.testing.lease_audit: who
 wrote what, by User-Agent), no step skipped or repeated (every stored version of every status:
-within a revision the weight only moves to the next step, or to 0), Step Events against the
-steps the statuses took.
+within a revision the weight only moves to the next step, or to 0), and the Step Events the
+statuses' outboxes called for against those recorded (canary.testing.event_audit): recorded,
+still in a Rollout's outbox when the replicas stopped (owed: the Rollout's next tick records
+it), or lost.
 
     .venv/bin/python benchmarks/scale_sharded.py --quick          # 3 x 20 Rollouts, ~2 min
     .venv/bin/python benchmarks/scale_sharded.py --size 300       # ~4 min
@@ -75,6 +77,7 @@ from scale_cluster import Cluster, make_cluster  # noqa: E402
 from scale_gc import FrozenHeap, PauseLog  # noqa: E402
 
 from canary.testing import lease_audit  # noqa: E402
+from canary.testing.event_audit import OutboxAudit  # noqa: E402
 from canary.testing.lease_audit import writes_outside_leases  # noqa: E402
 from canary.testing.storage import Event  # noqa: E402
 
@@ -331,10 +334,6 @@ def holders(cluster: Cluster, shards: int = SHARDS) -> dict[int, str]:
     return found
 
 
-def step_events(cluster: Cluster) -> int:
-    return sum(1 for e in cluster.api.list("v1", "Event", NAMESPACE) if e.get("reason") == "Step")
-
-
 # --- the run -----------------------------------------------------------------------------------
 
 
@@ -379,6 +378,15 @@ class Result:
     step_violations: list[str] = field(default_factory=list)
     steps: int = 0
     step_events: int = 0
+    """Step Events recorded that an outbox called for."""
+    step_events_owed: int = 0
+    """Step Events the statuses' outboxes called for (one a step)."""
+    step_events_pending: int = 0
+    """Not recorded, but still in the Rollout's outbox when the replicas stopped: owed."""
+    step_events_lost: int = 0
+    """Not recorded, and the outbox that called for it overwritten."""
+    step_events_unexpected: int = 0
+    """Step Events recorded that no outbox called for (a step's second Event)."""
     succeeded: int = 0
     problems: list[str] = field(default_factory=list)
     load: tuple[float, float] = (0.0, 0.0)
@@ -453,6 +461,7 @@ def run(args: argparse.Namespace, work: Path) -> Result:
         ready_delay=args.ready_delay,
     )
     audit = StepAudit(cluster)
+    owed = OutboxAudit(cluster.api, NAMESPACE)
     leases = LeaseLog(cluster)
     deployments = EventCount(cluster, "apps/v1", "Deployment")
     children: list[Child] = []
@@ -567,11 +576,17 @@ def run(args: argparse.Namespace, work: Path) -> Result:
         )
         time.sleep(2)
         audit.close()
+        owed.close()
         leases.close()
         deployments.close()
         result.step_violations = audit.violations[:20]
         result.steps = audit.steps
-        result.step_events = step_events(cluster)
+        tally = owed.tally()  # the replicas stopped: their queued Events are in the outboxes
+        result.step_events = tally.recorded
+        result.step_events_owed = tally.owed
+        result.step_events_pending = tally.pending
+        result.step_events_lost = tally.lost
+        result.step_events_unexpected = tally.unexpected + tally.collisions
         result.succeeded = cluster.rollouts.tally.succeeded
     finally:
         for child in reversed(children):
@@ -697,7 +712,10 @@ def markdown(result: Result, args: argparse.Namespace) -> str:
         f"{result.audited_writes:,} / {len(result.unguarded)} |",
         f"| steps taken (status versions) / skipped or repeated | {result.steps} / "
         f"{len(result.step_violations)} |",
-        f"| Step Events | {result.step_events} |",
+        f"| Step Events owed (one a step) / recorded / still in an outbox when the replicas "
+        f"stopped / lost / recorded twice or uncalled for | {result.step_events_owed} / "
+        f"{result.step_events} / {result.step_events_pending} / {result.step_events_lost} / "
+        f"{result.step_events_unexpected} |",
         f"| rollouts promoted | {result.succeeded} |",
     ]
     for problem in result.problems:
@@ -760,7 +778,13 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps(asdict(result), indent=2), encoding="utf-8")
     if not args.no_write:
         replace_section("scale-sharded", text)
-    bad = result.unguarded or result.step_violations
+    bad = (
+        result.unguarded
+        or result.step_violations
+        or result.step_events_lost
+        or result.step_events_unexpected
+        or result.step_events_owed != result.steps
+    )
     return 1 if bad else 0
 
 

@@ -140,8 +140,8 @@ class ControllerMetrics:
         )
         self.event_post_failures = Counter(
             "canary_event_post_failures",
-            "Events the event sender gave up on after its retries (delivered again from the "
-            "Rollout's status outbox).",
+            "Events the event sender gave up on: after its retries (delivered again from the "
+            "Rollout's status outbox), or refused for good by a 4xx (logged and dropped).",
             registry=self.registry,
         )
         self.event_queue = Gauge(

@@ -29,3 +29,5 @@ def test_sharded_benchmark_runs_kills_a_replica_and_reports(tmp_path: Path) -> N
     assert report["audited_writes"] > 0
     assert report["step_violations"] == []
     assert report["steps"] > 0
+    assert report["step_events_lost"] == 0
+    assert report["step_events_owed"] == report["steps"], "one Step Event owed a step"
