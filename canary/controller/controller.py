@@ -51,6 +51,7 @@ from canary.controller.settings import DEFAULT_WORKERS, ControllerSettings, defa
 from canary.controller.shards import ShardedTicks, ShardSet, shard_of
 from canary.controller.wakes import Wakes
 from canary.controller.watch_set import WatchSet
+from canary.controller.watches import Reflector
 from canary.controller.workloads import ServiceSync
 from canary.gates.api.serve import ApiServer
 from canary.gates.webhooks import WebhookCaller
@@ -207,8 +208,8 @@ class Controller:
     # --- life cycle ----------------------------------------------------------------------------
 
     def start(self) -> Controller:
-        self.watches.start()
-        self.route_watch.start()
+        for reflector in self._watching():
+            reflector.start()
         self.scheduler.start()
         self.events.start()
         self.refusal_events.start()
@@ -235,13 +236,13 @@ class Controller:
         """Stop acting at once, then stop watching; ``release_lease`` gives the Lease up."""
         self.leadership.stop(release_lease)
         self._follow()
-        self.watches.signal_stop()
-        self.route_watch.signal_stop()
+        for reflector in self._watching():
+            reflector.signal_stop()
         self.scheduler.shutdown(wait=True)
         self.events.stop()  # (what it still holds is in the statuses' outboxes)
         self.refusal_events.stop()
-        self.watches.stop()
-        self.route_watch.stop()
+        for reflector in self._watching():
+            reflector.stop()
         if self.health is not None:
             self.health.stop()
         if self.api is not None:
@@ -258,8 +259,7 @@ class Controller:
         return self.leadership.is_leader()
 
     def healthy(self) -> tuple[bool, str]:
-        watching = [*self.reflectors, *self.route_watch.reflectors]
-        dead = [r.kind.plural for r in watching if not r.alive]
+        dead = [r.kind.plural for r in self._watching() if not r.alive]
         if dead:
             return False, f"watches stopped: {', '.join(dead)}"
         if not self.scheduler.running:
@@ -274,6 +274,10 @@ class Controller:
         if waiting:
             return False, f"caches not synced yet: {', '.join(waiting)}"
         return True, "leader" if self.is_leader() else "standby"
+
+    def _watching(self) -> list[Reflector]:
+        """Every watch of this replica: the caches' and the route objects'."""
+        return [*self.reflectors, *self.route_watch.reflectors]
 
     def _synced(self, kind: Kind, namespace: str) -> bool:
         """The cache of ``kind`` holds a full list of ``namespace``."""

@@ -83,15 +83,3 @@ class WatchSet:
     def not_synced(self) -> list[str]:
         """The kinds (plural) of the reflectors that have not listed yet, sorted, once each."""
         return sorted({r.kind.plural for r in self.reflectors if not r.synced.is_set()})
-
-    def start(self) -> None:
-        for reflector in self.reflectors:
-            reflector.start()
-
-    def signal_stop(self) -> None:
-        for reflector in self.reflectors:
-            reflector.signal_stop()
-
-    def stop(self) -> None:
-        for reflector in self.reflectors:
-            reflector.stop()
