@@ -226,7 +226,7 @@ def controller(
     from canary.analysis.prometheus import PrometheusProvider, PrometheusSettings, TlsSettings
     from canary.controller import Controller, ControllerSettings, LeaseSettings
     from canary.controller.settings import default_identity
-    from canary.controller.shards import validate_shards
+    from canary.controller.shard_math import validate_shards
     from canary.gates.api.auth import TokenError
     from canary.gates.destinations import DestinationPolicy
     from canary.notify import NotifyConfig

@@ -48,7 +48,8 @@ from canary.controller.route_watch import RouteWatch
 from canary.controller.scheduling import TickScheduler
 from canary.controller.secrets import ClusterSecrets
 from canary.controller.settings import DEFAULT_WORKERS, ControllerSettings, default_identity
-from canary.controller.shards import ShardedTicks, ShardSet, shard_of
+from canary.controller.sharded_ticks import ShardedTicks
+from canary.controller.shards import ShardSet, shard_of
 from canary.controller.wakes import Wakes
 from canary.controller.watch_set import WatchSet
 from canary.controller.watches import Reflector
