@@ -137,7 +137,7 @@ def quiet_request_logs(log_level: str) -> None:
 )
 @click.option(
     "--workers",
-    default=64,  # canary.controller.controller.DEFAULT_WORKERS (not imported at startup)
+    default=64,  # canary.controller.settings.DEFAULT_WORKERS (not imported at startup)
     show_default=True,
     help="Ticks run at once (they mostly wait on the API server and Prometheus).",
 )
@@ -225,8 +225,8 @@ def controller(
 
     from canary.analysis.prometheus import PrometheusProvider, PrometheusSettings, TlsSettings
     from canary.controller import Controller, ControllerSettings, LeaseSettings
-    from canary.controller.controller import default_identity
-    from canary.controller.shards import validate_shards
+    from canary.controller.settings import default_identity
+    from canary.controller.shard_math import validate_shards
     from canary.gates.api.auth import TokenError
     from canary.gates.destinations import DestinationPolicy
     from canary.notify import NotifyConfig

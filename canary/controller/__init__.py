@@ -5,9 +5,10 @@ status, records Events; leader election on a Lease; /metrics, /healthz, /readyz.
 docs/controller.md describes how it runs, what it watches and writes, and the RBAC it needs.
 """
 
-from canary.controller.controller import Controller, ControllerSettings
+from canary.controller.controller import Controller
 from canary.controller.kube import Kube, KubeError
 from canary.controller.leader import LeaderElector, LeaseSettings
+from canary.controller.settings import ControllerSettings
 
 __all__ = [
     "Controller",

@@ -5,21 +5,22 @@ The same loop as the local runner (canary.local.runner), against the cluster:
 1. read the Rollout; validate it with the model (a Rollout the model refuses gets the
    condition ``Valid: False`` naming the field, and a Warning Event; the others go on; so
    does one whose ``spec.autoscalerRef`` names a missing HPA or one scaling another
-   workload);
+   workload; `canary.controller.failures`);
 2. observe the workload (target, its ConfigMaps and Secrets, primary), and keep the Services
-   in line with the spec (port, Linkerd's circuit breaker on ``<target>``);
+   in line with the spec (port, Linkerd's circuit breaker on ``<target>``;
+   `canary.controller.service_keeper`);
 3. `plan`; take the commands from the ``canary.dev/commands`` annotation; ask the gating
-   webhooks; run the analysis (Prometheus) when the plan says so;
+   webhooks; run the analysis (Prometheus) when the plan says so
+   (`canary.controller.observations`);
 4. `step`; write the status first, with what the tick tells in ``status.outbox``; then
-   apply its actions and what the new status calls for that they did not do
-   (`canary.controller.converge`; without a route action, the route the status calls for,
-   which repairs any change made by hand); deliver the outbox (webhooks, Events,
-   notifications, `canary.controller.effects`) and clear it.
+   apply its actions and what the new status calls for that they did not do, and deliver the
+   outbox (`canary.controller.decision`).
 
 A tick that fails before its status write decided nothing (its commands are put back); one
 that fails or dies after it is completed by the next tick from the status. The first tick of a
 Rollout since the controller started or led, and one after a failed tick, puts the recorded
-route back before judging (docs/controller.md, "Crash consistency").
+route back before judging (docs/controller.md, "Crash consistency"); what earlier ticks applied
+of the route objects is kept in `canary.controller.route_memory`.
 
 While the canary is judged the next tick comes a *look interval* later
 (`canary.engine.timing.look_interval`: ``spec.analysis.lookInterval``, else ``min(interval,
@@ -27,7 +28,7 @@ While the canary is judged the next tick comes a *look interval* later
 each look queries the time since the previous one (`canary.engine.timing.analysis_window`).
 Where a watch wakes the Rollout anyway (idle, or waiting for pods), the engine's requeue is
 stretched (`canary.controller.requeue`). Each tick is counted by why it ran and whether it
-changed anything (``canary_ticks_total``).
+changed anything (``canary_ticks_total``; `canary.controller.tick_outcome`).
 
 An *early* tick (a Deployment, the Rollout or one of its route objects changed) runs like any
 other, except that it never judges the canary ahead of its look interval: when the plan asks
@@ -49,102 +50,49 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
-from canary.analysis.analyse import analyse
 from canary.analysis.checks import CheckResolutionError, resolve_checks
 from canary.analysis.policies import AnyPolicy
-from canary.analysis.provider import MetricsProvider, Targets
-from canary.controller.commands import (
-    CommandSource,
-    Taken,
-    abort_waiting,
-    clean_up,
-    listed,
-    pending,
-    remember,
-)
-from canary.controller.converge import PASSING_PHASES, apply_actions, converge, quiet
+from canary.analysis.provider import MetricsProvider
+from canary.controller.commands import CommandSource, abort_waiting, listed, pending
+from canary.controller.decision import Decided, Decider
 from canary.controller.deletion import ensure_finalizer, finalize_deleted
 from canary.controller.deliveries import Deliveries
-from canary.controller.effects import outbox_of
 from canary.controller.event_sender import EventSender
 from canary.controller.failures import TickFailures
 from canary.controller.kinds import ROLLOUT
 from canary.controller.kube import Json, Kube, NotLeaderError
 from canary.controller.metrics import ControllerMetrics
-from canary.controller.policies import sync_policies
+from canary.controller.observations import Observer
 from canary.controller.requeue import Waits, watched_requeue
+from canary.controller.route_memory import RouteMemory
 from canary.controller.route_watch import RouteDrift
-from canary.controller.routing import ROUTE_RESYNC_SECONDS, MeshRouter, route_signature
+from canary.controller.routing import ROUTE_RESYNC_SECONDS, MeshRouter
 from canary.controller.scheduling import EARLY, SCHEDULED, current_wake
-from canary.controller.status import (
-    needs_write,
-    with_valid,
-    write_status,
+from canary.controller.service_keeper import SERVICE_RESYNC_SECONDS, ServiceKeeper
+from canary.controller.tick_outcome import (
+    AUTOSCALER_REQUEUE,
+    INVALID_REQUEUE,
+    MIN_REQUEUE,
+    TickOutcome,
+    engine_state,
 )
-from canary.controller.workloads import (
-    Observed,
-    ServiceSync,
-    WorkloadActions,
-    namespace_of,
-    observe,
-    services_signature,
-)
-from canary.engine import (
-    CallWebhook,
-    Event,
-    Needs,
-    Observations,
-    SetRoute,
-    plan,
-    step,
-)
-from canary.engine.actions import StepResult
+from canary.controller.workloads import ServiceSync, observe
+from canary.engine import Needs, WorkloadState, plan
 from canary.engine.clock import seconds_since
-from canary.engine.timing import analysis_window, look_interval
+from canary.engine.timing import look_interval
 from canary.gates.webhooks import WebhookCaller
+from canary.model.analysis import CheckSpec
 from canary.model.loader import problems_of
 from canary.model.rollout import Rollout
-from canary.model.status import CheckResult, CheckState, Phase, RolloutStatus
+from canary.model.status import Phase, RolloutStatus
 from canary.notify import Notifier
-from canary.traffic.mesh import desired_objects
 from canary.workload import AutoscalerError, is_deleting
 
 log = logging.getLogger("canary.controller.reconcile")
-
-INVALID_REQUEUE = 60.0
-"""Seconds between looks at a Rollout the model refuses (a change of it ticks at once)."""
-AUTOSCALER_REQUEUE = 5.0
-"""Seconds between looks at a Rollout whose HPA is missing or scales something else: the fix
-is a change of the HPA, which the controller does not watch."""
-MIN_REQUEUE = 0.05
-PASSING_DELAY = timedelta(milliseconds=1)
-"""The tick that ends Finalising or Rolling back runs this much after the one that entered it
-(`PASSING_PHASES`): its outbox, and so its Events' names, are its own."""
-SERVICE_RESYNC_SECONDS = 300.0
-"""The Services are put in line with the spec when it or the primary changed, and at least
-this often besides (`ServiceSync`)."""
-
-
-@dataclass
-class TickOutcome:
-    outcome: str
-    """ok, skipped (an early tick with nothing to do), invalid, gone, error."""
-    requeue_after: float
-    message: str = ""
-    changed: bool = True
-    """An ok tick changed the engine's state (the status other than ``lastTickAt`` and the
-    outbox) or wrote something; False: it found everything as it was."""
-
-    @property
-    def effect(self) -> str:
-        """The ``effect`` label of ``canary_ticks_total``: changed, idle, or the outcome."""
-        if self.outcome != "ok":
-            return self.outcome
-        return "changed" if self.changed else "idle"
 
 
 @dataclass
@@ -183,23 +131,18 @@ class Reconciler:
     """Rollouts whose last tick read the API server or succeeded since (`reset`): their next
     tick may read the caches."""
     _epoch: int = field(default=0, init=False)
-    _route_versions: dict[str, dict[tuple[str, str, str, str], str]] = field(
-        default_factory=dict, init=False
-    )
-    """By Rollout, the last resourceVersion of each route object (a repair from a no-op)."""
-    _route_held: dict[str, dict[tuple[str, str, str, str], tuple[Json, Json]]] = field(
-        default_factory=dict, init=False
-    )
-    """By Rollout, each route object as last applied and answered (`MeshRouter`)."""
 
     def __post_init__(self) -> None:
         if self.routes is None:
             self.routes = ServiceSync(ROUTE_RESYNC_SECONDS, clock=lambda: self.clock().timestamp())
-        self._routes = self.routes
+        self._routes = RouteMemory(self.routes)
         self._failures = TickFailures(self.kube, self.metrics, self.identity, self.clock)
         self._deliveries = Deliveries(
             self.kube, self.webhooks, self.notifier, self.identity, self.events
         )
+        self._service_keeper = ServiceKeeper(self.kube, self.services)
+        self._observer = Observer(self.provider, self.webhooks)
+        self._decider = Decider(self.kube, self.metrics, self._deliveries, self._routes)
 
     def tick(self, key: str, early: bool = False) -> float:
         """Tick the Rollout ``namespace/name``; returns seconds until its next tick."""
@@ -223,7 +166,7 @@ class Reconciler:
             elif not ok:  # the caches may be what failed it: the next tick reads afresh
                 self._checked.discard(key)
         if not ok:
-            self._routes.forget(key)
+            self._routes.distrust(key)
         self.metrics.reconcile_duration.labels(outcome.outcome).observe(time.monotonic() - started)
         wake = current_wake() or (EARLY if early else SCHEDULED)
         self.metrics.ticks.labels(wake, outcome.effect).inc()
@@ -237,19 +180,17 @@ class Reconciler:
             self._epoch += 1
             self._checked.clear()
         self.services.forget()
-        self._routes.forget()
+        self._routes.distrust()
         self.drift.forget()
 
     def forget(self, key: str) -> None:
         """The Rollout ``key`` is gone."""
         with self._lock:
             self._checked.discard(key)
-            self._route_versions.pop(key, None)
-            self._route_held.pop(key, None)
+        self._routes.forget(key)
         self._failures.clear(key)
         self._deliveries.forget(key)
         self.services.forget(key)
-        self._routes.forget(key)
         self.drift.forget(key)
 
     # --- the tick ------------------------------------------------------------------------------
@@ -263,14 +204,10 @@ class Reconciler:
         now = self.clock()
         if is_deleting(obj):
             return self._deleted(obj, now)
-        try:
-            rollout = Rollout.model_validate(obj)
-            checks = resolve_checks(rollout, self.policies(), inline_queries=self.inline_queries)
-        except ValidationError as exc:
-            problems = [f"{p.path}: {p.message}" for p in problems_of("", exc)]
-            return self._invalid(obj, problems, now)
-        except CheckResolutionError as exc:
-            return self._invalid(obj, [f"{exc.path}: {exc.message}"], now)
+        valid = self._validated(obj, now)
+        if isinstance(valid, TickOutcome):
+            return valid
+        rollout, checks = valid
         status = rollout.status or RolloutStatus()
         read = obj
         obj = ensure_finalizer(self.kube, obj, self.restore_on_delete)
@@ -285,16 +222,11 @@ class Reconciler:
         # someone else changed a route object (canary.controller.route_watch): every one is
         # applied at this tick, whatever the resync
         drifted = self.drift.take(rollout.key)
-        trust = not drifted and not self._routes.due(rollout.key, route_signature(rollout))
-        router = self._router(rollout, trust)
+        trust = not drifted and not self._routes.due(rollout)
+        router = self._routes.router(self.kube, rollout, trust)
         if early and needs.analyse and workload.target_revision == status.canary_revision:
             if not abort_waiting(command_objects, name, status.applied_commands):
-                if drifted:  # put back what was edited; the look stands
-                    router.repair(status)
-                    self._routes.done(rollout.key, route_signature(rollout))
-                # the next look stands: a look interval after the last tick
-                since = seconds_since(status.last_tick_at, now)
-                return TickOutcome("skipped", max(look - since, MIN_REQUEUE))
+                return self._look_stands(rollout, status, router, drifted, look, now)
             needs = Needs()  # an abort ends the tick before anything is judged: act on it now
         # the first tick since this replica (re)started or led, or after a failed tick: the
         # status may have been written without its actions (docs/controller.md, "Crash
@@ -309,126 +241,69 @@ class Reconciler:
             # the canary did not have the recorded share of traffic until now: it is judged a
             # look interval from now, on traffic routed as recorded
             return TickOutcome("skipped", look, "route put back to the recorded step")
-        synced = status.phase is not Phase.INITIALIZING and self._sync_services(rollout, observed)
+        synced = status.phase is not Phase.INITIALIZING and self._service_keeper.sync(
+            rollout, observed
+        )
         wrote = bool(repaired) or synced or obj is not read
         taken = pending(command_objects, name, status.applied_commands)
-        commands = [p.command for p in taken.fresh]
-        # the commands stay until the status write below records them (commands.py)
-        answers = self.webhooks.ask(rollout, status, needs.webhooks, now) if needs.webhooks else []
-        results: list[CheckResult] = []
-        states: list[CheckState] = []
-        if needs.analyse:
-            results, states = analyse(
-                rollout,
-                status,
-                checks,
-                self.provider,
-                targets_of(rollout),
-                analysis_window(rollout, status, now),
-                now,
-            )
-        observations = Observations(
-            workload=workload,
-            checks=results,
-            check_states=states,
-            gates=answers,
-            commands=commands,
-            look_interval=look,
+        observations = self._observer.observe(
+            rollout, status, needs, checks, workload, taken, look, now
         )
-        result = step(rollout, status, observations, now)
-        new_status, stored, told, acted = self._carry_out(
-            rollout, obj, observed, router, result, taken, now
+        decided = self._decider.decide(
+            rollout, status, obj, observed, router, observations, taken, now
         )
-        everything_told = told
-        if new_status.phase in PASSING_PHASES and told:
-            # the engine ends the phase at its next tick whatever it observes: that tick now,
-            # once this one's actions are done and its outbox delivered (docs/controller.md,
-            # "Early ticks"); a moment later, so its outbox is told from this one's
-            then = now + PASSING_DELAY
-            result = step(rollout, new_status, quiet(observations), then)
-            none = Taken(fresh=[], done=[], problems=[])
-            new_status, _, everything_told, _ = self._carry_out(
-                rollout, stored, observed, router, result, none, then
-            )
-        self.metrics.rollout(namespace, name, new_status.phase, new_status.canary_weight)
-        self.metrics.check_results(namespace, name, results)
-        changed = wrote or acted or engine_state(new_status) != engine_state(status)
-        requeue = result.requeue_after
-        if everything_told:  # (an outbox not told in full: the engine's requeue, to retry)
-            requeue = watched_requeue(
-                requeue,
-                interval=rollout.spec.analysis.interval,
-                before=status,
-                status=new_status,
-                workload=workload,
-                waits=self.waits,
-                resync=min(self._routes.resync, self.services.resync),
-            )
-        return TickOutcome("ok", requeue, new_status.message, changed)
+        self.metrics.rollout(namespace, name, decided.status.phase, decided.status.canary_weight)
+        self.metrics.check_results(namespace, name, observations.checks)
+        changed = wrote or decided.acted or engine_state(decided.status) != engine_state(status)
+        requeue = self._requeue(rollout, status, decided, workload)
+        return TickOutcome("ok", requeue, decided.status.message, changed)
 
-    def _carry_out(
+    def _validated(self, obj: Json, now: datetime) -> tuple[Rollout, list[CheckSpec]] | TickOutcome:
+        """The Rollout and the checks it is judged by; an invalid outcome if the model refuses
+        it."""
+        try:
+            rollout = Rollout.model_validate(obj)
+            checks = resolve_checks(rollout, self.policies(), inline_queries=self.inline_queries)
+        except ValidationError as exc:
+            problems = [f"{p.path}: {p.message}" for p in problems_of("", exc)]
+            return self._invalid(obj, problems, now)
+        except CheckResolutionError as exc:
+            return self._invalid(obj, [f"{exc.path}: {exc.message}"], now)
+        return rollout, checks
+
+    def _look_stands(
         self,
         rollout: Rollout,
-        obj: Json,
-        observed: Observed,
+        status: RolloutStatus,
         router: MeshRouter,
-        result: StepResult,
-        taken: Taken,
+        drifted: bool,
+        look: float,
         now: datetime,
-    ) -> tuple[RolloutStatus, Json, bool, bool]:
-        """Record the engine's decision, then act on it and deliver what it tells; returns the
-        new status, the Rollout as last stored, whether everything it tells was told, and
-        whether any action or repair wrote something."""
-        for action in result.actions:  # a route that cannot be rendered fails the tick here
-            if isinstance(action, SetRoute):
-                desired_objects(rollout, action.route)
-        events = list(result.events)
-        for problem in taken.problems:
-            events.insert(0, Event(reason="CommandsInvalid", message=problem, warning=True))
-        hooks = [a for a in result.actions if isinstance(a, CallWebhook)]
-        new_status = remember(with_valid(result.status, now), taken.fresh).model_copy(
-            update={"outbox": outbox_of(events, hooks, now)}
+    ) -> TickOutcome:
+        """An early tick while the canary is judged: the next look stands, a look interval
+        after the last tick; route objects someone else changed are put back."""
+        if drifted:
+            router.repair(status)
+            self._routes.applied_all(rollout)
+        since = seconds_since(status.last_tick_at, now)
+        return TickOutcome("skipped", max(look - since, MIN_REQUEUE))
+
+    def _requeue(
+        self, rollout: Rollout, before: RolloutStatus, decided: Decided, workload: WorkloadState
+    ) -> float:
+        """The engine's requeue, stretched where a watch wakes the Rollout anyway; an outbox
+        not told in full keeps the engine's, to retry."""
+        if not decided.told:
+            return decided.requeue_after
+        return watched_requeue(
+            decided.requeue_after,
+            interval=rollout.spec.analysis.interval,
+            before=before,
+            status=decided.status,
+            workload=workload,
+            waits=self.waits,
+            resync=min(self._routes.resync, self.services.resync),
         )
-        # the decision is recorded before anything is acted on (docs/controller.md, "Crash
-        # consistency"), with the uids of the commands it applied: from here on, what it calls
-        # for is carried out by this tick or, if it dies or fails, by the next one, from the
-        # status; the command objects are deleted only once that write has landed
-        stored = obj
-        if needs_write(obj.get("status"), new_status, now):
-            stored = write_status(
-                self.kube, obj, new_status.to_wire(), on_conflict=self.metrics.status_conflicts.inc
-            )
-        clean_up(self.kube, namespace_of(rollout), [p.name for p in taken.fresh] + taken.done)
-        workload_actions = WorkloadActions(self.kube, rollout, observed)
-        written = apply_actions(workload_actions, router, result.actions)
-        written += converge(new_status, result.actions, observed, workload_actions, router)
-        for line in written:
-            log.info("%s: %s", rollout.key, line)
-        if not router.trust:  # every route object applied: trusted until the next resync
-            self._routes.done(rollout.key, route_signature(rollout))
-        stored, told = self._deliveries.tell(rollout, new_status, stored)
-        return new_status, stored, told, bool(written)
-
-    def _router(self, rollout: Rollout, trust: bool) -> MeshRouter:
-        """The Rollout's route objects for this tick, with what earlier ticks applied."""
-        with self._lock:
-            versions = self._route_versions.setdefault(rollout.key, {})
-            held = self._route_held.setdefault(rollout.key, {})
-        return MeshRouter(self.kube, rollout, versions, held, trust=trust)
-
-    def _sync_services(self, rollout: Rollout, observed: Observed) -> bool:
-        """The Services in line with the spec, when it or the primary changed (`ServiceSync`);
-        whether anything was written."""
-        signature = services_signature(rollout, observed)
-        if signature is None or not self.services.due(rollout.key, signature):
-            return False
-        written = WorkloadActions(self.kube, rollout, observed).sync_services()
-        if observed.target is not None:
-            written += sync_policies(self.kube, rollout, observed.target)
-        for line in written:
-            log.info("%s: %s", rollout.key, line)
-        self.services.done(rollout.key, signature)
-        return bool(written)
 
     def _deleted(self, obj: Json, now: datetime) -> TickOutcome:
         again = finalize_deleted(self.kube, obj, restore_target=self.restore_on_delete, now=now)
@@ -446,15 +321,3 @@ class Reconciler:
     def _failed(self, namespace: str, name: str, exc: Exception) -> TickOutcome:
         delay, message = self._failures.failed(namespace, name, exc)
         return TickOutcome("error", delay, message)
-
-
-def engine_state(status: RolloutStatus) -> Json:
-    """What of a status the engine decides: all but when it was written and what it tells."""
-    return status.model_dump(exclude={"last_tick_at", "outbox"})
-
-
-def targets_of(rollout: Rollout) -> Targets:
-    name = rollout.spec.target_ref.name
-    return Targets(
-        namespace=namespace_of(rollout), target=name, canary=name, primary=f"{name}-primary"
-    )

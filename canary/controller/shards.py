@@ -36,76 +36,57 @@ its Lease is given up.
 
 The controller's writes go through `may_write`: allowed only inside `acting(key)` (the tick of
 that Rollout) while the Rollout's shard is held.
+
+The arithmetic and the Leases' names are `canary.controller.shard_math`, the other members as
+this replica sees them `canary.controller.shard_members`, and a sharded replica's scheduler
+`canary.controller.sharded_ticks`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
 
 from canary.controller.kinds import LEASE
-from canary.controller.kube import Json, Kube, KubeError, NotFoundError
+from canary.controller.kube import Json, Kube, KubeError
 from canary.controller.leader import LeaseHolder, LeaseSettings, next_round_in
 from canary.controller.lease_watch import LeaseSightings
-from canary.controller.scheduling import TickScheduler
+from canary.controller.shard_math import (
+    GROUP_LABEL,
+    ROLE_LABEL,
+    fair_share,
+    group_identity,
+    holder_of,
+    member_lease_name,
+    preference,
+    shard_of,
+    shard_of_key,
+    validate_shards,
+)
+from canary.controller.shard_members import Members
+
+__all__ = [  # (with the names of shard_math that callers import from here)
+    "GROUP_LABEL",
+    "ShardSet",
+    "ShardsChanged",
+    "fair_share",
+    "group_identity",
+    "member_lease_name",
+    "preference",
+    "shard_of",
+    "shard_of_key",
+    "validate_shards",
+]
 
 log = logging.getLogger("canary.controller.shards")
 
-GROUP_LABEL = "canary.dev/lease-group"
-ROLE_LABEL = "canary.dev/lease-role"
-MAX_SHARDS = 256
-FORGET_MEMBER_AFTER = 40
-"""Lease durations after which a dead member's Lease is deleted (Pods of a Deployment get new
-names at every restart: their member Leases would pile up)."""
-
 ShardsChanged = Callable[[set[int], set[int]], None]
 """(shards gained, shards lost) since the last call."""
-
-
-def shard_of(namespace: str, name: str, shards: int) -> int:
-    """The shard of Rollout ``namespace/name``: stable across processes and releases."""
-    digest = hashlib.sha256(f"{namespace}/{name}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") % shards
-
-
-def shard_of_key(key: str, shards: int) -> int:
-    namespace, _, name = key.partition("/")
-    return shard_of(namespace, name, shards)
-
-
-def fair_share(shards: int, members: int) -> int:
-    return math.ceil(shards / max(1, members))
-
-
-def preference(identity: str, shard: int) -> int:
-    """How much ``identity`` prefers ``shard`` (lower first: rendezvous hashing), so that
-    replicas reach for different free shards and each keeps the same ones across restarts."""
-    digest = hashlib.sha256(f"{identity}\0{shard}".encode()).digest()
-    return int.from_bytes(digest[:8], "big")
-
-
-def member_lease_name(lease_name: str, identity: str) -> str:
-    """A valid object name whatever the identity (a host name with ``_`` is not one)."""
-    return f"{lease_name}-member-{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
-
-
-def group_identity(shards: int) -> str:
-    """The identity the replicas of ``shards`` shards hold the plain Lease under together."""
-    return f"shards:{shards}"
-
-
-def validate_shards(shards: int) -> int:
-    if not 1 <= shards <= MAX_SHARDS:
-        raise ValueError(f"--shards must be between 1 and {MAX_SHARDS} (got {shards})")
-    return shards
 
 
 class ShardSet:
@@ -154,8 +135,6 @@ class ShardSet:
             now=now,
         )
         self._blocked_by = ""
-        self._others: dict[str, LeaseHolder] = {}
-        """An observer per other member's Lease (times its expiry; never takes it)."""
         self.members = 1
         self._reported: set[int] = set()
         self._acting = threading.Condition()
@@ -165,6 +144,14 @@ class ShardSet:
         self._wake = threading.Event()
         self.sightings = LeaseSightings(
             kube, settings.namespace, on_free=self._wake.set, monotonic=monotonic
+        )
+        self._others = Members(
+            kube,
+            settings,
+            self.member.settings.name,
+            self.sightings,
+            monotonic=monotonic,
+            now=now,
         )
         self._thread = threading.Thread(target=self._run, name="shards", daemon=True)
 
@@ -256,7 +243,7 @@ class ShardSet:
     def _next_round_in(self) -> float:
         """The retry period, or less: just after the first Lease this replica may take (a
         shard's, or another member's, whose expiry raises the fair share) runs out."""
-        observed = [*self.holders, *self._others.values(), self.group]
+        observed = [*self.holders, *self._others.observed(), self.group]
         expiries = [holder.expires_at() for holder in observed]
         return next_round_in(self.settings.retry_period, expiries, self._monotonic())
 
@@ -274,11 +261,11 @@ class ShardSet:
         read = self._monotonic()  # others' Leases are timed from here (`LeaseHolder.available`)
         leases = {str(obj["metadata"]["name"]): obj for obj in listed.items}
         self.member.round(leases.get(self.member.settings.name), started)
-        self.members = 1 + self._live_others(leases, read)
+        self.members = 1 + self._others.live(leases, read)
         fair = fair_share(self.shards, self.members)
         for holder in self.holders:
             lease = leases.get(holder.settings.name)
-            if lease is not None and _holder(lease) == self.identity:
+            if lease is not None and holder_of(lease) == self.identity:
                 holder.round(lease, started, take=False)  # renewed (a lapsed hold resumes)
             else:
                 holder.drop()  # someone else's, released or deleted: not ours
@@ -301,7 +288,7 @@ class ShardSet:
         ):
             self._blocked_by = ""
             return True
-        holder = _holder(lease) if lease is not None else ""
+        holder = holder_of(lease) if lease is not None else ""
         if holder not in (self._blocked_by, self.group.settings.identity):
             log.warning(
                 "%s waits: Lease %s is held by %s (a leader, or replicas of another shard "
@@ -315,34 +302,6 @@ class ShardSet:
             shard_holder.drop()
         self._report()
         return False
-
-    def _live_others(self, leases: dict[str, Json], read_at: float) -> int:
-        live = 0
-        seen: set[str] = set()
-        for name, lease in leases.items():
-            if _role(lease) != "member" or name == self.member.settings.name:
-                continue
-            seen.add(name)
-            observer = self._others.get(name)
-            if observer is None:
-                observer = LeaseHolder(
-                    self.kube,
-                    replace(self.settings, name=name, identity=f"{self.identity} (observing)"),
-                    monotonic=self._monotonic,
-                    now=self._now,
-                )
-                self._others[name] = observer
-            seen_at = self.sightings.seen_at(lease)
-            if not observer.available(lease, read_at, seen_at):
-                live += 1
-            elif (
-                observer.unheld_for(lease, read_at, seen_at)
-                > FORGET_MEMBER_AFTER * self._duration()
-            ):
-                self._forget_member(name)
-        for gone in set(self._others) - seen:
-            del self._others[gone]
-        return live
 
     def _take(self, leases: dict[str, Json], read_at: float, wanted: int) -> None:
         """Take up to ``wanted`` free shards (most preferred first), and any shard left free
@@ -391,15 +350,6 @@ class ShardSet:
         except (KubeError, OSError) as exc:
             log.warning("could not release %s: %s", holder.settings.name, exc)
 
-    def _forget_member(self, name: str) -> None:
-        try:
-            self.kube.delete(LEASE, self.settings.namespace, name)
-            log.info("deleted the member Lease %s (not renewed for long)", name)
-        except NotFoundError:
-            pass
-        except (KubeError, OSError) as exc:
-            log.warning("could not delete the member Lease %s: %s", name, exc)
-
     def _report(self) -> None:
         """Tell the controller which shards it gained and lost since the last report."""
         owned = self.owned() if not self._stop.is_set() else set()
@@ -418,31 +368,3 @@ class ShardSet:
 
     def _duration(self) -> float:
         return self.settings.lease_duration
-
-
-class ShardedTicks(TickScheduler):
-    """The tick scheduler of a sharded replica: jobs only for the Rollouts of the shards last
-    reported held (the controller's listeners ask for every Rollout that changed; a tick
-    itself is guarded by the hold at that moment)."""
-
-    def __init__(self, owns: Callable[[str], bool], *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._owns = owns
-
-    def ensure(self, key: str, delay: float = 0.0) -> None:
-        if self._owns(key):
-            super().ensure(key, delay)
-
-    def trigger(
-        self, key: str, reason: str = "change", echo: Callable[[], bool] | None = None
-    ) -> None:
-        if self._owns(key):
-            super().trigger(key, reason, echo)
-
-
-def _holder(lease: Json) -> str:
-    return str((lease.get("spec") or {}).get("holderIdentity") or "")
-
-
-def _role(lease: Json) -> str:
-    return str(((lease.get("metadata") or {}).get("labels") or {}).get(ROLE_LABEL) or "")
