@@ -32,6 +32,13 @@ ALLOWED: dict[str, set[str]] = {
     },
 }  # fmt: skip
 
+# Modules allowed more than their package, and why (docs/architecture.md says the same)
+EXCEPTIONS: dict[str, set[str]] = {
+    # an audit, not a stand-in: what the controller owes is its own record (the status outbox,
+    # read with the controller's model and Event naming); it checks delivery, not naming
+    "canary/testing/event_audit.py": {"controller", "model", "notify"},
+}
+
 # What a pure engine must not import: clocks, randomness, the network, files, processes.
 ENGINE_FORBIDDEN = {
     "time", "random", "socket", "ssl", "http", "urllib", "urllib3", "requests", "httpx",
@@ -73,7 +80,8 @@ def test_a_package_imports_only_what_the_architecture_allows(
     for path in files:
         for module in graph[path]:
             target = package_of(module)
-            if target not in (None, package) and target not in ALLOWED[package]:
+            allowed = ALLOWED[package] | EXCEPTIONS.get(path, set())
+            if target not in (None, package) and target not in allowed:
                 breaches.append(f"{path} imports {module}")
     assert breaches == []
 
