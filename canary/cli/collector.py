@@ -72,6 +72,26 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
     return done
 
 
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c"))
+    except (OSError, TypeError):
+        return None
+
+
+def trim_malloc() -> bool:
+    """Give the free memory glibc's malloc holds at the top of its heaps back to the system
+    (``malloc_trim(0)``); True when some was released, False when none was or the C library
+    has no ``malloc_trim`` (not glibc)."""
+    libc = _libc()
+    trim = getattr(libc, "malloc_trim", None)
+    if trim is None:
+        return False
+    trim.argtypes = (ctypes.c_size_t,)
+    trim.restype = ctypes.c_int
+    return bool(trim(0))
+
+
 def freeze_startup_heap() -> int:
     """Collect once, then keep everything alive now out of later passes; returns how many
     objects were frozen."""
