@@ -59,7 +59,15 @@ sys.path.insert(0, str(HERE))
 
 from memory_soak_report import markdown, plot, top_growth  # noqa: E402
 from report import replace_section  # noqa: E402
-from scale import NAMESPACE, WEIGHTS, Child, console, machine, memory_kib  # noqa: E402
+from scale import (  # noqa: E402
+    NAMESPACE,
+    WEIGHTS,
+    Child,
+    console,
+    interrupted_as_exit,
+    machine,
+    memory_kib,
+)
 from scale_cluster import ROLLOUTS, Cluster, deployment, make_cluster, rollout  # noqa: E402
 from scale_gc import FrozenHeap  # noqa: E402
 
@@ -103,6 +111,7 @@ class Sample:
 class VariantResult:
     name: str
     role: str
+    folder: str
     samples: list[Sample] = field(default_factory=list)
     synced_at: float = 0.0
     child_stats: list[dict[str, Any]] = field(default_factory=list)
@@ -279,7 +288,7 @@ class Sampler:
         while not self._stop.is_set():
             now = time.monotonic() - self.began
             for variant in self.variants:
-                child = self.children[variant.name]
+                child = self.children[variant.folder]
                 if not child.alive():
                     self.failed = f"{variant.name} exited: {child.stderr_tail()}"
                     return
@@ -303,9 +312,13 @@ class SoakChild(Child):
 
 
 def start_child(
-    variant: str, role: str, kubeconfig: Path, prom_url: str, work: Path, args: argparse.Namespace
+    variant: str,
+    role: str,
+    folder: Path,
+    kubeconfig: Path,
+    prom_url: str,
+    args: argparse.Namespace,
 ) -> Child:
-    folder = work / variant
     folder.mkdir()
     argv = [
         sys.executable,
@@ -314,7 +327,7 @@ def start_child(
         *("--types-every", f"{args.types_every:g}"),
         *("--snapshot-every", f"{args.snapshot_every:g}"),
         *("--kubeconfig", str(kubeconfig), "--prometheus", prom_url),
-        *("--identity", variant, "--shards", "1", "--workers", str(args.workers)),
+        *("--identity", folder.name, "--shards", "1", "--workers", str(args.workers)),
         *("--out", str(folder / "replica.json"), "--log-file", str(folder / "replica.log")),
     ]
     if role == "watch":
@@ -325,6 +338,16 @@ def start_child(
     if args.tracemalloc:
         env["CANARY_SOAK_TRACEMALLOC"] = str(args.tracemalloc)
     return SoakChild(argv, folder / "stderr", variant, env)
+
+
+def wait_until_initialized(cluster: Cluster, size: int, children: dict[str, Child]) -> None:
+    """Every Rollout Initialized (then a new image starts a rollout, as in the scale runs)."""
+    deadline = time.monotonic() + 120 + 0.5 * size
+    while cluster.rollouts.count("Initialized") < size:
+        dead = [name for name, child in children.items() if not child.alive()]
+        if dead or time.monotonic() > deadline:
+            raise RuntimeError(f"the Rollouts were not all Initialized (exited: {dead})")
+        time.sleep(0.2)
 
 
 def run(args: argparse.Namespace, work: Path) -> Result:
@@ -371,13 +394,15 @@ def run(args: argparse.Namespace, work: Path) -> Result:
         began = time.monotonic()
         for index, variant in enumerate(args.variants):
             role = "tick" if args.mode == "tick" and index == 0 else "watch"
-            children[variant] = start_child(variant, role, kubeconfig, prom_url, work, args)
-            result.variants.append(VariantResult(variant, role))
+            folder = work / f"{index}-{variant}"
+            children[folder.name] = start_child(variant, role, folder, kubeconfig, prom_url, args)
+            result.variants.append(VariantResult(variant, role, folder.name))
         sampler = Sampler(result.variants, children, events, began, args.every).start()
         for variant in result.variants:
-            children[variant.name].first_line(300)
+            children[variant.folder].first_line(300)
             variant.synced_at = time.monotonic() - began
         if args.mode == "tick":
+            wait_until_initialized(cluster, args.size, children)
             for name in cluster.names:
                 cluster.rollouts.bump(name)
             cluster.rollouts.rebump = True
@@ -404,11 +429,11 @@ def run(args: argparse.Namespace, work: Path) -> Result:
         frozen.stop()
         cluster.close()
     for variant in result.variants:
-        stats = work / variant.name / "stats.jsonl"
+        stats = work / variant.folder / "stats.jsonl"
         if stats.exists():
             variant.child_stats = [json.loads(line) for line in stats.read_text().splitlines()]
         variant.growth = top_growth(
-            work / variant.name,
+            work / variant.folder,
             args.warmup * 60 / args.snapshot_every if args.snapshot_every else 0,
         )
     return result
@@ -452,7 +477,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="canary-soak-") as folder:
+    with interrupted_as_exit(), tempfile.TemporaryDirectory(prefix="canary-soak-") as folder:
         result = run(args, Path(folder))
     result.command = " ".join([".venv/bin/python benchmarks/memory_soak.py", *argv])
     text = markdown(result)

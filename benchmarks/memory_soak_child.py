@@ -5,12 +5,14 @@ line to ``--stats``:
 
     {"t": epoch, "rss_kib": ..., "ticks": ..., "gc": [young, middle, old],
      "malloc": {"arena": ..., "in_use": ..., "free": ..., "mmapped": ...},   # glibc mallinfo2
-     "traced": [current, peak] | null, "types": {type: count} | null}
+     "traced": [current, peak] | null, "types": {type: count} | null,
+     "sizes": {path: length} | null}
 
 - ``CANARY_SOAK_TRACEMALLOC=N`` in the environment: ``tracemalloc`` from the start, with ``N``
   frames; each sample has its totals, and every ``--snapshot-every`` seconds a snapshot is
   dumped beside the stats file (``snapshot-K.bin``) for the parent to diff;
-- ``--types-every S``: the 25 commonest types among the objects the collector tracks;
+- ``--types-every S``: the 25 commonest types among the objects the collector tracks, and the
+  length of every container the controller holds (tests/controller/state_sizes.py);
 - ``CANARY_SOAK_MALLOC_TRIM=S``: ``malloc_trim(0)`` every S seconds
   (`canary.cli.collector.trim_malloc`), to tell memory the allocator holds from memory in use.
 
@@ -36,6 +38,10 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests" / "controller"))  # state_sizes: the walk
+
+CONTROLLER: list[Any] = []
+"""The controller the replica built (kept by `count_ticks`' hook), for `state_sizes`."""
 
 _ticks = [0]
 _ticks_lock = threading.Lock()
@@ -96,6 +102,16 @@ def type_counts(top: int = 25) -> dict[str, int]:
     return dict(counts.most_common(top))
 
 
+def controller_sizes() -> dict[str, int] | None:
+    """The length of every container the controller holds, by path (tests/controller/
+    state_sizes.py: a map that grows with the names seen shows here)."""
+    if not CONTROLLER:
+        return None
+    from state_sizes import state_sizes
+
+    return state_sizes(CONTROLLER[0])
+
+
 def count_ticks() -> None:
     """The replica's tick log (scale_controller.TickLog) counts ticks only."""
     import scale_controller
@@ -110,7 +126,14 @@ def count_ticks() -> None:
 
         return counted
 
+    attach = scale_controller.TickLog.attach.__func__  # type: ignore[attr-defined]
+
+    def attach_and_keep(cls: Any, controller: Any) -> Any:
+        CONTROLLER.append(controller)
+        return attach(cls, controller)
+
     scale_controller.TickLog.wrap = wrap  # type: ignore[method-assign]
+    scale_controller.TickLog.attach = classmethod(attach_and_keep)  # type: ignore[assignment]
 
 
 def ticks_so_far() -> int:
@@ -146,6 +169,7 @@ def sample(stats: Path, args: argparse.Namespace, stop: threading.Event) -> None
             }
             if args.types_every and now - last_types >= args.types_every:
                 line["types"] = type_counts()
+                line["sizes"] = controller_sizes()
                 last_types = now
             if (
                 tracemalloc.is_tracing()

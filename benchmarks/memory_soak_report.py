@@ -50,6 +50,22 @@ def figures(variant: Any, warmup_minutes: float) -> dict[str, float]:
     }
 
 
+def container_growth(variant: Any, warmup_minutes: float, top: int = 5) -> list[str]:
+    """The controller's containers (`state_sizes`) that grew most from the first walk after
+    the warmup to the last."""
+    walks = [s for s in variant.child_stats if s.get("sizes")]
+    if len(walks) < 2:
+        return []
+    start = walks[0]["t"] + 60 * warmup_minutes
+    first = next((w for w in walks if w["t"] >= start), walks[0])
+    last = walks[-1]
+    grew = sorted(
+        ((size - first["sizes"].get(path, 0), path, size) for path, size in last["sizes"].items()),
+        reverse=True,
+    )
+    return [f"`{path}` {size - diff:,} -> {size:,}" for diff, path, size in grew[:top] if diff > 0]
+
+
 def fmt(value: float, digits: int = 0) -> str:
     return "n/a" if value != value else f"{value:,.{digits}f}"
 
@@ -72,7 +88,7 @@ def child_line(variant: Any) -> str:
             f"traced by tracemalloc {first['traced'][0] / 2**20:.0f} -> "
             f"{last['traced'][0] / 2**20:.0f} MiB"
         )
-    return f"{variant.name}: " + "; ".join(parts)
+    return f"{variant.name} ({variant.role}): " + "; ".join(parts)
 
 
 def markdown(result: Any) -> str:
@@ -108,7 +124,7 @@ def markdown(result: Any) -> str:
             f"{fmt(f['per_1000_events'], 3)} |"
         )
     lines += ["", "RSS MiB by minute:", ""]
-    names = [v.name for v in result.variants]
+    names = [f"{v.name} ({v.role})" for v in result.variants]
     lines += ["| minute | events | " + " | ".join(names) + " |"]
     lines += ["|---:|---:|" + "---:|" * len(names)]
     first = result.variants[0]
@@ -123,6 +139,13 @@ def markdown(result: Any) -> str:
         lines.append("| " + " | ".join(row) + " |")
         minute = int(sample.t // 60) + 1
     extra = [child_line(v) for v in result.variants]
+    for variant in result.variants:
+        grew = container_growth(variant, result.warmup)
+        if variant.child_stats and any(s.get("sizes") for s in variant.child_stats):
+            extra.append(
+                f"{variant.name} ({variant.role}): containers that grew most after the warmup: "
+                + ("; ".join(grew) if grew else "none")
+            )
     if any(extra):
         lines += ["", *(f"- {e}" for e in extra if e)]
     return "\n".join(lines)

@@ -92,6 +92,16 @@ class CachedKube(Kube):
         # a copy: the tick may change what it read (the cache's objects are shared)
         return _copy(found) if found is not None else None
 
+    def holds(self, kind: Kind, namespace: str, name: str) -> bool | None:
+        """Whether the (synced) cache holds the object now, without copying it; None when
+        there is no cache of ``kind`` for ``namespace`` to ask. A tick that ran while its
+        Rollout was deleted asks, once it has recorded what it did: False means the
+        deletion's watch event has been handled (and the Rollout forgotten) meanwhile."""
+        cache = self.caches.get(kind.kind)
+        if cache is None or not self.synced(kind, namespace):
+            return None
+        return cache.get(namespace, name) is not None
+
     def list_labelled(
         self, kind: Kind, namespace: str, labels: Mapping[str, str]
     ) -> Sequence[Json]:
