@@ -462,6 +462,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--types-every", type=float, default=0.0)
     parser.add_argument("--write", action="store_true", help="rewrite docs/benchmarks.md's section")
     parser.add_argument("--json", type=Path, help="write the samples here")
+    parser.add_argument("--report", type=Path, help="print (--write: write up) a --json run")
     args = parser.parse_args(argv)
     if args.quick:
         args.size, args.minutes, args.warmup = 300, 3.0, 1.0
@@ -474,12 +475,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def load(path: Path) -> Result:
+    """A run saved with ``--json``."""
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    variants = [
+        VariantResult(**{**v, "samples": [Sample(**s) for s in v["samples"]]})
+        for v in saved.pop("variants")
+    ]
+    return Result(**saved, variants=variants)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    with interrupted_as_exit(), tempfile.TemporaryDirectory(prefix="canary-soak-") as folder:
-        result = run(args, Path(folder))
-    result.command = " ".join([".venv/bin/python benchmarks/memory_soak.py", *argv])
+    if args.report:  # a saved run, written up again
+        result = load(args.report)
+        args.json = None
+    else:
+        with interrupted_as_exit(), tempfile.TemporaryDirectory(prefix="canary-soak-") as folder:
+            result = run(args, Path(folder))
+        result.command = " ".join([".venv/bin/python benchmarks/memory_soak.py", *argv])
     text = markdown(result)
     console.print(text)
     for variant in result.variants:
