@@ -20,6 +20,9 @@ import the controller into processes of their own):
 
 And the C allocator (glibc) keeps at most two arenas (`limit_malloc_arenas`), not one per
 worker thread: free memory held per arena had put the peak RSS past what a replica is sized for.
+With two, glibc holds little free memory in a long run (docs/benchmarks.md, "What grows in a
+long run"): `trim_malloc` every minute gave a watching process back 1 MiB of ~145, so nothing
+calls it periodically; the memory soak uses it to tell held memory from memory in use.
 """
 
 from __future__ import annotations
