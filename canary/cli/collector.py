@@ -83,9 +83,9 @@ def _libc() -> ctypes.CDLL | None:
 
 
 def trim_malloc() -> bool:
-    """Give the free memory glibc's malloc holds at the top of its heaps back to the system
-    (``malloc_trim(0)``); True when some was released, False when none was or the C library
-    has no ``malloc_trim`` (not glibc)."""
+    """Give the free memory glibc's malloc holds back to the system (``malloc_trim(0)``: the
+    whole free pages in its heaps, not only at their tops); True when some was released, False
+    when none was or the C library has no ``malloc_trim`` (not glibc)."""
     libc = _libc()
     trim = getattr(libc, "malloc_trim", None)
     if trim is None:
