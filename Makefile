@@ -70,6 +70,13 @@ bench-chaos: $(VENV)/.installed
 bench-watch: $(VENV)/.installed
 	$(BIN)/python benchmarks/watch_cost.py
 
+## bench-memory: a controller's RSS over a 20-minute soak, ticking 500 Rollouts that keep cycling,
+## new ones created and deleted, a watch-only process beside it (docs/benchmarks.md)
+.PHONY: bench-memory
+bench-memory: $(VENV)/.installed
+	nice -n 10 $(BIN)/python benchmarks/memory_soak.py --mode tick --size 500 --minutes 20 \
+		--recreate 0.5 --variants base,base --types-every 120 --write
+
 ## bench-sim: simulated rollouts per second on one core (docs/benchmarks.md)
 bench-sim: $(VENV)/.installed
 	$(BIN)/python benchmarks/simulator.py

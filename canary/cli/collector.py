@@ -20,6 +20,9 @@ import the controller into processes of their own):
 
 And the C allocator (glibc) keeps at most two arenas (`limit_malloc_arenas`), not one per
 worker thread: free memory held per arena had put the peak RSS past what a replica is sized for.
+With two, glibc holds little free memory in a long run (docs/benchmarks.md, "What grows in a
+long run"): `trim_malloc` every minute gave a watching process back 1 MiB of ~145, so nothing
+calls it periodically; the memory soak uses it to tell held memory from memory in use.
 """
 
 from __future__ import annotations
@@ -70,6 +73,26 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
     if not done:
         log.debug("mallopt refused the arena limit")
     return done
+
+
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c"))
+    except (OSError, TypeError):
+        return None
+
+
+def trim_malloc() -> bool:
+    """Give the free memory glibc's malloc holds back to the system (``malloc_trim(0)``: the
+    whole free pages in its heaps, not only at their tops); True when some was released, False
+    when none was or the C library has no ``malloc_trim`` (not glibc)."""
+    libc = _libc()
+    trim = getattr(libc, "malloc_trim", None)
+    if trim is None:
+        return False
+    trim.argtypes = (ctypes.c_size_t,)
+    trim.restype = ctypes.c_int
+    return bool(trim(0))
 
 
 def freeze_startup_heap() -> int:

@@ -30,6 +30,7 @@ import copy
 import functools
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 
@@ -47,6 +48,9 @@ ObjectKey = tuple[str, str, str]
 DELETED = "<deleted>"
 """The fence of an object the controller deleted: read it from the API server until the
 cache has dropped it too."""
+RECENTLY_DELETED = 4096
+"""The uids of the last deletions the caches showed, remembered so that a write's answer
+recorded after its object's deletion was seen leaves no fence (`CachedKube._record`)."""
 
 
 class CachedKube(Kube):
@@ -70,7 +74,11 @@ class CachedKube(Kube):
         self.synced = synced
         self.echoes = echoes
         self._lock = threading.Lock()
-        self._fences: dict[ObjectKey, str] = {}
+        self._fences: dict[ObjectKey, tuple[str, str]] = {}
+        """The version (and uid) of the object each of this controller's writes answered
+        with, until the cache shows it, or shows that object deleted."""
+        self._deleted: OrderedDict[str, None] = OrderedDict()
+        """The uids of the last `RECENTLY_DELETED` deletions the caches showed."""
         self._written: dict[ObjectKey, str] = {}
         """The resourceVersion of each cached object's last write by this controller."""
         self._local = threading.local()
@@ -91,6 +99,16 @@ class CachedKube(Kube):
         found = cache.get(namespace, name)
         # a copy: the tick may change what it read (the cache's objects are shared)
         return _copy(found) if found is not None else None
+
+    def holds(self, kind: Kind, namespace: str, name: str) -> bool | None:
+        """Whether the (synced) cache holds the object now, without copying it; None when
+        there is no cache of ``kind`` for ``namespace`` to ask. A tick that ran while its
+        Rollout was deleted asks, once it has recorded what it did: False means the
+        deletion's watch event has been handled (and the Rollout forgotten) meanwhile."""
+        cache = self.caches.get(kind.kind)
+        if cache is None or not self.synced(kind, namespace):
+            return None
+        return cache.get(namespace, name) is not None
 
     def list_labelled(
         self, kind: Kind, namespace: str, labels: Mapping[str, str]
@@ -153,7 +171,7 @@ class CachedKube(Kube):
 
     def patch(self, kind: Kind, namespace: str, name: str, body: Json) -> Json:
         stored = super().patch(kind, namespace, name, body)
-        self._record(kind.kind, namespace, name, version_of(stored))
+        self._record(kind.kind, namespace, name, version_of(stored), _uid(stored))
         return stored
 
     def apply(self, obj: Json) -> Json:
@@ -167,7 +185,7 @@ class CachedKube(Kube):
     def scale(self, kind: Kind, namespace: str, name: str, replicas: int) -> Json:
         # the Scale's resourceVersion is the Deployment's
         stored = super().scale(kind, namespace, name, replicas)
-        self._record(kind.kind, namespace, name, version_of(stored))
+        self._record(kind.kind, namespace, name, version_of(stored), _uid(stored))
         return stored
 
     def delete(self, kind: Kind, namespace: str, name: str) -> bool:
@@ -191,12 +209,11 @@ class CachedKube(Kube):
     def _fence(self, sent: Json, stored: Json) -> Json:
         meta = sent.get("metadata") or {}
         kind = str(sent.get("kind"))
-        self._record(
-            kind, str(meta.get("namespace") or ""), str(meta.get("name") or ""), version_of(stored)
-        )
+        namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
+        self._record(kind, namespace, name, version_of(stored), _uid(stored))
         return stored
 
-    def _record(self, kind: str, namespace: str, name: str, version: str) -> None:
+    def _record(self, kind: str, namespace: str, name: str, version: str, uid: str = "") -> None:
         cache = self.caches.get(kind)
         if cache is None:
             return
@@ -204,25 +221,37 @@ class CachedKube(Kube):
         if not version:  # an answer without a version: read it until the cache agrees
             version = DELETED if cache.get(namespace, name) is None else "<unknown>"
         with self._lock:
-            if version == DELETED:
+            if version == DELETED or (uid and uid in self._deleted):
+                # (the second: the object's deletion was seen before this answer was recorded:
+                # the cache is past the write, and no event will show its version again)
                 self._written.pop(key, None)
+                version = DELETED
             else:
                 self._written[key] = version
             if _version(cache.get(namespace, name)) == version:
                 self._fences.pop(key, None)  # the watch was faster than the answer
             else:
-                self._fences[key] = version
+                self._fences[key] = (version, uid)
 
     def _seen(self, kind: str, event: str, old: Json | None, new: Json | None) -> None:
         """A cache's change: the fence of an object whose version (or deletion) it now shows
-        is lifted."""
+        is lifted; the deletion of the object a fence was left by lifts it too (a relist may
+        have skipped the version: a fence no event can lift would stay for good)."""
         meta = (new or old or {}).get("metadata") or {}
         key = (kind, str(meta.get("namespace") or ""), str(meta.get("name") or ""))
         shown = _version(new if event != "DELETED" else None)
+        uid = str(meta.get("uid") or "")
         with self._lock:
             if event == "DELETED":
                 self._written.pop(key, None)
-            if self._fences.get(key) == shown:
+                if uid:
+                    self._deleted[uid] = None
+                    while len(self._deleted) > RECENTLY_DELETED:
+                        self._deleted.popitem(last=False)
+            fence = self._fences.get(key)
+            if fence is not None and (
+                fence[0] == shown or (event == "DELETED" and uid and fence[1] == uid)
+            ):
                 del self._fences[key]
 
 
@@ -239,6 +268,10 @@ def _copy(obj: Json) -> Json:
     except orjson.JSONEncodeError:
         return copy.deepcopy(obj)
     return copied if copied == obj else copy.deepcopy(obj)
+
+
+def _uid(obj: Json) -> str:
+    return str((obj.get("metadata") or {}).get("uid") or "")
 
 
 def _version(obj: Json | None) -> str:

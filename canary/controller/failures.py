@@ -13,6 +13,7 @@ once (it re-reads first).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -66,8 +67,11 @@ class TickFailures:
             log.warning("%s: tick failed: %s (again in %.1fs)", key, message, delay)
         else:
             log.exception("%s: tick failed (again in %.1fs)", key, delay)
-        if message != last:  # one Event per distinct problem, not one per retry
-            self._record(namespace, name, message)
+        obj = self._rollout(namespace, name)
+        if obj is None:  # deleted as it ticked (see `forget`)
+            self.forget(namespace, name)
+        elif message != last:  # one Event per distinct problem, not one per retry
+            self._record(obj, message)
         return delay, message
 
     def invalid(self, obj: Json, problems: list[str], now: datetime) -> str:
@@ -88,11 +92,25 @@ class TickFailures:
         with self._lock:
             self._errors.pop(key, None)
 
-    def _record(self, namespace: str, name: str, message: str) -> None:
-        event = Event(reason="ReconcileError", message=message, warning=True)
+    def forget(self, namespace: str, name: str) -> None:
+        """The Rollout is gone: its failures and its labelled series go too. A tick that
+        failed because its Rollout was deleted while it ran (its status write answered 404)
+        ends after the deletion's watch event has forgotten the Rollout; what it recorded
+        would otherwise stay for the life of the process, one entry per deleted name."""
+        self.clear(f"{namespace}/{name}")
+        self.metrics.forget(namespace, name)
+
+    def _rollout(self, namespace: str, name: str) -> Json | None:
+        """The Rollout as the caches (or the API server) have it now; on a read that fails,
+        an empty object (it is not known to be gone)."""
         try:
-            obj = self.kube.get(ROLLOUT, namespace, name)
-            if obj is not None:
-                post_events(self.kube, addressee(obj), [event], self.clock(), self.identity)
+            return self.kube.get(ROLLOUT, namespace, name)
         except (KubeError, NotLeaderError, OSError):
-            pass
+            return {}
+
+    def _record(self, obj: Json, message: str) -> None:
+        if not obj:
+            return
+        event = Event(reason="ReconcileError", message=message, warning=True)
+        with contextlib.suppress(KubeError, NotLeaderError, OSError):
+            post_events(self.kube, addressee(obj), [event], self.clock(), self.identity)
