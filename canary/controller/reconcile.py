@@ -57,6 +57,7 @@ from pydantic import ValidationError
 from canary.analysis.checks import CheckResolutionError, resolve_checks
 from canary.analysis.policies import AnyPolicy
 from canary.analysis.provider import MetricsProvider
+from canary.controller.cached import CachedKube
 from canary.controller.commands import CommandSource, abort_waiting, listed, pending
 from canary.controller.decision import Decided, Decider
 from canary.controller.deletion import ensure_finalizer, finalize_deleted
@@ -167,6 +168,11 @@ class Reconciler:
                 self._checked.discard(key)
         if not ok:
             self._routes.distrust(key)
+        if isinstance(self.kube, CachedKube) and self.kube.holds(ROLLOUT, namespace, name) is False:
+            # deleted while this tick ran: its deletion's watch event forgot it first, and this
+            # tick's bookkeeping would otherwise outlive it for the life of the process
+            self.forget(key)
+            self.metrics.forget(namespace, name)
         self.metrics.reconcile_duration.labels(outcome.outcome).observe(time.monotonic() - started)
         wake = current_wake() or (EARLY if early else SCHEDULED)
         self.metrics.ticks.labels(wake, outcome.effect).inc()

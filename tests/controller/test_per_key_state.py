@@ -17,7 +17,6 @@ import threading
 from contextlib import suppress
 from typing import Any
 
-import pytest
 from controller_support import ROLLOUTS, Cluster, deployment, rollout, wait_for
 from state_sizes import grown, state_sizes
 
@@ -120,11 +119,6 @@ def test_per_rollout_state_goes_with_the_rollout(cluster: Cluster) -> None:
     assert not [line for line in exposition.splitlines() if "first-" in line or "second-" in line]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Reconciler.tick records the Rollout as checked after a tick that outlived its "
-    "deletion (canary/controller/reconcile.py: the change is in the memory soak's report)",
-)
 def test_a_tick_that_outlives_its_rollouts_deletion_leaves_nothing(cluster: Cluster) -> None:
     controller = cluster.controller()
     assert controller.wait_synced(30)
