@@ -15,7 +15,7 @@ def test_memory_soak_samples_a_ticking_and_a_watching_controller(tmp_path: Path)
     out = tmp_path / "soak.json"
     run = run_benchmark(
         "memory_soak.py",
-        *("--mode", "tick", "--size", "6", "--minutes", "0.75", "--warmup", "0.1"),
+        *("--mode", "tick", "--size", "6", "--minutes", "0.45", "--warmup", "0.1"),
         *("--every", "1", "--recreate", "1", "--recreated", "2", "--interval", "2"),
         *("--variants", "base,trim", "--trim-every", "5", "--json", str(out)),
         timeout=240,
@@ -28,7 +28,7 @@ def test_memory_soak_samples_a_ticking_and_a_watching_controller(tmp_path: Path)
     assert (ticking["role"], watching["role"]) == ("tick", "watch")
     for variant in (ticking, watching):
         rss = [s["rss_mib"] for s in variant["samples"]]
-        assert len(rss) >= 20
+        assert len(rss) >= 15
         assert min(rss) > 0
         assert variant["synced_at"] > 0
         stats = variant["child_stats"]
