@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -142,15 +142,32 @@ class FakeKubelet:
         while not self._stop.wait(self.every):
             for item in self.api.list("apps/v1", "Deployment", self.namespace):
                 name = item["metadata"]["name"]
-                wanted = item["spec"].get("replicas", 1)
-                status = item.get("status") or {}
-                current = (
-                    status.get("observedGeneration") == item["metadata"].get("generation")
-                    and status.get("readyReplicas", 0) == wanted
-                )
-                if wanted and not current and name not in self.paused:
+                if not deployment_ready(item) and name not in self.paused:
                     with suppress(ApiError):  # deleted meanwhile
                         self.api.set_deployment_ready(self.namespace, name)
+
+
+def deployment_ready(found: Json) -> bool:
+    """Every replica the Deployment wants is ready at its current generation (or it wants none)."""
+    wanted = found["spec"].get("replicas", 1)
+    status = found.get("status") or {}
+    current = status.get("observedGeneration") == found["metadata"].get("generation")
+    return not wanted or (current and status.get("readyReplicas", 0) == wanted)
+
+
+def wait_rollouts_ready(cluster: Cluster, names: Iterable[str], what: str = "the pods") -> None:
+    """The fake kubelet has caught up with the target and primary of each Rollout in ``names``."""
+    names = list(names)
+
+    def ready() -> bool:
+        for name in names:
+            for deployed in (name, f"{name}-primary"):
+                found = cluster.get("apps/v1", "Deployment", deployed)
+                if found is not None and not deployment_ready(found):
+                    return False
+        return True
+
+    wait_for(what, ready, every=0.02)
 
 
 def live_route_objects(api: ApiServer, namespace: str, name: str) -> list[Json]:

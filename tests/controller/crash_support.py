@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from controller_support import Cluster, deployment, rollout, wait_for
+from controller_support import Cluster, deployment, rollout, wait_for, wait_rollouts_ready
 from tick_support import Judged
 
 from canary.controller.kube import Kube, KubeError
@@ -129,20 +129,7 @@ class Driver:
 
     def settle(self) -> None:
         """The fake kubelet has caught up with every Deployment of this rollout."""
-
-        def ready() -> bool:
-            for name in (self.name, f"{self.name}-primary"):
-                found = self.cluster.get("apps/v1", "Deployment", name)
-                if found is None:
-                    continue
-                wanted = found["spec"].get("replicas", 1)
-                status = found.get("status") or {}
-                current = status.get("observedGeneration") == found["metadata"]["generation"]
-                if wanted and not (current and status.get("readyReplicas") == wanted):
-                    return False
-            return True
-
-        wait_for(f"{self.name}'s pods", ready, every=0.02)
+        wait_rollouts_ready(self.cluster, [self.name], f"{self.name}'s pods")
 
     def _tick(self, reconciler: Reconciler) -> bool:
         self.at += TICK

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from controller_support import Cluster, deployment, rollout, wait_for
+from controller_support import Cluster, deployment, rollout, wait_for, wait_rollouts_ready
 from tick_support import Judged
 
 from canary.controller import event_sender
@@ -170,20 +170,7 @@ class Fleet:
         self.pods_ready()
 
     def pods_ready(self) -> None:
-        def ready() -> bool:
-            for name in self.names:
-                for deployed in (name, f"{name}-primary"):
-                    found = self.cluster.get("apps/v1", "Deployment", deployed)
-                    if found is None:
-                        continue
-                    wanted = found["spec"].get("replicas", 1)
-                    status = found.get("status") or {}
-                    current = status.get("observedGeneration") == found["metadata"]["generation"]
-                    if wanted and not (current and status.get("readyReplicas") == wanted):
-                        return False
-            return True
-
-        wait_for("the pods", ready, every=0.02)
+        wait_rollouts_ready(self.cluster, self.names)
 
     def phases(self) -> set[str]:
         return {str(self.cluster.phase(name)) for name in self.names}
