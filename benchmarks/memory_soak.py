@@ -52,7 +52,7 @@ from collections import deque
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -165,16 +165,15 @@ class _KindCount:
         pass
 
 
-class Churn:
-    """Rewrites objects at a fixed rate on a thread (watch mode; see the module)."""
+class Paced:
+    """A thread doing ``_run`` at ``rate`` a second (none at rate 0) until `stop`."""
 
-    def __init__(self, cluster: Cluster, rate: float) -> None:
+    def __init__(self, cluster: Cluster, rate: float, name: str) -> None:
         self.cluster, self.rate = cluster, rate
-        self.writes = 0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="soak-churn", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    def start(self) -> Churn:
+    def start(self) -> Self:
         if self.rate > 0:
             self._thread.start()
         return self
@@ -183,6 +182,17 @@ class Churn:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(10)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class Churn(Paced):
+    """Rewrites objects at a fixed rate on a thread (watch mode; see the module)."""
+
+    def __init__(self, cluster: Cluster, rate: float) -> None:
+        self.writes = 0
+        super().__init__(cluster, rate, "soak-churn")
 
     def _run(self) -> None:
         api, names = self.cluster.api, self.cluster.names
@@ -210,25 +220,14 @@ class Churn:
             self.writes += 1
 
 
-class Recreate:
+class Recreate(Paced):
     """New Rollouts under new names at a fixed rate, the oldest deleted (see the module)."""
 
     def __init__(self, cluster: Cluster, rate: float, kept: int, interval: float) -> None:
-        self.cluster, self.rate, self.kept, self.interval = cluster, rate, kept, interval
+        self.kept, self.interval = kept, interval
         self.created = 0
         self._live: deque[str] = deque()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="soak-recreate", daemon=True)
-
-    def start(self) -> Recreate:
-        if self.rate > 0:
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(10)
+        super().__init__(cluster, rate, "soak-recreate")
 
     def _run(self) -> None:
         api = self.cluster.api
